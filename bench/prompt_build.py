@@ -1,0 +1,169 @@
+"""Time to build one reply's prompt for chats of 10, 1,000 and 10,000 messages, side by side.
+
+Builds the prompt as a reply job does (bounded history tail, pinned memories,
+summary, lorebook, recall over stored message vectors, then the builder) on a
+SQLite database in a temporary folder, with a 2048-token context. The target:
+the 10,000-message chat at most 2x the 10-message one, because a turn reads
+only the tail that can fit and the vectors added since the last turn.
+
+    python bench/prompt_build.py [--runs 50] [--embedding lexical|minilm|auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from personae.container import build_container
+from personae.llm.prompt import approx_tokens
+from personae.services.prompting import assemble_prompt
+from personae.settings import Settings
+from personae.storage import migrate
+from personae.storage.repos import accounts as account_repo
+from personae.storage.repos import characters as character_repo
+from personae.storage.repos import chats as chat_repo
+from personae.storage.repos import memories as memory_repo
+
+SIZES = (10, 1_000, 10_000)
+CONTEXT = 2048
+BOOK = {
+    "name": "b",
+    "description": "",
+    "scan_depth": 2,
+    "token_budget": 200,
+    "recursive_scanning": False,
+    "extensions": {},
+    "entries": [
+        {
+            "keys": ["lighthouse"],
+            "secondary_keys": [],
+            "content": "The lighthouse is dark.",
+            "id": 1,
+        },
+        {
+            "keys": [],
+            "secondary_keys": [],
+            "content": "The town is Saltmere.",
+            "constant": True,
+            "id": 2,
+        },
+    ],
+}
+
+
+async def _make_chat(container, owner_id: str, character_id: str, size: int) -> str:  # type: ignore[no-untyped-def]
+    async with container.database.write() as tx:
+        chat_id = await chat_repo.insert_chat(
+            tx,
+            owner_id=owner_id,
+            character_id=character_id,
+            title="t",
+            persona_name="Sam",
+            persona_description="",
+        )
+        chat = await chat_repo.lock_chat(tx, chat_id)
+        await chat_repo.reserve_positions(tx, chat, size)
+        for position in range(size):
+            await chat_repo.insert_message(
+                tx,
+                chat_id=chat_id,
+                role="user" if position % 2 else "assistant",
+                position=position,
+                status="complete",
+                content=f"Message {position}: we talk about the harbour, the boats and the "
+                f"weather, as we do every evening by the quay.",
+            )
+        await memory_repo.insert_memory(
+            tx, chat_id=chat_id, kind="pinned", content="Sam owes 3 coins."
+        )
+        if size > 100:
+            await memory_repo.insert_memory(
+                tx,
+                chat_id=chat_id,
+                kind="summary",
+                content="They met long ago.",
+                through_position=size - 200,
+            )
+    return chat_id
+
+
+async def _build(container, chat_id: str, before: int) -> float:  # type: ignore[no-untyped-def]
+    started = time.perf_counter()
+    async with container.database.read() as tx:
+        chat = await chat_repo.get_chat(tx, chat_id)
+        character = await character_repo.get_character(tx, chat.character_id)
+    window = await container.memory.history_window(chat_id, before, CONTEXT)
+    memory = await container.memory.prompt_memory(chat_id, window, before)
+    assemble_prompt(
+        character,
+        chat,
+        window.messages,
+        partial_reply="",
+        budget_tokens=CONTEXT - 216,
+        count=approx_tokens,
+        memory=memory,
+    )
+    return time.perf_counter() - started
+
+
+async def run(runs: int, embedding: str) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        settings = Settings(
+            environment="development",
+            data_dir=Path(folder),
+            seed_demo=False,
+            log_json=False,
+            embedding_model=embedding,  # type: ignore[arg-type]
+        )
+        container = build_container(settings)
+        await migrate.upgrade(container.database)
+        async with container.database.write() as tx:
+            user = await account_repo.insert_user(
+                tx, username="bench", display_name="Bench", password_hash=None
+            )
+            user_id = user.id
+            character_id = await character_repo.insert_character(
+                tx,
+                user_id,
+                {
+                    "name": "Ilsa",
+                    "description": "A harbour pilot.",
+                    "character_book": BOOK,
+                    "alternate_greetings": [],
+                    "tags": [],
+                    "extensions": {},
+                },
+            )
+        chats = {size: await _make_chat(container, user_id, character_id, size) for size in SIZES}
+        for size, chat_id in chats.items():
+            for _ in range(4):  # the first turn indexes the vectors once
+                await _build(container, chat_id, size)
+        # Sizes take turns, so a busy moment of the machine hits each alike.
+        times: dict[int, list[float]] = {size: [] for size in SIZES}
+        for _ in range(runs):
+            for size, chat_id in chats.items():
+                times[size].append(await _build(container, chat_id, size))
+        medians = {size: statistics.median(values) for size, values in times.items()}
+        await container.database.dispose()
+    print(f"embedder: {container.memory.recall.embedder.name if container.memory.recall else '-'}")
+    print(f"{'messages':>10} {'median ms':>10} {'vs 10':>7}")
+    for size in SIZES:
+        print(f"{size:>10} {medians[size] * 1000:>10.2f} {medians[size] / medians[10]:>6.2f}x")
+    verdict = "met" if medians[10_000] <= 2 * medians[10] else "MISSED"
+    print(f"target (10,000 at most 2x the 10-message chat): {verdict}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--embedding", default="auto", choices=["auto", "lexical", "minilm"])
+    arguments = parser.parse_args()
+    asyncio.run(run(arguments.runs, arguments.embedding))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""ASGI middleware: request ids, the body size limit, and the last line against bare 500s."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from urllib.parse import parse_qsl
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from personae.api.problems import internal_error_response, problem_response
+from personae.errors import AppError, NotFound, PayloadTooLarge, ValidationFailed
+from personae.logs import request_id_var
+
+log = logging.getLogger("personae.http")
+_INCOMING_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+def _incoming_request_id(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name == b"x-request-id":
+            text = value.decode("latin-1")
+            return text if _INCOMING_ID.match(text) else None
+    return None
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _refuse_nul(scope: Scope) -> AppError | None:
+    """NUL in an address: PostgreSQL cannot even compare it, so stop it at the door."""
+    if "\x00" in scope["path"]:
+        return NotFound("There is nothing at this address.")
+    query = scope.get("query_string", b"").decode("latin-1")
+    names = [name for name, value in parse_qsl(query, keep_blank_values=True) if "\x00" in value]
+    if names:
+        return ValidationFailed(
+            f"{', '.join(names)}: must not contain NUL characters",
+            extra={
+                "errors": [
+                    {"field": name, "location": "query", "message": "contains a NUL character"}
+                    for name in names
+                ]
+            },
+        )
+    return None
+
+
+async def _read_body(receive: Receive, limit: int) -> list[Message] | None:
+    """The request's body messages, or None as soon as the body passes `limit` bytes."""
+    messages: list[Message] = []
+    size = 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            return messages  # the client went away: let the app see it
+        size += len(message.get("body", b""))
+        if size > limit:
+            return None
+        if not message.get("more_body", False):
+            return messages
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    """Hand the buffered messages to the app, then the live ones (disconnects)."""
+    pending = list(messages)
+
+    async def replay() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replay
+
+
+class RequestContextMiddleware:
+    """Gives every request an id (header, logs, error bodies), caps the body size,
+    and turns any unexpected exception into a generic problem+json 500."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        max_upload_bytes: int | None = None,
+        upload_paths: re.Pattern[str] | None = None,
+    ) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.max_upload_bytes = max_upload_bytes or max_body_bytes
+        self.upload_paths = upload_paths
+
+    def _limit(self, scope: Scope) -> int:
+        """File uploads (paths matching `upload_paths`) get their own, larger limit."""
+        if self.upload_paths is not None and self.upload_paths.fullmatch(scope["path"]):
+            return self.max_upload_bytes
+        return self.max_body_bytes
+
+    async def _admit(self, scope: Scope, receive: Receive) -> tuple[AppError | None, Receive]:
+        """Refuse what must not reach the app: a body over the limit, NUL in the address."""
+        limit = self._limit(scope)
+        too_large = PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+        length = _content_length(scope)
+        if length is not None and length > limit:
+            return too_large, receive
+        refused = _refuse_nul(scope)
+        if refused is not None or length is not None:
+            return refused, receive
+        # A body without a length (chunked) is read here, up to the limit: raised from
+        # inside the app, the error would be turned into a 400 by FastAPI's body parsing.
+        buffered = await _read_body(receive, limit)
+        if buffered is None:
+            return too_large, receive
+        return None, _replay(buffered, receive)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _incoming_request_id(scope) or secrets.token_hex(8)
+        token = request_id_var.set(request_id)
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            refused, receive = await self._admit(scope, receive)
+            if refused is not None:
+                await problem_response(refused)(scope, receive, send_with_id)
+            else:
+                await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("unexpected error", extra={"path": scope.get("path")})
+            if not started:
+                await internal_error_response()(scope, receive, send_with_id)
+        finally:
+            request_id_var.reset(token)

@@ -1,0 +1,114 @@
+"""Registration, login, logout, the current user, sessions and API tokens."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response, status
+
+from personae.api.deps import (
+    ContainerDep,
+    CurrentPrincipal,
+    CurrentUser,
+    clear_session_cookies,
+    client_ip,
+    set_session_cookies,
+)
+from personae.api.schemas.accounts import (
+    LoginRequest,
+    RegisterRequest,
+    SessionOpened,
+    SessionPublic,
+    TokenCreate,
+    TokenCreated,
+    TokenPublic,
+    UserPublic,
+)
+from personae.services.accounts import NewSession
+
+router = APIRouter(prefix="/api/v1", tags=["accounts"])
+
+
+def _opened(response: Response, container: ContainerDep, opened: NewSession) -> SessionOpened:
+    set_session_cookies(response, container, opened.token, opened.session.csrf_token)
+    return SessionOpened(
+        user=UserPublic.model_validate(opened.user),
+        csrf_token=opened.session.csrf_token,
+        expires_at=opened.session.expires_at,
+    )
+
+
+@router.post("/auth/register", status_code=status.HTTP_201_CREATED)
+async def register(
+    body: RegisterRequest, request: Request, response: Response, container: ContainerDep
+) -> SessionOpened:
+    user = await container.accounts.register(
+        body.username, body.password, display_name=body.display_name, ip=client_ip(request)
+    )
+    opened = await container.accounts.open_session(
+        user, ip=client_ip(request), user_agent=request.headers.get("user-agent")
+    )
+    return _opened(response, container, opened)
+
+
+@router.post("/auth/login")
+async def login(
+    body: LoginRequest, request: Request, response: Response, container: ContainerDep
+) -> SessionOpened:
+    opened = await container.accounts.login(
+        body.username,
+        body.password,
+        ip=client_ip(request),
+        user_agent=request.headers.get("user-agent"),
+    )
+    return _opened(response, container, opened)
+
+
+@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
+async def logout(principal: CurrentPrincipal, response: Response, container: ContainerDep) -> None:
+    await container.accounts.logout(principal)
+    clear_session_cookies(response)
+
+
+@router.get("/me")
+async def me(user: CurrentUser) -> UserPublic:
+    return UserPublic.model_validate(user)
+
+
+@router.get("/me/sessions")
+async def list_sessions(
+    principal: CurrentPrincipal, container: ContainerDep
+) -> list[SessionPublic]:
+    current_id = principal.session.id if principal.session else None
+    sessions = await container.accounts.list_sessions(principal.user)
+    return [
+        SessionPublic.model_validate(session).model_copy(
+            update={"current": session.id == current_id}
+        )
+        for session in sessions
+    ]
+
+
+@router.delete("/me/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def revoke_session(session_id: str, user: CurrentUser, container: ContainerDep) -> None:
+    await container.accounts.revoke_session(user, session_id)
+
+
+@router.post("/tokens", status_code=status.HTTP_201_CREATED)
+async def create_token(
+    body: TokenCreate, user: CurrentUser, container: ContainerDep
+) -> TokenCreated:
+    created = await container.accounts.create_token(user, body.name)
+    return TokenCreated.model_validate(
+        {**TokenPublic.model_validate(created.record).model_dump(), "token": created.token}
+    )
+
+
+@router.get("/tokens")
+async def list_tokens(user: CurrentUser, container: ContainerDep) -> list[TokenPublic]:
+    return [
+        TokenPublic.model_validate(token) for token in await container.accounts.list_tokens(user)
+    ]
+
+
+@router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def revoke_token(token_id: str, user: CurrentUser, container: ContainerDep) -> None:
+    await container.accounts.revoke_token(user, token_id)

@@ -1,0 +1,60 @@
+"""Bodies of the account, session and token endpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import Field
+
+from personae.api.schemas.common import Input, Output
+
+
+class RegisterRequest(Input):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+    display_name: str | None = Field(default=None, max_length=64)
+
+
+class LoginRequest(Input):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class UserPublic(Output):
+    id: str
+    username: str
+    display_name: str
+    role: str
+    created_at: datetime
+
+
+class SessionOpened(Output):
+    user: UserPublic
+    csrf_token: str
+    expires_at: datetime
+
+
+class SessionPublic(Output):
+    id: str
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    user_agent: str | None
+    ip: str | None
+    current: bool = False
+
+
+class TokenCreate(Input):
+    name: str = Field(min_length=1, max_length=64)
+
+
+class TokenPublic(Output):
+    id: str
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+class TokenCreated(TokenPublic):
+    token: str = Field(description="Shown once; only a hash is kept.")

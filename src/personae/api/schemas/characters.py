@@ -1,0 +1,119 @@
+"""Bodies of the character endpoints (fields of Character Card V2/V3)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StringConstraints, field_validator
+
+from personae.api.schemas.common import Input, Output
+
+Visibility = Literal["public", "unlisted", "private"]
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
+LongText = Annotated[str, StringConstraints(max_length=32_000)]
+Greeting = Annotated[str, StringConstraints(max_length=16_000)]
+
+
+class CharacterFields(Input):
+    tagline: str = Field(default="", max_length=256)
+    description: LongText = ""
+    personality: LongText = ""
+    scenario: LongText = ""
+    first_message: Greeting = ""
+    alternate_greetings: list[Greeting] = Field(default_factory=list, max_length=32)
+    example_dialogues: LongText = ""
+    system_prompt: LongText = ""
+    post_history_instructions: LongText = ""
+    creator_notes: LongText = ""
+    tags: list[Tag] = Field(default_factory=list, max_length=20)
+    avatar: str | None = Field(default=None, max_length=512_000)
+    visibility: Visibility = "public"
+    extensions: dict[str, Any] = Field(default_factory=dict)
+    nickname: str = Field(default="", max_length=128)
+    creator: str = Field(default="", max_length=128)
+    character_version: str = Field(default="", max_length=64)
+    group_only_greetings: list[Greeting] = Field(default_factory=list, max_length=100)
+    # A lorebook in the card format (`character_book`); stored normalised.
+    character_book: dict[str, Any] | None = None
+
+
+class CharacterCreate(CharacterFields):
+    name: str = Field(min_length=1, max_length=128)
+
+
+_NULLABLE = frozenset({"avatar", "character_book"})
+_NOT_NULLABLE = tuple(name for name in CharacterCreate.model_fields if name not in _NULLABLE)
+
+
+class CharacterUpdate(Input):
+    """Only the fields sent are changed."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=128)
+    tagline: str | None = Field(default=None, max_length=256)
+    description: LongText | None = None
+    personality: LongText | None = None
+    scenario: LongText | None = None
+    first_message: Greeting | None = None
+    alternate_greetings: list[Greeting] | None = Field(default=None, max_length=32)
+    example_dialogues: LongText | None = None
+    system_prompt: LongText | None = None
+    post_history_instructions: LongText | None = None
+    creator_notes: LongText | None = None
+    tags: list[Tag] | None = Field(default=None, max_length=20)
+    avatar: str | None = Field(default=None, max_length=512_000)
+    visibility: Visibility | None = None
+    extensions: dict[str, Any] | None = None
+    nickname: str | None = Field(default=None, max_length=128)
+    creator: str | None = Field(default=None, max_length=128)
+    character_version: str | None = Field(default=None, max_length=64)
+    group_only_greetings: list[Greeting] | None = Field(default=None, max_length=100)
+    character_book: dict[str, Any] | None = None
+
+    # Runs only on fields that were sent, so a missing field keeps its value but an
+    # explicit null is refused under the field's own name.
+    @field_validator(*_NOT_NULLABLE)
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("cannot be null; leave the field out to keep it")
+        return value
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True)
+
+
+class CharacterPublic(Output):
+    id: str
+    owner_id: str
+    owner_username: str
+    name: str
+    tagline: str
+    description: str
+    personality: str
+    scenario: str
+    first_message: str
+    alternate_greetings: list[str]
+    example_dialogues: str
+    system_prompt: str
+    post_history_instructions: str
+    creator_notes: str
+    tags: list[str]
+    avatar: str | None
+    visibility: Visibility
+    extensions: dict[str, Any]
+    nickname: str
+    creator: str
+    character_version: str
+    group_only_greetings: list[str]
+    creation_date: int | None
+    character_book: dict[str, Any] | None
+    chat_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class CharacterPage(Output):
+    items: list[CharacterPublic]
+    limit: int
+    offset: int

@@ -1,0 +1,130 @@
+"""Bodies of the chat and message endpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from personae.api.schemas.common import Input, Output
+
+# Replies: queued -> generating -> complete | stopped | failed. A user message is
+# complete, or waiting when the waiting room refused it (send it again to retry).
+ReplyStatus = Literal["queued", "generating", "complete", "stopped", "failed", "waiting"]
+
+
+class PersonaIn(Input):
+    name: str = Field(min_length=1, max_length=64)
+    description: str = Field(default="", max_length=4000)
+
+
+class ChatCreate(Input):
+    character_id: str = Field(min_length=1, max_length=64)
+    persona: PersonaIn | None = None
+    persona_id: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class ChatUpdate(Input):
+    title: str | None = Field(default=None, min_length=1, max_length=128)
+    persona_id: str | None = Field(default=None, min_length=1, max_length=64)
+
+    @model_validator(mode="after")
+    def _something(self) -> ChatUpdate:
+        if self.title is None and self.persona_id is None:
+            raise ValueError("send title, persona_id or both")
+        return self
+
+
+class ChatPublic(Output):
+    id: str
+    character_id: str
+    character_name: str
+    title: str
+    persona_name: str
+    persona_id: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ChatPage(Output):
+    items: list[ChatPublic]
+    limit: int
+    offset: int
+
+
+class MessagePublic(Output):
+    id: str
+    chat_id: str
+    role: str
+    position: int
+    swipe_index: int
+    swipe_count: int
+    selected: bool
+    parent_id: str | None
+    client_id: str | None
+    content: str
+    status: ReplyStatus
+    error_code: str | None
+    retryable: bool
+    rating: int | None
+    labels: dict[str, Any]
+    backend: str | None = Field(default=None, description="The backend that wrote the reply.")
+    fallback: bool = Field(default=False, description="Written by a fallback model.")
+    quality: str | None = Field(
+        default=None, description="ok, or why the quality gate flagged the reply."
+    )
+    created_at: datetime
+    updated_at: datetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_labels(cls, value: Any) -> Any:
+        labels = getattr(value, "labels", None)
+        if isinstance(labels, dict):
+            return {
+                **{name: getattr(value, name) for name in cls.model_fields if hasattr(value, name)},
+                "fallback": bool(labels.get("fallback", False)),
+                "quality": labels.get("quality"),
+            }
+        return value
+
+
+class MessagePage(Output):
+    items: list[MessagePublic]
+    has_more: bool
+
+
+class SendRequest(Input):
+    content: str = Field(min_length=1, max_length=100_000)
+
+
+class QueuePublic(Output):
+    position: int
+    estimated_start_s: float | None
+
+
+class ReplyPublic(MessagePublic):
+    queue: QueuePublic | None = None
+
+
+class SendAccepted(Output):
+    message: MessagePublic
+    reply: ReplyPublic
+
+
+class MessageUpdate(Input):
+    """Either new text, or the index of the swipe to show."""
+
+    content: str | None = Field(default=None, min_length=1, max_length=100_000)
+    swipe: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> MessageUpdate:
+        if (self.content is None) == (self.swipe is None):
+            raise ValueError("send either content or swipe")
+        return self
+
+
+class RatingIn(Input):
+    stars: int = Field(ge=1, le=4)

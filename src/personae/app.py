@@ -1,0 +1,79 @@
+"""create_app(settings): one isolated application per call."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from personae import __version__
+from personae.api.middleware import RequestContextMiddleware
+from personae.api.problems import install_error_handlers
+from personae.api.routes import (
+    admin_status,
+    auth,
+    cards,
+    characters,
+    chats,
+    health,
+    memory,
+    messages,
+    queue,
+    web,
+)
+from personae.api.routes import status as status_routes
+from personae.api.status_middleware import MaintenanceMiddleware, MetricsMiddleware
+from personae.container import build_container
+from personae.settings import Settings, load_settings
+
+log = logging.getLogger("personae.app")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the whole application for these settings (from the environment if None)."""
+    settings = settings or load_settings()
+    container = build_container(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            await container.start()
+            yield
+        finally:
+            await container.aclose()
+
+    app = FastAPI(
+        title="Personae",
+        version=__version__,
+        description="Create AI characters and chat with them.",
+        lifespan=lifespan,
+    )
+    app.state.container = container
+    install_error_handlers(app)
+    # Inner to outer: maintenance mode, request metrics, then request ids (outermost).
+    app.add_middleware(MaintenanceMiddleware, container=container)
+    app.add_middleware(MetricsMiddleware, container=container)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+        upload_paths=cards.UPLOAD_PATHS,
+    )
+    for router in (
+        health.router,
+        auth.router,
+        cards.router,
+        characters.router,
+        chats.router,
+        messages.router,
+        memory.router,
+        queue.router,
+    ):
+        app.include_router(router)
+    app.include_router(status_routes.router)
+    app.include_router(admin_status.router)
+    # The web app answers only addresses no route claimed.
+    app.router.default = web.WebAppFallback(app.router.default)
+    return app

@@ -1,0 +1,178 @@
+"""Builds every long-lived object of a process once, and starts and stops them in order."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from personae.events.base import EventLog
+from personae.events.memory import MemoryEventLog
+from personae.events.redis import RedisEventLog
+from personae.jobs.scheduler import Scheduler
+from personae.llm.base import Provider
+from personae.llm.factory import open_backends
+from personae.llm.fleet import FleetKeeper
+from personae.llm.router import Router
+from personae.services.accounts import AccountService
+from personae.services.cards import CardService
+from personae.services.characters import CharacterService
+from personae.services.chats import ChatService
+from personae.services.demo import seed_demo_characters
+from personae.services.generation import GenerationService
+from personae.services.health import HealthService
+from personae.services.incidents import IncidentService
+from personae.services.memory import SUMMARY_JOB, MemoryService
+from personae.services.messages import MessageService
+from personae.services.metrics import Metrics
+from personae.services.personas import PersonaService
+from personae.services.probes import ProbeRunner
+from personae.services.queue import QueueService
+from personae.services.ratelimit import RateLimiter, build_storage
+from personae.services.recall import Recall, load_embedder
+from personae.services.status import StatusService
+from personae.services.streams import StreamService
+from personae.services.summaries import SummaryJobs
+from personae.services.webhooks import WebhookService
+from personae.settings import Settings, ensure_secret_key
+from personae.storage import migrate
+from personae.storage.db import Database
+
+log = logging.getLogger("personae.container")
+
+
+@dataclass
+class Container:
+    settings: Settings
+    database: Database
+    limiter: RateLimiter
+    events: EventLog
+    scheduler: Scheduler
+    accounts: AccountService
+    characters: CharacterService
+    cards: CardService
+    chats: ChatService
+    messages: MessageService
+    streams: StreamService
+    queue: QueueService
+    health: HealthService
+    router: Router
+    fleet: FleetKeeper
+    metrics: Metrics
+    incidents: IncidentService
+    status: StatusService
+    probes: ProbeRunner
+    webhooks: WebhookService
+    memory: MemoryService
+    personas: PersonaService
+    # Set when the server begins to stop: open streams end so clients reconnect elsewhere.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
+
+    async def start(self, *, run_jobs: bool = True) -> None:
+        """Schema, demo data, then the model and the scheduler (unless `run_jobs` is off)."""
+        self._loop = asyncio.get_running_loop()
+        if self.settings.auto_migrate:
+            await migrate.upgrade(self.database)
+        elif not (await self.health.readiness()).ready:
+            log.error("the database schema is not current: run `personae migrate` (/readyz is 503)")
+            return
+        if self.settings.seed_demo and await seed_demo_characters(self.database):
+            log.info("seeded the demo characters")
+        if not run_jobs:
+            return
+        await self.router.replace(await open_backends(self.settings))
+        self.fleet.start()
+        generation = GenerationService(
+            self.database,
+            self.events,
+            self.router,
+            self.settings,
+            recorder=self.metrics,
+            memory=self.memory,
+        )
+        self.scheduler.register(
+            SUMMARY_JOB, SummaryJobs(self.database, self.router, self.settings).run
+        )
+        await self.scheduler.start(
+            generation, capacity=self.router.capacity, recover_all=self.database.is_sqlite
+        )
+        self.probes.start()
+        self.webhooks.start()
+
+    def inference_backends(self) -> list[Provider]:
+        """The inference backends the status probes check, one component each."""
+        return [backend.provider for backend in self.router.backends if not backend.retired]
+
+    def begin_shutdown(self) -> None:
+        """Safe from a signal handler: end open streams and stop taking new reply jobs."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.stopping.set)
+            loop.call_soon_threadsafe(self.scheduler.stop_claiming)
+
+    async def aclose(self) -> None:
+        """Finish or checkpoint running replies, then close every connection."""
+        self.stopping.set()
+        await self.probes.aclose()
+        await self.webhooks.aclose()
+        await self.scheduler.shutdown(self.settings.graceful_shutdown_s)
+        await self.fleet.stop()
+        await self.router.aclose()
+        await self.events.aclose()
+        await self.limiter.aclose()
+        await self.database.dispose()
+
+
+def _event_log(settings: Settings) -> EventLog:
+    if settings.redis_url:
+        return RedisEventLog(
+            settings.redis_url, prefix=settings.redis_prefix, size=settings.event_log_size
+        )
+    return MemoryEventLog(size=settings.event_log_size)
+
+
+def build_container(settings: Settings) -> Container:
+    """Wire the objects a process needs; nothing here touches the network yet."""
+    database = Database(settings.resolved_database_url)
+    limiter = RateLimiter(build_storage(settings.redis_url), key_prefix=settings.redis_prefix)
+    events = _event_log(settings)
+    container: Container | None = None
+
+    def backends() -> list[Provider]:
+        return container.inference_backends() if container is not None else []
+
+    metrics = Metrics()
+    incidents = IncidentService(database)
+    webhooks = WebhookService(database, settings)
+    incidents.subscribe(webhooks.incident_changed)
+    status = StatusService(database, settings, incidents, metrics, backends)
+    scheduler = Scheduler(database, events, settings, paused=status.replies_paused)
+    secret_key = ensure_secret_key(settings)
+    chats = ChatService(database, events, scheduler, settings, limiter)
+    router = Router([], affinity=settings.routing_affinity)
+    container = Container(
+        settings=settings,
+        database=database,
+        limiter=limiter,
+        events=events,
+        scheduler=scheduler,
+        accounts=AccountService(database, settings, limiter, secret_key),
+        characters=CharacterService(database),
+        cards=CardService(database, max_upload_bytes=settings.max_upload_bytes),
+        chats=chats,
+        messages=MessageService(database, events, scheduler, settings),
+        streams=StreamService(database, events, chats),
+        queue=QueueService(database, scheduler, router),
+        health=HealthService(database),
+        router=router,
+        fleet=FleetKeeper(router, settings),
+        metrics=metrics,
+        incidents=incidents,
+        status=status,
+        probes=ProbeRunner(database, events, settings, incidents, status, metrics, backends),
+        webhooks=webhooks,
+        memory=MemoryService(database, settings, Recall(database, load_embedder(settings))),
+        personas=PersonaService(database),
+    )
+    return container

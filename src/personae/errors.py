@@ -1,0 +1,227 @@
+"""Typed application errors.
+
+Every failure a user can meet is an `AppError` subclass with a stable `code`.
+They are turned into `application/problem+json` in exactly one place
+(`personae.api.problems`). Services raise these; they never know about HTTP,
+but each error carries the status it maps to so the mapping stays in one table.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class AppError(Exception):
+    """Base of every error a client may see."""
+
+    code: ClassVar[str] = "error"
+    status: ClassVar[int] = 400
+    title: ClassVar[str] = "Request failed"
+    retryable: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        retry_after: float | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.detail = detail or self.title
+        self.retry_after = retry_after
+        self.extra = extra or {}
+        super().__init__(self.detail)
+
+
+# --- 400: the request itself is wrong ---------------------------------------
+
+
+class ValidationFailed(AppError):
+    code = "validation_error"
+    status = 422
+    title = "Some fields are not valid"
+
+
+class WeakPassword(AppError):
+    code = "weak_password"
+    status = 422
+    title = "The password is too weak"
+
+
+class PayloadTooLarge(AppError):
+    code = "payload_too_large"
+    status = 413
+    title = "The request body is too large"
+
+
+class ContextTooLong(AppError):
+    code = "context_too_long"
+    status = 422
+    title = "The message does not fit in the model's context"
+
+
+# --- 401/403: who you are and what you may do --------------------------------
+
+
+class NotAuthenticated(AppError):
+    code = "not_authenticated"
+    status = 401
+    title = "You are not logged in"
+
+
+class SessionExpired(AppError):
+    code = "session_expired"
+    status = 401
+    title = "Your session has expired"
+
+
+class InvalidCredentials(AppError):
+    code = "invalid_credentials"
+    status = 401
+    title = "Wrong username or password"
+
+
+class CsrfFailed(AppError):
+    code = "csrf_failed"
+    status = 403
+    title = "Missing or wrong CSRF token"
+
+
+class Forbidden(AppError):
+    code = "forbidden"
+    status = 403
+    title = "You may not do this"
+
+
+# --- 404/409: the thing you asked about --------------------------------------
+
+
+class NotFound(AppError):
+    code = "not_found"
+    status = 404
+    title = "Not found"
+
+
+class Conflict(AppError):
+    code = "conflict"
+    status = 409
+    title = "Conflict with the current state"
+
+
+class UsernameTaken(Conflict):
+    code = "username_taken"
+    title = "This username is taken"
+
+
+class ClientIdReused(Conflict):
+    code = "client_id_reused"
+    title = "This client_id was already used for a different message"
+
+
+class InvalidState(Conflict):
+    code = "invalid_state"
+    title = "Not possible in the current state"
+
+
+# --- 429/503: load, on purpose ------------------------------------------------
+
+
+class RateLimited(AppError):
+    code = "rate_limited"
+    status = 429
+    title = "Too many requests"
+    retryable = True
+
+
+class TooManyPendingReplies(AppError):
+    code = "too_many_pending_replies"
+    status = 429
+    title = "You have enough replies waiting already"
+    retryable = True
+
+
+class QueueFull(AppError):
+    code = "queue_full"
+    status = 503
+    title = "The waiting room is full"
+    retryable = True
+
+
+class BackendUnavailable(AppError):
+    code = "backend_unavailable"
+    status = 503
+    title = "No model is available to answer right now"
+    retryable = True
+
+
+class Maintenance(AppError):
+    code = "maintenance"
+    status = 503
+    title = "The service is in maintenance"
+    retryable = True
+
+
+class ServiceUnavailable(AppError):
+    code = "service_unavailable"
+    status = 503
+    title = "The service cannot answer right now"
+    retryable = True
+
+
+# --- errors of configuration, met at start-up --------------------------------
+
+
+class ConfigurationError(AppError):
+    """Settings or files that prevent start-up; the message says how to fix it."""
+
+    code = "configuration_error"
+    status = 500
+    title = "The server is not configured correctly"
+
+
+class ModelFileError(ConfigurationError):
+    code = "model_file_error"
+    title = "The model file is missing or damaged"
+
+
+class InternalError(AppError):
+    code = "internal_error"
+    status = 500
+    title = "Something went wrong on our side"
+    retryable = True
+
+
+# --- character cards (import and export) -------------------------------------
+
+
+class InvalidCard(ValidationFailed):
+    """A file that is not a character card we can read; the detail says what is wrong."""
+
+    code = "invalid_card"
+    title = "This file is not a valid character card"
+
+
+class CardMissing(InvalidCard):
+    code = "card_missing"
+    title = "The file holds no character card"
+
+
+class InvalidPng(InvalidCard):
+    code = "invalid_png"
+    title = "The PNG image is damaged or truncated"
+
+
+class UnsupportedCardFile(InvalidCard):
+    code = "unsupported_card_file"
+    title = "Upload a card as JSON, PNG or CHARX"
+
+
+class ArchiveTooLarge(PayloadTooLarge):
+    code = "archive_too_large"
+    title = "The CHARX archive unpacks to too much data"
+
+
+class InvalidTransition(Conflict):
+    """An incident or maintenance asked to move to a state it cannot reach from its own."""
+
+    code = "invalid_transition"
+    title = "This change of state is not allowed"

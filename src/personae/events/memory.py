@@ -1,0 +1,94 @@
+"""The embedded event log: a bounded ring per stream, in this process's memory."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict, deque
+from typing import Any
+
+from personae.events.base import Event, parse_event_id
+
+
+class _Stream:
+    def __init__(self, size: int) -> None:
+        self.events: deque[Event] = deque(maxlen=size)
+        self.evicted_up_to: tuple[int, int] | None = None
+        self.changed = asyncio.Condition()
+
+
+class MemoryEventLog:
+    """Keeps the newest `size` events of up to `max_streams` streams (least recent dropped).
+
+    Events written before this process started are unknown here, so a reader
+    asking from before the start is told the log does not cover it.
+    """
+
+    def __init__(self, *, size: int = 1000, max_streams: int = 10_000) -> None:
+        self._size = size
+        self._max_streams = max_streams
+        self._streams: OrderedDict[str, _Stream] = OrderedDict()
+        self._last = (int(time.time() * 1000), 0)
+        self._floor = self._last
+
+    def _next_id(self) -> tuple[int, int]:
+        milliseconds = int(time.time() * 1000)
+        last_ms, last_seq = self._last
+        self._last = (milliseconds, 0) if milliseconds > last_ms else (last_ms, last_seq + 1)
+        return self._last
+
+    def _stream(self, name: str) -> _Stream:
+        stream = self._streams.get(name)
+        if stream is None:
+            stream = self._streams[name] = _Stream(self._size)
+            if len(self._streams) > self._max_streams:
+                _, dropped = self._streams.popitem(last=False)
+                if dropped.events:
+                    self._floor = max(
+                        self._floor, parse_event_id(dropped.events[-1].id) or self._floor
+                    )
+        self._streams.move_to_end(name)
+        return stream
+
+    async def publish(self, stream: str, name: str, data: dict[str, Any]) -> Event:
+        target = self._stream(stream)
+        milliseconds, sequence = self._next_id()
+        event = Event(f"{milliseconds}-{sequence}", name, data)
+        if len(target.events) == target.events.maxlen:
+            target.evicted_up_to = parse_event_id(target.events[0].id)
+        target.events.append(event)
+        async with target.changed:
+            target.changed.notify_all()
+        return event
+
+    def _after(self, target: _Stream, after: str | None) -> list[Event]:
+        position = parse_event_id(after)
+        if position is None:
+            return list(target.events) if after is None else []
+        return [e for e in target.events if (parse_event_id(e.id) or (0, 0)) > position]
+
+    async def read(self, stream: str, after: str | None, *, wait_s: float) -> list[Event]:
+        target = self._stream(stream)
+        async with target.changed:
+            events = self._after(target, after)
+            if events or wait_s <= 0:
+                return events
+            try:
+                await asyncio.wait_for(target.changed.wait(), wait_s)
+            except TimeoutError:
+                return []
+            return self._after(target, after)
+
+    async def last_id(self, stream: str) -> str | None:
+        target = self._streams.get(stream)
+        return target.events[-1].id if target and target.events else None
+
+    async def covers(self, stream: str, after: str) -> bool:
+        position = parse_event_id(after)
+        if position is None or position < self._floor:
+            return False
+        target = self._streams.get(stream)
+        return target is None or target.evicted_up_to is None or position >= target.evicted_up_to
+
+    async def aclose(self) -> None:
+        self._streams.clear()

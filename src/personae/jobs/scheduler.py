@@ -1,0 +1,240 @@
+"""The scheduler: claims reply jobs from the database and runs them, within capacity.
+
+Jobs are rows with a lease, so they survive this process: a job whose process
+died is claimed again when its lease runs out (or at once on start when this is
+the only process, as with SQLite). While a job runs, its lease is renewed; on
+shutdown, running replies get a grace period, then are checkpointed and put
+back in line for the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import secrets
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from personae.events.base import EventLog
+from personae.services.chat_events import publish_queue_place
+from personae.services.generation import GenerationService, JobControl, Outcome
+from personae.settings import Settings
+from personae.storage.db import Database
+from personae.storage.repos import jobs as job_repo
+from personae.storage.repos.jobs import JobRecord
+
+log = logging.getLogger("personae.scheduler")
+_POLL_S = 0.5
+_DEFAULT_SERVICE_S = 8.0
+_EWMA_WEIGHT = 0.2
+_QUEUE_ANNOUNCE_S = 5.0
+_QUEUE_ANNOUNCE_MAX = 1000
+
+
+@dataclass
+class _Running:
+    job: JobRecord
+    control: JobControl
+    task: asyncio.Task[None] = field(init=False)
+
+
+class Scheduler:
+    """Runs as many reply jobs at once as the usable backends have slots."""
+
+    def __init__(
+        self,
+        database: Database,
+        events: EventLog,
+        settings: Settings,
+        *,
+        paused: Callable[[], Awaitable[bool]] | None = None,
+    ) -> None:
+        self._db = database
+        # Asked before each claim: while it says yes (maintenance), replies wait in line.
+        self._paused = paused
+        self._events = events
+        self._settings = settings
+        self._generation: GenerationService | None = None
+        # Runners of other job kinds (e.g. "summary"); replies go to `_generation`.
+        self._handlers: dict[str, Callable[[JobRecord, JobControl], Awaitable[Outcome]]] = {}
+        self._capacity: Callable[[], int] = lambda: 1
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self._running: dict[str, _Running] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._loop_task: asyncio.Task[None] | None = None
+        self._service_s = _DEFAULT_SERVICE_S
+
+    # --- JobSignals --------------------------------------------------------------------
+
+    def job_queued(self) -> None:
+        self._wake.set()
+
+    def cancel(self, job_id: str) -> None:
+        running = self._running.get(job_id)
+        if running is not None:
+            running.control.stop_requested.set()
+
+    @property
+    def max_wait_s(self) -> float:
+        """A reply waiting this long goes first, whatever its tier (no starvation)."""
+        return self._settings.queue_max_wait_s
+
+    def estimate_start_s(self, position: int) -> float | None:
+        """Waves of `slots` replies, each taking the measured average time."""
+        return round(math.ceil(position / max(1, self._capacity())) * self._service_s, 1)
+
+    def register(
+        self, kind: str, runner: Callable[[JobRecord, JobControl], Awaitable[Outcome]]
+    ) -> None:
+        """Run jobs of `kind` with `runner` instead of the reply generator."""
+        self._handlers[kind] = runner
+
+    # --- life cycle --------------------------------------------------------------------
+
+    def _busy(self) -> int:
+        """Jobs still needing a backend slot (not those only storing how they ended)."""
+        return sum(1 for running in self._running.values() if not running.control.slot_freed)
+
+    @property
+    def running_count(self) -> int:
+        return len(self._running)
+
+    async def start(
+        self, generation: GenerationService, *, capacity: Callable[[], int], recover_all: bool
+    ) -> None:
+        """Take back the jobs of dead processes, then start claiming.
+
+        `recover_all` is for a single-process deployment (SQLite): every running
+        job then belongs to a process that is gone, so it need not wait for its lease.
+        """
+        self._generation = generation
+        self._capacity = capacity
+        if recover_all:
+            async with self._db.write(urgent=True) as tx:
+                recovered = await job_repo.release_running(tx)
+            if recovered:
+                log.info("recovered interrupted reply jobs", extra={"count": recovered})
+        self._loop_task = asyncio.create_task(self._loop(), name="personae-scheduler")
+
+    def stop_claiming(self) -> None:
+        """Take no new jobs (they wait in the database for another process or the next start)."""
+        self._stopping = True
+        self._wake.set()
+
+    async def shutdown(self, grace_s: float) -> None:
+        """Stop claiming; let running replies finish for `grace_s`, then checkpoint the rest."""
+        self.stop_claiming()
+        if self._loop_task is not None:
+            await self._loop_task
+        tasks = [running.task for running in self._running.values()]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace_s)
+            for running in list(self._running.values()):
+                running.control.shutting_down.set()
+            if pending:
+                _, still = await asyncio.wait(pending, timeout=5.0)
+                for task in still:
+                    task.cancel()
+                await asyncio.gather(*still, return_exceptions=True)
+
+    # --- the loop ----------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_announce = loop.time() + _QUEUE_ANNOUNCE_S
+        while not self._stopping:
+            if loop.time() >= next_announce:
+                next_announce = loop.time() + _QUEUE_ANNOUNCE_S
+                await self._announce_queue()
+            try:
+                # Not one job more than the slots: a job claimed ahead of its slot
+                # could not be overtaken by a paying tier arriving after it.
+                while self._busy() < self._capacity() and not self._stopping:
+                    if self._paused is not None and await self._paused():
+                        break
+                    job = await self._claim()
+                    if job is None:
+                        break
+                    self._launch(job)
+            except Exception:
+                log.exception("claiming jobs failed; trying again shortly")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), _POLL_S)
+
+    async def _announce_queue(self) -> None:
+        """Tell every waiting reply its place in line and estimate (the waiting room)."""
+        try:
+            async with self._db.read() as tx:
+                waiting = await job_repo.list_queued(
+                    tx, limit=_QUEUE_ANNOUNCE_MAX, max_wait_s=self._settings.queue_max_wait_s
+                )
+            for position, job in enumerate(waiting, start=1):
+                if job.kind == "reply" and job.chat_id and job.message_id:
+                    await publish_queue_place(
+                        self._events,
+                        job.chat_id,
+                        job.message_id,
+                        position,
+                        self.estimate_start_s(position),
+                    )
+        except Exception:
+            log.exception("announcing queue places failed")
+
+    async def _claim(self) -> JobRecord | None:
+        async with self._db.write(urgent=True) as tx:
+            return await job_repo.claim_next(
+                tx,
+                owner=self.owner,
+                lease_s=self._settings.job_lease_s,
+                skip_locked=not self._db.is_sqlite,
+                max_wait_s=self._settings.queue_max_wait_s,
+            )
+
+    def _launch(self, job: JobRecord) -> None:
+        running = _Running(job=job, control=JobControl(on_slot_free=self._wake.set))
+        running.task = asyncio.create_task(self._run(running), name=f"personae-job-{job.id}")
+        self._running[job.id] = running
+
+    async def _run(self, running: _Running) -> None:
+        heartbeat = asyncio.create_task(self._heartbeat(running))
+        try:
+            assert self._generation is not None
+            runner = self._handlers.get(running.job.kind, self._generation.run)
+            outcome = await runner(running.job, running.control)
+            # The measured service time (queue estimates) is that of replies only.
+            reply = running.job.kind == "reply"
+            if reply and outcome.status == "complete" and outcome.service_s > 0:
+                self._service_s += _EWMA_WEIGHT * (outcome.service_s - self._service_s)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception(
+                "reply job crashed; its lease will bring it back", extra={"job_id": running.job.id}
+            )
+        finally:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
+            self._running.pop(running.job.id, None)
+            self._wake.set()
+
+    async def _heartbeat(self, running: _Running) -> None:
+        interval = self._settings.job_lease_s / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                async with self._db.write(urgent=True) as tx:
+                    held = await job_repo.renew_lease(
+                        tx, running.job.id, self.owner, self._settings.job_lease_s
+                    )
+            except Exception:
+                log.exception("renewing a lease failed", extra={"job_id": running.job.id})
+                continue
+            if not held:
+                running.control.lease_lost.set()
+                return

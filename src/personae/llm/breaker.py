@@ -1,0 +1,60 @@
+"""A circuit breaker per backend: closed, open, half-open."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Literal
+
+BreakerState = Literal["closed", "open", "half_open"]
+
+
+class CircuitBreaker:
+    """Opens after `threshold` failures in a row; after `reset_after_s` lets one trial
+    through (half-open); the trial's success closes it, its failure opens it again."""
+
+    def __init__(
+        self,
+        *,
+        threshold: int = 3,
+        reset_after_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._threshold = threshold
+        self._reset_after_s = reset_after_s
+        self._clock = clock
+        self._failures = 0
+        self._opened_at: float | None = None
+        self._trial_running = False
+
+    @property
+    def state(self) -> BreakerState:
+        if self._opened_at is None:
+            return "closed"
+        if self._clock() - self._opened_at >= self._reset_after_s:
+            return "half_open"
+        return "open"
+
+    def available(self) -> bool:
+        """Whether a request may go to this backend now (without taking the trial)."""
+        state = self.state
+        return state == "closed" or (state == "half_open" and not self._trial_running)
+
+    def acquire(self) -> bool:
+        """Take permission for one request; in half-open only one trial at a time."""
+        if not self.available():
+            return False
+        if self.state == "half_open":
+            self._trial_running = True
+        return True
+
+    def success(self) -> None:
+        self._failures = 0
+        self._opened_at = None
+        self._trial_running = False
+
+    def failure(self) -> None:
+        self._failures += 1
+        self._trial_running = False
+        if self.state == "half_open" or self._failures >= self._threshold:
+            self._opened_at = self._clock()

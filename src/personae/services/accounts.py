@@ -1,0 +1,283 @@
+"""Accounts: registration, passwords, sessions with sliding expiry, API tokens, roles."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from personae.errors import (
+    InvalidCredentials,
+    NotAuthenticated,
+    NotFound,
+    SessionExpired,
+    UsernameTaken,
+    ValidationFailed,
+    WeakPassword,
+)
+from personae.services.ratelimit import RateLimiter
+from personae.settings import Settings
+from personae.storage.db import Database
+from personae.storage.repos import accounts as repo
+from personae.storage.repos.accounts import SessionRecord, TokenRecord, UserRecord
+from personae.storage.types import utcnow
+
+Role = Literal["user", "plus", "moderator", "admin"]
+ROLES: tuple[Role, ...] = ("user", "plus", "moderator", "admin")
+_USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{2,31}$")
+_TOKEN_PREFIX = "pk_"
+# The owner of the demo characters, and names that would look official.
+_RESERVED_USERNAMES = frozenset({"personae", "system", "staff", "moderator"})
+_COMMON_PASSWORDS = frozenset(
+    {
+        "password", "password1", "password123", "123456789", "1234567890", "12345678910",
+        "qwertyuiop", "iloveyou12", "letmein123", "passw0rd12", "welcome123", "admin12345",
+        "abcdefghij", "aaaaaaaaaa", "qwerty1234", "1q2w3e4r5t", "0123456789",
+    }
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling, and how they proved it."""
+
+    user: UserRecord
+    via: Literal["session", "token"]
+    session: SessionRecord | None = None
+    session_renewed: bool = False
+
+
+@dataclass(frozen=True)
+class NewSession:
+    user: UserRecord
+    session: SessionRecord
+    token: str
+
+
+@dataclass(frozen=True)
+class NewToken:
+    record: TokenRecord
+    token: str
+
+
+class AccountService:
+    """Everything about who a user is. Knows no HTTP and no SQL."""
+
+    def __init__(
+        self, database: Database, settings: Settings, limiter: RateLimiter, secret_key: str
+    ) -> None:
+        self._db = database
+        self._settings = settings
+        self._limiter = limiter
+        self._key = secret_key.encode()
+        self._hasher = PasswordHasher()
+        # Verified against when the username is unknown, so timing does not tell.
+        self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
+
+    # --- helpers -----------------------------------------------------------------
+
+    def _digest(self, token: str) -> str:
+        return hmac.new(self._key, token.encode(), hashlib.sha256).hexdigest()
+
+    def normalise_username(self, username: str) -> str:
+        name = username.strip().lower()
+        if not _USERNAME.match(name):
+            raise ValidationFailed(
+                "A username has 3 to 32 characters: letters, digits, '_', '.' or '-', "
+                "starting with a letter or digit.",
+                extra={"errors": [{"field": "username", "message": "invalid username"}]},
+            )
+        if name in _RESERVED_USERNAMES:
+            raise UsernameTaken(f"The username '{name}' is reserved.")
+        return name
+
+    def check_password_strength(self, password: str, username: str) -> None:
+        """Refuse short, common or username-like passwords, naming the reason."""
+        minimum = self._settings.password_min_length
+        if len(password) < minimum:
+            raise WeakPassword(f"Use at least {minimum} characters.")
+        lowered = password.lower()
+        if lowered in _COMMON_PASSWORDS or len(set(password)) < 4:
+            raise WeakPassword("This password is too common or too simple to guess.")
+        if username and username in lowered:
+            raise WeakPassword("The password must not contain the username.")
+
+    async def _hash(self, password: str) -> str:
+        return await asyncio.to_thread(self._hasher.hash, password)
+
+    async def _verify(self, password_hash: str, password: str) -> bool:
+        try:
+            return await asyncio.to_thread(self._hasher.verify, password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    # --- registration and users ---------------------------------------------------
+
+    async def register(
+        self,
+        username: str,
+        password: str,
+        *,
+        display_name: str | None = None,
+        role: Role = "user",
+        ip: str | None = None,
+    ) -> UserRecord:
+        """Create an account after checking the name and the password's strength."""
+        if ip is not None:
+            await self._limiter.hit("register-ip", ip, self._settings.register_rate_per_ip)
+        name = self.normalise_username(username)
+        if role not in ROLES:
+            raise ValidationFailed(f"Unknown role '{role}'; choose one of {', '.join(ROLES)}.")
+        self.check_password_strength(password, name)
+        password_hash = await self._hash(password)
+        try:
+            async with self._db.write() as tx:
+                return await repo.insert_user(
+                    tx,
+                    username=name,
+                    display_name=(display_name or username).strip()[:64] or name,
+                    password_hash=password_hash,
+                    role=role,
+                )
+        except repo.DuplicateUsername as error:
+            raise UsernameTaken(f"The username '{name}' is taken.") from error
+
+    async def get_user_by_username(self, username: str) -> UserRecord:
+        async with self._db.read() as tx:
+            user = await repo.get_user_by_username(tx, username.strip().lower())
+        if user is None:
+            raise NotFound(f"No user named '{username}'.")
+        return user
+
+    async def set_role(self, username: str, role: Role) -> UserRecord:
+        """Give an account one of ROLES; an unknown role is refused, not stored."""
+        if role not in ROLES:
+            raise ValidationFailed(f"Unknown role '{role}'; choose one of {', '.join(ROLES)}.")
+        user = await self.get_user_by_username(username)
+        async with self._db.write() as tx:
+            await repo.set_user_role(tx, user.id, role)
+            updated = await repo.get_user(tx, user.id)
+        assert updated is not None
+        return updated
+
+    # --- sessions ---------------------------------------------------------------
+
+    async def login(
+        self, username: str, password: str, *, ip: str | None, user_agent: str | None
+    ) -> NewSession:
+        """Check the password and open a session; rate-limited per IP and per account."""
+        name = username.strip().lower()
+        if ip is not None:
+            await self._limiter.hit("login-ip", ip, self._settings.login_rate_per_ip)
+        await self._limiter.hit("login-account", name, self._settings.login_rate_per_account)
+        async with self._db.read() as tx:
+            user = await repo.get_user_by_username(tx, name)
+        if user is None or user.password_hash is None:
+            await self._verify(self._dummy_hash, password)
+            raise InvalidCredentials()
+        if not await self._verify(user.password_hash, password):
+            raise InvalidCredentials()
+        if self._hasher.check_needs_rehash(user.password_hash):
+            new_hash = await self._hash(password)
+            async with self._db.write() as tx:
+                await repo.set_password_hash(tx, user.id, new_hash)
+        return await self.open_session(user, ip=ip, user_agent=user_agent)
+
+    async def open_session(
+        self, user: UserRecord, *, ip: str | None, user_agent: str | None
+    ) -> NewSession:
+        token = secrets.token_urlsafe(32)
+        async with self._db.write() as tx:
+            session = await repo.insert_session(
+                tx,
+                user_id=user.id,
+                token_hash=self._digest(token),
+                csrf_token=secrets.token_urlsafe(24),
+                expires_at=utcnow() + timedelta(seconds=self._settings.session_ttl_s),
+                user_agent=(user_agent or "")[:256] or None,
+                ip=ip,
+            )
+        return NewSession(user=user, session=session, token=token)
+
+    async def authenticate_session(self, token: str) -> Principal:
+        """The user behind a session cookie, renewing the session while it is used."""
+        now = utcnow()
+        async with self._db.read() as tx:
+            found = await repo.get_session_and_user(tx, self._digest(token))
+        if found is None:
+            raise NotAuthenticated("This session is unknown or was closed; log in again.")
+        session, user = found
+        if session.expires_at <= now:
+            raise SessionExpired("Your session has expired; log in again. Nothing was lost.")
+        renew_after = timedelta(seconds=self._settings.session_renew_after_s)
+        if now - session.last_seen_at < renew_after:
+            return Principal(user=user, via="session", session=session)
+        expires_at = now + timedelta(seconds=self._settings.session_ttl_s)
+        async with self._db.write() as tx:
+            await repo.touch_session(tx, session.id, last_seen_at=now, expires_at=expires_at)
+        renewed = SessionRecord(
+            **{**session.__dict__, "last_seen_at": now, "expires_at": expires_at}
+        )
+        return Principal(user=user, via="session", session=renewed, session_renewed=True)
+
+    async def logout(self, principal: Principal) -> None:
+        if principal.session is not None:
+            async with self._db.write() as tx:
+                await repo.delete_session(tx, principal.session.id, principal.user.id)
+
+    async def list_sessions(self, user: UserRecord) -> list[SessionRecord]:
+        async with self._db.read() as tx:
+            return await repo.list_sessions(tx, user.id, utcnow())
+
+    async def revoke_session(self, user: UserRecord, session_id: str) -> None:
+        async with self._db.write() as tx:
+            if not await repo.delete_session(tx, session_id, user.id):
+                raise NotFound("No such session.")
+
+    async def purge_expired_sessions(self) -> int:
+        async with self._db.write() as tx:
+            return await repo.delete_expired_sessions(tx, utcnow())
+
+    # --- API tokens ---------------------------------------------------------------
+
+    async def create_token(self, user: UserRecord, name: str) -> NewToken:
+        """A new bearer token; its plain text is shown once and only its hash is kept."""
+        token = _TOKEN_PREFIX + secrets.token_urlsafe(32)
+        async with self._db.write() as tx:
+            record = await repo.insert_token(
+                tx,
+                user_id=user.id,
+                name=name.strip() or "token",
+                token_hash=self._digest(token),
+                prefix=token[:10],
+            )
+        return NewToken(record=record, token=token)
+
+    async def authenticate_token(self, token: str) -> Principal:
+        async with self._db.read() as tx:
+            record = await repo.get_active_token_by_hash(tx, self._digest(token))
+            user = await repo.get_user(tx, record.user_id) if record else None
+        if record is None or user is None:
+            raise NotAuthenticated("This API token is unknown or was revoked.")
+        now = utcnow()
+        if record.last_used_at is None or now - record.last_used_at > timedelta(minutes=1):
+            async with self._db.write() as tx:
+                await repo.mark_token_used(tx, record.id, now)
+        return Principal(user=user, via="token")
+
+    async def list_tokens(self, user: UserRecord) -> list[TokenRecord]:
+        async with self._db.read() as tx:
+            return await repo.list_tokens(tx, user.id)
+
+    async def revoke_token(self, user: UserRecord, token_id: str) -> None:
+        async with self._db.write() as tx:
+            if not await repo.revoke_token(tx, token_id, user.id):
+                raise NotFound("No such token.")

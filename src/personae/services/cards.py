@@ -1,0 +1,206 @@
+"""Character cards in and out: import a JSON/PNG/CHARX card, export one, set a lorebook."""
+
+from __future__ import annotations
+
+import base64
+import mimetypes
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from personae.cards.card import CARD_KEYS, ExportSpec, ParsedCard, build_card
+from personae.cards.charx import ArchiveFile
+from personae.cards.files import (
+    ImportedFile,
+    card_charx,
+    card_json,
+    card_png,
+    read_card_file,
+    read_lorebook_file,
+)
+from personae.errors import Forbidden, NotFound, PayloadTooLarge
+from personae.services.characters import can_read
+from personae.storage.db import Database
+from personae.storage.repos import character_assets as assets_repo
+from personae.storage.repos import characters as repo
+from personae.storage.repos.accounts import UserRecord
+from personae.storage.repos.character_assets import AssetRecord
+from personae.storage.repos.characters import CharacterRecord
+
+CardFormat = Literal["json", "png", "charx"]
+# Unpacked CHARX archives may be this many times larger than the upload limit.
+UNPACK_FACTOR = 8
+_AVATAR_LIMIT = 512_000  # the longest data URL the `avatar` field takes
+_EMBEDDED = "embeded://"  # sic: the V3 spec's spelling
+_PNG_IMAGE_PATH = "avatar.png"
+_MEDIA_TYPES = {"json": "application/json", "png": "image/png", "charx": "application/zip"}
+
+
+@dataclass(frozen=True)
+class CardDownload:
+    filename: str
+    media_type: str
+    content: bytes
+
+
+def _media_type(path: str) -> str:
+    return mimetypes.guess_type(path)[0] or "application/octet-stream"
+
+
+def _archive_assets(card: ParsedCard, files: list[ArchiveFile]) -> list[AssetRecord]:
+    """A CHARX's files, each described by the card's asset entry that points at it."""
+    described = {
+        str(asset.get("uri", ""))[len(_EMBEDDED) :]: asset
+        for asset in card.assets
+        if str(asset.get("uri", "")).startswith(_EMBEDDED)
+    }
+    records = []
+    for item in files:
+        asset = described.get(item.path, {})
+        if not asset and item.path == _PNG_IMAGE_PATH:
+            # Our own exports carry a PNG card's image here, outside the card's assets.
+            asset = {"type": "icon", "name": "main", "ext": "png", "uri": "ccdefault:"}
+        suffix = item.path.rpartition(".")[2] if "." in item.path else ""
+        ext = str(asset.get("ext") or suffix)
+        records.append(
+            AssetRecord(
+                path=item.path,
+                type=str(asset.get("type") or "other"),
+                name=str(asset.get("name") or item.path.rsplit("/", 1)[-1]),
+                ext=ext,
+                media_type=_media_type(item.path),
+                uri=str(asset["uri"]) if asset else None,
+                data=item.data,
+            )
+        )
+    return records
+
+
+def _imported_assets(imported: ImportedFile) -> list[AssetRecord]:
+    if imported.image is not None:
+        image = AssetRecord(
+            _PNG_IMAGE_PATH, "icon", "main", "png", "image/png", "ccdefault:", imported.image
+        )
+        return [image]
+    return _archive_assets(imported.card, imported.files)
+
+
+def _main_icon(assets: list[AssetRecord]) -> AssetRecord | None:
+    icons = [a for a in assets if a.type == "icon" and a.media_type.startswith("image/")]
+    return next((a for a in icons if a.name == "main"), icons[0] if icons else None)
+
+
+def _data_url(asset: AssetRecord | None) -> str | None:
+    """The avatar as a data URL, when it is small enough to live in the `avatar` field."""
+    if asset is None:
+        return None
+    url = f"data:{asset.media_type};base64,{base64.b64encode(asset.data).decode('ascii')}"
+    return url if len(url) <= _AVATAR_LIMIT else None
+
+
+def _avatar_png(character: CharacterRecord, assets: list[AssetRecord]) -> bytes | None:
+    icon = _main_icon(assets)
+    if icon is not None and icon.media_type == "image/png":
+        return icon.data
+    prefix = "data:image/png;base64,"
+    if character.avatar and character.avatar.startswith(prefix):
+        try:
+            return base64.b64decode(character.avatar[len(prefix) :], validate=True)
+        except ValueError:
+            return None
+    return None
+
+
+def _filename(name: str, extension: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_")[:64]
+    return f"{slug or 'character'}.{extension}"
+
+
+def _card(character: CharacterRecord, spec: ExportSpec) -> dict[str, Any]:
+    fields = {name: getattr(character, name) for name in CARD_KEYS}
+    if character.card is None and fields["creation_date"] is None:
+        fields["creation_date"] = int(character.created_at.timestamp())
+    return build_card(
+        spec, fields, character.card, modified_at=int(character.updated_at.timestamp())
+    )
+
+
+class CardService:
+    """Import and export Character Card V2/V3 files; standalone lorebooks."""
+
+    def __init__(self, database: Database, *, max_upload_bytes: int) -> None:
+        self._db = database
+        self._max_upload_bytes = max_upload_bytes
+
+    async def import_card(
+        self, owner: UserRecord, data: bytes, *, visibility: str = "public"
+    ) -> CharacterRecord:
+        """A new character from a card file; a refused file leaves nothing stored.
+
+        The file is read and checked in full before the one transaction that
+        stores the character and its assets.
+        """
+        if len(data) > self._max_upload_bytes:
+            raise PayloadTooLarge(f"The file is larger than {self._max_upload_bytes} bytes.")
+        imported = read_card_file(data, max_unpacked=self._max_upload_bytes * UNPACK_FACTOR)
+        assets = _imported_assets(imported)
+        values: dict[str, Any] = {
+            **imported.card.fields,
+            "tagline": "",
+            "avatar": _data_url(_main_icon(assets)),
+            "visibility": visibility,
+            "card": imported.card.document,
+        }
+        async with self._db.write() as tx:
+            character_id = await repo.insert_character(tx, owner.id, values)
+            await assets_repo.insert_assets(tx, character_id, assets)
+            character = await repo.get_character(tx, character_id)
+        assert character is not None
+        return character
+
+    async def export_card(
+        self,
+        character_id: str,
+        viewer: UserRecord | None,
+        container: CardFormat,
+        *,
+        spec: ExportSpec = "v3",
+    ) -> CardDownload:
+        """The character as a card file; others' private characters are not found."""
+        async with self._db.read() as tx:
+            character = await repo.get_character(tx, character_id)
+            if character is None or not can_read(character, viewer):
+                raise NotFound("No character with this id.")
+            assets = await assets_repo.list_assets(tx, character_id) if container != "json" else []
+        if container == "json":
+            content = card_json(_card(character, spec))
+        elif container == "png":
+            content = card_png(
+                _avatar_png(character, assets),
+                v2=_card(character, "v2"),
+                v3=_card(character, "v3"),
+                seed=character.id,
+            )
+        else:
+            files = [ArchiveFile(asset.path, asset.data) for asset in assets]
+            content = card_charx(_card(character, "v3"), files)
+        filename = _filename(character.name, "card.json" if container == "json" else container)
+        return CardDownload(filename, _MEDIA_TYPES[container], content)
+
+    async def set_lorebook(
+        self, character_id: str, user: UserRecord, data: bytes
+    ) -> CharacterRecord:
+        """Replace a character's lorebook with a standalone `lorebook_v3` file."""
+        if len(data) > self._max_upload_bytes:
+            raise PayloadTooLarge(f"The file is larger than {self._max_upload_bytes} bytes.")
+        book = read_lorebook_file(data)
+        async with self._db.write() as tx:
+            character = await repo.get_character(tx, character_id)
+            if character is None or not can_read(character, user):
+                raise NotFound("No character with this id.")
+            if user.id != character.owner_id:
+                raise Forbidden("Only the creator of a character can change its lorebook.")
+            await repo.update_character(tx, character_id, {"character_book": book.to_json()})
+            updated = await repo.get_character(tx, character_id)
+        assert updated is not None
+        return updated

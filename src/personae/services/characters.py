@@ -1,0 +1,103 @@
+"""Characters: creation, visibility rules, search."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from personae.cards.lorebook import parse_book
+from personae.errors import Forbidden, NotFound
+from personae.storage.db import Database
+from personae.storage.repos import characters as repo
+from personae.storage.repos.accounts import UserRecord
+from personae.storage.repos.characters import CharacterRecord, CharacterSort
+
+_STAFF_ROLES = frozenset({"moderator", "admin"})
+
+
+def can_read(character: CharacterRecord, viewer: UserRecord | None) -> bool:
+    """Private characters exist only for their owner; unlisted ones for whoever has the id."""
+    if character.visibility != "private":
+        return True
+    return viewer is not None and viewer.id == character.owner_id
+
+
+def _normalised(values: dict[str, Any]) -> dict[str, Any]:
+    """A lorebook sent in the card format is checked and kept in the normalised form."""
+    book = values.get("character_book")
+    if book is None:
+        return values
+    return {**values, "character_book": parse_book(book).to_json()}
+
+
+def _can_delete(character: CharacterRecord, user: UserRecord) -> bool:
+    """The creator, or staff taking a character down; nobody else."""
+    return user.id == character.owner_id or user.role in _STAFF_ROLES
+
+
+class CharacterService:
+    """Create, read, change and find characters."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def create(self, owner: UserRecord, values: dict[str, Any]) -> CharacterRecord:
+        async with self._db.write() as tx:
+            character_id = await repo.insert_character(tx, owner.id, _normalised(values))
+            character = await repo.get_character(tx, character_id)
+        assert character is not None
+        return character
+
+    async def get(self, character_id: str, viewer: UserRecord | None) -> CharacterRecord:
+        """A character the viewer may read; others' private ones are simply not found."""
+        async with self._db.read() as tx:
+            character = await repo.get_character(tx, character_id)
+        if character is None or not can_read(character, viewer):
+            raise NotFound("No character with this id.")
+        return character
+
+    async def update(
+        self, character_id: str, user: UserRecord, values: dict[str, Any]
+    ) -> CharacterRecord:
+        async with self._db.write() as tx:
+            character = await repo.get_character(tx, character_id)
+            if character is None or not can_read(character, user):
+                raise NotFound("No character with this id.")
+            if user.id != character.owner_id:
+                raise Forbidden("Only the creator of a character can change it.")
+            await repo.update_character(tx, character_id, _normalised(values))
+            updated = await repo.get_character(tx, character_id)
+        assert updated is not None
+        return updated
+
+    async def delete(self, character_id: str, user: UserRecord) -> None:
+        """Hide a character from everybody; its chats keep working from the stored copy."""
+        async with self._db.write() as tx:
+            character = await repo.get_character(tx, character_id)
+            if character is None or not can_read(character, user):
+                raise NotFound("No character with this id.")
+            if not _can_delete(character, user):
+                raise Forbidden("Only the creator of a character or a moderator can delete it.")
+            await repo.soft_delete_character(tx, character_id)
+
+    async def search(
+        self,
+        viewer: UserRecord | None,
+        *,
+        query: str | None = None,
+        tag: str | None = None,
+        sort: CharacterSort = "new",
+        owner_id: str | None = None,
+        limit: int = 24,
+        offset: int = 0,
+    ) -> list[CharacterRecord]:
+        async with self._db.read() as tx:
+            return await repo.search_characters(
+                tx,
+                viewer_id=viewer.id if viewer else None,
+                query=query.strip() if query else None,
+                tag=tag.strip() if tag else None,
+                sort=sort,
+                owner_id=owner_id,
+                limit=limit,
+                offset=offset,
+            )

@@ -1,0 +1,69 @@
+"""What the chat stream says about messages: the data of its events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from personae.events.base import EventLog
+from personae.storage.repos.chats import MessageRecord
+
+# Reply states: queued -> generating -> complete | stopped | failed
+QUEUED, GENERATING, COMPLETE, STOPPED, FAILED = (
+    "queued",
+    "generating",
+    "complete",
+    "stopped",
+    "failed",
+)
+FINAL_STATES = frozenset({COMPLETE, STOPPED, FAILED})
+
+
+def chat_stream(chat_id: str) -> str:
+    return f"chat:{chat_id}"
+
+
+def message_data(message: MessageRecord) -> dict[str, Any]:
+    """A message as the API shows it (the same fields as MessagePublic)."""
+    return {
+        "id": message.id,
+        "chat_id": message.chat_id,
+        "role": message.role,
+        "position": message.position,
+        "swipe_index": message.swipe_index,
+        "swipe_count": message.swipe_count,
+        "selected": message.selected,
+        "parent_id": message.parent_id,
+        "client_id": message.client_id,
+        "content": message.content,
+        "status": message.status,
+        "error_code": message.error_code,
+        "retryable": message.retryable,
+        "rating": message.rating,
+        "labels": message.labels,
+        "backend": message.backend,
+        "fallback": bool(message.labels.get("fallback", False)),
+        "quality": message.labels.get("quality"),
+        "created_at": message.created_at.isoformat(),
+        "updated_at": message.updated_at.isoformat(),
+    }
+
+
+async def publish_reply_state(events: EventLog, reply: MessageRecord) -> None:
+    """The state of a reply, with its whole text so far: enough to redraw it."""
+    await events.publish(chat_stream(reply.chat_id), "reply_state", message_data(reply))
+
+
+async def publish_message(events: EventLog, message: MessageRecord) -> None:
+    """A message was sent, edited, deleted or had another swipe selected."""
+    await events.publish(chat_stream(message.chat_id), "message", message_data(message))
+
+
+async def publish_queue_place(
+    events: EventLog, chat_id: str, reply_id: str, position: int, estimated_start_s: float | None
+) -> None:
+    """Where a reply waits in line, and when it should start."""
+    await events.publish(
+        chat_stream(chat_id),
+        "queue",
+        {"message_id": reply_id, "position": position, "estimated_start_s": estimated_start_s},
+    )

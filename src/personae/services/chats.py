@@ -1,0 +1,479 @@
+"""Chats and messages: idempotent sends, swipes, edits, ratings, stop.
+
+The rules that keep messages safe live here: a user message, its reply
+placeholder and the generation job are written in one transaction before the
+send is acknowledged, and a `client_id` sent again returns the same pair.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Protocol
+
+from personae.errors import (
+    AppError,
+    ClientIdReused,
+    InvalidState,
+    NotFound,
+    QueueFull,
+    TooManyPendingReplies,
+    ValidationFailed,
+)
+from personae.events.base import EventLog
+from personae.services import chat_events
+from personae.services.characters import can_read
+from personae.services.chat_events import QUEUED
+from personae.services.macros import substitute
+from personae.services.ratelimit import RateLimiter
+from personae.settings import Settings
+from personae.storage.db import Database, Transaction
+from personae.storage.repos import characters as character_repo
+from personae.storage.repos import chats as repo
+from personae.storage.repos import jobs as job_repo
+from personae.storage.repos import personas as persona_repo
+from personae.storage.repos.accounts import UserRecord
+from personae.storage.repos.chats import ChatRecord, MessageRecord
+
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+REPLY_JOB = "reply"
+# A user message refused by the waiting room: stored, waiting for the user to send again.
+WAITING = "waiting"
+PRIORITY_BY_ROLE = {"plus": 10, "moderator": 10, "admin": 10}
+
+
+class JobSignals(Protocol):
+    """How the chat service tells the scheduler about work (implemented in jobs/)."""
+
+    def job_queued(self) -> None: ...
+
+    def cancel(self, job_id: str) -> None: ...
+
+    def estimate_start_s(self, position: int) -> float | None: ...
+
+    @property
+    def max_wait_s(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class QueuePlace:
+    position: int
+    estimated_start_s: float | None
+
+
+@dataclass(frozen=True)
+class SendResult:
+    message: MessageRecord
+    reply: MessageRecord
+    queue: QueuePlace | None
+
+
+async def insert_reply(
+    tx: Transaction,
+    *,
+    chat_id: str,
+    user_id: str,
+    position: int,
+    parent_id: str | None,
+    max_attempts: int,
+    swipe_index: int = 0,
+    priority: int = 0,
+) -> str:
+    """A reply placeholder and the job that will write it (inside the caller's transaction)."""
+    reply_id = await repo.insert_message(
+        tx,
+        chat_id=chat_id,
+        role="assistant",
+        position=position,
+        swipe_index=swipe_index,
+        content="",
+        status=QUEUED,
+        parent_id=parent_id,
+    )
+    await job_repo.insert_job(
+        tx,
+        kind=REPLY_JOB,
+        user_id=user_id,
+        chat_id=chat_id,
+        message_id=reply_id,
+        max_attempts=max_attempts,
+        priority=priority,
+    )
+    return reply_id
+
+
+def priority_of(user: UserRecord) -> int:
+    """Paying and staff tiers go first in the waiting room."""
+    return PRIORITY_BY_ROLE.get(user.role, 0)
+
+
+async def admission_refusal(
+    tx: Transaction, user: UserRecord, settings: Settings, signals: JobSignals
+) -> AppError | None:
+    """The error to answer when one more reply may not wait in line, else None."""
+    pending = await job_repo.count_open_for_user(tx, user.id)
+    if pending >= settings.queue_max_per_user:
+        return TooManyPendingReplies(
+            f"You have {pending} replies waiting or being written; send again when one "
+            "is done. Your message is saved.",
+            retry_after=signals.estimate_start_s(1) or 5.0,
+        )
+    waiting = await job_repo.count_by_status(tx, job_repo.QUEUED)
+    if waiting >= settings.queue_max_length:
+        return QueueFull(
+            f"{waiting} replies are waiting, the most we queue. Your message is saved; "
+            "send it again (same client_id) in a moment and it will be answered.",
+            retry_after=signals.estimate_start_s(waiting) or 30.0,
+        )
+    return None
+
+
+async def queue_place(tx: Transaction, reply_id: str, signals: JobSignals) -> QueuePlace | None:
+    """Where a reply waits in line, or None once it is being written (or done)."""
+    job = await job_repo.get_open_job_for_message(tx, reply_id)
+    if job is None or job.status != job_repo.QUEUED:
+        return None
+    position = await job_repo.queue_position(tx, job, max_wait_s=signals.max_wait_s)
+    return QueuePlace(position, signals.estimate_start_s(position))
+
+
+def check_content(content: str, limit: int) -> None:
+    """A message has some text and at most `limit` characters."""
+    problem = None
+    if not content.strip():
+        problem = "A message cannot be empty."
+    elif len(content) > limit:
+        problem = f"A message has at most {limit} characters ({len(content)} sent)."
+    if problem:
+        field_error = {"field": "content", "location": "body", "message": problem}
+        raise ValidationFailed(problem, extra={"errors": [field_error]})
+
+
+async def _persona_for(
+    tx: Transaction, user: UserRecord, persona_id: str | None
+) -> persona_repo.PersonaRecord | None:
+    """The user's persona `persona_id` (404 if not theirs), or their default one."""
+    if persona_id is None:
+        return await persona_repo.default_persona(tx, user.id)
+    persona = await persona_repo.get_persona(tx, persona_id)
+    if persona is None or persona.user_id != user.id:
+        raise NotFound("No persona with this id.")
+    return persona
+
+
+def _digest(content: str) -> str:
+    return hashlib.sha256(content.encode()).hexdigest()
+
+
+class ChatService:
+    """Everything a chatter does in a one-on-one chat."""
+
+    def __init__(
+        self,
+        database: Database,
+        events: EventLog,
+        signals: JobSignals,
+        settings: Settings,
+        limiter: RateLimiter,
+    ) -> None:
+        self._db = database
+        self._events = events
+        self._signals = signals
+        self._settings = settings
+        self._limiter = limiter
+        self._in_flight: dict[tuple[str, str, str], asyncio.Future[SendResult]] = {}
+
+    # --- chats ---------------------------------------------------------------------
+
+    async def start_chat(
+        self,
+        user: UserRecord,
+        character_id: str,
+        *,
+        persona_name: str | None = None,
+        persona_description: str = "",
+        persona_id: str | None = None,
+    ) -> ChatRecord:
+        """A new chat opening with the character's greeting (alternates become swipes).
+
+        The user is the persona given inline, else the persona `persona_id`, else
+        their default persona, else their display name.
+        """
+        async with self._db.write() as tx:
+            character = await character_repo.get_character(tx, character_id)
+            if character is None or not can_read(character, user):
+                raise NotFound("No character with this id.")
+            if persona_name is None:
+                persona = await _persona_for(tx, user, persona_id)
+                if persona is not None:
+                    persona_id = persona.id
+                    persona_name, persona_description = persona.name, persona.description
+            else:
+                persona_id = None
+            name = (persona_name or user.display_name).strip() or user.username
+            chat_id = await repo.insert_chat(
+                tx,
+                owner_id=user.id,
+                character_id=character.id,
+                title=character.name,
+                persona_name=name,
+                persona_description=persona_description,
+                persona_id=persona_id,
+            )
+            greetings = [g for g in [character.first_message, *character.alternate_greetings] if g]
+            if greetings:
+                chat = await repo.lock_chat(tx, chat_id)
+                assert chat is not None
+                position = await repo.reserve_positions(tx, chat, 1)
+                for index, greeting in enumerate(greetings):
+                    await repo.insert_message(
+                        tx,
+                        chat_id=chat_id,
+                        role="assistant",
+                        position=position,
+                        swipe_index=index,
+                        selected=index == 0,
+                        content=substitute(greeting, char=character.name, user=name),
+                        status="complete",
+                        labels={"greeting": True},
+                    )
+            await character_repo.add_chat_count(tx, character.id, 1)
+            chat_record = await repo.get_chat(tx, chat_id)
+        assert chat_record is not None
+        return chat_record
+
+    async def get_chat(self, user: UserRecord, chat_id: str) -> ChatRecord:
+        """A chat of this user; anybody else's is simply not found."""
+        async with self._db.read() as tx:
+            chat = await repo.get_chat(tx, chat_id)
+        if chat is None or chat.owner_id != user.id:
+            raise NotFound("No chat with this id.")
+        return chat
+
+    async def list_chats(self, user: UserRecord, *, limit: int, offset: int) -> list[ChatRecord]:
+        async with self._db.read() as tx:
+            return await repo.list_chats(tx, user.id, limit=limit, offset=offset)
+
+    async def rename_chat(self, user: UserRecord, chat_id: str, title: str) -> ChatRecord:
+        await self.get_chat(user, chat_id)
+        async with self._db.write() as tx:
+            await repo.update_chat(tx, chat_id, title=title.strip() or "Chat")
+            chat = await repo.get_chat(tx, chat_id)
+        assert chat is not None
+        return chat
+
+    async def choose_persona(self, user: UserRecord, chat_id: str, persona_id: str) -> ChatRecord:
+        """Be another of one's personas in this chat from the next reply on."""
+        await self.get_chat(user, chat_id)
+        async with self._db.write() as tx:
+            persona = await _persona_for(tx, user, persona_id)
+            assert persona is not None
+            await repo.update_chat(
+                tx,
+                chat_id,
+                persona_id=persona.id,
+                persona_name=persona.name,
+                persona_description=persona.description,
+            )
+            chat = await repo.get_chat(tx, chat_id)
+        assert chat is not None
+        return chat
+
+    async def delete_chat(self, user: UserRecord, chat_id: str) -> None:
+        """Hide a chat (soft delete: its messages stay stored)."""
+        chat = await self.get_chat(user, chat_id)
+        async with self._db.write() as tx:
+            await repo.soft_delete_chat(tx, chat_id)
+            await character_repo.add_chat_count(tx, chat.character_id, -1)
+
+    async def history(
+        self, user: UserRecord, chat_id: str, *, before: str | None, limit: int
+    ) -> tuple[list[MessageRecord], bool]:
+        """Up to `limit` messages before the message `before` (newest page if None),
+        oldest first, and whether older ones exist."""
+        await self.get_chat(user, chat_id)
+        async with self._db.read() as tx:
+            before_position = None
+            if before is not None:
+                anchor = await repo.get_message(tx, before)
+                if anchor is None or anchor.chat_id != chat_id:
+                    raise NotFound("No message with this id in this chat.")
+                before_position = anchor.position
+            page = await repo.list_history(
+                tx, chat_id, before_position=before_position, limit=limit + 1
+            )
+        has_more = len(page) > limit
+        return (page[1:] if has_more else page), has_more
+
+    # --- sending -------------------------------------------------------------------
+
+    async def send(
+        self,
+        user: UserRecord,
+        chat_id: str,
+        client_id: str,
+        content: str,
+        *,
+        ip: str | None = None,
+    ) -> SendResult:
+        """Store a message and queue its reply, once per client_id.
+
+        The same client_id again returns the same pair, whether the first try
+        finished, is running in this process (it waits for it), or died halfway.
+        """
+        if not _CLIENT_ID.match(client_id):
+            raise ValidationFailed("client_id has 1 to 64 letters, digits, '-' or '_'.")
+        check_content(content, self._settings.message_max_chars)
+        await self._limiter.hit("send-user", user.id, self._settings.send_rate_per_user)
+        if ip is not None:
+            await self._limiter.hit("send-ip", ip, self._settings.send_rate_per_ip)
+        key = (chat_id, user.id, client_id)
+        running = self._in_flight.get(key)
+        if running is not None:
+            result = await asyncio.shield(running)
+            self._check_same_content(result.message, _digest(content))
+            return result
+        future: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
+        self._in_flight[key] = future
+        try:
+            result = await self._send_once(user, chat_id, client_id, content)
+        except BaseException as error:
+            future.set_exception(error)
+            future.exception()  # retrieved here; waiters still receive it
+            raise
+        else:
+            future.set_result(result)
+        finally:
+            del self._in_flight[key]
+        return result
+
+    def _check_same_content(self, message: MessageRecord, content_hash: str) -> None:
+        if message.content_hash != content_hash:
+            raise ClientIdReused(
+                "This client_id was already used for another message; use a new id for new "
+                "content. The original message is unchanged.",
+                extra={"original": chat_events.message_data(message)},
+            )
+
+    async def _existing(self, message: MessageRecord, content_hash: str) -> SendResult:
+        self._check_same_content(message, content_hash)
+        async with self._db.read() as tx:
+            reply = await repo.get_reply_to(tx, message.id)
+            if reply is None:
+                raise InvalidState("This message has no reply record.")
+            message = await repo.get_message(tx, message.id) or message
+            reply = await repo.get_message(tx, reply.id) or reply
+            queue = await queue_place(tx, reply.id, self._signals)
+        return SendResult(message=message, reply=reply, queue=queue)
+
+    async def _send_once(
+        self, user: UserRecord, chat_id: str, client_id: str, content: str
+    ) -> SendResult:
+        content_hash = _digest(content)
+        # Keyed by author: another user's chat can hold no message of this user.
+        async with self._db.read() as tx:
+            existing = await repo.get_by_client_id(tx, chat_id, user.id, client_id)
+        if existing is not None and existing.status != WAITING:
+            return await self._existing(existing, content_hash)
+        refusal: AppError | None = None
+        reply_id: str | None = None
+        try:
+            async with self._db.write() as tx:
+                chat = await repo.lock_chat(tx, chat_id)
+                if chat is None or chat.owner_id != user.id:
+                    raise NotFound("No chat with this id.")
+                # Another process may have stored it while we waited for the lock.
+                existing = await repo.get_by_client_id(tx, chat_id, user.id, client_id)
+                if existing is None:
+                    message_id, position = await self._insert_message(
+                        tx, chat, user, client_id, content, content_hash
+                    )
+                elif existing.status == WAITING:
+                    self._check_same_content(existing, content_hash)
+                    message_id, position = existing.id, existing.position
+                if existing is None or existing.status == WAITING:
+                    refusal = await self._admission(tx, user)
+                    if refusal is None:
+                        reply_id = await self._admit(tx, chat, user, message_id, position)
+                        accepted = await self._pair(tx, message_id, reply_id)
+        except repo.DuplicateMessage:
+            async with self._db.read() as tx:
+                existing = await repo.get_by_client_id(tx, chat_id, user.id, client_id)
+            if existing is None:
+                raise
+        if reply_id is None and refusal is None:
+            assert existing is not None
+            return await self._existing(existing, content_hash)
+        if refusal is not None:
+            async with self._db.read() as tx:
+                waiting = await repo.get_message(tx, message_id)
+            assert waiting is not None
+            await chat_events.publish_message(self._events, waiting)
+            refusal.extra["message"] = chat_events.message_data(waiting)
+            raise refusal
+        result = accepted
+        await chat_events.publish_message(self._events, result.message)
+        await chat_events.publish_reply_state(self._events, result.reply)
+        if result.queue is not None:
+            await chat_events.publish_queue_place(
+                self._events,
+                chat_id,
+                result.reply.id,
+                result.queue.position,
+                result.queue.estimated_start_s,
+            )
+        self._signals.job_queued()
+        return result
+
+    async def _insert_message(
+        self,
+        tx: Transaction,
+        chat: ChatRecord,
+        user: UserRecord,
+        client_id: str,
+        content: str,
+        content_hash: str,
+    ) -> tuple[str, int]:
+        """Store the user message, with the place of its reply reserved next to it."""
+        position = await repo.reserve_positions(tx, chat, 2)
+        message_id = await repo.insert_message(
+            tx,
+            chat_id=chat.id,
+            role="user",
+            author_id=user.id,
+            position=position,
+            content=content,
+            status=WAITING,
+            client_id=client_id,
+            content_hash=content_hash,
+        )
+        return message_id, position
+
+    async def _admission(self, tx: Transaction, user: UserRecord) -> AppError | None:
+        """Whether one more reply may wait in line (per user, then in all)."""
+        return await admission_refusal(tx, user, self._settings, self._signals)
+
+    async def _admit(
+        self, tx: Transaction, chat: ChatRecord, user: UserRecord, message_id: str, position: int
+    ) -> str:
+        """The reply placeholder and its job, in the same transaction as the message."""
+        await repo.update_message(tx, message_id, status="complete")
+        return await insert_reply(
+            tx,
+            chat_id=chat.id,
+            user_id=user.id,
+            position=position + 1,
+            parent_id=message_id,
+            max_attempts=self._settings.job_max_attempts,
+            priority=priority_of(user),
+        )
+
+    async def _pair(self, tx: Transaction, message_id: str, reply_id: str) -> SendResult:
+        """The message and its reply as stored (read in the transaction that wrote them)."""
+        message = await repo.get_message(tx, message_id)
+        reply = await repo.get_message(tx, reply_id)
+        assert message is not None and reply is not None
+        queue = await queue_place(tx, reply_id, self._signals)
+        return SendResult(message=message, reply=reply, queue=queue)

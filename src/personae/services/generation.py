@@ -1,0 +1,518 @@
+"""Writing one reply: the body of a reply job.
+
+Tokens go to the chat's event log as they arrive; the text so far is
+checkpointed to the database every moment, so a crash loses at most the last
+fraction of a second, and a retried or recovered job continues from the
+checkpoint instead of starting over. Nothing written is ever deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from personae.errors import ContextTooLong
+from personae.events.base import EventLog
+from personae.llm.base import (
+    ChatTurn,
+    ContextOverflowError,
+    PermanentBackendError,
+    Provider,
+    SamplingParams,
+    StreamStats,
+    TransientBackendError,
+)
+from personae.llm.prompt import DEFAULT_TURN_OVERHEAD
+from personae.llm.quality import QualityMonitor
+from personae.llm.router import Backend, Router
+from personae.services import chat_events
+from personae.services.chat_events import COMPLETE, FAILED, GENERATING, QUEUED, STOPPED
+from personae.services.memory import MemoryService
+from personae.services.metrics import ReplyRecorder
+from personae.services.prompting import PromptMemory, assemble_prompt, system_prompt
+from personae.settings import Settings
+from personae.storage.db import Database
+from personae.storage.repos import characters as character_repo
+from personae.storage.repos import chats as repo
+from personae.storage.repos import jobs as job_repo
+from personae.storage.repos.characters import CharacterRecord
+from personae.storage.repos.chats import ChatRecord, MessageRecord
+from personae.storage.repos.jobs import JobRecord
+
+log = logging.getLogger("personae.generation")
+_TOKEN_COUNT_CACHE = 20_000
+_PROMPT_MARGIN_TOKENS = 16
+_ROOM_WAIT_S = 1.0
+
+
+@dataclass
+class JobControl:
+    """Signals from the scheduler to a running job."""
+
+    stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    shutting_down: asyncio.Event = field(default_factory=asyncio.Event)
+    lease_lost: asyncio.Event = field(default_factory=asyncio.Event)
+    # Called when the job no longer needs a backend slot (its stream ended): the
+    # scheduler starts the next job while this one stores how it ended.
+    on_slot_free: Callable[[], None] = field(default=lambda: None)
+    slot_freed: bool = False
+
+    def should_pause(self) -> bool:
+        return self.shutting_down.is_set() or self.lease_lost.is_set()
+
+    def free_slot(self) -> None:
+        if not self.slot_freed:
+            self.slot_freed = True
+            self.on_slot_free()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a job ended, for the scheduler's measures."""
+
+    status: str
+    service_s: float
+
+
+class _Interrupted(Exception):
+    """The job must end now and be continued later (shutdown) or elsewhere (lease lost)."""
+
+
+@dataclass
+class Draft:
+    """A reply being written: its text and what is known about how it was written."""
+
+    text: str
+    labels: dict[str, Any]
+    generation: dict[str, Any] = field(default_factory=dict)
+    backend: str | None = None
+    announced: bool = False
+
+
+@dataclass(frozen=True)
+class _Context:
+    chat: ChatRecord
+    character: CharacterRecord
+    history: list[MessageRecord]
+    memory: PromptMemory | None = None
+    # What the last prompt built held and left out (ids and token counts).
+    prompt_record: dict[str, Any] = field(default_factory=dict)
+
+
+class GenerationService:
+    """Runs reply jobs over the router's backends, with failover and the quality gate."""
+
+    def __init__(
+        self,
+        database: Database,
+        events: EventLog,
+        router: Router,
+        settings: Settings,
+        *,
+        recorder: ReplyRecorder | None = None,
+        memory: MemoryService | None = None,
+    ) -> None:
+        self._db = database
+        self._recorder = recorder
+        self._memory = memory
+        self._events = events
+        self._router = router
+        self._settings = settings
+        self._token_counts: OrderedDict[tuple[str, str], int] = OrderedDict()
+
+    async def _count(self, provider: Provider, text: str) -> int:
+        key = (provider.model, hashlib.blake2b(text.encode(), digest_size=16).hexdigest())
+        cached = self._token_counts.get(key)
+        if cached is None:
+            cached = await provider.count_tokens(text)
+            self._token_counts[key] = cached
+            if len(self._token_counts) > _TOKEN_COUNT_CACHE:
+                self._token_counts.popitem(last=False)
+        return cached
+
+    async def run(self, job: JobRecord, control: JobControl) -> Outcome:
+        """Write the reply of `job` and record how it ended."""
+        started = time.monotonic()
+        async with self._db.read() as tx:
+            reply = await repo.get_message(tx, job.message_id or "")
+        if reply is None or reply.status in chat_events.FINAL_STATES:
+            await self._finish_job(job, job_repo.CANCELLED, "reply gone or already final")
+            return Outcome(job_repo.CANCELLED, 0.0)
+        draft = Draft(text=reply.content, labels=dict(reply.labels))
+        if job.cancel_requested or control.stop_requested.is_set():
+            await self._finalize(job, reply, draft, STOPPED)
+            return Outcome(STOPPED, 0.0)
+        if job.attempts > job.max_attempts:
+            await self._fail(job, reply, draft, "backend_unavailable", retryable=True)
+            return Outcome(FAILED, 0.0)
+        try:
+            status = await self._generate(job, reply, draft, control)
+        except _Interrupted:
+            return Outcome(QUEUED, time.monotonic() - started)
+        return Outcome(status, time.monotonic() - started)
+
+    async def _load(self, reply: MessageRecord) -> _Context:
+        async with self._db.read() as tx:
+            chat = await repo.get_chat(tx, reply.chat_id)
+            assert chat is not None
+            character = await character_repo.get_character(
+                tx, chat.character_id, include_deleted=True
+            )
+            assert character is not None
+            if self._memory is None:
+                history = await repo.list_history(tx, reply.chat_id, before_position=reply.position)
+                return _Context(chat, character, history)
+        # A bounded tail of history (the summary and recall stand for the rest).
+        largest = max((b.spec.context_length for b in self._router.backends), default=0)
+        window = await self._memory.history_window(
+            chat.id, reply.position, largest or self._settings.context_length
+        )
+        memory = await self._memory.prompt_memory(chat.id, window, reply.position)
+        return _Context(chat, character, window.messages, memory)
+
+    async def _prompt(self, context: _Context, partial: str, backend: Backend) -> list[ChatTurn]:
+        provider = backend.provider
+        budget = (
+            backend.spec.context_length - self._settings.max_reply_tokens - _PROMPT_MARGIN_TOKENS
+        )
+        system_text = system_prompt(context.character, context.chat)
+        texts = [system_text, partial, context.character.post_history_instructions]
+        texts += [m.content for m in context.history]
+        if context.memory is not None:
+            texts += [m.content for m in context.memory.pinned]
+            texts += [m.content for m in context.memory.recalled]
+            texts += [context.memory.summary.content] if context.memory.summary else []
+            texts += [str(e.get("content", "")) for e in _book_entries(context.character)]
+        counts: dict[str, int] = {}
+        # A token is at least one byte: when the bytes fit, the tokens do, and the
+        # backend need not be asked to count (most turns of most chats).
+        upper_bound = sum(len(t.encode()) + DEFAULT_TURN_OVERHEAD for t in texts)
+        if upper_bound > budget:
+            for text in texts:
+                counts[text] = await self._count(provider, text)
+        assembled = assemble_prompt(
+            context.character,
+            context.chat,
+            context.history,
+            partial_reply=partial,
+            budget_tokens=budget,
+            count=lambda text: counts[text] if text in counts else len(text.encode()),
+            memory=context.memory,
+        )
+        context.prompt_record.clear()
+        context.prompt_record.update(assembled.record)
+        cut = assembled.record["left_out"]["history_before_position"]
+        if self._memory is not None and cut:
+            await self._memory.summary_due(context.chat.id, cut)
+        return assembled.turns
+
+    def _params(self, context: _Context, *, strict: bool) -> SamplingParams:
+        """Role-play sampling; `strict` is the stronger anti-repetition of a regeneration."""
+        stop = (f"\n{context.chat.persona_name}:",)
+        if strict:
+            return SamplingParams(
+                max_tokens=self._settings.max_reply_tokens,
+                temperature=0.9,
+                repeat_penalty=1.3,
+                frequency_penalty=0.5,
+                presence_penalty=0.3,
+                dry_multiplier=0.8,
+                stop=stop,
+            )
+        return SamplingParams(
+            max_tokens=self._settings.max_reply_tokens, repeat_penalty=1.1, stop=stop
+        )
+
+    async def _generate(
+        self, job: JobRecord, reply: MessageRecord, draft: Draft, control: JobControl
+    ) -> str:
+        """Stream the reply, moving to another backend when one fails mid-stream, and
+        regenerating once (stricter sampling) when the quality gate rejects it."""
+        context = await self._load(reply)
+        excluded: set[str] = set()
+        strict = False
+        start_text = draft.text
+        monitor = QualityMonitor(self._params(context, strict=False).stop)
+        monitor.feed(draft.text)
+        while True:
+            choice = self._router.choose(context.chat.backend, frozenset(excluded))
+            if choice is None and self._router.all_busy(frozenset(excluded)):
+                # Claimed ahead of a free slot: take the first one that frees.
+                await self._router.wait_for_room(_ROOM_WAIT_S)
+                continue
+            if choice is None:
+                return await self._retry_or_fail(
+                    job, reply, draft, "no inference backend is available", control
+                )
+            backend = choice.backend
+            if not backend.breaker.acquire():
+                excluded.add(backend.name)
+                continue
+            try:
+                turns = await self._prompt(context, draft.text, backend)
+                draft.generation["prompt"] = dict(context.prompt_record)
+                with self._router.using(backend):
+                    stopped = await self._stream(
+                        job,
+                        reply,
+                        draft,
+                        control,
+                        backend,
+                        turns,
+                        monitor,
+                        self._params(context, strict=strict),
+                    )
+            except TransientBackendError as error:
+                backend.breaker.failure()
+                excluded.add(backend.name)
+                log.warning(
+                    "backend failed; continuing the reply elsewhere",
+                    extra={"job_id": job.id, "backend": backend.name, "error": str(error)},
+                )
+                continue
+            except (ContextTooLong, ContextOverflowError) as error:
+                backend.breaker.success()
+                detail = error.detail if isinstance(error, ContextTooLong) else str(error)
+                await self._fail(
+                    job, reply, draft, "context_too_long", retryable=False, detail=detail
+                )
+                return FAILED
+            except PermanentBackendError as error:
+                backend.breaker.success()
+                await self._fail(
+                    job, reply, draft, "backend_error", retryable=True, detail=str(error)
+                )
+                return FAILED
+            backend.breaker.success()
+            draft.backend = backend.name
+            draft.labels["fallback"] = choice.fallback
+            verdict = monitor.verdict()
+            if stopped or verdict.ok or strict or not self._settings.quality_gate:
+                control.free_slot()  # no further stream: the next job may take the slot
+            if stopped:
+                await self._finalize(job, reply, draft, STOPPED)
+                return STOPPED
+            if verdict.ok or not self._settings.quality_gate:
+                draft.labels["quality"] = "ok" if verdict.ok else verdict.label
+                break
+            if not strict:
+                # Keep the rejected text (nothing is deleted), then write it again, stricter.
+                draft.generation["rejected"] = {"text": draft.text, "reason": verdict.label}
+                draft.labels["regenerated"] = True
+                draft.text = start_text
+                strict = True
+                monitor = QualityMonitor(self._params(context, strict=True).stop)
+                monitor.feed(draft.text)
+                await self._set_status(reply, draft.text, GENERATING)
+                continue
+            if verdict.label == "empty":
+                await self._fail(
+                    job, reply, draft, "empty_reply", retryable=True, detail=verdict.detail
+                )
+                return FAILED
+            draft.labels["quality"] = verdict.label
+            break
+        await self._finalize(job, reply, draft, COMPLETE, chat_backend=draft.backend)
+        return COMPLETE
+
+    async def _stream(
+        self,
+        job: JobRecord,
+        reply: MessageRecord,
+        draft: Draft,
+        control: JobControl,
+        backend: Backend,
+        turns: list[ChatTurn],
+        monitor: QualityMonitor,
+        params: SamplingParams,
+    ) -> bool:
+        """One stream from one backend into the draft; returns whether a stop was asked."""
+        stats = StreamStats()
+        if not draft.announced:
+            draft.announced = True
+            await self._announce_generating(reply, draft.text)
+        started = time.monotonic()
+        first_token_at: float | None = None
+        last_checkpoint = started
+        stream = chat_events.chat_stream(reply.chat_id)
+        try:
+            async with contextlib.aclosing(
+                backend.provider.stream_chat(turns, params, cache_key=reply.chat_id, stats=stats)
+            ) as pieces:
+                async for piece in pieces:
+                    if not piece:
+                        continue
+                    first_token_at = first_token_at or time.monotonic()
+                    offset = len(draft.text)
+                    draft.text += piece
+                    monitor.feed(piece)
+                    await self._events.publish(
+                        stream, "token", {"message_id": reply.id, "offset": offset, "text": piece}
+                    )
+                    if control.stop_requested.is_set():
+                        return True
+                    if control.should_pause():
+                        await self._pause(job, reply, draft, control)
+                    if monitor.looping:
+                        return False  # the pattern repeated 4 times: stop the stream here
+                    now = time.monotonic()
+                    if now - last_checkpoint >= self._settings.checkpoint_interval_s:
+                        last_checkpoint = now
+                        if await self._checkpoint(job, reply, draft.text):
+                            control.stop_requested.set()
+                            return True
+        except asyncio.CancelledError:
+            # Hard stop (shutdown past its grace): keep the text and give the job back.
+            await asyncio.shield(self._requeue(job, reply, draft, delay_s=0, error="interrupted"))
+            raise
+        draft.generation.update(
+            model=backend.spec.model,
+            backend=backend.name,
+            attempts=job.attempts,
+            first_token_ms=round(((first_token_at or started) - started) * 1000),
+            duration_ms=round((time.monotonic() - started) * 1000),
+            prompt_tokens=stats.prompt_tokens,
+            cached_tokens=stats.cached_tokens,
+            cached_share=stats.cached_share,
+            completion_tokens=stats.completion_tokens,
+        )
+        return False
+
+    async def _pause(
+        self, job: JobRecord, reply: MessageRecord, draft: Draft, control: JobControl
+    ) -> None:
+        if control.lease_lost.is_set():
+            log.warning("lease lost; leaving the job to its new owner", extra={"job_id": job.id})
+        else:
+            await self._requeue(job, reply, draft, delay_s=0, error="server shutting down")
+        raise _Interrupted()
+
+    async def _announce_generating(self, reply: MessageRecord, text: str) -> None:
+        """Tell the stream at once; the database learns it with the first checkpoint
+        (one write fewer before the first token; a crash before it leaves "queued",
+        which is what the recovered job then is)."""
+        writing = dataclasses.replace(reply, status=GENERATING, content=text, error_code=None)
+        await chat_events.publish_reply_state(self._events, writing)
+
+    async def _checkpoint(self, job: JobRecord, reply: MessageRecord, text: str) -> bool:
+        """Save the text so far; returns whether a stop was asked (from any process)."""
+        async with self._db.write(urgent=True) as tx:
+            await repo.update_message(tx, reply.id, content=text, status=GENERATING)
+            return await job_repo.is_cancel_requested(tx, job.id)
+
+    async def _stop_asked(self, job: JobRecord) -> bool:
+        async with self._db.read() as tx:
+            return await job_repo.is_cancel_requested(tx, job.id)
+
+    async def _set_status(self, reply: MessageRecord, text: str, status: str) -> None:
+        async with self._db.write(urgent=True) as tx:
+            await repo.update_message(tx, reply.id, status=status, content=text, error_code=None)
+            updated = await repo.get_message(tx, reply.id)
+        assert updated is not None
+        await chat_events.publish_reply_state(self._events, updated)
+
+    async def _retry_or_fail(
+        self, job: JobRecord, reply: MessageRecord, draft: Draft, error: str, control: JobControl
+    ) -> str:
+        """Try again later with backoff, unless attempts are spent or a stop was asked."""
+        if control.stop_requested.is_set() or await self._stop_asked(job):
+            await self._finalize(job, reply, draft, STOPPED)
+            return STOPPED
+        if job.attempts >= job.max_attempts:
+            await self._fail(job, reply, draft, "backend_unavailable", retryable=True, detail=error)
+            return FAILED
+        delay = self._settings.job_retry_base_s * 2 ** (job.attempts - 1)
+        log.warning(
+            "reply failed, retrying", extra={"job_id": job.id, "error": error, "delay_s": delay}
+        )
+        await self._requeue(job, reply, draft, delay_s=delay, error=error)
+        return QUEUED
+
+    async def _requeue(
+        self, job: JobRecord, reply: MessageRecord, draft: Draft, *, delay_s: float, error: str
+    ) -> None:
+        async with self._db.write(urgent=True) as tx:
+            await repo.update_message(
+                tx, reply.id, status=QUEUED, content=draft.text, labels=draft.labels
+            )
+            await job_repo.requeue(tx, job.id, delay_s=delay_s, error=error)
+            updated = await repo.get_message(tx, reply.id)
+        assert updated is not None
+        await chat_events.publish_reply_state(self._events, updated)
+
+    async def _fail(
+        self,
+        job: JobRecord,
+        reply: MessageRecord,
+        draft: Draft,
+        code: str,
+        *,
+        retryable: bool,
+        detail: str | None = None,
+    ) -> None:
+        """End a reply as failed, keeping its text, with a code and whether to retry."""
+        log.warning("reply failed", extra={"job_id": job.id, "code": code, "detail": detail})
+        await self._finalize(job, reply, draft, FAILED, error_code=code, retryable=retryable)
+        await self._events.publish(
+            chat_events.chat_stream(reply.chat_id),
+            "error",
+            {
+                "message_id": reply.id,
+                "code": code,
+                "retryable": retryable,
+                "detail": detail or code,
+            },
+        )
+
+    async def _finalize(
+        self,
+        job: JobRecord,
+        reply: MessageRecord,
+        draft: Draft,
+        status: str,
+        *,
+        error_code: str | None = None,
+        retryable: bool = False,
+        chat_backend: str | None = None,
+    ) -> None:
+        """Store how the reply ended (and, for a primary, keep the chat on its backend)."""
+        job_status = {COMPLETE: job_repo.DONE, STOPPED: job_repo.CANCELLED}.get(
+            status, job_repo.FAILED
+        )
+        async with self._db.write(urgent=True) as tx:
+            await repo.update_message(
+                tx,
+                reply.id,
+                status=status,
+                content=draft.text,
+                error_code=error_code,
+                retryable=retryable,
+                generation=draft.generation or None,
+                labels=draft.labels,
+                backend=draft.backend,
+            )
+            await job_repo.finish(tx, job.id, job_status, error_code)
+            if chat_backend and not draft.labels.get("fallback"):
+                await repo.set_chat_backend(tx, reply.chat_id, chat_backend)
+            updated = await repo.get_message(tx, reply.id)
+        assert updated is not None
+        await chat_events.publish_reply_state(self._events, updated)
+        if self._recorder is not None:
+            self._recorder.reply_finished(status, draft.generation)
+
+    async def _finish_job(self, job: JobRecord, status: str, note: str) -> None:
+        async with self._db.write(urgent=True) as tx:
+            await job_repo.finish(tx, job.id, status, note)
+
+
+def _book_entries(character: CharacterRecord) -> list[dict[str, Any]]:
+    entries = (character.character_book or {}).get("entries")
+    return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []

@@ -1,0 +1,302 @@
+"""Long-term memory of a chat: pinned memories, the rolling summary, recall, and
+the bounded history a prompt is built from.
+
+A prompt never reads a whole long chat: only a tail of recent messages that can
+fit (read in pages of positions, so the tail's start moves seldom and the prompt
+prefix stays stable), the summary that stands for what came before, and the few
+older messages recall finds.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from personae.errors import Conflict, NotFound, ValidationFailed
+from personae.llm.prompt import DEFAULT_TURN_OVERHEAD
+from personae.services.macros import substitute
+from personae.services.prompting import (
+    PromptMemory,
+    lore_key,
+    lorebook_of,
+    memory_text,
+    recalled_text,
+    system_prompt,
+)
+from personae.services.recall import Recall
+from personae.settings import Settings
+from personae.storage.db import Database
+from personae.storage.repos import characters as character_repo
+from personae.storage.repos import chats as chat_repo
+from personae.storage.repos import jobs as job_repo
+from personae.storage.repos import memories as memory_repo
+from personae.storage.repos.accounts import UserRecord
+from personae.storage.repos.chats import ChatRecord, MessageRecord
+from personae.storage.repos.memories import PINNED, SUMMARY, MemoryRecord
+
+log = logging.getLogger("personae.memory")
+SUMMARY_JOB = "summary"
+# History is read in aligned pages of this many positions.
+_PAGE = 32
+# Fewer bytes per token than any tokenizer we know: a safe lower bound of a message's cost.
+_MAX_BYTES_PER_TOKEN = 8
+
+
+class TooManyPins(Conflict):
+    code = "too_many_pinned_memories"
+
+
+@dataclass(frozen=True)
+class HistoryWindow:
+    messages: list[MessageRecord]
+    # The first position read; everything before it is left to the summary and recall.
+    start_position: int
+
+
+def _least_cost(message: MessageRecord) -> int:
+    return len(message.content.encode()) // _MAX_BYTES_PER_TOKEN + 1 + DEFAULT_TURN_OVERHEAD
+
+
+class MemoryService:
+    """Pins, summaries and recall for one chat at a time."""
+
+    def __init__(self, database: Database, settings: Settings, recall: Recall | None) -> None:
+        self._db = database
+        self._settings = settings
+        self.recall = recall
+
+    # --- for the API --------------------------------------------------------------
+
+    async def _own_chat(self, user: UserRecord, chat_id: str) -> ChatRecord:
+        async with self._db.read() as tx:
+            chat = await chat_repo.get_chat(tx, chat_id)
+        if chat is None or chat.owner_id != user.id:
+            raise NotFound("No chat with this id.")
+        return chat
+
+    async def _own_memory(self, user: UserRecord, memory_id: str) -> MemoryRecord:
+        async with self._db.read() as tx:
+            memory = await memory_repo.get_memory(tx, memory_id)
+            chat = await chat_repo.get_chat(tx, memory.chat_id) if memory else None
+        if memory is None or chat is None or chat.owner_id != user.id:
+            raise NotFound("No memory with this id.")
+        return memory
+
+    async def list_memories(self, user: UserRecord, chat_id: str) -> list[MemoryRecord]:
+        """Pinned memories, then every live summary version (the last one is in use)."""
+        await self._own_chat(user, chat_id)
+        async with self._db.read() as tx:
+            pinned = await memory_repo.list_memories(tx, chat_id, PINNED)
+            summaries = await memory_repo.list_memories(tx, chat_id, SUMMARY)
+        return pinned + summaries
+
+    async def pin(
+        self, user: UserRecord, chat_id: str, content: str, *, source_message_id: str | None = None
+    ) -> MemoryRecord:
+        """Keep a fact in every prompt of this chat (at most `memory_max_pinned`)."""
+        content = content.strip()
+        limit = self._settings.memory_max_chars
+        if not content or len(content) > limit:
+            raise ValidationFailed(f"A memory has 1 to {limit} characters ({len(content)} sent).")
+        await self._own_chat(user, chat_id)
+        async with self._db.write() as tx:
+            pinned = await memory_repo.count_pinned(tx, chat_id)
+            if pinned >= self._settings.memory_max_pinned:
+                raise TooManyPins(
+                    f"This chat already has {pinned} pinned memories, the most it can keep; "
+                    "delete one to pin another."
+                )
+            memory_id = await memory_repo.insert_memory(
+                tx,
+                chat_id=chat_id,
+                kind=PINNED,
+                content=content,
+                source_message_id=source_message_id,
+            )
+            memory = await memory_repo.get_memory(tx, memory_id)
+        assert memory is not None
+        return memory
+
+    async def pin_message(self, user: UserRecord, message_id: str) -> MemoryRecord:
+        async with self._db.read() as tx:
+            message = await chat_repo.get_message(tx, message_id)
+        if message is None:
+            raise NotFound("No message with this id.")
+        await self._own_chat(user, message.chat_id)
+        text = message.content.strip()[: self._settings.memory_max_chars]
+        return await self.pin(user, message.chat_id, text, source_message_id=message.id)
+
+    async def edit(self, user: UserRecord, memory_id: str, content: str) -> MemoryRecord:
+        """Change a pinned memory's or a summary's text."""
+        memory = await self._own_memory(user, memory_id)
+        limit = self._settings.memory_max_chars * (4 if memory.kind == SUMMARY else 1)
+        if not content.strip() or len(content) > limit:
+            raise ValidationFailed(f"A memory has 1 to {limit} characters ({len(content)} sent).")
+        async with self._db.write() as tx:
+            await memory_repo.update_memory(tx, memory_id, content=content.strip())
+            updated = await memory_repo.get_memory(tx, memory_id)
+        assert updated is not None
+        return updated
+
+    async def delete(self, user: UserRecord, memory_id: str) -> None:
+        """Unpin; for a summary, undo it: the version before it is used again."""
+        await self._own_memory(user, memory_id)
+        async with self._db.write() as tx:
+            await memory_repo.soft_delete_memory(tx, memory_id)
+
+    # --- for the prompt -------------------------------------------------------------
+
+    async def history_window(
+        self, chat_id: str, before_position: int, budget_tokens: int
+    ) -> HistoryWindow:
+        """The newest messages before a position that could fit `budget_tokens`, read
+        backwards a page at a time; the window starts at a page boundary."""
+        start = max(0, (before_position - 1) // _PAGE * _PAGE)
+        end = before_position
+        messages: list[MessageRecord] = []
+        least = 0
+        async with self._db.read() as tx:
+            while True:
+                page = await chat_repo.list_history_between(
+                    tx, chat_id, from_position=start, before_position=end
+                )
+                messages = page + messages
+                least += sum(_least_cost(m) for m in page)
+                if start == 0 or least >= budget_tokens:
+                    return HistoryWindow(messages, start)
+                end, start = start, max(0, start - _PAGE)
+
+    async def prompt_memory(
+        self, chat_id: str, window: HistoryWindow, before_position: int
+    ) -> PromptMemory:
+        """Pinned memories, the summary, and the older messages recall finds for the
+        newest user message."""
+        settings = self._settings
+        async with self._db.read() as tx:
+            pinned = await memory_repo.list_memories(tx, chat_id, PINNED)
+            summary = await memory_repo.current_summary(tx, chat_id)
+        recalled: list[MessageRecord] = []
+        query = next((m.content for m in reversed(window.messages) if m.role == "user"), "")
+        if self.recall is not None and settings.recall_messages > 0 and window.start_position > 0:
+            await self.recall.index(chat_id, before_position=window.start_position)
+            found = await self.recall.search(
+                chat_id,
+                query,
+                before_position=window.start_position,
+                limit=settings.recall_messages,
+                min_score=settings.recall_min_score,
+            )
+            async with self._db.read() as tx:
+                rows = await chat_repo.get_history_messages(
+                    tx, chat_id, [f.message_id for f in found]
+                )
+            by_id = {m.id: m for m in rows}
+            recalled = [by_id[f.message_id] for f in found if f.message_id in by_id]
+        return PromptMemory(
+            pinned=pinned,
+            summary=summary,
+            recalled=recalled,
+            lore_budget_tokens=settings.lorebook_token_budget,
+            recall_budget_tokens=settings.recall_token_budget if recalled else 0,
+        )
+
+    async def summary_due(self, chat_id: str, cut_before_position: int) -> None:
+        """Queue a summary job when the prompt left out history that no summary covers
+        (at most one waits per chat; it runs behind every reply)."""
+        if not self._settings.summary_enabled or cut_before_position <= 0:
+            return
+        async with self._db.read() as tx:
+            summary = await memory_repo.current_summary(tx, chat_id)
+            covered = summary.through_position if summary and summary.through_position else -1
+            if cut_before_position - 1 - covered < self._settings.summary_min_new_messages:
+                return
+            if await memory_repo.has_open_job(tx, chat_id, SUMMARY_JOB):
+                return
+        async with self._db.write() as tx:
+            if await memory_repo.has_open_job(tx, chat_id, SUMMARY_JOB):
+                return
+            await job_repo.insert_job(
+                tx,
+                kind=SUMMARY_JOB,
+                user_id=None,
+                chat_id=chat_id,
+                message_id=None,
+                payload={"before_position": cut_before_position},
+                priority=self._settings.summary_priority,
+                max_attempts=self._settings.job_max_attempts,
+            )
+
+
+@dataclass(frozen=True)
+class PromptPart:
+    role: str
+    source: str
+    content: str
+
+
+@dataclass(frozen=True)
+class PromptView:
+    message_id: str
+    parts: list[PromptPart]
+    record: dict[str, Any]
+
+
+async def inspect_prompt(db: Database, user: UserRecord, message_id: str) -> PromptView:
+    """The prompt a reply was written from, rebuilt from the ids recorded with it.
+
+    The character's fields are today's (an edit since shows); memories show the
+    text they had when last edited, deleted ones included.
+    """
+    async with db.read() as tx:
+        reply = await chat_repo.get_message(tx, message_id)
+        chat = await chat_repo.get_chat(tx, reply.chat_id) if reply else None
+        if reply is None or chat is None or chat.owner_id != user.id:
+            raise NotFound("No message with this id.")
+        record = (reply.generation or {}).get("prompt")
+        if reply.role != "assistant" or not isinstance(record, dict):
+            raise NotFound("No prompt was recorded for this message.")
+        character = await character_repo.get_character(tx, chat.character_id, include_deleted=True)
+        assert character is not None
+        memory_ids = [i for i, _t in record.get("pinned", [])]
+        summary_ref = record.get("summary")
+        memory_ids += [summary_ref[0]] if summary_ref else []
+        memories = {m.id: m for m in await memory_repo.get_memories(tx, memory_ids)}
+        recalled = await chat_repo.get_history_messages(
+            tx, chat.id, [i for i, _t in record.get("recalled", [])]
+        )
+        history_info = record.get("history") or {}
+        first = (
+            await chat_repo.get_message(tx, history_info["first"])
+            if history_info.get("first")
+            else None
+        )
+        history = (
+            await chat_repo.list_history_between(
+                tx, chat.id, from_position=first.position, before_position=reply.position
+            )
+            if first
+            else []
+        )
+    book = lorebook_of(character)
+    lore_keys = [key for key, _t in record.get("lore", [])]
+    lore = [e for e in book.entries if lore_key(book, e) in lore_keys] if book else []
+    parts = [PromptPart("system", "system", system_prompt(character, chat, lore=lore))]
+    pinned = [memories[i] for i in memory_ids[: len(record.get("pinned", []))] if i in memories]
+    summary = memories.get(summary_ref[0]) if summary_ref else None
+    remembered = memory_text(pinned, summary)
+    if remembered:
+        parts.append(PromptPart("system", "memory", remembered))
+    turns = [m for m in history if m.content.strip()]
+    for message in turns:
+        role = "user" if message.role == "user" else "assistant"
+        parts.append(PromptPart(role, f"message:{message.id}", message.content))
+    recall = recalled_text(character, chat, recalled)
+    if recall:
+        parts.insert(max(len(parts) - 1, 1), PromptPart("system", "recalled", recall))
+    after = substitute(
+        character.post_history_instructions, char=character.name, user=chat.persona_name
+    ).strip()
+    if after:
+        parts.append(PromptPart("system", "post_history_instructions", after))
+    return PromptView(reply.id, parts, record)

@@ -1,0 +1,177 @@
+"""What a chatter does to one message: swipe, edit, select a swipe, delete, rate, stop."""
+
+from __future__ import annotations
+
+import asyncio
+
+from personae.errors import InvalidState, NotFound
+from personae.events.base import EventLog
+from personae.services import chat_events
+from personae.services.chat_events import FINAL_STATES, STOPPED
+from personae.services.chats import (
+    JobSignals,
+    QueuePlace,
+    admission_refusal,
+    check_content,
+    insert_reply,
+    priority_of,
+    queue_place,
+)
+from personae.settings import Settings
+from personae.storage.db import Database, Transaction
+from personae.storage.repos import chats as repo
+from personae.storage.repos import jobs as job_repo
+from personae.storage.repos.accounts import UserRecord
+from personae.storage.repos.chats import MessageRecord
+from personae.storage.types import utcnow
+
+_STOP_WAIT_S = 3.0
+
+
+class MessageService:
+    def __init__(
+        self, database: Database, events: EventLog, signals: JobSignals, settings: Settings
+    ) -> None:
+        self._db = database
+        self._events = events
+        self._signals = signals
+        self._settings = settings
+
+    async def _owned(self, tx: Transaction, user: UserRecord, message_id: str) -> MessageRecord:
+        message = await repo.get_message(tx, message_id)
+        chat = await repo.get_chat(tx, message.chat_id) if message else None
+        if message is None or chat is None or chat.owner_id != user.id:
+            raise NotFound("No message with this id.")
+        return message
+
+    async def get(self, user: UserRecord, message_id: str) -> MessageRecord:
+        async with self._db.read() as tx:
+            return await self._owned(tx, user, message_id)
+
+    async def swipe(
+        self, user: UserRecord, message_id: str
+    ) -> tuple[MessageRecord, QueuePlace | None]:
+        """Write another reply beside the latest one; the new swipe is selected."""
+        async with self._db.write() as tx:
+            message = await self._owned(tx, user, message_id)
+            if message.role != "assistant":
+                raise InvalidState("Only a character's reply can be swiped.")
+            chat = await repo.lock_chat(tx, message.chat_id)
+            assert chat is not None
+            if await repo.latest_position(tx, chat.id) != message.position:
+                raise InvalidState("Only the latest reply can be swiped.")
+            swipes = await repo.list_swipes(tx, chat.id, message.position)
+            if any(swipe.status not in FINAL_STATES for swipe in swipes):
+                raise InvalidState("A reply at this place is still being written; stop it first.")
+            refusal = await admission_refusal(tx, user, self._settings, self._signals)
+            if refusal is not None:
+                raise refusal
+            reply_id = await insert_reply(
+                tx,
+                chat_id=chat.id,
+                user_id=user.id,
+                position=message.position,
+                parent_id=message.parent_id,
+                swipe_index=await repo.max_swipe_index(tx, chat.id, message.position) + 1,
+                max_attempts=self._settings.job_max_attempts,
+                priority=priority_of(user),
+            )
+            await repo.select_swipe(tx, chat.id, message.position, reply_id)
+            await repo.update_chat(tx, chat.id)
+        async with self._db.read() as tx:
+            reply = await repo.get_message(tx, reply_id)
+            assert reply is not None
+            queue = await queue_place(tx, reply_id, self._signals)
+        await chat_events.publish_reply_state(self._events, reply)
+        self._signals.job_queued()
+        return reply, queue
+
+    async def edit(self, user: UserRecord, message_id: str, content: str) -> MessageRecord:
+        """Change a message's text (not while its reply is being written)."""
+        check_content(content, self._settings.message_max_chars)
+        async with self._db.write() as tx:
+            message = await self._owned(tx, user, message_id)
+            if message.role == "assistant" and message.status not in FINAL_STATES:
+                raise InvalidState("This reply is still being written; stop it first.")
+            await repo.update_message(tx, message.id, content=content)
+            updated = await repo.get_message(tx, message.id)
+        assert updated is not None
+        await chat_events.publish_message(self._events, updated)
+        return updated
+
+    async def select_swipe(self, user: UserRecord, message_id: str, index: int) -> MessageRecord:
+        """Show another swipe at this message's place."""
+        async with self._db.write() as tx:
+            message = await self._owned(tx, user, message_id)
+            swipes = await repo.list_swipes(tx, message.chat_id, message.position)
+            chosen = next((s for s in swipes if s.swipe_index == index), None)
+            if chosen is None:
+                raise NotFound(f"There is no swipe {index} here (there are {len(swipes)}).")
+            await repo.select_swipe(tx, message.chat_id, message.position, chosen.id)
+            selected = await repo.get_message(tx, chosen.id)
+        assert selected is not None
+        await chat_events.publish_message(self._events, selected)
+        return selected
+
+    async def delete(self, user: UserRecord, message_id: str) -> None:
+        """Hide a message (kept in the database); a reply being written is stopped first."""
+        await self.stop(user, message_id, wait=False, missing_ok=True)
+        async with self._db.write() as tx:
+            message = await self._owned(tx, user, message_id)
+            await repo.update_message(tx, message.id, deleted_at=utcnow(), selected=False)
+            if message.selected:
+                others = await repo.list_swipes(tx, message.chat_id, message.position)
+                if others:
+                    await repo.select_swipe(tx, message.chat_id, message.position, others[-1].id)
+            deleted = await repo.get_message(tx, message.id) or message
+        await chat_events.publish_message(self._events, deleted)
+
+    async def rate(self, user: UserRecord, message_id: str, stars: int) -> MessageRecord:
+        async with self._db.write() as tx:
+            message = await self._owned(tx, user, message_id)
+            if message.role != "assistant":
+                raise InvalidState("Only a character's reply can be rated.")
+            await repo.update_message(tx, message.id, rating=stars)
+            rated = await repo.get_message(tx, message.id)
+        assert rated is not None
+        return rated
+
+    async def stop(
+        self, user: UserRecord, message_id: str, *, wait: bool = True, missing_ok: bool = False
+    ) -> MessageRecord:
+        """Stop a reply, keeping what was written. Stopping a finished reply changes nothing.
+
+        A reply being written is stopped by its runner within moments; we ask again
+        until it is final, since the runner may have put it back in line meanwhile.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _STOP_WAIT_S
+        while True:
+            message, final = await self._stop_once(user, message_id, missing_ok=missing_ok)
+            if final or not wait or loop.time() > deadline:
+                return message
+            await asyncio.sleep(0.05)
+
+    async def _stop_once(
+        self, user: UserRecord, message_id: str, *, missing_ok: bool
+    ) -> tuple[MessageRecord, bool]:
+        async with self._db.write() as tx:
+            message = await self._owned(tx, user, message_id)
+            job = await job_repo.get_open_job_for_message(tx, message.id)
+            if job is None:
+                if message.role != "assistant" and not missing_ok:
+                    raise InvalidState("Only a character's reply can be stopped.")
+                return message, True
+            if job.status == job_repo.QUEUED:
+                await job_repo.finish(tx, job.id, job_repo.CANCELLED, "stopped by the user")
+                await repo.update_message(tx, message.id, status=STOPPED)
+                stopped = await repo.get_message(tx, message.id)
+                assert stopped is not None
+            else:
+                await job_repo.request_cancel(tx, job.id)
+                stopped = None
+        if stopped is None:
+            self._signals.cancel(job.id)
+            return message, False
+        await chat_events.publish_reply_state(self._events, stopped)
+        return stopped, True

@@ -1,0 +1,130 @@
+"""Prometheus metrics of one application.
+
+Each app owns its registry (tests build many apps in one process, and a global
+registry would refuse the second set of metrics). Nothing here knows HTTP: the
+API layer feeds `observe_request`, the generation service the reply measures,
+the probes the health gauges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class ReplyRecorder(Protocol):
+    """What the generation service reports about each reply."""
+
+    def reply_finished(self, state: str, generation: Mapping[str, Any]) -> None:
+        """A reply ended in `state`; `generation` is what its message records about it."""
+        ...
+
+
+class Metrics:
+    """The metrics of one app, in their own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        registry = self.registry
+        self.requests = Counter(
+            "personae_http_requests",
+            "HTTP requests by method, route template and status.",
+            ["method", "route", "status"],
+            registry=registry,
+        )
+        self.request_seconds = Histogram(
+            "personae_http_request_duration_seconds",
+            "Time to answer an HTTP request (to the response start for streams).",
+            ["method", "route"],
+            registry=registry,
+        )
+        self.replies = Counter(
+            "personae_replies", "Replies by the state they ended in.", ["state"], registry=registry
+        )
+        self.first_token = Histogram(
+            "personae_reply_first_token_seconds",
+            "Time from the start of generation to the first token.",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60),
+            registry=registry,
+        )
+        self.tokens_per_second = Histogram(
+            "personae_reply_tokens_per_second",
+            "Generation speed of complete replies.",
+            buckets=(1, 2, 5, 10, 20, 35, 50, 75, 100, 150, 250),
+            registry=registry,
+        )
+        self.prompt_tokens = Counter(
+            "personae_prompt_tokens",
+            "Prompt tokens of replies, by whether the backend had them cached.",
+            ["cached"],
+            registry=registry,
+        )
+        self.queue_length = Gauge(
+            "personae_queue_length", "Reply jobs waiting to start.", registry=registry
+        )
+        self.queue_wait = Gauge(
+            "personae_queue_oldest_wait_seconds",
+            "How long the reply waiting longest has waited.",
+            registry=registry,
+        )
+        self.backend_up = Gauge(
+            "personae_backend_up",
+            "1 when the backend passed its last probe, else 0.",
+            ["backend"],
+            registry=registry,
+        )
+        self.probe_ok = Gauge(
+            "personae_probe_ok",
+            "1 when the component passed its last probe, else 0.",
+            ["component"],
+            registry=registry,
+        )
+        self.probe_latency = Gauge(
+            "personae_probe_latency_seconds",
+            "How long the component's last probe took.",
+            ["component"],
+            registry=registry,
+        )
+        self.probes = Counter(
+            "personae_probes",
+            "Probes run, by component and result (ok or failed).",
+            ["component", "result"],
+            registry=registry,
+        )
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(method, route, str(status)).inc()
+        self.request_seconds.labels(method, route).observe(seconds)
+
+    def reply_finished(self, state: str, generation: Mapping[str, Any]) -> None:
+        self.replies.labels(state).inc()
+        first_ms, duration_ms = generation.get("first_token_ms"), generation.get("duration_ms")
+        if state != "complete" or not isinstance(first_ms, int | float):
+            return
+        self.first_token.observe(max(0.0, first_ms / 1000))
+        tokens = generation.get("completion_tokens")
+        generating_s = ((duration_ms or 0) - first_ms) / 1000
+        if isinstance(tokens, int) and tokens > 1 and generating_s > 0:
+            self.tokens_per_second.observe((tokens - 1) / generating_s)
+        prompt, cached = generation.get("prompt_tokens"), generation.get("cached_tokens")
+        if isinstance(prompt, int) and isinstance(cached, int):
+            self.prompt_tokens.labels("yes").inc(min(cached, prompt))
+            self.prompt_tokens.labels("no").inc(max(0, prompt - cached))
+
+    def probe(self, component: str, ok: bool, latency_ms: int) -> None:
+        self.probes.labels(component, "ok" if ok else "failed").inc()
+        self.probe_ok.labels(component).set(1 if ok else 0)
+        self.probe_latency.labels(component).set(latency_ms / 1000)
+        if component.startswith("backend:"):
+            self.backend_up.labels(component.removeprefix("backend:")).set(1 if ok else 0)
+
+    def queue(self, length: int, oldest_wait_s: float) -> None:
+        self.queue_length.set(length)
+        self.queue_wait.set(oldest_wait_s)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,76 @@
+"""The waiting room as a whole: how long the line is, per tier, and the capacity."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from personae.llm.router import Router
+from personae.services.chats import PRIORITY_BY_ROLE, JobSignals
+from personae.storage.db import Database
+from personae.storage.repos import jobs as job_repo
+from personae.storage.repos.accounts import UserRecord
+from personae.storage.types import utcnow
+
+_STAFF = frozenset({"moderator", "admin"})
+
+
+@dataclass(frozen=True)
+class TierView:
+    tier: str
+    queued: int
+    estimated_wait_s: float
+    oldest_wait_s: float | None = None
+
+
+@dataclass(frozen=True)
+class BackendView:
+    name: str
+    role: str
+    slots: int
+    in_flight: int
+    healthy: bool
+    breaker: str
+
+
+@dataclass(frozen=True)
+class QueueView:
+    length: int
+    capacity: int
+    running: int
+    tiers: list[TierView]
+    backends: list[BackendView] = field(default_factory=list)
+
+
+class QueueService:
+    def __init__(self, database: Database, signals: JobSignals, router: Router) -> None:
+        self._db = database
+        self._signals = signals
+        self._router = router
+
+    async def view(self, viewer: UserRecord | None) -> QueueView:
+        """Public figures for everybody; staff also see the oldest waits and the backends."""
+        async with self._db.read() as tx:
+            by_priority = await job_repo.queue_summary(tx)
+            running = await job_repo.count_by_status(tx, job_repo.RUNNING)
+        staff = viewer is not None and viewer.role in _STAFF
+        now = utcnow()
+        plus_priority = max(PRIORITY_BY_ROLE.values())
+        tiers = []
+        ahead = 0
+        for tier, priority in (("plus", plus_priority), ("user", 0)):
+            queued, oldest = by_priority.get(priority, (0, None))
+            ahead += queued
+            oldest_s = (now - oldest).total_seconds() if staff and oldest else None
+            estimate = self._signals.estimate_start_s(ahead + 1) or 0.0
+            tiers.append(TierView(tier, queued, estimate, oldest_s))
+        backends = [
+            BackendView(b.name, b.spec.role, b.spec.slots, b.in_flight, b.healthy, b.breaker.state)
+            for b in self._router.backends
+        ]
+        return QueueView(
+            length=sum(queued for queued, _ in by_priority.values()),
+            capacity=self._router.capacity(),
+            running=running,
+            tiers=tiers,
+            backends=backends if staff else [],
+        )

@@ -1,0 +1,168 @@
+"""Webhooks for incident changes: a durable outbox delivered in the background.
+
+A change is written as one pending delivery per subscription in the database,
+then a background task posts it. A receiver that is down or slow only delays
+its own deliveries: each try has a timeout, failures are retried with
+exponential backoff (capped at an hour) up to `webhook_max_attempts`, and
+nothing an operator or a probe does ever waits for a receiver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from personae.errors import NotFound, ValidationFailed
+from personae.services.incidents import IncidentView
+from personae.settings import Settings
+from personae.storage.db import Database
+from personae.storage.repos import webhooks as repo
+from personae.storage.repos.webhooks import DeliveryRecord, SubscriptionRecord
+from personae.storage.types import utcnow
+
+log = logging.getLogger("personae.webhooks")
+_POLL_S = 1.0
+_BATCH = 50
+_MAX_BACKOFF_S = 3600.0
+
+
+def incident_payload(view: IncidentView) -> dict[str, Any]:
+    """What a receiver gets: the incident in Statuspage's field names, updates newest first."""
+    found = view.incident
+
+    def iso(moment: Any) -> str | None:
+        return moment.isoformat(timespec="milliseconds") if moment else None
+
+    return {
+        "meta": {"generated_at": iso(utcnow()), "event": "incident.updated"},
+        "incident": {
+            "id": found.id,
+            "name": found.title,
+            "status": found.status,
+            "impact": found.impact,
+            "created_at": iso(found.created_at),
+            "updated_at": iso(found.updated_at),
+            "monitoring_at": iso(found.monitoring_at),
+            "resolved_at": iso(found.resolved_at),
+            "components": found.components,
+            "incident_updates": [
+                {"id": u.id, "status": u.status, "body": u.body, "created_at": iso(u.created_at)}
+                for u in view.updates
+            ],
+        },
+    }
+
+
+class WebhookService:
+    """Subscriptions, and the background task that delivers to them."""
+
+    def __init__(
+        self,
+        database: Database,
+        settings: Settings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._db = database
+        self._settings = settings
+        self._transport = transport
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._client: httpx.AsyncClient | None = None
+
+    async def subscribe(self, url: str) -> SubscriptionRecord:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValidationFailed("url: must be an http:// or https:// address")
+        async with self._db.write() as tx:
+            return await repo.insert_subscription(tx, url)
+
+    async def unsubscribe(self, subscription_id: str) -> None:
+        async with self._db.write() as tx:
+            if not await repo.disable_subscription(tx, subscription_id):
+                raise NotFound("No webhook subscription with this id.")
+
+    async def subscriptions(self) -> list[SubscriptionRecord]:
+        async with self._db.read() as tx:
+            return await repo.list_subscriptions(tx)
+
+    async def deliveries(self, subscription_id: str) -> list[DeliveryRecord]:
+        async with self._db.read() as tx:
+            return await repo.list_deliveries(tx, subscription_id)
+
+    async def incident_changed(self, view: IncidentView) -> None:
+        """Queue the change for every subscriber (an incident listener; never posts here)."""
+        async with self._db.write() as tx:
+            queued = await repo.enqueue(tx, incident_payload(view))
+        if queued:
+            self._wake.set()
+
+    # --- delivery ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None:
+            self._client = httpx.AsyncClient(
+                transport=self._transport, timeout=self._settings.webhook_timeout_s
+            )
+            self._task = asyncio.create_task(self._loop(), name="personae-webhooks")
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.deliver_due()
+            except Exception:
+                log.exception("delivering webhooks failed; trying again shortly")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), _POLL_S)
+
+    async def deliver_due(self) -> int:
+        """Try every delivery whose time has come, all at once; returns how many were tried."""
+        async with self._db.read() as tx:
+            due = await repo.due_deliveries(tx, limit=_BATCH)
+        await asyncio.gather(*(self._deliver(delivery, url) for delivery, url in due))
+        return len(due)
+
+    async def _deliver(self, delivery: DeliveryRecord, url: str) -> None:
+        assert self._client is not None
+        error: str | None = None
+        try:
+            response = await self._client.post(url, json=delivery.payload)
+            if response.status_code >= 300:
+                error = f"the receiver answered {response.status_code}"
+        except httpx.HTTPError as failure:
+            error = f"{type(failure).__name__}: {failure}"[:300] or type(failure).__name__
+        attempts = delivery.attempts + 1
+        delay = min(_MAX_BACKOFF_S, self._settings.webhook_retry_base_s * 2 ** (attempts - 1))
+        if error is None:
+            status = repo.DELIVERED
+        elif attempts >= self._settings.webhook_max_attempts:
+            status = repo.FAILED
+            log.warning("a webhook delivery was dropped", extra={"url": url, "error": error})
+        else:
+            status = repo.PENDING
+        async with self._db.write() as tx:
+            await repo.record_attempt(
+                tx,
+                delivery.id,
+                status=status,
+                attempts=attempts,
+                next_attempt_at=utcnow() + timedelta(seconds=delay),
+                error=error,
+            )

@@ -1,0 +1,195 @@
+"""Settings: one object, built by `create_app()` or the CLI, never at import.
+
+Values come from (highest first) keyword arguments, `PERSONAE_*` environment
+variables, a TOML file named by `PERSONAE_CONFIG`, then the defaults here.
+Every field is documented in docs/settings.md (a test checks it).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from personae.errors import ConfigurationError
+
+_MIN_SECRET_KEY_LENGTH = 32
+_KNOWN_INSECURE_KEYS = {"", "change-me", "changeme", "secret", "development"}
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "personae"
+
+
+class Settings(BaseSettings):
+    """All settings of a Personae process, grouped by section."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PERSONAE_",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    # --- general ---
+    environment: Literal["development", "production"] = "production"
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    secret_key: str | None = None
+
+    # --- server ---
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_upload_bytes: int = Field(default=8 * 1_048_576, ge=1024)
+    graceful_shutdown_s: float = Field(default=20.0, ge=0)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_json: bool = True
+
+    # --- storage ---
+    database_url: str | None = None
+    auto_migrate: bool = True
+    seed_demo: bool = True
+    redis_url: str | None = None
+    redis_prefix: str = Field(default="personae", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+
+    # --- accounts ---
+    session_ttl_s: int = Field(default=14 * 24 * 3600, ge=60)
+    session_renew_after_s: int = Field(default=300, ge=0)
+    cookie_secure: bool = False
+    password_min_length: int = Field(default=10, ge=8)
+    login_rate_per_ip: str = "20/minute"
+    login_rate_per_account: str = "10/minute"
+    register_rate_per_ip: str = "10/hour"
+
+    # --- inference ---
+    model_path: Path | None = None
+    backend_url: str | None = None
+    backend_api_key: str | None = None
+    backend_model: str = "default"
+    backend_slots: int = Field(default=4, ge=1, le=1024)
+    embedded_slots: int = Field(default=1, ge=1, le=16)
+    backends: list[str] = Field(default_factory=list)
+    backends_file: Path | None = None
+    backend_probe_interval_s: float = Field(default=10.0, ge=0.0)
+    routing_affinity: bool = True
+    first_token_timeout_s: float = Field(default=60.0, gt=0.0)
+    between_tokens_timeout_s: float = Field(default=30.0, gt=0.0)
+    quality_gate: bool = True
+    context_length: int = Field(default=2048, ge=256)
+    max_reply_tokens: int = Field(default=200, ge=1, le=8192)
+
+    # --- chat and reply jobs ---
+    message_max_chars: int = Field(default=4000, ge=1, le=100_000)
+    job_lease_s: float = Field(default=15.0, ge=1.0)
+    job_max_attempts: int = Field(default=3, ge=1, le=20)
+    job_retry_base_s: float = Field(default=1.0, ge=0.0)
+    checkpoint_interval_s: float = Field(default=0.5, gt=0.0)
+    event_log_size: int = Field(default=2000, ge=10)
+    sse_heartbeat_s: float = Field(default=15.0, gt=0.0)
+
+    # --- memory: personas, lorebooks, pinned memories, summary, recall ---
+    memory_max_pinned: int = Field(default=15, ge=0, le=100)
+    memory_max_chars: int = Field(default=2000, ge=1, le=32_000)
+    lorebook_token_budget: int = Field(default=512, ge=0)
+    summary_enabled: bool = True
+    summary_priority: int = Field(default=-10, le=-1)
+    summary_min_new_messages: int = Field(default=8, ge=1)
+    summary_max_tokens: int = Field(default=200, ge=16, le=4096)
+    summary_max_words: int = Field(default=150, ge=10, le=2000)
+    recall_messages: int = Field(default=3, ge=0, le=20)
+    recall_token_budget: int = Field(default=256, ge=0)
+    recall_min_score: float = Field(default=0.2, ge=-1.0, le=1.0)
+    embedding_model: Literal["auto", "lexical", "minilm"] = "auto"
+    embedding_model_dir: Path | None = None
+
+    # --- the waiting room ---
+    queue_max_per_user: int = Field(default=3, ge=1)
+    queue_max_length: int = Field(default=500, ge=1)
+    queue_max_wait_s: float = Field(default=120.0, gt=0.0)
+    send_rate_per_user: str = "30/minute"
+    send_rate_per_ip: str = "120/minute"
+
+    # --- status and transparency ---
+    probe_interval_s: float = Field(default=30.0, ge=0.0)
+    probe_timeout_s: float = Field(default=10.0, gt=0.0)
+    probe_queue_wait_s: float = Field(default=60.0, gt=0.0)
+    probe_retention_days: int = Field(default=90, ge=1)
+    status_page_name: str = Field(default="Personae", min_length=1, max_length=100)
+    public_url: str | None = None
+    maintenance_mode: bool = False
+    webhook_timeout_s: float = Field(default=5.0, gt=0.0)
+    webhook_max_attempts: int = Field(default=8, ge=1, le=50)
+    webhook_retry_base_s: float = Field(default=2.0, ge=0.0)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("PERSONAE_CONFIG")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+    @model_validator(mode="after")
+    def _refuse_insecure_secret(self) -> Settings:
+        if self.environment == "development" or self.secret_key is None:
+            return self
+        if self.secret_key in _KNOWN_INSECURE_KEYS or len(self.secret_key) < _MIN_SECRET_KEY_LENGTH:
+            raise ValueError(
+                "PERSONAE_SECRET_KEY is too short or a known default; outside development "
+                f"it must be at least {_MIN_SECRET_KEY_LENGTH} random characters "
+                "(leave it unset to have one generated in the data directory)"
+            )
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'personae.db'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment (and the TOML file), with overrides."""
+    try:
+        return Settings(**overrides)
+    except ValueError as error:
+        raise ConfigurationError(str(error)) from error
+
+
+def ensure_secret_key(settings: Settings) -> str:
+    """Return the secret key, creating and keeping one in the data directory if unset.
+
+    A generated key is written once with owner-only permissions so sessions and
+    tokens survive restarts without the operator having to invent a key.
+    """
+    if settings.secret_key:
+        return settings.secret_key
+    key_file = settings.data_dir / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(key)
+    return key

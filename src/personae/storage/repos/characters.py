@@ -1,0 +1,197 @@
+"""Characters and their tags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from personae.storage.tables import character_tags, characters, users
+from personae.storage.types import new_id, utcnow
+
+CharacterSort = Literal["new", "popular"]
+
+
+@dataclass(frozen=True)
+class CharacterRecord:
+    id: str
+    owner_id: str
+    owner_username: str
+    name: str
+    tagline: str
+    description: str
+    personality: str
+    scenario: str
+    first_message: str
+    alternate_greetings: list[str]
+    example_dialogues: str
+    system_prompt: str
+    post_history_instructions: str
+    creator_notes: str
+    tags: list[str]
+    avatar: str | None
+    visibility: str
+    extensions: dict[str, Any]
+    nickname: str
+    creator: str
+    character_version: str
+    group_only_greetings: list[str]
+    creation_date: int | None  # unix seconds, as Character Card V3 writes it
+    character_book: dict[str, Any] | None  # normalised (personae.cards.lorebook.Lorebook)
+    card: dict[str, Any] | None  # the imported card's JSON object, verbatim
+    chat_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+# Fields a creator writes; everything else is kept by the server.
+EDITABLE_FIELDS = frozenset(
+    f.name
+    for f in fields(CharacterRecord)
+    if f.name not in {"id", "owner_id", "owner_username", "chat_count", "created_at", "updated_at"}
+)
+
+
+def _record(row: RowMapping) -> CharacterRecord:
+    values = {f.name: row[f.name] for f in fields(CharacterRecord)}
+    values["group_only_greetings"] = values["group_only_greetings"] or []
+    return CharacterRecord(**values)
+
+
+def _columns() -> list[Any]:
+    return [*characters.c, users.c.username.label("owner_username")]
+
+
+def _base_query(*, include_deleted: bool = False) -> Any:
+    query = select(*_columns()).select_from(
+        characters.join(users, users.c.id == characters.c.owner_id)
+    )
+    return query if include_deleted else query.where(characters.c.deleted_at.is_(None))
+
+
+async def _replace_tags(tx: AsyncSession, character_id: str, tags: list[str]) -> None:
+    await tx.execute(delete(character_tags).where(character_tags.c.character_id == character_id))
+    unique_tags = sorted({tag.lower() for tag in tags})
+    if unique_tags:
+        await tx.execute(
+            insert(character_tags),
+            [{"character_id": character_id, "tag": tag} for tag in unique_tags],
+        )
+
+
+async def insert_character(tx: AsyncSession, owner_id: str, values: dict[str, Any]) -> str:
+    """Insert a character with the given editable fields; returns its id."""
+    now = utcnow()
+    character_id = new_id()
+    row = {name: values[name] for name in EDITABLE_FIELDS if name in values}
+    await tx.execute(
+        insert(characters).values(
+            id=character_id,
+            owner_id=owner_id,
+            chat_count=0,
+            created_at=now,
+            updated_at=now,
+            **row,
+        )
+    )
+    await _replace_tags(tx, character_id, row.get("tags", []))
+    return character_id
+
+
+async def get_character(
+    tx: AsyncSession, character_id: str, *, include_deleted: bool = False
+) -> CharacterRecord | None:
+    """A character by id; deleted ones only when asked (their chats still need them)."""
+    query = _base_query(include_deleted=include_deleted).where(characters.c.id == character_id)
+    row = (await tx.execute(query)).mappings().first()
+    return _record(row) if row else None
+
+
+async def update_character(tx: AsyncSession, character_id: str, values: dict[str, Any]) -> None:
+    """Change the given editable fields (tags are re-indexed when they change)."""
+    row = {name: values[name] for name in EDITABLE_FIELDS if name in values}
+    await tx.execute(
+        update(characters).where(characters.c.id == character_id).values(updated_at=utcnow(), **row)
+    )
+    if "tags" in row:
+        await _replace_tags(tx, character_id, row["tags"])
+
+
+async def soft_delete_character(tx: AsyncSession, character_id: str) -> None:
+    now = utcnow()
+    await tx.execute(
+        update(characters)
+        .where(characters.c.id == character_id)
+        .values(deleted_at=now, updated_at=now)
+    )
+    await tx.execute(delete(character_tags).where(character_tags.c.character_id == character_id))
+
+
+async def add_chat_count(tx: AsyncSession, character_id: str, delta: int) -> None:
+    await tx.execute(
+        update(characters)
+        .where(characters.c.id == character_id)
+        .values(chat_count=characters.c.chat_count + delta)
+    )
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def search_characters(
+    tx: AsyncSession,
+    *,
+    viewer_id: str | None,
+    query: str | None,
+    tag: str | None,
+    sort: CharacterSort,
+    owner_id: str | None,
+    limit: int,
+    offset: int,
+) -> list[CharacterRecord]:
+    """Public characters (or one owner's, all of them when the viewer is that owner)."""
+    statement = _base_query()
+    if owner_id is not None and owner_id == viewer_id:
+        statement = statement.where(characters.c.owner_id == owner_id)
+    else:
+        statement = statement.where(characters.c.visibility == "public")
+        if owner_id is not None:
+            statement = statement.where(characters.c.owner_id == owner_id)
+    if query:
+        pattern = f"%{_escape_like(query.lower())}%"
+        statement = statement.where(
+            or_(
+                *(
+                    func.lower(column).like(pattern, escape="\\")
+                    for column in (
+                        characters.c.name,
+                        characters.c.tagline,
+                        characters.c.description,
+                    )
+                )
+            )
+        )
+    if tag:
+        statement = statement.where(
+            characters.c.id.in_(
+                select(character_tags.c.character_id).where(character_tags.c.tag == tag.lower())
+            )
+        )
+    if sort == "popular":
+        statement = statement.order_by(characters.c.chat_count.desc(), characters.c.id.desc())
+    else:
+        statement = statement.order_by(characters.c.id.desc())
+    statement = statement.limit(limit).offset(offset)
+    return [_record(row) for row in (await tx.execute(statement)).mappings()]
+
+
+async def count_owned(tx: AsyncSession, owner_id: str) -> int:
+    query = select(func.count()).where(
+        characters.c.owner_id == owner_id, characters.c.deleted_at.is_(None)
+    )
+    return int((await tx.execute(query)).scalar_one())

@@ -1,0 +1,260 @@
+"""Durable jobs with leases: claimed with FOR UPDATE SKIP LOCKED on PostgreSQL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, func, insert, or_, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from personae.storage.tables import jobs
+from personae.storage.types import new_id, utcnow
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    id: str
+    kind: str
+    status: str
+    priority: int
+    user_id: str | None
+    chat_id: str | None
+    message_id: str | None
+    payload: dict[str, Any]
+    attempts: int
+    max_attempts: int
+    cancel_requested: bool
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    available_at: datetime
+    created_at: datetime
+
+
+def _job(row: RowMapping) -> JobRecord:
+    return JobRecord(**{f.name: row[f.name] for f in fields(JobRecord)})
+
+
+async def insert_job(
+    tx: AsyncSession,
+    *,
+    kind: str,
+    user_id: str | None,
+    chat_id: str | None,
+    message_id: str | None,
+    payload: dict[str, Any] | None = None,
+    priority: int = 0,
+    max_attempts: int = 3,
+) -> str:
+    now = utcnow()
+    job_id = new_id()
+    await tx.execute(
+        insert(jobs).values(
+            id=job_id,
+            kind=kind,
+            status=QUEUED,
+            priority=priority,
+            user_id=user_id,
+            chat_id=chat_id,
+            message_id=message_id,
+            payload=payload or {},
+            attempts=0,
+            max_attempts=max_attempts,
+            cancel_requested=False,
+            available_at=now,
+            created_at=now,
+        )
+    )
+    return job_id
+
+
+def _claimable(now: datetime) -> Any:
+    return or_(
+        and_(jobs.c.status == QUEUED, jobs.c.available_at <= now),
+        and_(jobs.c.status == RUNNING, jobs.c.lease_expires_at < now),
+    )
+
+
+def _service_order(now: datetime, max_wait_s: float) -> list[Any]:
+    """Jobs waiting past the bound first, oldest first (nobody starves); then by tier,
+    then first come first served."""
+    is_overdue = jobs.c.created_at <= now - timedelta(seconds=max_wait_s)
+    overdue = case((is_overdue, 1), else_=0)
+    tier = case((is_overdue, 0), else_=jobs.c.priority)
+    return [overdue.desc(), tier.desc(), jobs.c.created_at, jobs.c.id]
+
+
+async def claim_next(
+    tx: AsyncSession,
+    *,
+    owner: str,
+    lease_s: float,
+    skip_locked: bool,
+    max_wait_s: float = 3600.0,
+) -> JobRecord | None:
+    """Take the most urgent ready job (or one whose lease ran out) and lease it.
+
+    A user whose reply is being written waits for it before their next one starts.
+    """
+    now = utcnow()
+    busy_users = select(jobs.c.user_id).where(
+        jobs.c.status == RUNNING, jobs.c.lease_expires_at >= now, jobs.c.user_id.is_not(None)
+    )
+    query = (
+        select(jobs.c.id)
+        .where(_claimable(now))
+        .where(or_(jobs.c.user_id.is_(None), jobs.c.user_id.not_in(busy_users)))
+        .order_by(*_service_order(now, max_wait_s))
+        .limit(1)
+    )
+    if skip_locked:
+        query = query.with_for_update(skip_locked=True)
+    job_id = (await tx.execute(query)).scalar_one_or_none()
+    if job_id is None:
+        return None
+    await tx.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id)
+        .values(
+            status=RUNNING,
+            lease_owner=owner,
+            lease_expires_at=now + timedelta(seconds=lease_s),
+            attempts=jobs.c.attempts + 1,
+            started_at=func.coalesce(jobs.c.started_at, now),
+        )
+    )
+    row = (await tx.execute(select(jobs).where(jobs.c.id == job_id))).mappings().one()
+    return _job(row)
+
+
+async def renew_lease(tx: AsyncSession, job_id: str, owner: str, lease_s: float) -> bool:
+    """Extend a lease we still hold; False means another worker took the job back."""
+    result = await tx.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.lease_owner == owner, jobs.c.status == RUNNING)
+        .values(lease_expires_at=utcnow() + timedelta(seconds=lease_s))
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def finish(tx: AsyncSession, job_id: str, status: str, error: str | None = None) -> None:
+    await tx.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id)
+        .values(
+            status=status,
+            finished_at=utcnow(),
+            last_error=error,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+    )
+
+
+async def requeue(tx: AsyncSession, job_id: str, *, delay_s: float, error: str | None) -> None:
+    """Put a job back in line, ready after a delay (retry backoff or a graceful stop)."""
+    await tx.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id)
+        .values(
+            status=QUEUED,
+            available_at=utcnow() + timedelta(seconds=delay_s),
+            last_error=error,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+    )
+
+
+async def release_running(tx: AsyncSession, *, except_owner: str | None = None) -> int:
+    """Expire every running lease (of dead processes) so the jobs are claimed again now."""
+    condition = jobs.c.status == RUNNING
+    if except_owner is not None:
+        condition = and_(condition, jobs.c.lease_owner != except_owner)
+    result = await tx.execute(
+        update(jobs).where(condition).values(lease_expires_at=utcnow() - timedelta(seconds=1))
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def get_job(tx: AsyncSession, job_id: str) -> JobRecord | None:
+    row = (await tx.execute(select(jobs).where(jobs.c.id == job_id))).mappings().first()
+    return _job(row) if row else None
+
+
+async def get_open_job_for_message(tx: AsyncSession, message_id: str) -> JobRecord | None:
+    query = select(jobs).where(
+        jobs.c.message_id == message_id, jobs.c.status.in_((QUEUED, RUNNING))
+    )
+    row = (await tx.execute(query)).mappings().first()
+    return _job(row) if row else None
+
+
+async def request_cancel(tx: AsyncSession, job_id: str) -> None:
+    await tx.execute(update(jobs).where(jobs.c.id == job_id).values(cancel_requested=True))
+
+
+async def is_cancel_requested(tx: AsyncSession, job_id: str) -> bool:
+    query = select(jobs.c.cancel_requested).where(jobs.c.id == job_id)
+    return bool((await tx.execute(query)).scalar_one_or_none())
+
+
+async def queue_position(tx: AsyncSession, job: JobRecord, *, max_wait_s: float = 3600.0) -> int:
+    """1 + how many queued jobs will be served before this one (in service order)."""
+    for position, queued in enumerate(
+        await list_queued(tx, limit=100_000, max_wait_s=max_wait_s), 1
+    ):
+        if queued.id == job.id:
+            return position
+    return 1
+
+
+async def count_open_for_user(tx: AsyncSession, user_id: str) -> int:
+    """Replies of one user queued or being written."""
+    query = select(func.count()).where(
+        jobs.c.user_id == user_id, jobs.c.status.in_((QUEUED, RUNNING))
+    )
+    return int((await tx.execute(query)).scalar_one())
+
+
+async def queue_summary(tx: AsyncSession) -> dict[int, tuple[int, datetime | None]]:
+    """Per priority: how many jobs are queued and since when the oldest waits."""
+    query = (
+        select(jobs.c.priority, func.count(), func.min(jobs.c.created_at))
+        .where(jobs.c.status == QUEUED)
+        .group_by(jobs.c.priority)
+    )
+    return {int(p): (int(n), oldest) for p, n, oldest in (await tx.execute(query)).all()}
+
+
+async def count_by_status(tx: AsyncSession, status: str) -> int:
+    query = select(func.count()).where(jobs.c.status == status)
+    return int((await tx.execute(query)).scalar_one())
+
+
+async def list_queued(
+    tx: AsyncSession, *, limit: int, max_wait_s: float = 3600.0
+) -> list[JobRecord]:
+    """Queued jobs in the order they will be served."""
+    query = (
+        select(jobs)
+        .where(jobs.c.status == QUEUED)
+        .order_by(*_service_order(utcnow(), max_wait_s))
+        .limit(limit)
+    )
+    return [_job(row) for row in (await tx.execute(query)).mappings()]
+
+
+async def queue_stats(tx: AsyncSession) -> tuple[int, datetime | None]:
+    """How many jobs wait in line, and when the one waiting longest was queued."""
+    query = select(func.count(), func.min(jobs.c.created_at)).where(jobs.c.status == QUEUED)
+    count, oldest = (await tx.execute(query)).one()
+    if isinstance(oldest, str):  # SQLite's min() hands back the stored text
+        oldest = datetime.fromisoformat(oldest)
+    if oldest is not None and oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=UTC)
+    return int(count), oldest

@@ -1,0 +1,359 @@
+"""Table definitions (SQLAlchemy Core). Migrations in storage/migrations follow these."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from personae.storage.types import UTCDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+ID = String(26)
+
+app_meta = Table(
+    "app_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("username", String(32), nullable=False, unique=True),
+    Column("display_name", String(64), nullable=False),
+    Column("password_hash", Text, nullable=True),
+    Column("role", String(16), nullable=False, default="user"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("deleted_at", UTCDateTime, nullable=True),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("user_agent", String(256), nullable=True),
+    Column("ip", String(64), nullable=True),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", String(64), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime, nullable=True),
+    Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+characters = Table(
+    "characters",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("owner_id", ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", String(128), nullable=False),
+    Column("tagline", String(256), nullable=False, default=""),
+    Column("description", Text, nullable=False, default=""),
+    Column("personality", Text, nullable=False, default=""),
+    Column("scenario", Text, nullable=False, default=""),
+    Column("first_message", Text, nullable=False, default=""),
+    Column("alternate_greetings", JSON, nullable=False),
+    Column("example_dialogues", Text, nullable=False, default=""),
+    Column("system_prompt", Text, nullable=False, default=""),
+    Column("post_history_instructions", Text, nullable=False, default=""),
+    Column("creator_notes", Text, nullable=False, default=""),
+    Column("tags", JSON, nullable=False),
+    Column("avatar", Text, nullable=True),
+    Column("visibility", String(16), nullable=False, default="public"),
+    Column("extensions", JSON, nullable=False),
+    # Character Card V2/V3 fields beyond the basics (migration 0002).
+    Column("nickname", String(128), nullable=False, default="", server_default=""),
+    Column("creator", String(128), nullable=False, default="", server_default=""),
+    Column("character_version", String(64), nullable=False, default="", server_default=""),
+    Column("group_only_greetings", JSON, nullable=True),
+    Column("creation_date", BigInteger, nullable=True),
+    Column("character_book", JSON, nullable=True),
+    # The imported card's JSON object, verbatim: the base of every export.
+    Column("card", JSON, nullable=True),
+    Column("chat_count", Integer, nullable=False, default=0),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("deleted_at", UTCDateTime, nullable=True),
+    Index("ix_characters_visibility_created", "visibility", "created_at"),
+)
+
+character_tags = Table(
+    "character_tags",
+    metadata,
+    Column(
+        "character_id",
+        ID,
+        ForeignKey("characters.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("tag", String(64), primary_key=True),
+    Index("ix_character_tags_tag", "tag"),
+)
+
+# Files that came with a card (a CHARX archive's assets, a PNG card's image).
+character_assets = Table(
+    "character_assets",
+    metadata,
+    Column(
+        "character_id",
+        ID,
+        ForeignKey("characters.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("path", String(512), primary_key=True),
+    Column("type", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("ext", Text, nullable=False),
+    Column("media_type", String(128), nullable=False),
+    Column("uri", Text, nullable=True),
+    Column("data", LargeBinary, nullable=False),
+)
+
+# Chats, messages and reply jobs.
+
+chats = Table(
+    "chats",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("owner_id", ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("character_id", ID, ForeignKey("characters.id"), nullable=False, index=True),
+    Column("title", String(128), nullable=False),
+    Column("persona_name", String(64), nullable=False),
+    Column("persona_description", Text, nullable=False, default=""),
+    Column("next_position", Integer, nullable=False, default=0),
+    Column("backend", String(64), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("deleted_at", UTCDateTime, nullable=True),
+    # The persona chosen for this chat (migration 0004); its name and description
+    # are copied into persona_name/persona_description.
+    Column("persona_id", ID, nullable=True),
+    Index("ix_chats_owner_updated", "owner_id", "updated_at"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("chat_id", ID, ForeignKey("chats.id", ondelete="CASCADE"), nullable=False),
+    Column("author_id", ID, nullable=True),
+    Column("role", String(16), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("swipe_index", Integer, nullable=False, default=0),
+    Column("selected", Boolean, nullable=False, default=True),
+    Column("parent_id", ID, nullable=True),
+    Column("client_id", String(64), nullable=True),
+    Column("content_hash", String(64), nullable=True),
+    Column("content", Text, nullable=False, default=""),
+    Column("status", String(16), nullable=False),
+    Column("error_code", String(64), nullable=True),
+    Column("retryable", Boolean, nullable=False, default=False),
+    Column("rating", Integer, nullable=True),
+    Column("labels", JSON, nullable=False),
+    Column("generation", JSON, nullable=True),
+    Column("backend", String(64), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("deleted_at", UTCDateTime, nullable=True),
+    UniqueConstraint("chat_id", "author_id", "client_id", name="uq_messages_client_id"),
+    UniqueConstraint("chat_id", "position", "swipe_index", name="uq_messages_position"),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("priority", Integer, nullable=False, default=0),
+    Column("user_id", ID, nullable=True),
+    Column("chat_id", ID, nullable=True),
+    Column("message_id", ID, nullable=True, index=True),
+    Column("payload", JSON, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("cancel_requested", Boolean, nullable=False, default=False),
+    Column("max_attempts", Integer, nullable=False, default=3),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_expires_at", UTCDateTime, nullable=True),
+    Column("available_at", UTCDateTime, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime, nullable=True),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Index("ix_jobs_status_available", "status", "available_at"),
+)
+
+# Status and transparency (see migration 0003): probes, incidents, maintenance, webhooks.
+
+probe_results = Table(
+    "probe_results",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("component", String(64), nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("latency_ms", Integer, nullable=False),
+    Column("detail", Text, nullable=False, default=""),
+    Column("checked_at", UTCDateTime, nullable=False),
+    Index("ix_probe_results_component_checked", "component", "checked_at"),
+)
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("title", String(200), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("impact", String(16), nullable=False),
+    Column("components", JSON, nullable=False),
+    Column("automatic", Boolean, nullable=False, default=False),
+    Column("shortlink", String(256), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("monitoring_at", UTCDateTime, nullable=True),
+    Column("resolved_at", UTCDateTime, nullable=True),
+    Index("ix_incidents_status_created", "status", "created_at"),
+)
+
+incident_updates = Table(
+    "incident_updates",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column(
+        "incident_id",
+        ID,
+        ForeignKey("incidents.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("status", String(16), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+maintenances = Table(
+    "maintenances",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("title", String(200), nullable=False),
+    Column("body", Text, nullable=False, default=""),
+    Column("status", String(16), nullable=False),
+    Column("scheduled_for", UTCDateTime, nullable=False),
+    Column("scheduled_until", UTCDateTime, nullable=False),
+    Column("components", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_maintenances_status_scheduled", "status", "scheduled_for"),
+)
+
+webhook_subscriptions = Table(
+    "webhook_subscriptions",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("url", String(2048), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("disabled_at", UTCDateTime, nullable=True),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column(
+        "subscription_id",
+        ID,
+        ForeignKey("webhook_subscriptions.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    Index("ix_webhook_deliveries_status_next", "status", "next_attempt_at"),
+)
+
+# Personas and long-term memory (migration 0004).
+
+personas = Table(
+    "personas",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", String(64), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("avatar", Text, nullable=True),
+    Column("is_default", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Pinned facts and rolling summaries of a chat. A summary row is one version: the
+# newest not deleted is in use; deleting it brings back the one before.
+memories = Table(
+    "memories",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("chat_id", ID, ForeignKey("chats.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("source_message_id", ID, nullable=True),
+    # For a summary: the last message position it covers.
+    Column("through_position", Integer, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("deleted_at", UTCDateTime, nullable=True),
+    Index("ix_memories_chat_kind", "chat_id", "kind"),
+)
+
+# One vector per indexed message, for recall by meaning (float32 bytes).
+message_vectors = Table(
+    "message_vectors",
+    metadata,
+    Column("message_id", ID, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
+    Column("chat_id", ID, ForeignKey("chats.id", ondelete="CASCADE"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("model", String(64), nullable=False),
+    Column("vector", LargeBinary, nullable=False),
+    Index("ix_message_vectors_chat_model_position", "chat_id", "model", "position"),
+)

@@ -1,0 +1,259 @@
+// Discover, a character's page, and the character editor.
+import { ApiError, api, del, get, patch, post, query } from "./api.js";
+import { avatar, field, formValues, h, replace } from "./dom.js";
+import { errorBox } from "./errors.js";
+import { loginPath, navigate, session } from "./app.js";
+
+const AVATAR_MAX_CHARS = 400_000; // the API takes 512,000; the body limit is 1 MiB
+const GREETING_SEPARATOR = /\n-{3,}\n/;
+
+function characterCard(character) {
+  return h("li.char-card", {},
+    h("a.char-link", { href: `/c/${character.id}` },
+      avatar(character, "md"),
+      h("span.char-text", {},
+        h("span.char-name", {}, character.name),
+        h("span.char-tagline", {}, character.tagline || "\u00a0"),
+        h("span.char-meta", {}, `by ${character.owner_username} · ${character.chat_count} chats`))));
+}
+
+function grid(characters, empty) {
+  return characters.length
+    ? h("ul.char-grid", {}, characters.map(characterCard))
+    : h("p.empty", {}, empty);
+}
+
+export async function discoverPage(target) {
+  const params = new URLSearchParams(location.search);
+  const q = params.get("q") || "";
+  const tag = params.get("tag") || "";
+  const sort = params.get("sort") || "popular";
+  const searching = Boolean(q || tag);
+  const [results, trending, mine] = await Promise.all([
+    get(`/api/v1/characters${query({ q, tag, sort, limit: 48 })}`),
+    searching ? null : get(`/api/v1/characters${query({ sort: "popular", limit: 6 })}`),
+    session.user && !searching ? get(`/api/v1/characters${query({ owner: "me", limit: 12 })}`) : null,
+  ]);
+  const tags = new Map();
+  for (const character of results.items) for (const t of character.tags) tags.set(t.toLowerCase(), t);
+  const form = h("form.search", {
+    role: "search",
+    onsubmit: (event) => {
+      event.preventDefault();
+      const values = formValues(form);
+      navigate(`/${query({ q: values.q, tag, sort: values.sort })}`);
+    },
+  },
+    field("Search characters", { name: "q", kind: "search", value: q, placeholder: "Name, tagline or description" }),
+    field("Sort", { name: "sort", kind: "select", value: sort, options: [["popular", "Popular"], ["new", "Newest"]] }),
+    h("button.btn.btn-primary", { type: "submit" }, "Search"));
+  const tagLinks = [...tags.values()].slice(0, 16).map((t) => h("a.tag", {
+    href: `/${query({ q, tag: t === tag ? "" : t, sort })}`,
+    "aria-current": t.toLowerCase() === tag.toLowerCase() ? "true" : null,
+  }, `#${t}`));
+  replace(target,
+    h("h1", {}, "Discover"),
+    form,
+    tagLinks.length || tag ? h("nav.tags", { "aria-label": "Tags" }, tag && !tags.size ? h("a.tag", { href: "/", "aria-current": "true" }, `#${tag} ✕`) : null, tagLinks) : null,
+    // Trending is worth its own row only when there is more to see below it.
+    trending && results.items.length > trending.items.length ? [h("h2", {}, "Trending"), grid(trending.items, "")] : null,
+    mine && mine.items.length ? [h("h2", {}, "Your characters"), grid(mine.items, "")] : null,
+    h("h2", {}, searching ? "Results" : sort === "new" ? "Newest" : "All characters"),
+    grid(results.items, searching ? "No character matches. Try other words or another tag." : "No characters yet. Create the first one!"),
+    session.user ? h("p", {}, h("a.btn", { href: "/create" }, "Create a character")) : null);
+}
+
+export async function characterPage(target, [id]) {
+  const [character, personas] = await Promise.all([
+    get(`/api/v1/characters/${encodeURIComponent(id)}`),
+    session.user ? get("/api/v1/personas").catch(() => []) : [],
+  ]);
+  const mine = session.user && session.user.id === character.owner_id;
+  const defaultPersona = personas.find((p) => p.is_default);
+  const personaChoice = personas.length ? field("Chat as", {
+    name: "persona_id", kind: "select", value: defaultPersona ? defaultPersona.id : "",
+    options: [["", "Myself"], ...personas.map((p) => [p.id, p.name])],
+  }) : null;
+  const status = h("div", { "aria-live": "polite" });
+  const persona = h("details.persona", {},
+    h("summary", {}, personas.length ? "Or chat as someone new" : "Chat as a persona (optional)"),
+    field("Your name in this chat", { name: "persona_name", maxlength: 64 }),
+    field("About you", { name: "persona_description", kind: "textarea", rows: 2, maxlength: 4000 }));
+  const start = async () => {
+    if (!session.user) { navigate(loginPath()); return; }
+    const name = persona.querySelector("[name=persona_name]").value.trim();
+    const description = persona.querySelector("[name=persona_description]").value;
+    const personaId = personaChoice ? personaChoice.querySelector("select").value : "";
+    try {
+      const chat = await post("/api/v1/chats", {
+        character_id: character.id,
+        persona: name ? { name, description } : undefined,
+        persona_id: !name && personaId ? personaId : undefined,
+      });
+      navigate(`/chats/${chat.id}`);
+    } catch (error) {
+      replace(status, errorBox(error, { retry: start }));
+    }
+  };
+  const remove = async () => {
+    if (!confirm(`Delete ${character.name}? Chats with it keep working.`)) return;
+    try { await del(`/api/v1/characters/${character.id}`); navigate("/"); } catch (error) { replace(status, errorBox(error)); }
+  };
+  replace(target,
+    h("article.character", {},
+      h("header.char-head", {},
+        avatar(character, "lg"),
+        h("div", {},
+          h("h1", {}, character.name),
+          character.tagline ? h("p.tagline", {}, character.tagline) : null,
+          h("p.char-meta", {}, `by ${character.owner_username} · ${character.chat_count} chats · ${character.visibility}`),
+          h("p.tags", {}, character.tags.map((t) => h("a.tag", { href: `/${query({ tag: t })}` }, `#${t}`))))),
+      h("div.row", {},
+        h("button.btn.btn-primary", { type: "button", onclick: start }, session.user ? "Start a chat" : "Log in to chat"),
+        mine ? h("a.btn", { href: `/c/${character.id}/edit` }, "Edit") : null,
+        h("a.btn", { href: `/api/v1/characters/${character.id}/card.png`, download: `${character.name}.png` }, "Export card"),
+        mine || (session.user && ["admin", "moderator"].includes(session.user.role)) ? h("button.btn.btn-danger", { type: "button", onclick: remove }, "Delete") : null),
+      session.user ? personaChoice : null,
+      session.user ? persona : null,
+      status,
+      character.first_message ? [h("h2", {}, "Greeting"), h("blockquote.greeting", {}, character.first_message)] : null,
+      character.description ? [h("h2", {}, "About"), h("p.prose", {}, character.description)] : null,
+      character.scenario ? [h("h2", {}, "Scenario"), h("p.prose", {}, character.scenario)] : null,
+      character.creator_notes ? [h("h2", {}, "Creator's notes"), h("p.prose", {}, character.creator_notes)] : null));
+}
+
+// --- the editor -------------------------------------------------------------------
+
+function readAvatar(file) {
+  // Drawn onto a canvas and re-encoded small, so the data: URL stays well under the body limit.
+  return new Promise((resolve, reject) => {
+    const url = URL.createObjectURL(file);
+    const img = new Image();
+    img.onload = () => {
+      URL.revokeObjectURL(url);
+      for (const [size, quality] of [[256, 0.85], [192, 0.75], [128, 0.7]]) {
+        const scale = Math.min(1, size / Math.max(img.width, img.height));
+        const canvas = document.createElement("canvas");
+        canvas.width = Math.max(1, Math.round(img.width * scale));
+        canvas.height = Math.max(1, Math.round(img.height * scale));
+        canvas.getContext("2d").drawImage(img, 0, 0, canvas.width, canvas.height);
+        const data = canvas.toDataURL("image/webp", quality);
+        const dataUrl = data.startsWith("data:image/webp") ? data : canvas.toDataURL("image/jpeg", quality);
+        if (dataUrl.length <= AVATAR_MAX_CHARS) { resolve(dataUrl); return; }
+      }
+      reject(new Error("This picture is too large even when shrunk."));
+    };
+    img.onerror = () => { URL.revokeObjectURL(url); reject(new Error("This file is not a picture the browser can read.")); };
+    img.src = url;
+  });
+}
+
+const TEXT_FIELDS = [
+  ["tagline", "Tagline", "text", "One line shown in lists."],
+  ["description", "Description / persona", "textarea", "Who the character is; the model reads this."],
+  ["personality", "Personality", "textarea"],
+  ["scenario", "Scenario", "textarea"],
+  ["first_message", "Greeting", "textarea", "The first message of every chat."],
+  ["alternate_greetings", "Alternate greetings", "textarea", "Separate greetings with a line of three dashes (---)."],
+  ["example_dialogues", "Example dialogues", "textarea"],
+  ["system_prompt", "System prompt", "textarea"],
+  ["post_history_instructions", "Post-history instructions", "textarea"],
+  ["creator_notes", "Creator's notes", "textarea", "Shown to people, not to the model."],
+  ["group_only_greetings", "Group-only greetings", "textarea", "Separated by --- lines."],
+];
+// Fields most creators never touch: folded away under "More".
+const ADVANCED = new Set(["system_prompt", "post_history_instructions", "group_only_greetings"]);
+const SHORT_FIELDS = [["nickname", "Nickname"], ["creator", "Creator (card author)"], ["character_version", "Version"]];
+
+export async function editorPage(target, [id]) {
+  if (!session.user) { navigate(loginPath(), { replace: true }); return; }
+  const character = id ? await get(`/api/v1/characters/${encodeURIComponent(id)}`) : null;
+  const value = (name) => (character ? character[name] : "");
+  const listValue = (name) => (character ? character[name].join("\n---\n") : "");
+  let avatarValue = character ? character.avatar : null;
+  const status = h("div", { "aria-live": "polite" });
+  const preview = h("div.avatar-preview", {});
+  const showAvatar = () => replace(preview, avatar({ name: formName(), avatar: avatarValue }, "lg"),
+    avatarValue ? h("button.btn.btn-small", { type: "button", onclick: () => { avatarValue = null; showAvatar(); } }, "Remove picture") : null);
+  const avatarInput = field("Avatar picture", { name: "avatar_file", kind: "file", accept: "image/*", hint: "Shrunk to 256 pixels in your browser." });
+  avatarInput.querySelector("input").addEventListener("change", async (event) => {
+    const file = event.target.files[0];
+    if (!file) return;
+    try {
+      avatarValue = await readAvatar(file);
+      showAvatar();
+      replace(status);
+    } catch (error) {
+      replace(status, h("p.error-box", { role: "alert" }, error.message));
+    }
+  });
+  const form = h("form.editor", { onsubmit: (event) => { event.preventDefault(); save(); } },
+    h("h1", {}, character ? `Edit ${character.name}` : "Create a character"),
+    field("Name", { name: "name", value: value("name"), required: true, maxlength: 128 }),
+    h("div.avatar-field", {}, preview, avatarInput),
+    TEXT_FIELDS.filter(([name]) => !ADVANCED.has(name)).map(textField),
+    field("Tags", { name: "tags", value: character ? character.tags.join(", ") : "", hint: "Separated by commas, up to 20." }),
+    field("Visibility", { name: "visibility", kind: "select", value: value("visibility") || "public", options: [["public", "Public: listed for everyone"], ["unlisted", "Unlisted: anyone with the link"], ["private", "Private: only me"]] }),
+    h("details", {},
+      h("summary", {}, "More: system prompt, card details, lorebook"),
+      TEXT_FIELDS.filter(([name]) => ADVANCED.has(name)).map(textField),
+      SHORT_FIELDS.map(([name, label]) => field(label, { name, value: value(name) })),
+      field("Extensions (JSON)", { name: "extensions", kind: "textarea", rows: 3, value: JSON.stringify(character ? character.extensions : {}, null, 2) }),
+      field("Lorebook (character_book JSON, empty for none)", { name: "character_book", kind: "textarea", rows: 3, value: character && character.character_book ? JSON.stringify(character.character_book, null, 2) : "" })),
+    status,
+    h("div.row.sticky-actions", {},
+      h("button.btn.btn-primary", { type: "submit" }, character ? "Save" : "Create"),
+      h("a.btn", { href: character ? `/c/${character.id}` : "/" }, "Cancel")));
+  function textField([name, label, kind, hint]) {
+    return field(label, {
+      name, kind, hint, rows: kind === "textarea" ? 3 : undefined,
+      value: name.endsWith("greetings") ? listValue(name) : value(name),
+    });
+  }
+  function formName() { return form ? form.querySelector("[name=name]").value : value("name"); }
+
+  async function save() {
+    const values = formValues(form);
+    const body = { name: values.name, visibility: values.visibility, avatar: avatarValue };
+    for (const [name] of TEXT_FIELDS) {
+      body[name] = name.endsWith("greetings")
+        ? values[name].split(GREETING_SEPARATOR).map((s) => s.trim()).filter(Boolean)
+        : values[name];
+    }
+    for (const [name] of SHORT_FIELDS) body[name] = values[name];
+    body.tags = values.tags.split(",").map((t) => t.trim()).filter(Boolean);
+    try {
+      body.extensions = values.extensions.trim() ? JSON.parse(values.extensions) : {};
+      body.character_book = values.character_book.trim() ? JSON.parse(values.character_book) : null;
+    } catch (error) {
+      replace(status, h("p.error-box", { role: "alert" }, `Extensions and lorebook must be JSON: ${error.message}. Nothing was saved.`));
+      return;
+    }
+    try {
+      const saved = character
+        ? await patch(`/api/v1/characters/${character.id}`, body)
+        : await post("/api/v1/characters", body);
+      navigate(`/c/${saved.id}`);
+    } catch (error) {
+      replace(status, errorBox(error, { retry: save }));
+    }
+  }
+
+  const importer = character ? null : h("form.card.import", {
+    onsubmit: async (event) => {
+      event.preventDefault();
+      const data = new FormData(event.target);
+      try {
+        const imported = await api("POST", "/api/v1/characters/import", undefined, { form: data });
+        navigate(`/c/${imported.id}`);
+      } catch (error) {
+        replace(status, errorBox(error instanceof ApiError ? error : new ApiError(0, {})));
+      }
+    },
+  },
+    h("h2", {}, "Or import a card"),
+    field("Character card (PNG, JSON or CHARX)", { name: "file", kind: "file", accept: ".png,.json,.charx", required: true }),
+    h("button.btn", { type: "submit" }, "Import"));
+  replace(target, form, importer);
+  showAvatar();
+}

@@ -1,0 +1,371 @@
+// My chats, and the chat itself: a live stream first, then the history.
+import { ApiError, del, get, patch, post, put } from "./api.js";
+import { h, replace, timeAgo } from "./dom.js";
+import { errorBox, explainCode } from "./errors.js";
+import { loginPath, navigate } from "./app.js";
+import { addPending, deliver, loadDraft, newClientId, pendingSends, removePending, saveDraft } from "./pending.js";
+
+const FINAL = new Set(["complete", "stopped", "failed"]);
+
+export async function chatsPage(target) {
+  const chats = await get("/api/v1/chats?limit=100");
+  replace(target,
+    h("h1", {}, "My chats"),
+    chats.items.length
+      ? h("ul.chat-list", {}, chats.items.map((chat) => h("li", {},
+        h("a.chat-item", { href: `/chats/${chat.id}` },
+          h("span.chat-title", {}, chat.title || chat.character_name),
+          h("span.char-meta", {}, `${chat.character_name} · ${timeAgo(chat.updated_at)}`)))))
+      : h("p.empty", {}, "No chats yet. ", h("a", { href: "/" }, "Find a character"), " and start one."));
+}
+
+// Replies are written by code point (the server counts characters, not UTF-16 units).
+const chars = (text) => Array.from(text);
+
+export async function chatPage(target, [chatId]) {
+  const view = new ChatView(target, chatId);
+  await view.open();
+  return () => view.close();
+}
+
+class ChatView {
+  constructor(target, chatId) {
+    this.target = target;
+    this.chatId = chatId;
+    this.messages = new Map(); // position -> the message shown there
+    this.queue = new Map(); // reply id -> {position, estimated_start_s}
+    this.elements = new Map(); // message id -> its element
+    this.buffer = []; // events that came before the history
+    this.historyLoaded = false;
+    this.refreshTimer = null;
+  }
+
+  async open() {
+    this.chat = await get(`/api/v1/chats/${encodeURIComponent(this.chatId)}`);
+    this.character = await get(`/api/v1/characters/${this.chat.character_id}`).catch(() => null);
+    this.buildShell();
+    // The stream opens BEFORE the history is read, so no event falls between the two.
+    this.openStream();
+    await this.loadHistory();
+    await this.resendPending();
+  }
+
+  close() {
+    this.closed = true;
+    if (this.source) this.source.close();
+    clearTimeout(this.refreshTimer);
+  }
+
+  // --- the stream ---------------------------------------------------------------
+
+  openStream() {
+    this.source = new EventSource(`/api/v1/chats/${encodeURIComponent(this.chatId)}/events`);
+    for (const name of ["token", "reply_state", "queue", "message", "error"]) {
+      this.source.addEventListener(name, (event) => {
+        const data = JSON.parse(event.data);
+        if (this.historyLoaded) this.apply(name, data);
+        else this.buffer.push([name, data]);
+      });
+    }
+    this.source.onopen = () => this.setLive(true);
+    this.source.onerror = () => {
+      // EventSource reconnects by itself and resumes with Last-Event-ID.
+      this.setLive(false);
+      if (this.source.readyState === EventSource.CLOSED && !this.closed) {
+        // Closed for good (e.g. the session ended): check why, then try again.
+        get("/api/v1/me").then(() => setTimeout(() => !this.closed && this.openStream(), 2000), (error) => {
+          if (error instanceof ApiError && error.status === 401) this.showError(error);
+        });
+      }
+    };
+  }
+
+  setLive(live) {
+    this.liveEl.textContent = live ? "" : "Reconnecting… replies keep being written meanwhile.";
+  }
+
+  apply(name, data) {
+    if (name === "token") this.applyToken(data);
+    else if (name === "reply_state" || name === "message") this.applyMessage(data);
+    else if (name === "queue") {
+      this.queue.set(data.message_id, data);
+      this.redrawById(data.message_id);
+    } else if (name === "error") {
+      this.redrawById(data.message_id);
+    }
+  }
+
+  findById(id) {
+    for (const message of this.messages.values()) if (message.id === id) return message;
+    return null;
+  }
+
+  applyToken({ message_id: id, offset, text }) {
+    const message = this.findById(id);
+    if (!message) { this.scheduleRefresh(); return; }
+    const current = chars(message.content);
+    if (offset > current.length) { this.scheduleRefresh(); return; } // missed a piece
+    message.content = current.slice(0, offset).join("") + text;
+    if (message.status === "queued") { message.status = "generating"; this.queue.delete(id); this.redraw(message); return; }
+    const el = this.elements.get(id);
+    const textEl = el && el.querySelector(".msg-text");
+    if (textEl) { textEl.textContent = message.content; this.stickToBottom(); } else this.redraw(message);
+  }
+
+  applyMessage(message) {
+    const shown = this.messages.get(message.position);
+    if (message.selected) {
+      if (FINAL.has(message.status) || message.status === "generating") this.queue.delete(message.id);
+      if (shown && shown.id !== message.id) this.elements.get(shown.id)?.remove();
+      const previousLatest = this.messages.get(this.latestPosition());
+      this.messages.set(message.position, message);
+      this.redraw(message);
+      // Only the latest reply offers regenerate: the one before loses it.
+      if (previousLatest && previousLatest.position < message.position) this.redraw(previousLatest);
+    } else if (shown && shown.id === message.id) {
+      // Deleted, or another swipe chosen elsewhere: read the history again.
+      this.scheduleRefresh();
+    }
+  }
+
+  scheduleRefresh() {
+    clearTimeout(this.refreshTimer);
+    this.refreshTimer = setTimeout(() => this.loadHistory(), 150);
+  }
+
+  // --- history -------------------------------------------------------------------
+
+  async loadHistory() {
+    const page = await get(`/api/v1/chats/${encodeURIComponent(this.chatId)}/messages?limit=200`);
+    this.messages.clear();
+    for (const message of page.items) this.messages.set(message.position, message);
+    this.historyLoaded = true;
+    const buffered = this.buffer;
+    this.buffer = [];
+    for (const [name, data] of buffered) this.apply(name, data);
+    this.redrawAll();
+  }
+
+  latestPosition() {
+    return Math.max(-1, ...this.messages.keys());
+  }
+
+  // --- drawing --------------------------------------------------------------------
+
+  buildShell() {
+    const name = this.chat.character_name;
+    this.listEl = h("ol.messages", { "aria-label": `Messages with ${name}` });
+    this.liveEl = h("p.live-status", { role: "status" });
+    this.statusEl = h("div.send-status", { "aria-live": "polite" });
+    this.input = h("textarea#composer", {
+      rows: 2, placeholder: `Message ${name}`, "aria-label": `Message ${name}`,
+      oninput: () => saveDraft(this.chatId, this.input.value),
+      onkeydown: (event) => {
+        if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); this.send(); }
+      },
+    });
+    this.input.value = loadDraft(this.chatId);
+    this.sendButton = h("button.btn.btn-primary.send", { type: "submit" }, "Send");
+    const form = h("form.composer", { onsubmit: (event) => { event.preventDefault(); this.send(); } }, this.input, this.sendButton);
+    replace(this.target,
+      h("div.chat", {},
+        h("header.chat-head", {},
+          h("a.back", { href: "/chats", "aria-label": "Back to my chats" }, "‹"),
+          h("h1", {}, h("a", { href: `/c/${this.chat.character_id}` }, name)),
+          this.chat.persona_name ? h("span.char-meta", {}, `as ${this.chat.persona_name}`) : null),
+        this.liveEl,
+        this.listEl,
+        this.statusEl,
+        form));
+  }
+
+  redrawAll() {
+    const positions = [...this.messages.keys()].sort((a, b) => a - b);
+    this.elements.clear();
+    replace(this.listEl, positions.map((p) => this.draw(this.messages.get(p))));
+    this.drawPending();
+    this.stickToBottom(true);
+  }
+
+  redrawById(id) {
+    const message = this.findById(id);
+    if (message) this.redraw(message);
+  }
+
+  redraw(message) {
+    const old = this.elements.get(message.id);
+    const fresh = this.draw(message);
+    if (old && old.isConnected) old.replaceWith(fresh);
+    else {
+      // Put it in order by position.
+      const after = [...this.listEl.children].find((el) => Number(el.dataset.position) > message.position);
+      this.listEl.insertBefore(fresh, after || this.listEl.querySelector(".pending") || null);
+    }
+    this.stickToBottom();
+  }
+
+  draw(message) {
+    const isReply = message.role === "assistant";
+    const latest = message.position === this.latestPosition();
+    const running = !FINAL.has(message.status) && message.status !== "waiting";
+    const who = isReply ? this.chat.character_name : this.chat.persona_name || "You";
+    const el = h(`li.msg.msg-${isReply ? "reply" : "user"}.status-${message.status}`, {
+      dataset: { id: message.id, position: String(message.position) },
+    },
+      h("div.msg-who", {}, who,
+        message.fallback ? h("span.label.label-fallback", { title: "Written by a smaller fallback model because the main ones were busy or down" }, "fallback model") : null,
+        message.quality && message.quality !== "ok" ? h("span.label.label-quality", { title: "The quality check flagged this reply" }, message.quality) : null),
+      h("div.msg-text", {}, message.content),
+      this.drawState(message),
+      h("div.msg-actions", {},
+        isReply ? this.drawSwipes(message, latest, running) : null,
+        isReply && FINAL.has(message.status) && message.status !== "failed" ? this.drawStars(message) : null,
+        running && isReply ? h("button.btn.btn-small", { type: "button", onclick: () => this.act(() => post(`/api/v1/messages/${message.id}/stop`)) }, "Stop") : null,
+        !running ? h("button.btn.btn-small.btn-quiet", { type: "button", onclick: () => this.edit(message, el) }, "Edit") : null,
+        h("button.btn.btn-small.btn-quiet", { type: "button", "aria-label": "Delete this message", onclick: () => this.remove(message) }, "Delete")));
+    this.elements.set(message.id, el);
+    return el;
+  }
+
+  drawState(message) {
+    if (message.status === "queued") {
+      const place = this.queue.get(message.id);
+      const text = place
+        ? `Waiting in line: position ${place.position}` + (place.estimated_start_s != null ? `, starts in about ${Math.max(1, Math.round(place.estimated_start_s))} s` : "")
+        : "Waiting in line…";
+      return h("p.msg-state.queue-state", { role: "status" }, text);
+    }
+    if (message.status === "generating") return h("p.msg-state.typing", { "aria-hidden": "true" }, "writing…");
+    if (message.status === "waiting") return h("p.msg-state", {}, "Stored; waiting for room in line. It will be answered when you retry.");
+    if (message.status === "stopped") return h("p.msg-state", {}, "Stopped; the text written so far is kept.");
+    if (message.status === "failed") {
+      const words = explainCode(message.error_code, message.retryable);
+      return h("div.error-box.msg-error", {},
+        h("p.error-what", {}, words.what), h("p", {}, `${words.lost} ${words.todo}`));
+    }
+    return null;
+  }
+
+  drawSwipes(message, latest, running) {
+    const count = message.swipe_count || 1;
+    const index = message.swipe_index;
+    const select = (n) => this.act(() => patch(`/api/v1/messages/${message.id}`, { swipe: n }));
+    const canGoBack = index > 0;
+    const canGoOn = index < count - 1 || (latest && !running);
+    const forward = () => (index < count - 1 ? select(index + 1) : this.regenerate(message));
+    return h("span.swipes", {},
+      h("button.btn.btn-small.swipe-prev", { type: "button", "aria-label": "Previous reply", disabled: !canGoBack || running, onclick: () => select(index - 1) }, "‹"),
+      h("span.swipe-count", { "aria-label": `Reply ${index + 1} of ${count}` }, `${index + 1}/${count}`),
+      h("button.btn.btn-small.swipe-next", { type: "button", "aria-label": index < count - 1 ? "Next reply" : "Write another reply", disabled: !canGoOn || running, onclick: forward }, "›"),
+      latest && !running ? h("button.btn.btn-small.btn-quiet.regenerate", { type: "button", onclick: () => this.regenerate(message) }, "Regenerate") : null);
+  }
+
+  drawStars(message) {
+    return h("span.stars", { role: "group", "aria-label": "Rate this reply" },
+      [1, 2, 3, 4].map((stars) => h("button.star", {
+        type: "button",
+        "aria-label": `${stars} star${stars > 1 ? "s" : ""}`,
+        "aria-pressed": message.rating != null && stars <= message.rating ? "true" : "false",
+        onclick: () => this.act(async () => {
+          const rated = await put(`/api/v1/messages/${message.id}/rating`, { stars });
+          this.applyMessage(rated);
+        }),
+      }, message.rating != null && stars <= message.rating ? "★" : "☆")));
+  }
+
+  regenerate(message) {
+    return this.act(async () => {
+      const reply = await post(`/api/v1/messages/${message.id}/swipes`);
+      if (reply.queue) this.queue.set(reply.id, reply.queue);
+      this.applyMessage(reply);
+    });
+  }
+
+  edit(message, el) {
+    const box = h("textarea", { rows: 3, "aria-label": "Edit message" });
+    box.value = message.content;
+    const save = () => this.act(async () => this.applyMessage(await patch(`/api/v1/messages/${message.id}`, { content: box.value })));
+    replace(el.querySelector(".msg-text"), box,
+      h("div.row", {},
+        h("button.btn.btn-small.btn-primary", { type: "button", onclick: save }, "Save"),
+        h("button.btn.btn-small", { type: "button", onclick: () => this.redraw(message) }, "Cancel")));
+    box.focus();
+  }
+
+  async remove(message) {
+    if (!confirm("Delete this message? It is hidden from the chat.")) return;
+    await this.act(async () => { await del(`/api/v1/messages/${message.id}`); await this.loadHistory(); });
+  }
+
+  async act(action) {
+    try {
+      await action();
+      replace(this.statusEl);
+    } catch (error) {
+      this.showError(error instanceof ApiError ? error : new ApiError(0, { detail: String(error) }));
+    }
+  }
+
+  showError(error, retry) {
+    const login = error.status === 401 ? loginPath() : null;
+    replace(this.statusEl, errorBox(error, { retry, login }));
+    this.statusEl.scrollIntoView({ block: "nearest" });
+  }
+
+  stickToBottom(force = false) {
+    const scroller = document.scrollingElement;
+    const near = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 160;
+    if (force || near) scroller.scrollTop = scroller.scrollHeight;
+  }
+
+  // --- sending ----------------------------------------------------------------------
+
+  drawPending() {
+    this.listEl.querySelectorAll(".pending").forEach((el) => el.remove());
+    for (const send of pendingSends(this.chatId)) {
+      this.listEl.append(h("li.msg.msg-user.pending", { dataset: { clientId: send.client_id } },
+        h("div.msg-who", {}, "You"),
+        h("div.msg-text", {}, send.content),
+        h("p.msg-state", {}, "Not sent yet: kept on this device."),
+        h("div.msg-actions", {},
+          h("button.btn.btn-small", { type: "button", onclick: () => this.deliver(send) }, "Retry"),
+          h("button.btn.btn-small.btn-quiet", { type: "button", onclick: () => { removePending(send.client_id); this.drawPending(); } }, "Discard"))));
+    }
+  }
+
+  async send() {
+    const content = this.input.value.trim();
+    if (!content) return;
+    // The same text as a send still waiting keeps that send's client_id: never twice.
+    const waiting = pendingSends(this.chatId).find((send) => send.content === content);
+    const send = waiting || { chat_id: this.chatId, client_id: newClientId(), content, created_at: new Date().toISOString() };
+    saveDraft(this.chatId, this.input.value);
+    addPending(send);
+    await this.deliver(send);
+  }
+
+  async deliver(send) {
+    this.sendButton.disabled = true;
+    try {
+      const accepted = await deliver(send);
+      if (this.input.value.trim() === send.content) { this.input.value = ""; saveDraft(this.chatId, ""); }
+      replace(this.statusEl);
+      if (accepted.reply.queue) this.queue.set(accepted.reply.id, accepted.reply.queue);
+      this.applyMessage(accepted.message);
+      this.applyMessage(accepted.reply);
+    } catch (error) {
+      const problem = error instanceof ApiError ? error : new ApiError(0, { detail: String(error) });
+      // Put the text back in the box if it was emptied meanwhile: it is never lost.
+      if (!this.input.value.trim()) { this.input.value = send.content; saveDraft(this.chatId, send.content); }
+      this.showError(problem, problem.status === 401 ? null : () => this.deliver(send));
+      if (typeof problem.problem.message === "object" && problem.problem.message) this.applyMessage(problem.problem.message);
+    } finally {
+      this.sendButton.disabled = false;
+      this.drawPending();
+    }
+  }
+
+  async resendPending() {
+    for (const send of pendingSends(this.chatId)) await this.deliver(send);
+  }
+}

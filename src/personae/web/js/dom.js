@@ -1,0 +1,95 @@
+// A tiny helper for building DOM without a library: h("tag#id.class", {attrs}, ...children).
+
+export function h(spec, attrs = {}, ...children) {
+  const [tagAndId, ...classes] = spec.split(".");
+  const [tag, id] = tagAndId.split("#");
+  const el = document.createElement(tag || "div");
+  if (id) el.id = id;
+  if (classes.length) el.className = classes.join(" ");
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name.startsWith("on") && typeof value === "function") {
+      el.addEventListener(name.slice(2).toLowerCase(), value);
+    } else if (name === "dataset") {
+      Object.assign(el.dataset, value);
+    } else if (name in el && typeof value !== "string") {
+      el[name] = value;
+    } else {
+      el.setAttribute(name, value === true ? "" : String(value));
+    }
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+}
+
+export function replace(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
+let fieldCounter = 0;
+
+// A labelled form field. kind: input type, "textarea" or "select" (options: [[value, label]]).
+export function field(label, { name, kind = "text", value = "", hint, options, ...rest } = {}) {
+  const id = `f-${name || "field"}-${++fieldCounter}`;
+  let control;
+  if (kind === "textarea") {
+    control = h("textarea", { id, name, rows: rest.rows || 4, ...rest });
+    control.value = value ?? "";
+  } else if (kind === "select") {
+    control = h("select", { id, name, ...rest },
+      options.map(([v, text]) => h("option", { value: v, selected: v === value }, text)));
+  } else {
+    control = h("input", { id, name, type: kind, ...rest });
+    if (kind !== "file") control.value = value ?? "";
+  }
+  const hintId = hint ? `${id}-hint` : null;
+  if (hintId) control.setAttribute("aria-describedby", hintId);
+  return h("div.field", {},
+    h("label", { for: id }, label),
+    control,
+    hint ? h("p.hint", { id: hintId }, hint) : null);
+}
+
+export function formValues(form) {
+  const values = {};
+  for (const el of form.elements) {
+    if (el.name && el.type !== "file" && el.type !== "submit") values[el.name] = el.value;
+  }
+  return values;
+}
+
+export function timeAgo(iso) {
+  const seconds = Math.round((Date.now() - new Date(iso).getTime()) / 1000);
+  if (seconds < 60) return "just now";
+  const minutes = Math.round(seconds / 60);
+  if (minutes < 60) return `${minutes} min ago`;
+  const hours = Math.round(minutes / 60);
+  if (hours < 48) return `${hours} h ago`;
+  return new Date(iso).toLocaleDateString();
+}
+
+export function initials(name) {
+  return (name || "?").trim().slice(0, 1).toUpperCase();
+}
+
+// The avatar of a character: its picture, or its initial on a colour taken from its name.
+export function avatar(character, size = "md") {
+  if (character && character.avatar) {
+    return h(`img.avatar.avatar-${size}`, { src: character.avatar, alt: "" });
+  }
+  const name = character ? character.name : "?";
+  let hue = 0;
+  for (const ch of name) hue = (hue * 31 + ch.codePointAt(0)) % 360;
+  return h(`span.avatar.avatar-${size}.avatar-letter`, {
+    "aria-hidden": "true", style: `background: hsl(${hue} 45% 35%)`,
+  }, initials(name));
+}

@@ -1,0 +1,69 @@
+// Every error in plain words: what happened, whether anything was lost, what to do,
+// and the reference id to quote. Built from the problem+json `code`, never from `title`.
+import { h } from "./dom.js";
+
+const wait = (error, fallback) => {
+  const seconds = error.retryAfter ?? fallback;
+  return seconds ? `in about ${Math.max(1, Math.round(seconds))} seconds` : "in a moment";
+};
+
+const WORDS = {
+  network: (e) => ["We could not reach the server.", "Nothing was lost: your text is kept on this device.", "Check your connection; try again when it is back."],
+  rate_limited: (e) => ["You are going faster than the server allows.", "Nothing was lost.", `Try again ${wait(e, 10)}.`],
+  queue_full: (e) => ["The waiting room is full right now.", "Your message is saved.", `Try again ${wait(e, 30)}; it will be answered in its turn.`],
+  backend_unavailable: (e) => ["No model can answer right now.", "Nothing was lost: your message and any text written so far are kept.", `Try again ${wait(e, 30)}, or see the status page.`],
+  maintenance: (e) => ["Personae is under planned maintenance.", "Nothing was lost: reading works, and messages you send are answered when it ends.", `Try this again ${wait(e, 300)}.`],
+  service_unavailable: (e) => ["The server is not ready yet.", "Nothing was lost.", `Try again ${wait(e, 30)}.`],
+  session_expired: () => ["Your session has ended.", "Nothing was lost: what you typed is kept on this device.", "Log in again and it will be sent."],
+  not_authenticated: () => ["You are not logged in.", "Nothing was lost: what you typed is kept on this device.", "Log in and it will be sent."],
+  invalid_credentials: () => ["That username and password do not match.", "Nothing was changed.", "Check them and try again."],
+  csrf_failed: () => ["The page's security token did not match.", "Nothing was changed.", "Reload the page and try again."],
+  forbidden: () => ["You may not change this.", "Nothing was changed.", "Only its owner can."],
+  not_found: () => ["We could not find this.", "Nothing was changed.", "It may have been deleted, or the link is wrong."],
+  username_taken: () => ["Someone already has this username.", "Nothing was created.", "Pick another one."],
+  weak_password: (e) => ["This password is too weak.", "Nothing was created.", e.detail || "Choose a longer, less common one."],
+  client_id_reused: () => ["This message was already sent with different text.", "The first version is kept.", "Send the new text as a new message."],
+  invalid_state: (e) => ["That is not possible right now.", "Nothing was changed.", e.detail || "Wait a moment and try again."],
+  conflict: (e) => ["That is not possible right now.", "Nothing was changed.", e.detail || "Reload and try again."],
+  payload_too_large: () => ["This is too large for the server.", "Nothing was changed.", "Make it smaller (a smaller picture, a shorter text) and try again."],
+  validation_error: (e) => ["Some fields need another look.", "Nothing was changed.", e.errors.length ? e.errors.map((x) => `${x.field}: ${x.message}`).join("; ") : e.detail],
+  context_too_long: () => ["This message does not fit in the model's memory.", "Your text is kept here.", "Shorten it and send it again."],
+  content_refused: (e) => ["This was refused by the content rules.", "Your text is kept here.", e.detail || "Rephrase it and try again."],
+  invalid_card: (e) => ["This card could not be read.", "Nothing was imported.", e.detail],
+  card_missing: () => ["This file carries no character card.", "Nothing was imported.", "Pick a card PNG, JSON or CHARX file."],
+  unsupported_card_file: () => ["This kind of file is not a character card.", "Nothing was imported.", "Pick a card PNG, JSON or CHARX file."],
+  internal_error: () => ["Something went wrong on our side.", "Nothing you sent was lost.", "Try again; if it keeps happening, report it with the reference below."],
+  empty_reply: () => ["The model wrote an empty reply.", "Nothing was lost.", "Write another reply with the arrow."],
+  interrupted: () => ["The reply was interrupted.", "The text written so far is kept.", "Write another reply with the arrow."],
+};
+
+export function explain(error) {
+  const words = WORDS[error.code];
+  if (words) {
+    const [what, lost, todo] = words(error);
+    return { what, lost, todo, requestId: error.requestId };
+  }
+  return {
+    what: error.detail || "Something did not work.",
+    lost: "Nothing you sent was lost.",
+    todo: error.retryable ? "Try again in a moment." : "Reload the page and try again.",
+    requestId: error.requestId,
+  };
+}
+
+// A reply that failed carries only its code.
+export function explainCode(code, retryable) {
+  return explain({ code, retryable, errors: [], detail: "", requestId: null, retryAfter: null });
+}
+
+export function errorBox(error, { retry, login } = {}) {
+  const words = explain(error);
+  return h("div.error-box", { role: "alert" },
+    h("p.error-what", {}, words.what),
+    h("p", {}, words.lost),
+    h("p", {}, words.todo),
+    words.requestId ? h("p.error-ref", {}, `Reference: ${words.requestId}`) : null,
+    h("div.row", {},
+      retry ? h("button.btn", { type: "button", onclick: retry }, "Retry") : null,
+      login ? h("a.btn.btn-primary", { href: login }, "Log in") : null));
+}
