@@ -8,6 +8,7 @@ send is acknowledged, and a `client_id` sent again returns the same pair.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import re
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from personae.storage.repos import jobs as job_repo
 from personae.storage.repos import personas as persona_repo
 from personae.storage.repos.accounts import UserRecord
 from personae.storage.repos.chats import ChatRecord, MessageRecord
+from personae.storage.types import utcnow
 
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 REPLY_JOB = "reply"
@@ -80,9 +82,9 @@ async def insert_reply(
     max_attempts: int,
     swipe_index: int = 0,
     priority: int = 0,
-) -> str:
+) -> tuple[MessageRecord, job_repo.JobRecord]:
     """A reply placeholder and the job that will write it (inside the caller's transaction)."""
-    reply_id = await repo.insert_message(
+    reply = await repo.insert_message(
         tx,
         chat_id=chat_id,
         role="assistant",
@@ -92,16 +94,16 @@ async def insert_reply(
         status=QUEUED,
         parent_id=parent_id,
     )
-    await job_repo.insert_job(
+    job = await job_repo.insert_job(
         tx,
         kind=REPLY_JOB,
         user_id=user_id,
         chat_id=chat_id,
-        message_id=reply_id,
+        message_id=reply.id,
         max_attempts=max_attempts,
         priority=priority,
     )
-    return reply_id
+    return reply, job
 
 
 def priority_of(user: UserRecord) -> int:
@@ -113,14 +115,13 @@ async def admission_refusal(
     tx: Transaction, user: UserRecord, settings: Settings, signals: JobSignals
 ) -> AppError | None:
     """The error to answer when one more reply may not wait in line, else None."""
-    pending = await job_repo.count_open_for_user(tx, user.id)
+    pending, waiting = await job_repo.admission_counts(tx, user.id)
     if pending >= settings.queue_max_per_user:
         return TooManyPendingReplies(
             f"You have {pending} replies waiting or being written; send again when one "
             "is done. Your message is saved.",
             retry_after=signals.estimate_start_s(1) or 5.0,
         )
-    waiting = await job_repo.count_by_status(tx, job_repo.QUEUED)
     if waiting >= settings.queue_max_length:
         return QueueFull(
             f"{waiting} replies are waiting, the most we queue. Your message is saved; "
@@ -133,7 +134,14 @@ async def admission_refusal(
 async def queue_place(tx: Transaction, reply_id: str, signals: JobSignals) -> QueuePlace | None:
     """Where a reply waits in line, or None once it is being written (or done)."""
     job = await job_repo.get_open_job_for_message(tx, reply_id)
-    if job is None or job.status != job_repo.QUEUED:
+    return await job_place(tx, job, signals) if job is not None else None
+
+
+async def job_place(
+    tx: Transaction, job: job_repo.JobRecord, signals: JobSignals
+) -> QueuePlace | None:
+    """Where a job waits in line, or None once it is running (or done)."""
+    if job.status != job_repo.QUEUED:
         return None
     position = await job_repo.queue_position(tx, job, max_wait_s=signals.max_wait_s)
     return QueuePlace(position, signals.estimate_start_s(position))
@@ -372,108 +380,105 @@ class ChatService:
         self, user: UserRecord, chat_id: str, client_id: str, content: str
     ) -> SendResult:
         content_hash = _digest(content)
-        # Keyed by author: another user's chat can hold no message of this user.
-        async with self._db.read() as tx:
-            existing = await repo.get_by_client_id(tx, chat_id, user.id, client_id)
-        if existing is not None and existing.status != WAITING:
-            return await self._existing(existing, content_hash)
         refusal: AppError | None = None
-        reply_id: str | None = None
+        accepted: SendResult | None = None
         try:
             async with self._db.write() as tx:
                 chat = await repo.lock_chat(tx, chat_id)
                 if chat is None or chat.owner_id != user.id:
                     raise NotFound("No chat with this id.")
-                # Another process may have stored it while we waited for the lock.
+                # Keyed by author: another user's chat can hold no message of this user.
                 existing = await repo.get_by_client_id(tx, chat_id, user.id, client_id)
-                if existing is None:
-                    message_id, position = await self._insert_message(
-                        tx, chat, user, client_id, content, content_hash
-                    )
-                elif existing.status == WAITING:
-                    self._check_same_content(existing, content_hash)
-                    message_id, position = existing.id, existing.position
                 if existing is None or existing.status == WAITING:
+                    if existing is not None:
+                        self._check_same_content(existing, content_hash)
                     refusal = await self._admission(tx, user)
+                    message = await self._store_message(
+                        tx, chat, user, existing, client_id, content, content_hash, refusal
+                    )
                     if refusal is None:
-                        reply_id = await self._admit(tx, chat, user, message_id, position)
-                        accepted = await self._pair(tx, message_id, reply_id)
+                        accepted = await self._admit(tx, chat, user, message)
         except repo.DuplicateMessage:
+            # Another process stored this client_id between our read and our insert
+            # (the transaction is void: nothing of this attempt was kept).
+            refusal, accepted = None, None
             async with self._db.read() as tx:
                 existing = await repo.get_by_client_id(tx, chat_id, user.id, client_id)
             if existing is None:
                 raise
-        if reply_id is None and refusal is None:
+        if refusal is not None:
+            await chat_events.publish_message(self._events, message)
+            refusal.extra["message"] = chat_events.message_data(message)
+            raise refusal
+        if accepted is None:
             assert existing is not None
             return await self._existing(existing, content_hash)
-        if refusal is not None:
-            async with self._db.read() as tx:
-                waiting = await repo.get_message(tx, message_id)
-            assert waiting is not None
-            await chat_events.publish_message(self._events, waiting)
-            refusal.extra["message"] = chat_events.message_data(waiting)
-            raise refusal
-        result = accepted
-        await chat_events.publish_message(self._events, result.message)
-        await chat_events.publish_reply_state(self._events, result.reply)
-        if result.queue is not None:
+        await chat_events.publish_message(self._events, accepted.message)
+        await chat_events.publish_reply_state(self._events, accepted.reply)
+        if accepted.queue is not None:
             await chat_events.publish_queue_place(
                 self._events,
                 chat_id,
-                result.reply.id,
-                result.queue.position,
-                result.queue.estimated_start_s,
+                accepted.reply.id,
+                accepted.queue.position,
+                accepted.queue.estimated_start_s,
             )
         self._signals.job_queued()
-        return result
+        return accepted
 
-    async def _insert_message(
+    async def _store_message(
         self,
         tx: Transaction,
         chat: ChatRecord,
         user: UserRecord,
+        existing: MessageRecord | None,
         client_id: str,
         content: str,
         content_hash: str,
-    ) -> tuple[str, int]:
-        """Store the user message, with the place of its reply reserved next to it."""
+        refusal: AppError | None,
+    ) -> MessageRecord:
+        """The user message as stored: new, or the one the waiting room kept, now admitted.
+
+        A refused message is stored all the same, marked as waiting for the user
+        to send it again; its reply's place is reserved next to it.
+        """
+        status = WAITING if refusal is not None else "complete"
+        if existing is not None:
+            if status != existing.status:
+                now = utcnow()
+                await repo.update_message(tx, existing.id, status=status, updated_at=now)
+                return dataclasses.replace(existing, status=status, updated_at=now)
+            return existing
         position = await repo.reserve_positions(tx, chat, 2)
-        message_id = await repo.insert_message(
+        return await repo.insert_message(
             tx,
             chat_id=chat.id,
             role="user",
             author_id=user.id,
             position=position,
             content=content,
-            status=WAITING,
+            status=status,
             client_id=client_id,
             content_hash=content_hash,
         )
-        return message_id, position
 
     async def _admission(self, tx: Transaction, user: UserRecord) -> AppError | None:
         """Whether one more reply may wait in line (per user, then in all)."""
         return await admission_refusal(tx, user, self._settings, self._signals)
 
     async def _admit(
-        self, tx: Transaction, chat: ChatRecord, user: UserRecord, message_id: str, position: int
-    ) -> str:
+        self, tx: Transaction, chat: ChatRecord, user: UserRecord, message: MessageRecord
+    ) -> SendResult:
         """The reply placeholder and its job, in the same transaction as the message."""
-        await repo.update_message(tx, message_id, status="complete")
-        return await insert_reply(
+        reply, job = await insert_reply(
             tx,
             chat_id=chat.id,
             user_id=user.id,
-            position=position + 1,
-            parent_id=message_id,
+            position=message.position + 1,
+            parent_id=message.id,
             max_attempts=self._settings.job_max_attempts,
             priority=priority_of(user),
         )
-
-    async def _pair(self, tx: Transaction, message_id: str, reply_id: str) -> SendResult:
-        """The message and its reply as stored (read in the transaction that wrote them)."""
-        message = await repo.get_message(tx, message_id)
-        reply = await repo.get_message(tx, reply_id)
-        assert message is not None and reply is not None
-        queue = await queue_place(tx, reply_id, self._signals)
-        return SendResult(message=message, reply=reply, queue=queue)
+        return SendResult(
+            message=message, reply=reply, queue=await job_place(tx, job, self._signals)
+        )

@@ -143,9 +143,16 @@ class GenerationService:
         started = time.monotonic()
         async with self._db.read() as tx:
             reply = await repo.get_message(tx, job.message_id or "")
-        if reply is None or reply.status in chat_events.FINAL_STATES:
-            await self._finish_job(job, job_repo.CANCELLED, "reply gone or already final")
+            chat = await repo.get_chat(tx, reply.chat_id) if reply else None
+            character = (
+                await character_repo.get_character(tx, chat.character_id, include_deleted=True)
+                if chat
+                else None
+            )
+        if reply is None or reply.status in chat_events.FINAL_STATES or character is None:
+            await self._finish_job(job, job_repo.CANCELLED, "reply or chat gone, or reply final")
             return Outcome(job_repo.CANCELLED, 0.0)
+        assert chat is not None  # a character was found through it
         draft = Draft(text=reply.content, labels=dict(reply.labels))
         if job.cancel_requested or control.stop_requested.is_set():
             await self._finalize(job, reply, draft, STOPPED)
@@ -154,22 +161,18 @@ class GenerationService:
             await self._fail(job, reply, draft, "backend_unavailable", retryable=True)
             return Outcome(FAILED, 0.0)
         try:
-            status = await self._generate(job, reply, draft, control)
+            status = await self._generate(job, reply, draft, control, chat, character)
         except _Interrupted:
             return Outcome(QUEUED, time.monotonic() - started)
         return Outcome(status, time.monotonic() - started)
 
-    async def _load(self, reply: MessageRecord) -> _Context:
-        async with self._db.read() as tx:
-            chat = await repo.get_chat(tx, reply.chat_id)
-            assert chat is not None
-            character = await character_repo.get_character(
-                tx, chat.character_id, include_deleted=True
-            )
-            assert character is not None
-            if self._memory is None:
+    async def _load(
+        self, reply: MessageRecord, chat: ChatRecord, character: CharacterRecord
+    ) -> _Context:
+        if self._memory is None:
+            async with self._db.read() as tx:
                 history = await repo.list_history(tx, reply.chat_id, before_position=reply.position)
-                return _Context(chat, character, history)
+            return _Context(chat, character, history)
         # A bounded tail of history (the summary and recall stand for the rest).
         largest = max((b.spec.context_length for b in self._router.backends), default=0)
         window = await self._memory.history_window(
@@ -232,11 +235,17 @@ class GenerationService:
         )
 
     async def _generate(
-        self, job: JobRecord, reply: MessageRecord, draft: Draft, control: JobControl
+        self,
+        job: JobRecord,
+        reply: MessageRecord,
+        draft: Draft,
+        control: JobControl,
+        chat: ChatRecord,
+        character: CharacterRecord,
     ) -> str:
         """Stream the reply, moving to another backend when one fails mid-stream, and
         regenerating once (stricter sampling) when the quality gate rejects it."""
-        context = await self._load(reply)
+        context = await self._load(reply, chat, character)
         excluded: set[str] = set()
         strict = False
         start_text = draft.text

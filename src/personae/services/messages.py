@@ -66,7 +66,7 @@ class MessageService:
             refusal = await admission_refusal(tx, user, self._settings, self._signals)
             if refusal is not None:
                 raise refusal
-            reply_id = await insert_reply(
+            inserted, _job = await insert_reply(
                 tx,
                 chat_id=chat.id,
                 user_id=user.id,
@@ -76,6 +76,7 @@ class MessageService:
                 max_attempts=self._settings.job_max_attempts,
                 priority=priority_of(user),
             )
+            reply_id = inserted.id
             await repo.select_swipe(tx, chat.id, message.position, reply_id)
             await repo.update_chat(tx, chat.id)
         async with self._db.read() as tx:

@@ -180,43 +180,64 @@ async def insert_message(
     client_id: str | None = None,
     content_hash: str | None = None,
     labels: dict[str, Any] | None = None,
-) -> str:
+) -> MessageRecord:
+    """Store a message; returns it as stored (its swipe count as if it were the only
+    one at its position: callers adding a swipe beside others read it back)."""
     now = utcnow()
-    message_id = new_id()
+    record = MessageRecord(
+        id=new_id(),
+        chat_id=chat_id,
+        author_id=author_id,
+        role=role,
+        position=position,
+        swipe_index=swipe_index,
+        selected=selected,
+        parent_id=parent_id,
+        client_id=client_id,
+        content_hash=content_hash,
+        content=content,
+        status=status,
+        error_code=None,
+        retryable=False,
+        rating=None,
+        labels=labels or {},
+        backend=None,
+        generation=None,
+        created_at=now,
+        updated_at=now,
+    )
+    # Columns left out stay SQL NULL (a JSON column given None would store JSON null).
+    unset = {"error_code", "rating", "backend", "generation"}
+    values = {name: getattr(record, name) for name in _MESSAGE_FIELDS if name not in unset}
     try:
-        await tx.execute(
-            insert(messages).values(
-                id=message_id,
-                chat_id=chat_id,
-                author_id=author_id,
-                role=role,
-                position=position,
-                swipe_index=swipe_index,
-                selected=selected,
-                parent_id=parent_id,
-                client_id=client_id,
-                content_hash=content_hash,
-                content=content,
-                status=status,
-                retryable=False,
-                labels=labels or {},
-                created_at=now,
-                updated_at=now,
-            )
-        )
+        await tx.execute(insert(messages).values(**values))
     except IntegrityError as error:
         # The UNIQUE index on (chat, author, client_id): another request stored it first.
         raise DuplicateMessage(client_id or "") from error
-    return message_id
+    return record
+
+
+def _swipe_count() -> Any:
+    """How many live messages share the row's position (a subquery: one statement)."""
+    siblings = messages.alias("siblings")
+    return (
+        select(func.count())
+        .where(
+            siblings.c.chat_id == messages.c.chat_id,
+            siblings.c.position == messages.c.position,
+            siblings.c.deleted_at.is_(None),
+        )
+        .scalar_subquery()
+        .label("swipe_count")
+    )
 
 
 async def get_message(tx: AsyncSession, message_id: str) -> MessageRecord | None:
-    query = select(messages).where(messages.c.id == message_id, messages.c.deleted_at.is_(None))
+    query = select(messages, _swipe_count()).where(
+        messages.c.id == message_id, messages.c.deleted_at.is_(None)
+    )
     row = (await tx.execute(query)).mappings().first()
-    if row is None:
-        return None
-    count = await count_swipes(tx, row["chat_id"], row["position"])
-    return _message(row, count)
+    return _message(row, int(row["swipe_count"])) if row else None
 
 
 async def get_by_client_id(
@@ -242,15 +263,6 @@ async def get_reply_to(tx: AsyncSession, parent_id: str) -> MessageRecord | None
     )
     row = (await tx.execute(query)).mappings().first()
     return _message(row) if row else None
-
-
-async def count_swipes(tx: AsyncSession, chat_id: str, position: int) -> int:
-    query = select(func.count()).where(
-        messages.c.chat_id == chat_id,
-        messages.c.position == position,
-        messages.c.deleted_at.is_(None),
-    )
-    return int((await tx.execute(query)).scalar_one())
 
 
 async def list_swipes(tx: AsyncSession, chat_id: str, position: int) -> list[MessageRecord]:
@@ -374,9 +386,8 @@ async def latest_position(tx: AsyncSession, chat_id: str) -> int | None:
 
 
 async def update_message(tx: AsyncSession, message_id: str, **values: Any) -> None:
-    await tx.execute(
-        update(messages).where(messages.c.id == message_id).values(updated_at=utcnow(), **values)
-    )
+    values.setdefault("updated_at", utcnow())
+    await tx.execute(update(messages).where(messages.c.id == message_id).values(**values))
 
 
 async def replies_changed_since(

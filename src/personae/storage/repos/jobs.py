@@ -49,27 +49,33 @@ async def insert_job(
     payload: dict[str, Any] | None = None,
     priority: int = 0,
     max_attempts: int = 3,
-) -> str:
+) -> JobRecord:
+    """Put a job in line; returns it as stored."""
     now = utcnow()
-    job_id = new_id()
+    job = JobRecord(
+        id=new_id(),
+        kind=kind,
+        status=QUEUED,
+        priority=priority,
+        user_id=user_id,
+        chat_id=chat_id,
+        message_id=message_id,
+        payload=payload or {},
+        attempts=0,
+        max_attempts=max_attempts,
+        cancel_requested=False,
+        lease_owner=None,
+        lease_expires_at=None,
+        available_at=now,
+        created_at=now,
+    )
+    unset = {"lease_owner", "lease_expires_at"}
     await tx.execute(
         insert(jobs).values(
-            id=job_id,
-            kind=kind,
-            status=QUEUED,
-            priority=priority,
-            user_id=user_id,
-            chat_id=chat_id,
-            message_id=message_id,
-            payload=payload or {},
-            attempts=0,
-            max_attempts=max_attempts,
-            cancel_requested=False,
-            available_at=now,
-            created_at=now,
+            **{f.name: getattr(job, f.name) for f in fields(job) if f.name not in unset}
         )
     )
-    return job_id
+    return job
 
 
 def _claimable(now: datetime) -> Any:
@@ -113,12 +119,10 @@ async def claim_next(
     )
     if skip_locked:
         query = query.with_for_update(skip_locked=True)
-    job_id = (await tx.execute(query)).scalar_one_or_none()
-    if job_id is None:
-        return None
-    await tx.execute(
+    # One statement: pick and lease together (the classic queue UPDATE ... RETURNING).
+    claimed = (
         update(jobs)
-        .where(jobs.c.id == job_id)
+        .where(jobs.c.id == query.scalar_subquery())
         .values(
             status=RUNNING,
             lease_owner=owner,
@@ -126,9 +130,10 @@ async def claim_next(
             attempts=jobs.c.attempts + 1,
             started_at=func.coalesce(jobs.c.started_at, now),
         )
+        .returning(*(jobs.c[f.name] for f in fields(JobRecord)))
     )
-    row = (await tx.execute(select(jobs).where(jobs.c.id == job_id))).mappings().one()
-    return _job(row)
+    row = (await tx.execute(claimed)).mappings().first()
+    return _job(row) if row else None
 
 
 async def renew_lease(tx: AsyncSession, job_id: str, owner: str, lease_s: float) -> bool:
@@ -204,13 +209,31 @@ async def is_cancel_requested(tx: AsyncSession, job_id: str) -> bool:
 
 
 async def queue_position(tx: AsyncSession, job: JobRecord, *, max_wait_s: float = 3600.0) -> int:
-    """1 + how many queued jobs will be served before this one (in service order)."""
-    for position, queued in enumerate(
-        await list_queued(tx, limit=100_000, max_wait_s=max_wait_s), 1
-    ):
-        if queued.id == job.id:
-            return position
-    return 1
+    """1 + how many queued jobs will be served before this one (in service order),
+    counted in one statement whatever the length of the line."""
+    cutoff = utcnow() - timedelta(seconds=max_wait_s)
+    overdue = jobs.c.created_at <= cutoff
+    earlier = or_(
+        jobs.c.created_at < job.created_at,
+        and_(jobs.c.created_at == job.created_at, jobs.c.id < job.id),
+    )
+    if job.created_at <= cutoff:
+        ahead = and_(overdue, earlier)
+    else:
+        same_tier = and_(jobs.c.priority == job.priority, earlier)
+        ahead = or_(overdue, jobs.c.priority > job.priority, same_tier)
+    query = select(func.count()).where(jobs.c.status == QUEUED, jobs.c.id != job.id, ahead)
+    return 1 + int((await tx.execute(query)).scalar_one())
+
+
+async def admission_counts(tx: AsyncSession, user_id: str) -> tuple[int, int]:
+    """The user's replies queued or being written, and all jobs waiting in line."""
+    query = select(
+        func.count().filter(jobs.c.user_id == user_id, jobs.c.status.in_((QUEUED, RUNNING))),
+        func.count().filter(jobs.c.status == QUEUED),
+    ).where(jobs.c.status.in_((QUEUED, RUNNING)))
+    pending, waiting = (await tx.execute(query)).one()
+    return int(pending), int(waiting)
 
 
 async def count_open_for_user(tx: AsyncSession, user_id: str) -> int:
