@@ -13,10 +13,12 @@ from personae.api.middleware import RequestContextMiddleware
 from personae.api.problems import install_error_handlers
 from personae.api.routes import (
     admin_status,
+    admin_users,
     auth,
     cards,
     characters,
     chats,
+    export,
     health,
     memory,
     messages,
@@ -67,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cards.router,
         characters.router,
         chats.router,
+        export.router,
         messages.router,
         memory.router,
         queue.router,
@@ -74,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     app.include_router(status_routes.router)
     app.include_router(admin_status.router)
+    app.include_router(admin_users.router)
     # The web app answers only addresses no route claimed.
     app.router.default = web.WebAppFallback(app.router.default)
     return app

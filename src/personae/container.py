@@ -19,6 +19,7 @@ from personae.services.cards import CardService
 from personae.services.characters import CharacterService
 from personae.services.chats import ChatService
 from personae.services.demo import seed_demo_characters
+from personae.services.export import ExportService
 from personae.services.generation import GenerationService
 from personae.services.health import HealthService
 from personae.services.incidents import IncidentService
@@ -65,6 +66,7 @@ class Container:
     webhooks: WebhookService
     memory: MemoryService
     personas: PersonaService
+    exports: ExportService
     # Set when the server begins to stop: open streams end so clients reconnect elsewhere.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
@@ -174,5 +176,6 @@ def build_container(settings: Settings) -> Container:
         webhooks=webhooks,
         memory=MemoryService(database, settings, Recall(database, load_embedder(settings))),
         personas=PersonaService(database),
+        exports=ExportService(database),
     )
     return container

@@ -1,7 +1,11 @@
-"""The main journey in a real browser: register, create, chat, stream, swipe, rate."""
+"""The main journey in a real browser: register, create, chat, stream, swipe, rate,
+pin a memory, see a reply's prompt, and download one's data."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from pathlib import Path
 from typing import Any
 
 from browser.helpers import (
@@ -93,6 +97,38 @@ async def test_register_create_chat_stream_swipe_and_rate(browser: Any, start_we
         assert history[-1]["rating"] == 3 and history[-1]["swipe_index"] == 0
         await screenshot(page, "chat-desktop")
 
+        # Rename the chat; pin the reply to memory and see it in the panel.
+        await page.get_by_role("button", name="Rename this chat").click()
+        await page.get_by_label("Chat title").fill("Tea with Bramble")
+        await page.get_by_role("button", name="Save title").click()
+        await page.locator(".chat-title", has_text="Tea with Bramble").wait_for()
+        await page.locator(LAST_REPLY).get_by_role("button", name="Pin this message").click()
+        panel = page.locator(".memory-panel")
+        pinned = panel.get_by_role("list", name="Pinned facts").locator("li")
+        await pinned.first.wait_for()
+        assert await pinned.count() == 1
+        assert await pinned.first.locator(".memory-text").inner_text() == final.strip()
+        await panel.get_by_label("Add a fact to remember").fill("Alice likes jasmine tea.")
+        await panel.get_by_role("button", name="Pin fact").click()
+        await pinned.nth(1).wait_for()
+        assert "2 pinned" in await panel.locator("summary").inner_text()
+        await screenshot(page, "chat-memory-desktop")
+        await panel.get_by_role("button", name="Unpin: Alice likes").click()
+        await page.wait_for_function("document.querySelectorAll('.memory-list li').length === 1")
+
+        # What went into the reply: the prompt, part by part, in a dialog.
+        await (
+            page.locator(LAST_REPLY).get_by_role("button", name="What went into this reply").click()
+        )
+        dialog = page.get_by_role("dialog", name="What went into this reply")
+        await dialog.wait_for()
+        parts = dialog.get_by_role("list", name="Parts of the prompt").locator("li")
+        assert "what tea do you have" in await parts.nth(-1).inner_text()
+        assert "system" in await parts.first.inner_text()
+        await screenshot(page, "chat-prompt-desktop")
+        await dialog.get_by_role("button", name="Close").click()
+        await dialog.wait_for(state="detached")
+
         # My chats lists it; the account page shows this device.
         await page.get_by_role("link", name="Chats", exact=True).click()
         await page.get_by_role("link", name="Bramble").first.wait_for()
@@ -103,6 +139,22 @@ async def test_register_create_chat_stream_swipe_and_rate(browser: Any, start_we
         await page.locator("code.token").wait_for()
         assert (await page.locator("code.token").inner_text()).startswith("pk_")
         await screenshot(page, "account-desktop")
+
+        # Download my data: one JSON file with the chat, both swipes and the pinned memory.
+        async with page.expect_download() as download_info:
+            await page.get_by_role("link", name="Download my data").click()
+        download = await download_info.value
+        assert download.suggested_filename.startswith("personae-alice-")
+        saved = Path(await download.path())
+        document = json.loads(await asyncio.to_thread(saved.read_text, encoding="utf-8"))
+        assert document["account"]["username"] == "alice"
+        assert [c["card"]["data"]["name"] for c in document["characters"]] == ["Bramble"]
+        [chat] = document["chats"]
+        assert chat["chat"]["title"] == "Tea with Bramble"
+        last_position = chat["messages"][-1]["position"]
+        swipes = [m for m in chat["messages"] if m["position"] == last_position]
+        assert [(m["swipe_index"], m["selected"]) for m in swipes] == [(0, True), (1, False)]
+        assert [m["content"] for m in chat["pinned_memories"]] == [final.strip()]
         assert page.js_errors == []
 
 

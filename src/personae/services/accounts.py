@@ -15,6 +15,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from personae.errors import (
+    Conflict,
+    Forbidden,
     InvalidCredentials,
     NotAuthenticated,
     NotFound,
@@ -43,6 +45,18 @@ _COMMON_PASSWORDS = frozenset(
         "abcdefghij", "aaaaaaaaaa", "qwerty1234", "1q2w3e4r5t", "0123456789",
     }
 )  # fmt: skip
+
+
+class OwnAdminRole(Conflict):
+    """An admin tried to take away their own admin role (which could leave no admin)."""
+
+    code = "cannot_remove_own_admin"
+    title = "You cannot remove your own admin role"
+
+
+def _check_role(role: str) -> None:
+    if role not in ROLES:
+        raise ValidationFailed(f"Unknown role '{role}'; choose one of {', '.join(ROLES)}.")
 
 
 @dataclass(frozen=True)
@@ -134,8 +148,7 @@ class AccountService:
         if ip is not None:
             await self._limiter.hit("register-ip", ip, self._settings.register_rate_per_ip)
         name = self.normalise_username(username)
-        if role not in ROLES:
-            raise ValidationFailed(f"Unknown role '{role}'; choose one of {', '.join(ROLES)}.")
+        _check_role(role)
         self.check_password_strength(password, name)
         password_hash = await self._hash(password)
         try:
@@ -159,14 +172,49 @@ class AccountService:
 
     async def set_role(self, username: str, role: Role) -> UserRecord:
         """Give an account one of ROLES; an unknown role is refused, not stored."""
-        if role not in ROLES:
-            raise ValidationFailed(f"Unknown role '{role}'; choose one of {', '.join(ROLES)}.")
+        _check_role(role)
         user = await self.get_user_by_username(username)
+        return await self._store_role(user.id, role)
+
+    async def _store_role(self, user_id: str, role: str) -> UserRecord:
+        _check_role(role)
         async with self._db.write() as tx:
-            await repo.set_user_role(tx, user.id, role)
-            updated = await repo.get_user(tx, user.id)
+            if await repo.get_user(tx, user_id) is None:
+                raise NotFound("No user with this id.")
+            await repo.set_user_role(tx, user_id, role)
+            updated = await repo.get_user(tx, user_id)
         assert updated is not None
         return updated
+
+    async def list_users(
+        self, admin: UserRecord, *, query: str | None, before: str | None, limit: int
+    ) -> tuple[list[UserRecord], bool]:
+        """A page of accounts, newest first, and whether more follow (admins only)."""
+        self._require_admin(admin)
+        async with self._db.read() as tx:
+            found = await repo.search_users(
+                tx, query=(query or "").strip() or None, before=before, limit=limit + 1
+            )
+        return found[:limit], len(found) > limit
+
+    async def change_role(self, admin: UserRecord, user_id: str, role: str) -> UserRecord:
+        """What `personae user set-role` does, for an admin in the web app.
+
+        An admin may not take away their own admin role: the last admin would lock
+        everybody out of this page, and only the command line could undo it.
+        """
+        self._require_admin(admin)
+        if user_id == admin.id and role != "admin":
+            raise OwnAdminRole(
+                "You cannot remove your own admin role; ask another admin, or use "
+                "`personae user set-role` on the server."
+            )
+        return await self._store_role(user_id, role)
+
+    @staticmethod
+    def _require_admin(user: UserRecord) -> None:
+        if user.role != "admin":
+            raise Forbidden("Only admins manage users and their roles.")
 
     # --- sessions ---------------------------------------------------------------
 

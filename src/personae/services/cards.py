@@ -125,6 +125,11 @@ def _card(character: CharacterRecord, spec: ExportSpec) -> dict[str, Any]:
     )
 
 
+def card_document(character: CharacterRecord, spec: ExportSpec = "v3") -> dict[str, Any]:
+    """The character as the card JSON `card.json` downloads (V3 unless asked for V2)."""
+    return _card(character, spec)
+
+
 class CardService:
     """Import and export Character Card V2/V3 files; standalone lorebooks."""
 

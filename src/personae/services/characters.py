@@ -5,13 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from personae.cards.lorebook import parse_book
-from personae.errors import Forbidden, NotFound
+from personae.errors import Forbidden, InvalidState, NotFound
 from personae.storage.db import Database
 from personae.storage.repos import characters as repo
 from personae.storage.repos.accounts import UserRecord
 from personae.storage.repos.characters import CharacterRecord, CharacterSort
+from personae.storage.types import utcnow
 
 _STAFF_ROLES = frozenset({"moderator", "admin"})
+
+
+class NotPublic(InvalidState):
+    """Only public characters are shown on the discover page, so only they can be featured."""
+
+    code = "character_not_public"
+    title = "Only a public character can be featured"
 
 
 def can_read(character: CharacterRecord, viewer: UserRecord | None) -> bool:
@@ -79,6 +87,31 @@ class CharacterService:
                 raise Forbidden("Only the creator of a character or a moderator can delete it.")
             await repo.soft_delete_character(tx, character_id)
 
+    async def set_featured(
+        self, character_id: str, user: UserRecord, featured: bool
+    ) -> CharacterRecord:
+        """Feature a public character on the discover page, or stop featuring one (staff only).
+
+        Featuring twice keeps the first time; unfeaturing works whatever the visibility,
+        so a character made private since can still be taken off the list.
+        """
+        if user.role not in _STAFF_ROLES:
+            raise Forbidden("Only moderators and admins choose the featured characters.")
+        async with self._db.write() as tx:
+            character = await repo.get_character(tx, character_id)
+            if character is None or not can_read(character, user):
+                raise NotFound("No character with this id.")
+            if featured and character.visibility != "public":
+                raise NotPublic(
+                    f"This character is {character.visibility}; only public characters are "
+                    "listed, so only they can be featured."
+                )
+            if featured != character.featured:
+                await repo.set_featured(tx, character_id, utcnow() if featured else None)
+            updated = await repo.get_character(tx, character_id)
+        assert updated is not None
+        return updated
+
     async def search(
         self,
         viewer: UserRecord | None,
@@ -89,6 +122,7 @@ class CharacterService:
         owner_id: str | None = None,
         limit: int = 24,
         offset: int = 0,
+        featured: bool | None = None,
     ) -> list[CharacterRecord]:
         async with self._db.read() as tx:
             return await repo.search_characters(
@@ -100,4 +134,5 @@ class CharacterService:
                 owner_id=owner_id,
                 limit=limit,
                 offset=offset,
+                featured=featured,
             )

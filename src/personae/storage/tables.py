@@ -112,7 +112,10 @@ characters = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("deleted_at", UTCDateTime, nullable=True),
+    # When a moderator featured it on the discover page (migration 0005); null: not featured.
+    Column("featured_at", UTCDateTime, nullable=True),
     Index("ix_characters_visibility_created", "visibility", "created_at"),
+    Index("ix_characters_featured_at", "featured_at"),
 )
 
 character_tags = Table(

@@ -28,10 +28,20 @@ async def search_characters(
     owner: Annotated[str | None, Query(max_length=32, description="'me' or a user id")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 24,
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+    featured: Annotated[
+        bool | None, Query(description="true: only featured ones; false: only the others")
+    ] = None,
 ) -> CharacterPage:
     owner_id = (viewer.id if viewer else "") if owner == "me" else owner
     characters = await container.characters.search(
-        viewer, query=q, tag=tag, sort=sort, owner_id=owner_id, limit=limit, offset=offset
+        viewer,
+        query=q,
+        tag=tag,
+        sort=sort,
+        owner_id=owner_id,
+        limit=limit,
+        offset=offset,
+        featured=featured,
     )
     return CharacterPage(
         items=[CharacterPublic.model_validate(c) for c in characters], limit=limit, offset=offset
@@ -64,3 +74,19 @@ async def update_character(
 @router.delete("/{character_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_character(character_id: str, user: CurrentUser, container: ContainerDep) -> None:
     await container.characters.delete(character_id, user)
+
+
+@router.put("/{character_id}/featured")
+async def feature_character(
+    character_id: str, user: CurrentUser, container: ContainerDep
+) -> CharacterPublic:
+    """Show a public character in the discover page's Featured row (moderators and admins)."""
+    character = await container.characters.set_featured(character_id, user, True)
+    return CharacterPublic.model_validate(character)
+
+
+@router.delete("/{character_id}/featured", status_code=status.HTTP_204_NO_CONTENT)
+async def unfeature_character(
+    character_id: str, user: CurrentUser, container: ContainerDep
+) -> None:
+    await container.characters.set_featured(character_id, user, False)

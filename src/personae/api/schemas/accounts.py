@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import Field
 
@@ -58,3 +59,12 @@ class TokenPublic(Output):
 
 class TokenCreated(TokenPublic):
     token: str = Field(description="Shown once; only a hash is kept.")
+
+
+class UserPage(Output):
+    items: list[UserPublic]
+    has_more: bool = Field(description="Ask again with before=<the last id> for more.")
+
+
+class RoleUpdate(Input):
+    role: Literal["user", "plus", "moderator", "admin"]

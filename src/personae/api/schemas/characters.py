@@ -109,6 +109,7 @@ class CharacterPublic(Output):
     creation_date: int | None
     character_book: dict[str, Any] | None
     chat_count: int
+    featured: bool = Field(description="Shown in the discover page's Featured row.")
     created_at: datetime
     updated_at: datetime
 

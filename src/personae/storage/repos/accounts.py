@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -152,6 +152,30 @@ async def set_password_hash(tx: AsyncSession, user_id: str, password_hash: str) 
         .where(users.c.id == user_id)
         .values(password_hash=password_hash, updated_at=utcnow())
     )
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def search_users(
+    tx: AsyncSession, *, query: str | None, before: str | None, limit: int
+) -> list[UserRecord]:
+    """Accounts newest first (ids sort by creation), those before the id `before`;
+    `query` is matched without case inside the username or the display name."""
+    statement = select(users).where(users.c.deleted_at.is_(None))
+    if query:
+        pattern = f"%{_escape_like(query.lower())}%"
+        statement = statement.where(
+            or_(
+                func.lower(users.c.username).like(pattern, escape="\\"),
+                func.lower(users.c.display_name).like(pattern, escape="\\"),
+            )
+        )
+    if before is not None:
+        statement = statement.where(users.c.id < before)
+    statement = statement.order_by(users.c.id.desc()).limit(limit)
+    return [_user(row) for row in (await tx.execute(statement)).mappings()]
 
 
 async def count_users(tx: AsyncSession) -> int:

@@ -46,13 +46,27 @@ class CharacterRecord:
     chat_count: int
     created_at: datetime
     updated_at: datetime
+    featured_at: datetime | None = None  # set by a moderator; null when not featured
+
+    @property
+    def featured(self) -> bool:
+        return self.featured_at is not None
 
 
 # Fields a creator writes; everything else is kept by the server.
 EDITABLE_FIELDS = frozenset(
     f.name
     for f in fields(CharacterRecord)
-    if f.name not in {"id", "owner_id", "owner_username", "chat_count", "created_at", "updated_at"}
+    if f.name
+    not in {
+        "id",
+        "owner_id",
+        "owner_username",
+        "chat_count",
+        "created_at",
+        "updated_at",
+        "featured_at",
+    }
 )
 
 
@@ -131,6 +145,16 @@ async def soft_delete_character(tx: AsyncSession, character_id: str) -> None:
     await tx.execute(delete(character_tags).where(character_tags.c.character_id == character_id))
 
 
+async def set_featured(tx: AsyncSession, character_id: str, featured_at: datetime | None) -> None:
+    """Feature a character from `featured_at`, or stop featuring it (None).
+
+    `updated_at` is left alone: featuring is not an edit of the character.
+    """
+    await tx.execute(
+        update(characters).where(characters.c.id == character_id).values(featured_at=featured_at)
+    )
+
+
 async def add_chat_count(tx: AsyncSession, character_id: str, delta: int) -> None:
     await tx.execute(
         update(characters)
@@ -153,8 +177,10 @@ async def search_characters(
     owner_id: str | None,
     limit: int,
     offset: int,
+    featured: bool | None = None,
 ) -> list[CharacterRecord]:
-    """Public characters (or one owner's, all of them when the viewer is that owner)."""
+    """Public characters (or one owner's, all of them when the viewer is that owner);
+    `featured` keeps only featured ones (True) or only the others (False)."""
     statement = _base_query()
     if owner_id is not None and owner_id == viewer_id:
         statement = statement.where(characters.c.owner_id == owner_id)
@@ -182,11 +208,25 @@ async def search_characters(
                 select(character_tags.c.character_id).where(character_tags.c.tag == tag.lower())
             )
         )
+    if featured is not None:
+        column = characters.c.featured_at
+        statement = statement.where(column.is_not(None) if featured else column.is_(None))
     if sort == "popular":
         statement = statement.order_by(characters.c.chat_count.desc(), characters.c.id.desc())
     else:
         statement = statement.order_by(characters.c.id.desc())
     statement = statement.limit(limit).offset(offset)
+    return [_record(row) for row in (await tx.execute(statement)).mappings()]
+
+
+async def list_owned(
+    tx: AsyncSession, owner_id: str, *, after: str | None, limit: int
+) -> list[CharacterRecord]:
+    """One owner's characters (whatever their visibility) in id order, after the id `after`."""
+    statement = _base_query().where(characters.c.owner_id == owner_id)
+    if after is not None:
+        statement = statement.where(characters.c.id > after)
+    statement = statement.order_by(characters.c.id).limit(limit)
     return [_record(row) for row in (await tx.execute(statement)).mappings()]
 
 

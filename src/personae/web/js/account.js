@@ -1,8 +1,10 @@
-// Account settings (sessions, API tokens) and the admin pages (incidents, maintenance).
+// Account settings (sessions, API tokens, data export) and the admin page
+// (incidents, maintenance, users).
 import { del, get, patch, post } from "./api.js";
 import { field, formValues, h, replace, timeAgo } from "./dom.js";
 import { errorBox } from "./errors.js";
 import { loginPath, logout, navigate, session } from "./app.js";
+import { usersSection } from "./users.js";
 
 function requireUser() {
   if (!session.user) { navigate(loginPath(), { replace: true }); return false; }
@@ -83,7 +85,10 @@ export async function accountPage(target) {
       h("span", {}, h("strong", {}, t.name), h("span.char-meta", {}, ` · ${t.prefix}… · created ${timeAgo(t.created_at)}${t.last_used_at ? ` · used ${timeAgo(t.last_used_at)}` : ""}`)),
       h("button.btn.btn-small.btn-danger", { type: "button", "aria-label": `Revoke ${t.name}`, onclick: () => guarded(status, async () => { await del(`/api/v1/tokens/${t.id}`); await reload(); }) }, "Revoke"))))
       : h("p.empty", {}, "No tokens."),
-    tokenForm);
+    tokenForm,
+    h("h2", {}, "Your data"),
+    h("p.hint", {}, "One JSON file with your account, personas, characters (as cards), and every chat with all its replies and memories."),
+    h("p", {}, h("a.btn", { href: "/api/v1/me/export", download: "" }, "Download my data")));
 }
 
 export async function adminPage(target) {
@@ -158,5 +163,6 @@ export async function adminPage(target) {
     incidentForm,
     h("h2", {}, "Maintenance"),
     openMaintenances.length ? h("ul.plain-list", {}, openMaintenances.map(maintenanceItem)) : h("p.empty", {}, "None scheduled."),
-    maintenanceForm);
+    maintenanceForm,
+    session.user.role === "admin" ? usersSection() : null);
 }

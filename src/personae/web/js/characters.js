@@ -1,5 +1,5 @@
 // Discover, a character's page, and the character editor.
-import { ApiError, api, del, get, patch, post, query } from "./api.js";
+import { ApiError, api, del, get, patch, post, put, query } from "./api.js";
 import { avatar, field, formValues, h, replace } from "./dom.js";
 import { errorBox } from "./errors.js";
 import { loginPath, navigate, session } from "./app.js";
@@ -12,7 +12,7 @@ function characterCard(character) {
     h("a.char-link", { href: `/c/${character.id}` },
       avatar(character, "md"),
       h("span.char-text", {},
-        h("span.char-name", {}, character.name),
+        h("span.char-name", {}, character.name, character.featured ? h("span.label.label-featured", {}, "Featured") : null),
         h("span.char-tagline", {}, character.tagline || "\u00a0"),
         h("span.char-meta", {}, `by ${character.owner_username} · ${character.chat_count} chats`))));
 }
@@ -29,8 +29,9 @@ export async function discoverPage(target) {
   const tag = params.get("tag") || "";
   const sort = params.get("sort") || "popular";
   const searching = Boolean(q || tag);
-  const [results, trending, mine] = await Promise.all([
+  const [results, featured, trending, mine] = await Promise.all([
     get(`/api/v1/characters${query({ q, tag, sort, limit: 48 })}`),
+    searching ? null : get(`/api/v1/characters${query({ featured: "true", sort: "popular", limit: 6 })}`),
     searching ? null : get(`/api/v1/characters${query({ sort: "popular", limit: 6 })}`),
     session.user && !searching ? get(`/api/v1/characters${query({ owner: "me", limit: 12 })}`) : null,
   ]);
@@ -55,6 +56,8 @@ export async function discoverPage(target) {
     h("h1", {}, "Discover"),
     form,
     tagLinks.length || tag ? h("nav.tags", { "aria-label": "Tags" }, tag && !tags.size ? h("a.tag", { href: "/", "aria-current": "true" }, `#${tag} ✕`) : null, tagLinks) : null,
+    featured && featured.items.length ? h("section.featured", { "aria-labelledby": "featured-heading" },
+      h("h2#featured-heading", {}, "Featured"), grid(featured.items, "")) : null,
     // Trending is worth its own row only when there is more to see below it.
     trending && results.items.length > trending.items.length ? [h("h2", {}, "Trending"), grid(trending.items, "")] : null,
     mine && mine.items.length ? [h("h2", {}, "Your characters"), grid(mine.items, "")] : null,
@@ -95,6 +98,16 @@ export async function characterPage(target, [id]) {
       replace(status, errorBox(error, { retry: start }));
     }
   };
+  const staff = session.user && ["admin", "moderator"].includes(session.user.role);
+  const toggleFeatured = async () => {
+    try {
+      if (character.featured) await del(`/api/v1/characters/${character.id}/featured`);
+      else await put(`/api/v1/characters/${character.id}/featured`);
+      await characterPage(target, [id]);
+    } catch (error) {
+      replace(status, errorBox(error, { retry: toggleFeatured }));
+    }
+  };
   const remove = async () => {
     if (!confirm(`Delete ${character.name}? Chats with it keep working.`)) return;
     try { await del(`/api/v1/characters/${character.id}`); navigate("/"); } catch (error) { replace(status, errorBox(error)); }
@@ -105,6 +118,7 @@ export async function characterPage(target, [id]) {
         avatar(character, "lg"),
         h("div", {},
           h("h1", {}, character.name),
+          character.featured ? h("p", {}, h("span.label.label-featured", {}, "Featured")) : null,
           character.tagline ? h("p.tagline", {}, character.tagline) : null,
           h("p.char-meta", {}, `by ${character.owner_username} · ${character.chat_count} chats · ${character.visibility}`),
           h("p.tags", {}, character.tags.map((t) => h("a.tag", { href: `/${query({ tag: t })}` }, `#${t}`))))),
@@ -112,7 +126,10 @@ export async function characterPage(target, [id]) {
         h("button.btn.btn-primary", { type: "button", onclick: start }, session.user ? "Start a chat" : "Log in to chat"),
         mine ? h("a.btn", { href: `/c/${character.id}/edit` }, "Edit") : null,
         h("a.btn", { href: `/api/v1/characters/${character.id}/card.png`, download: `${character.name}.png` }, "Export card"),
-        mine || (session.user && ["admin", "moderator"].includes(session.user.role)) ? h("button.btn.btn-danger", { type: "button", onclick: remove }, "Delete") : null),
+        staff && (character.featured || character.visibility === "public")
+          ? h("button.btn", { type: "button", "aria-pressed": character.featured ? "true" : "false", onclick: toggleFeatured }, character.featured ? "Unfeature" : "Feature")
+          : null,
+        mine || staff ? h("button.btn.btn-danger", { type: "button", onclick: remove }, "Delete") : null),
       session.user ? personaChoice : null,
       session.user ? persona : null,
       status,

@@ -3,6 +3,7 @@ import { ApiError, del, get, patch, post, put } from "./api.js";
 import { h, replace, timeAgo } from "./dom.js";
 import { errorBox, explainCode } from "./errors.js";
 import { loginPath, navigate } from "./app.js";
+import { MemoryPanel, showPrompt } from "./memory.js";
 import { addPending, deliver, loadDraft, newClientId, pendingSends, removePending, saveDraft } from "./pending.js";
 
 const FINAL = new Set(["complete", "stopped", "failed"]);
@@ -43,7 +44,9 @@ class ChatView {
   async open() {
     this.chat = await get(`/api/v1/chats/${encodeURIComponent(this.chatId)}`);
     this.character = await get(`/api/v1/characters/${this.chat.character_id}`).catch(() => null);
+    this.memory = new MemoryPanel(this.chatId);
     this.buildShell();
+    this.memory.refresh();
     // The stream opens BEFORE the history is read, so no event falls between the two.
     this.openStream();
     await this.loadHistory();
@@ -167,16 +170,46 @@ class ChatView {
     this.input.value = loadDraft(this.chatId);
     this.sendButton = h("button.btn.btn-primary.send", { type: "submit" }, "Send");
     const form = h("form.composer", { onsubmit: (event) => { event.preventDefault(); this.send(); } }, this.input, this.sendButton);
+    this.titleEl = h("div.chat-title-line", {});
     replace(this.target,
       h("div.chat", {},
         h("header.chat-head", {},
           h("a.back", { href: "/chats", "aria-label": "Back to my chats" }, "‹"),
           h("h1", {}, h("a", { href: `/c/${this.chat.character_id}` }, name)),
           this.chat.persona_name ? h("span.char-meta", {}, `as ${this.chat.persona_name}`) : null),
+        this.titleEl,
+        this.memory.el,
         this.liveEl,
         this.listEl,
         this.statusEl,
         form));
+    this.drawTitle();
+  }
+
+  drawTitle() {
+    replace(this.titleEl,
+      h("span.chat-title", {}, this.chat.title),
+      h("button.btn.btn-small.btn-quiet", { type: "button", "aria-label": "Rename this chat", onclick: () => this.rename() }, "Rename"));
+  }
+
+  rename() {
+    const input = h("input", { id: "chat-title-input", maxlength: 128, required: true });
+    input.value = this.chat.title;
+    const form = h("form.inline-form", {
+      onsubmit: (event) => {
+        event.preventDefault();
+        const title = input.value.trim();
+        if (!title) return;
+        this.act(async () => {
+          this.chat = await patch(`/api/v1/chats/${encodeURIComponent(this.chatId)}`, { title });
+          this.drawTitle();
+        });
+      },
+    }, h("div.field", {}, h("label", { for: "chat-title-input" }, "Chat title"), input),
+    h("button.btn.btn-small.btn-primary", { type: "submit" }, "Save title"),
+    h("button.btn.btn-small", { type: "button", onclick: () => this.drawTitle() }, "Cancel"));
+    replace(this.titleEl, form);
+    input.focus();
   }
 
   redrawAll() {
@@ -221,6 +254,9 @@ class ChatView {
         isReply ? this.drawSwipes(message, latest, running) : null,
         isReply && FINAL.has(message.status) && message.status !== "failed" ? this.drawStars(message) : null,
         running && isReply ? h("button.btn.btn-small", { type: "button", onclick: () => this.act(() => post(`/api/v1/messages/${message.id}/stop`)) }, "Stop") : null,
+        !running && message.content.trim() ? h("button.btn.btn-small.btn-quiet", { type: "button", "aria-label": "Pin this message to memory", onclick: () => this.memory.pinMessage(message.id) }, "Pin") : null,
+        isReply && message.parent_id && !running && message.status !== "queued"
+          ? h("button.btn.btn-small.btn-quiet", { type: "button", onclick: () => showPrompt(message.id, (error) => this.showError(error)) }, "What went into this reply") : null,
         !running ? h("button.btn.btn-small.btn-quiet", { type: "button", onclick: () => this.edit(message, el) }, "Edit") : null,
         h("button.btn.btn-small.btn-quiet", { type: "button", "aria-label": "Delete this message", onclick: () => this.remove(message) }, "Delete")));
     this.elements.set(message.id, el);

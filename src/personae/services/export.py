@@ -1,0 +1,246 @@
+"""The personal data export: everything a user owns, as one JSON document.
+
+The document is written piece by piece: each page of rows is read in its own
+short transaction and turned into text before the next is read, so a large
+account never sits in memory whole and no transaction stays open while the
+client downloads.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator, Iterable
+from datetime import datetime
+from typing import Any
+
+from personae.services.cards import card_document
+from personae.storage.db import Database
+from personae.storage.repos import accounts as account_repo
+from personae.storage.repos import characters as character_repo
+from personae.storage.repos import export as export_repo
+from personae.storage.repos import memories as memory_repo
+from personae.storage.repos import personas as persona_repo
+from personae.storage.repos.accounts import UserRecord
+from personae.storage.repos.characters import CharacterRecord
+from personae.storage.repos.chats import ChatRecord, MessageRecord
+from personae.storage.repos.memories import PINNED, SUMMARY, MemoryRecord
+from personae.storage.types import utcnow
+
+FORMAT = "personae-export"
+VERSION = 1
+_CHARACTER_PAGE = 20  # avatars make characters heavy
+_CHAT_PAGE = 50
+_MESSAGE_PAGE = 500
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=_json_value)
+
+
+def _account(user: UserRecord) -> dict[str, Any]:
+    # Never the password hash, the session tokens' hashes or their CSRF tokens.
+    return {
+        "id": user.id,
+        "username": user.username,
+        "display_name": user.display_name,
+        "role": user.role,
+        "created_at": user.created_at,
+    }
+
+
+def _character(character: CharacterRecord) -> dict[str, Any]:
+    return {
+        "id": character.id,
+        "visibility": character.visibility,
+        "featured": character.featured,
+        "chat_count": character.chat_count,
+        "tagline": character.tagline,
+        "avatar": character.avatar,
+        "created_at": character.created_at,
+        "updated_at": character.updated_at,
+        "card": card_document(character),
+    }
+
+
+def _chat(chat: ChatRecord) -> dict[str, Any]:
+    return {
+        "id": chat.id,
+        "title": chat.title,
+        "character_id": chat.character_id,
+        "character_name": chat.character_name,
+        "persona_id": chat.persona_id,
+        "persona_name": chat.persona_name,
+        "persona_description": chat.persona_description,
+        "created_at": chat.created_at,
+        "updated_at": chat.updated_at,
+    }
+
+
+def _message(message: MessageRecord) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "role": message.role,
+        "position": message.position,
+        "swipe_index": message.swipe_index,
+        "selected": message.selected,
+        "parent_id": message.parent_id,
+        "client_id": message.client_id,
+        "content": message.content,
+        "status": message.status,
+        "error_code": message.error_code,
+        "retryable": message.retryable,
+        "rating": message.rating,
+        "labels": message.labels,
+        "backend": message.backend,
+        "created_at": message.created_at,
+        "updated_at": message.updated_at,
+    }
+
+
+def _memory(memory: MemoryRecord) -> dict[str, Any]:
+    return {
+        "id": memory.id,
+        "content": memory.content,
+        "source_message_id": memory.source_message_id,
+        "through_position": memory.through_position,
+        "created_at": memory.created_at,
+        "updated_at": memory.updated_at,
+    }
+
+
+def _items(values: Iterable[Any], first: bool) -> tuple[str, bool]:
+    """Array items as text, with the comma that separates them from earlier ones;
+    and whether the array is still empty."""
+    parts = [_dump(value) for value in values]
+    if not parts:
+        return "", first
+    return ("" if first else ",") + ",".join(parts), False
+
+
+class ExportService:
+    """Writes a user's data export; reads only, through the repositories."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    @staticmethod
+    def filename(user: UserRecord) -> str:
+        slug = re.sub(r"[^a-z0-9_.-]+", "_", user.username)
+        return f"personae-{slug}-{utcnow():%Y-%m-%d}.json"
+
+    async def stream(self, user: UserRecord) -> AsyncIterator[str]:
+        """The export document in pieces: account, personas, characters, then each chat."""
+        async with self._db.read() as tx:
+            sessions = await account_repo.list_sessions(tx, user.id, utcnow())
+            tokens = await account_repo.list_tokens(tx, user.id)
+            personas = await persona_repo.list_personas(tx, user.id)
+        account = {
+            **_account(user),
+            "sessions": [
+                {
+                    "id": s.id,
+                    "created_at": s.created_at,
+                    "last_seen_at": s.last_seen_at,
+                    "expires_at": s.expires_at,
+                    "user_agent": s.user_agent,
+                    "ip": s.ip,
+                }
+                for s in sessions
+            ],
+            "api_tokens": [
+                {
+                    "id": t.id,
+                    "name": t.name,
+                    "prefix": t.prefix,
+                    "created_at": t.created_at,
+                    "last_used_at": t.last_used_at,
+                }
+                for t in tokens
+            ],
+        }
+        head = {"format": FORMAT, "version": VERSION, "exported_at": utcnow()}
+        yield _dump(head)[:-1]
+        yield f',"account":{_dump(account)}'
+        yield ',"personas":' + _dump(
+            [
+                {
+                    "id": p.id,
+                    "name": p.name,
+                    "description": p.description,
+                    "avatar": p.avatar,
+                    "is_default": p.is_default,
+                    "created_at": p.created_at,
+                    "updated_at": p.updated_at,
+                }
+                for p in personas
+            ]
+        )
+        yield ',"characters":['
+        async for piece in self._characters(user):
+            yield piece
+        yield '],"chats":['
+        async for piece in self._chats(user):
+            yield piece
+        yield "]}\n"
+
+    async def _characters(self, user: UserRecord) -> AsyncIterator[str]:
+        after: str | None = None
+        first = True
+        while True:
+            async with self._db.read() as tx:
+                page = await character_repo.list_owned(
+                    tx, user.id, after=after, limit=_CHARACTER_PAGE
+                )
+            text, first = _items(map(_character, page), first)
+            yield text
+            if len(page) < _CHARACTER_PAGE:
+                return
+            after = page[-1].id
+
+    async def _chats(self, user: UserRecord) -> AsyncIterator[str]:
+        after: str | None = None
+        first = True
+        while True:
+            async with self._db.read() as tx:
+                page = await export_repo.owned_chats(tx, user.id, after=after, limit=_CHAT_PAGE)
+            for chat in page:
+                yield "" if first else ","
+                first = False
+                async for piece in self._one_chat(chat):
+                    yield piece
+            if len(page) < _CHAT_PAGE:
+                return
+            after = page[-1].id
+
+    async def _one_chat(self, chat: ChatRecord) -> AsyncIterator[str]:
+        """`{chat, pinned_memories, summaries, messages}`; messages read a page at a time."""
+        async with self._db.read() as tx:
+            memories = await memory_repo.list_memories(tx, chat.id)
+        pinned = [_memory(m) for m in memories if m.kind == PINNED]
+        # Every live version, oldest first: the last one is the summary in use.
+        summaries = [_memory(m) for m in memories if m.kind == SUMMARY]
+        yield (
+            f'{{"chat":{_dump(_chat(chat))},"pinned_memories":{_dump(pinned)},'
+            f'"summaries":{_dump(summaries)},"messages":['
+        )
+        after: tuple[int, int] | None = None
+        first = True
+        while True:
+            async with self._db.read() as tx:
+                page = await export_repo.chat_messages(
+                    tx, chat.id, after=after, limit=_MESSAGE_PAGE
+                )
+            if page:
+                text, first = _items(map(_message, page), first)
+                yield text
+                after = (page[-1].position, page[-1].swipe_index)
+            if len(page) < _MESSAGE_PAGE:
+                break
+        yield "]}"
