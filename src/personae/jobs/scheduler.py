@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from personae.events.base import EventLog
 from personae.services.chat_events import publish_queue_place
-from personae.services.generation import GenerationService, JobControl, Outcome
+from personae.services.generation import GenerationService, JobControl, Outcome, Preloaded
 from personae.settings import Settings
 from personae.storage.db import Database
 from personae.storage.repos import jobs as job_repo
@@ -33,6 +33,17 @@ _DEFAULT_SERVICE_S = 8.0
 _EWMA_WEIGHT = 0.2
 _QUEUE_ANNOUNCE_S = 5.0
 _QUEUE_ANNOUNCE_MAX = 1000
+# A reply's material read ahead of its claim is used only this fresh.
+_PRELOAD_MAX_AGE_S = 2.0
+
+
+@dataclass
+class _Preload:
+    """The head of the line's material, being read while every slot is busy."""
+
+    job_id: str
+    read_at: float
+    task: asyncio.Task[Preloaded | None]
 
 
 @dataclass
@@ -40,6 +51,7 @@ class _Running:
     job: JobRecord
     control: JobControl
     task: asyncio.Task[None] = field(init=False)
+    preload: asyncio.Task[Preloaded | None] | None = None
 
 
 class Scheduler:
@@ -68,6 +80,7 @@ class Scheduler:
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
         self._service_s = _DEFAULT_SERVICE_S
+        self._preload: _Preload | None = None
 
     # --- JobSignals --------------------------------------------------------------------
 
@@ -124,6 +137,7 @@ class Scheduler:
     def stop_claiming(self) -> None:
         """Take no new jobs (they wait in the database for another process or the next start)."""
         self._stopping = True
+        self._drop_preload()
         self._wake.set()
 
     async def shutdown(self, grace_s: float) -> None:
@@ -161,6 +175,8 @@ class Scheduler:
                     if job is None:
                         break
                     self._launch(job)
+                if self._busy() >= self._capacity() and not self._stopping:
+                    await self._preload_next()
             except Exception:
                 log.exception("claiming jobs failed; trying again shortly")
             self._wake.clear()
@@ -196,17 +212,56 @@ class Scheduler:
                 max_wait_s=self._settings.queue_max_wait_s,
             )
 
+    async def _preload_next(self) -> None:
+        """While every slot is busy, read the next reply's material ahead (read-only:
+        the job stays in line, where a more urgent one may still overtake it)."""
+        if self._generation is None:
+            return
+        now = asyncio.get_running_loop().time()
+        if self._preload is not None and now - self._preload.read_at < _PRELOAD_MAX_AGE_S:
+            return
+        async with self._db.read() as tx:
+            head = await job_repo.next_to_claim(tx, max_wait_s=self._settings.queue_max_wait_s)
+        self._drop_preload()
+        if head is not None and head.kind == "reply":
+            task = asyncio.create_task(self._generation.preload(head), name="personae-preload")
+            task.add_done_callback(lambda done: done.cancelled() or done.exception())
+            self._preload = _Preload(head.id, now, task)
+
+    def _drop_preload(self) -> None:
+        if self._preload is not None:
+            self._preload.task.cancel()
+            self._preload = None
+
+    def _take_preload(self, job: JobRecord) -> asyncio.Task[Preloaded | None] | None:
+        """The material read ahead for `job`, if it is this job's and still fresh."""
+        preload, self._preload = self._preload, None
+        if preload is None:
+            return None
+        age = asyncio.get_running_loop().time() - preload.read_at
+        if preload.job_id != job.id or age >= _PRELOAD_MAX_AGE_S:
+            preload.task.cancel()
+            return None
+        return preload.task
+
     def _launch(self, job: JobRecord) -> None:
+        preload = self._take_preload(job) if job.kind == "reply" else None
         running = _Running(job=job, control=JobControl(on_slot_free=self._wake.set))
+        running.preload = preload
         running.task = asyncio.create_task(self._run(running), name=f"personae-job-{job.id}")
         self._running[job.id] = running
 
     async def _run(self, running: _Running) -> None:
         heartbeat = asyncio.create_task(self._heartbeat(running))
         try:
-            assert self._generation is not None
-            runner = self._handlers.get(running.job.kind, self._generation.run)
-            outcome = await runner(running.job, running.control)
+            generation = self._generation
+            assert generation is not None
+            handler = self._handlers.get(running.job.kind)
+            if handler is not None:
+                outcome = await handler(running.job, running.control)
+            else:
+                preloaded = await _result_or_none(running.preload)
+                outcome = await generation.run(running.job, running.control, preloaded)
             # The measured service time (queue estimates) is that of replies only.
             reply = running.job.kind == "reply"
             if reply and outcome.status == "complete" and outcome.service_s > 0:
@@ -238,3 +293,14 @@ class Scheduler:
             if not held:
                 running.control.lease_lost.set()
                 return
+
+
+async def _result_or_none(task: asyncio.Task[Preloaded | None] | None) -> Preloaded | None:
+    """What a preload read, or None if there was none or it failed (the job reads again)."""
+    if task is None:
+        return None
+    try:
+        return await task  # a taken preload is never cancelled: only its job could be
+    except Exception:
+        log.warning("reading a reply ahead failed; reading it again", exc_info=True)
+        return None

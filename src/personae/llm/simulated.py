@@ -18,7 +18,7 @@ import asyncio
 import json
 import random
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,6 +66,8 @@ class _State:
     faults: list[_Fault] = field(default_factory=list)
     prompts: OrderedDict[tuple[str, ...], None] = field(default_factory=OrderedDict)
     requests: int = 0
+    # The last user turn of the most recent requests (what tests check was asked).
+    last_user_turns: deque[str] = field(default_factory=lambda: deque(maxlen=32))
     active: int = 0
     prompt_tokens: int = 0
     cached_tokens: int = 0
@@ -131,6 +133,8 @@ async def _completions(request: Request) -> Response:
     state.requests += 1
     body = await request.json()
     messages = body.get("messages") or []
+    users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    state.last_user_turns.append(str(users[-1].get("content", "")) if users else "")
     prompt = _prompt_tokens(messages)
     fault = _take_fault(state)
     if fault and fault.mode == "status":
@@ -214,6 +218,7 @@ async def _stats(request: Request) -> Response:
             "active": state.active,
             "prompt_tokens": state.prompt_tokens,
             "cached_tokens": state.cached_tokens,
+            "last_user_turns": list(state.last_user_turns),
         }
     )
 

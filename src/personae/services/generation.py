@@ -107,6 +107,14 @@ class _Context:
     prompt_record: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Preloaded:
+    """A waiting reply and its prompt's material, read ahead of its claim."""
+
+    reply: MessageRecord
+    context: _Context
+
+
 class GenerationService:
     """Runs reply jobs over the router's backends, with failover and the quality gate."""
 
@@ -138,21 +146,20 @@ class GenerationService:
                 self._token_counts.popitem(last=False)
         return cached
 
-    async def run(self, job: JobRecord, control: JobControl) -> Outcome:
-        """Write the reply of `job` and record how it ended."""
+    async def run(
+        self, job: JobRecord, control: JobControl, preloaded: Preloaded | None = None
+    ) -> Outcome:
+        """Write the reply of `job` and record how it ended.
+
+        `preloaded` is what `preload` read for this job while it waited, if anything.
+        """
         started = time.monotonic()
-        async with self._db.read() as tx:
-            reply = await repo.get_message(tx, job.message_id or "")
-            chat = await repo.get_chat(tx, reply.chat_id) if reply else None
-            character = (
-                await character_repo.get_character(tx, chat.character_id, include_deleted=True)
-                if chat
-                else None
-            )
-        if reply is None or reply.status in chat_events.FINAL_STATES or character is None:
+        if preloaded is None or not await self._still_current(job, preloaded):
+            preloaded = await self.preload(job)
+        if preloaded is None:
             await self._finish_job(job, job_repo.CANCELLED, "reply or chat gone, or reply final")
             return Outcome(job_repo.CANCELLED, 0.0)
-        assert chat is not None  # a character was found through it
+        reply, context = preloaded.reply, preloaded.context
         draft = Draft(text=reply.content, labels=dict(reply.labels))
         if job.cancel_requested or control.stop_requested.is_set():
             await self._finalize(job, reply, draft, STOPPED)
@@ -161,10 +168,40 @@ class GenerationService:
             await self._fail(job, reply, draft, "backend_unavailable", retryable=True)
             return Outcome(FAILED, 0.0)
         try:
-            status = await self._generate(job, reply, draft, control, chat, character)
+            status = await self._generate(job, reply, draft, control, context)
         except _Interrupted:
             return Outcome(QUEUED, time.monotonic() - started)
         return Outcome(status, time.monotonic() - started)
+
+    async def _still_current(self, job: JobRecord, preloaded: Preloaded) -> bool:
+        """Whether what was read ahead still stands: the chat changed nothing since
+        (every edit, swipe choice, deletion or new message touches the chat)."""
+        if preloaded.reply.id != job.message_id:
+            return False
+        async with self._db.read() as tx:
+            changed_at = await repo.chat_changed_at(tx, preloaded.context.chat.id)
+        return changed_at == preloaded.context.chat.updated_at
+
+    async def preload(self, job: JobRecord) -> Preloaded | None:
+        """Read what a reply needs before it can ask a backend: the reply, its chat and
+        character, the history and memory. None when the reply is gone or final.
+
+        The scheduler calls this for the job at the head of the line while every slot
+        is busy, so when one frees only the claim stands between the job and a backend.
+        """
+        async with self._db.read() as tx:
+            reply = await repo.get_message(tx, job.message_id or "")
+            chat = await repo.get_chat(tx, reply.chat_id) if reply else None
+            character = (
+                await character_repo.get_character(tx, chat.character_id, include_deleted=True)
+                if chat
+                else None
+            )
+        if reply is None or reply.status in chat_events.FINAL_STATES:
+            return None
+        if chat is None or character is None:  # the chat was deleted
+            return None
+        return Preloaded(reply, await self._load(reply, chat, character))
 
     async def _load(
         self, reply: MessageRecord, chat: ChatRecord, character: CharacterRecord
@@ -240,12 +277,10 @@ class GenerationService:
         reply: MessageRecord,
         draft: Draft,
         control: JobControl,
-        chat: ChatRecord,
-        character: CharacterRecord,
+        context: _Context,
     ) -> str:
         """Stream the reply, moving to another backend when one fails mid-stream, and
         regenerating once (stricter sampling) when the quality gate rejects it."""
-        context = await self._load(reply, chat, character)
         excluded: set[str] = set()
         strict = False
         start_text = draft.text
@@ -306,6 +341,8 @@ class GenerationService:
             verdict = monitor.verdict()
             if stopped or verdict.ok or strict or not self._settings.quality_gate:
                 control.free_slot()  # no further stream: the next job may take the slot
+                # Let the scheduler claim it before this job's own writes take the writer.
+                await asyncio.sleep(0)
             if stopped:
                 await self._finalize(job, reply, draft, STOPPED)
                 return STOPPED

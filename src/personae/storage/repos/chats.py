@@ -117,6 +117,13 @@ async def get_chat(tx: AsyncSession, chat_id: str) -> ChatRecord | None:
     return _chat(row) if row else None
 
 
+async def chat_changed_at(tx: AsyncSession, chat_id: str) -> datetime | None:
+    """When anything in the chat last changed (None once it is deleted)."""
+    query = select(chats.c.updated_at).where(chats.c.id == chat_id, chats.c.deleted_at.is_(None))
+    updated_at: datetime | None = (await tx.execute(query)).scalar_one_or_none()
+    return updated_at
+
+
 async def lock_chat(tx: AsyncSession, chat_id: str) -> ChatRecord | None:
     """Read a chat and hold its row until the transaction ends (PostgreSQL row lock;
     SQLite's single writer already serialises)."""

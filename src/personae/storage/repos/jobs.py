@@ -94,6 +94,28 @@ def _service_order(now: datetime, max_wait_s: float) -> list[Any]:
     return [overdue.desc(), tier.desc(), jobs.c.created_at, jobs.c.id]
 
 
+def _next_pick(now: datetime, max_wait_s: float) -> Any:
+    """The most urgent ready job (or one whose lease ran out) whose user has no reply
+    being written: a user waits for their reply before their next one starts."""
+    busy_users = select(jobs.c.user_id).where(
+        jobs.c.status == RUNNING, jobs.c.lease_expires_at >= now, jobs.c.user_id.is_not(None)
+    )
+    return (
+        select(jobs.c.id)
+        .where(_claimable(now))
+        .where(or_(jobs.c.user_id.is_(None), jobs.c.user_id.not_in(busy_users)))
+        .order_by(*_service_order(now, max_wait_s))
+        .limit(1)
+    )
+
+
+async def next_to_claim(tx: AsyncSession, *, max_wait_s: float = 3600.0) -> JobRecord | None:
+    """The job `claim_next` would take now, without taking it."""
+    picked = _next_pick(utcnow(), max_wait_s).scalar_subquery()
+    row = (await tx.execute(select(jobs).where(jobs.c.id == picked))).mappings().first()
+    return _job(row) if row else None
+
+
 async def claim_next(
     tx: AsyncSession,
     *,
@@ -102,21 +124,9 @@ async def claim_next(
     skip_locked: bool,
     max_wait_s: float = 3600.0,
 ) -> JobRecord | None:
-    """Take the most urgent ready job (or one whose lease ran out) and lease it.
-
-    A user whose reply is being written waits for it before their next one starts.
-    """
+    """Take the job `_next_pick` names and lease it."""
     now = utcnow()
-    busy_users = select(jobs.c.user_id).where(
-        jobs.c.status == RUNNING, jobs.c.lease_expires_at >= now, jobs.c.user_id.is_not(None)
-    )
-    query = (
-        select(jobs.c.id)
-        .where(_claimable(now))
-        .where(or_(jobs.c.user_id.is_(None), jobs.c.user_id.not_in(busy_users)))
-        .order_by(*_service_order(now, max_wait_s))
-        .limit(1)
-    )
+    query = _next_pick(now, max_wait_s)
     if skip_locked:
         query = query.with_for_update(skip_locked=True)
     # One statement: pick and lease together (the classic queue UPDATE ... RETURNING).

@@ -1,0 +1,62 @@
+"""The next reply is read ahead while every slot is busy; what changed since is not lost."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import httpx
+
+from conftest import fleet, wait_for_reply
+from personae.settings import Settings
+
+# 15 tokens at 10 a second: the blocker's reply takes about 1.5 s, less than the
+# read-ahead's shelf life, so a stale read-ahead would be used if nothing checked it.
+ONE_SLOW_SLOT = {"a": {"slots": 1, "tokens_per_second": 10}}
+
+
+async def _send(client: httpx.AsyncClient, text: str) -> dict[str, str]:
+    character = await client.post("/api/v1/characters", json={"name": "Bramble"})
+    chat = await client.post("/api/v1/chats", json={"character_id": character.json()["id"]})
+    chat_id = chat.json()["id"]
+    sent = await client.put(f"/api/v1/chats/{chat_id}/messages/m1", json={"content": text})
+    assert sent.status_code == 202, sent.text
+    body = sent.json()
+    return {"chat": chat_id, "message": body["message"]["id"], "reply": body["reply"]["id"]}
+
+
+async def test_an_edit_made_while_the_reply_waits_is_what_the_reply_answers(
+    make_settings: Callable[..., Settings],
+) -> None:
+    async with fleet(make_settings, ONE_SLOW_SLOT, max_reply_tokens=15) as (api, urls):
+        blocker, ursula = await api.user("blocker"), await api.user("ursula")
+        first = await _send(blocker, "Tell me a story.")
+        waiting = await _send(ursula, "Tell me about the sun.")
+        # The blocker's reply holds the only slot; ursula's is next and is read ahead.
+        await asyncio.sleep(0.4)
+        edited = await ursula.patch(
+            f"/api/v1/messages/{waiting['message']}", json={"content": "Tell me about the moon."}
+        )
+        assert edited.status_code == 200, edited.text
+        reply = await wait_for_reply(ursula, waiting["chat"], waiting["reply"], timeout_s=60)
+        await wait_for_reply(blocker, first["chat"], first["reply"], timeout_s=60)
+        assert reply["status"] == "complete"
+        async with httpx.AsyncClient(base_url=urls["a"]) as backend:
+            asked = (await backend.get("/simulation/stats")).json()["last_user_turns"]
+        assert asked == ["Tell me a story.", "Tell me about the moon."]
+
+
+async def test_a_more_urgent_reply_overtakes_the_one_read_ahead(
+    make_settings: Callable[..., Settings],
+) -> None:
+    async with fleet(make_settings, ONE_SLOW_SLOT, max_reply_tokens=15) as (api, urls):
+        blocker, ursula, petra = [await api.user(n) for n in ("blocker", "ursula", "petra")]
+        await api.container.accounts.set_role("petra", "plus")
+        sent = [await _send(blocker, "First."), await _send(ursula, "Second.")]
+        await asyncio.sleep(0.4)  # ursula's reply, at the head of the line, is read ahead
+        sent.append(await _send(petra, "Third, but paying."))
+        for client, ids in zip((blocker, ursula, petra), sent, strict=True):
+            await wait_for_reply(client, ids["chat"], ids["reply"], timeout_s=60)
+        async with httpx.AsyncClient(base_url=urls["a"]) as backend:
+            asked = (await backend.get("/simulation/stats")).json()["last_user_turns"]
+        assert asked == ["First.", "Third, but paying.", "Second."]
