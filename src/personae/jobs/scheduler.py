@@ -18,12 +18,14 @@ import secrets
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from personae.events.base import EventLog
 from personae.services.chat_events import publish_queue_place
 from personae.services.generation import GenerationService, JobControl, Outcome, Preloaded
 from personae.settings import Settings
 from personae.storage.db import Database
+from personae.storage.repos import chats as chat_repo
 from personae.storage.repos import jobs as job_repo
 from personae.storage.repos.jobs import JobRecord
 
@@ -41,7 +43,7 @@ _PRELOAD_MAX_AGE_S = 2.0
 class _Preload:
     """The head of the line's material, being read while every slot is busy."""
 
-    job_id: str
+    reply_id: str
     read_at: float
     task: asyncio.Task[Preloaded | None]
 
@@ -52,6 +54,8 @@ class _Running:
     control: JobControl
     task: asyncio.Task[None] = field(init=False)
     preload: asyncio.Task[Preloaded | None] | None = None
+    # The chat's last change as the claim saw it (whether a preload is still current).
+    chat_changed_at: datetime | None = None
 
 
 class Scheduler:
@@ -84,8 +88,12 @@ class Scheduler:
 
     # --- JobSignals --------------------------------------------------------------------
 
-    def job_queued(self) -> None:
+    def job_queued(self, reply_id: str | None = None) -> None:
+        """Claim soon; `reply_id`, a reply just queued, is read while it is claimed
+        when a slot is free (it is then likely the one claimed)."""
         self._wake.set()
+        if reply_id is not None and self._busy() < self._capacity() and not self._stopping:
+            self._start_preload(reply_id)
 
     def cancel(self, job_id: str) -> None:
         running = self._running.get(job_id)
@@ -171,10 +179,10 @@ class Scheduler:
                 while self._busy() < self._capacity() and not self._stopping:
                     if self._paused is not None and await self._paused():
                         break
-                    job = await self._claim()
-                    if job is None:
+                    claimed = await self._claim()
+                    if claimed is None:
                         break
-                    self._launch(job)
+                    self._launch(*claimed)
                 if self._busy() >= self._capacity() and not self._stopping:
                     await self._preload_next()
             except Exception:
@@ -202,31 +210,40 @@ class Scheduler:
         except Exception:
             log.exception("announcing queue places failed")
 
-    async def _claim(self) -> JobRecord | None:
+    async def _claim(self) -> tuple[JobRecord, datetime | None] | None:
+        """The next job, leased to this process, and when its chat last changed."""
         async with self._db.write(urgent=True) as tx:
-            return await job_repo.claim_next(
+            job = await job_repo.claim_next(
                 tx,
                 owner=self.owner,
                 lease_s=self._settings.job_lease_s,
                 skip_locked=not self._db.is_sqlite,
                 max_wait_s=self._settings.queue_max_wait_s,
             )
+            if job is None:
+                return None
+            changed_at = await chat_repo.chat_changed_at(tx, job.chat_id) if job.chat_id else None
+        return job, changed_at
 
     async def _preload_next(self) -> None:
         """While every slot is busy, read the next reply's material ahead (read-only:
         the job stays in line, where a more urgent one may still overtake it)."""
-        if self._generation is None:
-            return
         now = asyncio.get_running_loop().time()
         if self._preload is not None and now - self._preload.read_at < _PRELOAD_MAX_AGE_S:
             return
         async with self._db.read() as tx:
             head = await job_repo.next_to_claim(tx, max_wait_s=self._settings.queue_max_wait_s)
         self._drop_preload()
-        if head is not None and head.kind == "reply":
-            task = asyncio.create_task(self._generation.preload(head), name="personae-preload")
-            task.add_done_callback(lambda done: done.cancelled() or done.exception())
-            self._preload = _Preload(head.id, now, task)
+        if head is not None and head.kind == "reply" and head.message_id:
+            self._start_preload(head.message_id)
+
+    def _start_preload(self, reply_id: str) -> None:
+        if self._generation is None:
+            return
+        self._drop_preload()
+        task = asyncio.create_task(self._generation.preload(reply_id), name="personae-preload")
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())
+        self._preload = _Preload(reply_id, asyncio.get_running_loop().time(), task)
 
     def _drop_preload(self) -> None:
         if self._preload is not None:
@@ -235,19 +252,19 @@ class Scheduler:
 
     def _take_preload(self, job: JobRecord) -> asyncio.Task[Preloaded | None] | None:
         """The material read ahead for `job`, if it is this job's and still fresh."""
-        preload, self._preload = self._preload, None
-        if preload is None:
-            return None
-        age = asyncio.get_running_loop().time() - preload.read_at
-        if preload.job_id != job.id or age >= _PRELOAD_MAX_AGE_S:
+        preload = self._preload
+        if preload is None or preload.reply_id != job.message_id:
+            return None  # kept: it may be for the next job claimed
+        self._preload = None
+        if asyncio.get_running_loop().time() - preload.read_at >= _PRELOAD_MAX_AGE_S:
             preload.task.cancel()
             return None
         return preload.task
 
-    def _launch(self, job: JobRecord) -> None:
-        preload = self._take_preload(job) if job.kind == "reply" else None
+    def _launch(self, job: JobRecord, chat_changed_at: datetime | None) -> None:
         running = _Running(job=job, control=JobControl(on_slot_free=self._wake.set))
-        running.preload = preload
+        running.preload = self._take_preload(job) if job.kind == "reply" else None
+        running.chat_changed_at = chat_changed_at
         running.task = asyncio.create_task(self._run(running), name=f"personae-job-{job.id}")
         self._running[job.id] = running
 
@@ -261,7 +278,9 @@ class Scheduler:
                 outcome = await handler(running.job, running.control)
             else:
                 preloaded = await _result_or_none(running.preload)
-                outcome = await generation.run(running.job, running.control, preloaded)
+                outcome = await generation.run(
+                    running.job, running.control, preloaded, running.chat_changed_at
+                )
             # The measured service time (queue estimates) is that of replies only.
             reply = running.job.kind == "reply"
             if reply and outcome.status == "complete" and outcome.service_s > 0:

@@ -49,7 +49,7 @@ PRIORITY_BY_ROLE = {"plus": 10, "moderator": 10, "admin": 10}
 class JobSignals(Protocol):
     """How the chat service tells the scheduler about work (implemented in jobs/)."""
 
-    def job_queued(self) -> None: ...
+    def job_queued(self, reply_id: str | None = None) -> None: ...
 
     def cancel(self, job_id: str) -> None: ...
 
@@ -423,7 +423,7 @@ class ChatService:
                 accepted.queue.position,
                 accepted.queue.estimated_start_s,
             )
-        self._signals.job_queued()
+        self._signals.job_queued(accepted.reply.id)
         return accepted
 
     async def _store_message(

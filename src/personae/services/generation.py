@@ -17,6 +17,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from personae.errors import ContextTooLong
@@ -147,15 +148,27 @@ class GenerationService:
         return cached
 
     async def run(
-        self, job: JobRecord, control: JobControl, preloaded: Preloaded | None = None
+        self,
+        job: JobRecord,
+        control: JobControl,
+        preloaded: Preloaded | None = None,
+        chat_changed_at: datetime | None = None,
     ) -> Outcome:
         """Write the reply of `job` and record how it ended.
 
-        `preloaded` is what `preload` read for this job while it waited, if anything.
+        `preloaded` is what `preload` read for this reply before its claim, if
+        anything; it is used only if the chat has not changed since it was read
+        (`chat_changed_at`: the chat's last change, read by the claim).
         """
         started = time.monotonic()
-        if preloaded is None or not await self._still_current(job, preloaded):
-            preloaded = await self.preload(job)
+        current = (
+            preloaded is not None
+            and preloaded.reply.id == job.message_id
+            and chat_changed_at is not None
+            and preloaded.context.chat.updated_at == chat_changed_at
+        )
+        if preloaded is None or not current:
+            preloaded = await self.preload(job.message_id or "")
         if preloaded is None:
             await self._finish_job(job, job_repo.CANCELLED, "reply or chat gone, or reply final")
             return Outcome(job_repo.CANCELLED, 0.0)
@@ -173,24 +186,16 @@ class GenerationService:
             return Outcome(QUEUED, time.monotonic() - started)
         return Outcome(status, time.monotonic() - started)
 
-    async def _still_current(self, job: JobRecord, preloaded: Preloaded) -> bool:
-        """Whether what was read ahead still stands: the chat changed nothing since
-        (every edit, swipe choice, deletion or new message touches the chat)."""
-        if preloaded.reply.id != job.message_id:
-            return False
-        async with self._db.read() as tx:
-            changed_at = await repo.chat_changed_at(tx, preloaded.context.chat.id)
-        return changed_at == preloaded.context.chat.updated_at
-
-    async def preload(self, job: JobRecord) -> Preloaded | None:
+    async def preload(self, reply_id: str) -> Preloaded | None:
         """Read what a reply needs before it can ask a backend: the reply, its chat and
         character, the history and memory. None when the reply is gone or final.
 
-        The scheduler calls this for the job at the head of the line while every slot
-        is busy, so when one frees only the claim stands between the job and a backend.
+        The scheduler calls this ahead of the claim (for the head of the line while
+        every slot is busy, or for a reply just sent), so that when the claim is done
+        the reply can go to a backend at once.
         """
         async with self._db.read() as tx:
-            reply = await repo.get_message(tx, job.message_id or "")
+            reply = await repo.get_message(tx, reply_id)
             chat = await repo.get_chat(tx, reply.chat_id) if reply else None
             character = (
                 await character_repo.get_character(tx, chat.character_id, include_deleted=True)
