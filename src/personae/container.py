@@ -23,7 +23,7 @@ from personae.services.export import ExportService
 from personae.services.generation import GenerationService
 from personae.services.health import HealthService
 from personae.services.incidents import IncidentService
-from personae.services.memory import SUMMARY_JOB, MemoryService
+from personae.services.memory import RECALL_INDEX_JOB, SUMMARY_JOB, MemoryService
 from personae.services.messages import MessageService
 from personae.services.metrics import Metrics
 from personae.services.personas import PersonaService
@@ -31,6 +31,7 @@ from personae.services.probes import ProbeRunner
 from personae.services.queue import QueueService
 from personae.services.ratelimit import RateLimiter, build_storage
 from personae.services.recall import Recall, load_embedder
+from personae.services.recall_jobs import RecallIndexJobs
 from personae.services.status import StatusService
 from personae.services.streams import StreamService
 from personae.services.summaries import SummaryJobs
@@ -96,6 +97,9 @@ class Container:
         self.scheduler.register(
             SUMMARY_JOB, SummaryJobs(self.database, self.router, self.settings).run
         )
+        if self.memory.recall is not None:
+            indexing = RecallIndexJobs(self.database, self.memory.recall)
+            self.scheduler.register(RECALL_INDEX_JOB, indexing.run)
         await self.scheduler.start(
             generation, capacity=self.router.capacity, recover_all=self.database.is_sqlite
         )

