@@ -19,13 +19,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
-import socket
 import sqlite3
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -33,29 +29,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+from processes import cli_process, free_port, personae_env, wait_ready
 
 PASSWORD = "a long enough passphrase"
 SLOTS, TOKENS_PER_S, FIRST_TOKEN_MS, REPLY_TOKENS = 4, 50.0, 100.0, 20
 CAPACITY_PER_S = SLOTS / (FIRST_TOKEN_MS / 1000 + REPLY_TOKENS / TOKENS_PER_S)
 USERS = 160
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-async def _wait_ready(url: str, path: str) -> None:
-    async with httpx.AsyncClient(base_url=url) as client:
-        for _ in range(300):
-            try:
-                if (await client.get(path)).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"{url} did not start")
 
 
 @dataclass
@@ -233,42 +212,28 @@ def _report(
     return base
 
 
-def _spawn(arguments: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "personae.cli", *arguments],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
 async def main(seconds_1x: float, seconds_5x: float) -> None:
     with tempfile.TemporaryDirectory() as work:
-        sim_port, port = _free_port(), _free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PERSONAE_")}
-        env.update(
-            PERSONAE_ENVIRONMENT="development",
-            PERSONAE_DATA_DIR=work,
-            PERSONAE_SEED_DEMO="false",
-            PERSONAE_LOG_LEVEL="warning",
-            PERSONAE_BACKENDS=f'["sim=http://127.0.0.1:{sim_port},slots={SLOTS}"]',
-            PERSONAE_MAX_REPLY_TOKENS=str(REPLY_TOKENS),
-            PERSONAE_QUEUE_MAX_LENGTH="64",
-            PERSONAE_SEND_RATE_PER_IP="1000000/minute",
-            PERSONAE_SEND_RATE_PER_USER="1000000/minute",
-            PERSONAE_REGISTER_RATE_PER_IP="1000000/hour",
-            PERSONAE_QUALITY_GATE="false",
+        sim_port, port = free_port(), free_port()
+        env = personae_env(
+            environment="development",
+            data_dir=work,
+            seed_demo="false",
+            log_level="warning",
+            backends=f'["sim=http://127.0.0.1:{sim_port},slots={SLOTS}"]',
+            max_reply_tokens=str(REPLY_TOKENS),
+            queue_max_length="64",
+            send_rate_per_ip="1000000/minute",
+            send_rate_per_user="1000000/minute",
+            register_rate_per_ip="1000000/hour",
+            quality_gate="false",
         )
-        backend = _spawn(
-            ["simulate-backend", "--port", str(sim_port), "--slots", str(SLOTS),
-             "--tokens-per-second", str(TOKENS_PER_S), "--first-token-ms", str(FIRST_TOKEN_MS)],
-            env,
-        )  # fmt: skip
-        server = _spawn(["serve", "--port", str(port)], env)
-        try:
-            await _wait_ready(f"http://127.0.0.1:{sim_port}", "/health")
-            await _wait_ready(f"http://127.0.0.1:{port}", "/readyz")
+        simulate = ["simulate-backend", "--port", str(sim_port), "--slots", str(SLOTS),
+                    "--tokens-per-second", str(TOKENS_PER_S),
+                    "--first-token-ms", str(FIRST_TOKEN_MS)]  # fmt: skip
+        with cli_process(simulate, env), cli_process(["serve", "--port", str(port)], env):
+            await wait_ready(f"http://127.0.0.1:{sim_port}", "/health")
+            await wait_ready(f"http://127.0.0.1:{port}", "/readyz")
             limits = httpx.Limits(max_connections=400, max_keepalive_connections=100)
             async with httpx.AsyncClient(
                 base_url=f"http://127.0.0.1:{port}", timeout=60, limits=limits
@@ -286,11 +251,6 @@ async def main(seconds_1x: float, seconds_5x: float) -> None:
                     await asyncio.sleep(12)  # let the admitted replies finish
                     baseline = _report(Path(work) / "personae.db", phase, baseline, measured)
                     print()
-        finally:
-            server.terminate()
-            backend.terminate()
-            server.wait(30)
-            backend.wait(30)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """Personae's routing, measured side by side in one run.
 
 1. Time to first token through Personae (HTTP send → first `token` event on the
-   chat's SSE stream) versus asking the same backend directly, alternating, with
-   the embedded model (SmolLM2-135M via xllamacpp) as the backend.
+   chat's SSE stream) versus asking the same backend directly, alternating. Personae
+   runs as its own process (`personae serve`, SQLite), as it does in production;
+   the backends are the embedded model (SmolLM2-135M via xllamacpp) and a
+   SIMULATED backend process with a 250 ms first token (a busy GPU server).
 2. The cached share of prompt tokens over 30-turn conversations spread over two
    SIMULATED backends, routing affinity on versus off. Each simulated backend
    keeps the KV cache of 2 prompts (a GPU keeps a few per slot, not every chat).
@@ -26,12 +28,15 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from processes import cli_process, free_port, personae_env, wait_ready
+
 from conftest import serve_app, simulated_backend
 from personae.app import create_app
 from personae.llm.embedded import EmbeddedServer
 from personae.llm.model_files import pull_default_model
 from personae.services.prompting import system_prompt
 from personae.settings import Settings
+from personae.storage.db import Database
 from personae.storage.repos import characters as character_repo
 from personae.storage.repos import chats as chat_repo
 
@@ -111,33 +116,52 @@ async def _direct(url: str, api_key: str | None, messages: list[dict[str, str]])
     raise RuntimeError("no token")
 
 
-async def _system_prompt(app: Any, chat_id: str) -> str:
-    container = app.state.container
-    async with container.database.read() as tx:
-        chat = await chat_repo.get_chat(tx, chat_id)
-        character = await character_repo.get_character(tx, chat.character_id)
+async def _system_prompt(database: Path, chat_id: str) -> str:
+    """The system prompt Personae builds for this chat (read from its database)."""
+    store = Database(f"sqlite:///{database}")
+    try:
+        async with store.read() as tx:
+            chat = await chat_repo.get_chat(tx, chat_id)
+            assert chat is not None
+            character = await character_repo.get_character(tx, chat.character_id)
+            assert character is not None
+    finally:
+        await store.dispose()
     return system_prompt(character, chat)
 
 
 async def overhead(runs: int, work: Path, url: str, api_key: str | None, label: str) -> None:
-    settings = _settings(
-        work / f"overhead-{label}",
+    data_dir = work / f"overhead-{label.split()[0]}"
+    port = free_port()
+    env = personae_env(
+        environment="development",
+        data_dir=str(data_dir),
+        seed_demo="false",
+        log_level="warning",
         backend_url=url,
-        backend_api_key=api_key,
-        backend_slots=1,
-        max_reply_tokens=16,
+        backend_api_key=api_key or "",
+        backend_slots="1",
+        max_reply_tokens="16",
+        backend_probe_interval_s="0",
+        send_rate_per_user="1000000/minute",
+        send_rate_per_ip="1000000/minute",
+        queue_max_per_user="100",
     )
-    app = create_app(settings)
     personae_s: list[float] = []
     direct_s: list[float] = []
-    async with serve_app(app) as personae_url:
+    with cli_process(["serve", "--port", str(port)], env):
+        personae_url = f"http://127.0.0.1:{port}"
+        await wait_ready(personae_url, "/readyz")
         client = await _login(personae_url)
         for run in range(runs + 1):
             chat_id = await _chat(client)
             # The prompt Personae builds for this chat, sent straight to the backend
             # too (with another user text, so neither path reuses the other's turn).
             messages = [
-                {"role": "system", "content": await _system_prompt(app, chat_id)},
+                {
+                    "role": "system",
+                    "content": await _system_prompt(data_dir / "personae.db", chat_id),
+                },
                 {"role": "user", "content": f"hi there {run}"},
             ]
             if run % 2:
@@ -206,7 +230,14 @@ async def main(runs: int, turns: int, chats: int) -> None:
         finally:
             await server.stop()
         print()
-        async with simulated_backend(name="sim", first_token_ms=250) as simulated:
+        port = free_port()
+        # Two slots, as the embedded server has: a direct call that stops reading at
+        # its first token must not hold the slot Personae's next reply needs.
+        arguments = ["simulate-backend", "--port", str(port), "--slots", "2"]
+        arguments += ["--first-token-ms", "250", "--tokens-per-second", "200"]
+        with cli_process(arguments, personae_env()):
+            simulated = f"http://127.0.0.1:{port}"
+            await wait_ready(simulated, "/health")
             label = "SIMULATED backend with a 250 ms first token (a busy GPU server)"
             await overhead(runs, Path(work), simulated, None, label)
         on = await cached_share(turns, chats, True, Path(work))

@@ -170,6 +170,9 @@ class Scheduler:
         loop = asyncio.get_running_loop()
         next_announce = loop.time() + _QUEUE_ANNOUNCE_S
         while not self._stopping:
+            # Cleared before the work, not after: a slot freed or a job queued while
+            # this round claims must wake the next round, not be forgotten.
+            self._wake.clear()
             if loop.time() >= next_announce:
                 next_announce = loop.time() + _QUEUE_ANNOUNCE_S
                 await self._announce_queue()
@@ -187,7 +190,6 @@ class Scheduler:
                     await self._preload_next()
             except Exception:
                 log.exception("claiming jobs failed; trying again shortly")
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), _POLL_S)
 

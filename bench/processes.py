@@ -1,0 +1,64 @@
+"""Real processes on loopback for the benchmarks: a Personae server, a simulated backend."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def wait_ready(url: str, path: str) -> None:
+    async with httpx.AsyncClient(base_url=url) as client:
+        for _ in range(300):
+            try:
+                if (await client.get(path)).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} did not start")
+
+
+def personae_env(**settings: str) -> dict[str, str]:
+    """This environment without any PERSONAE_ setting, plus `settings` (PERSONAE_ + key).
+
+    Recall is lexical: the benchmarks' chats are too short to recall anything, and a
+    benchmark talks only to 127.0.0.1 (`serve` would fetch MiniLM from PyPI).
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PERSONAE_")}
+    env["PERSONAE_EMBEDDING_MODEL"] = "lexical"
+    env.update({f"PERSONAE_{key.upper()}": value for key, value in settings.items()})
+    return env
+
+
+@contextmanager
+def cli_process(arguments: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """`personae ARGUMENTS` in a process of its own, stopped (SIGTERM) on exit."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "personae.cli", *arguments],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
