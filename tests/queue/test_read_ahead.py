@@ -60,3 +60,23 @@ async def test_a_more_urgent_reply_overtakes_the_one_read_ahead(
         async with httpx.AsyncClient(base_url=urls["a"]) as backend:
             asked = (await backend.get("/simulation/stats")).json()["last_user_turns"]
         assert asked == ["First.", "Third, but paying.", "Second."]
+
+
+async def test_a_fact_pinned_while_the_reply_waits_is_in_its_prompt(
+    make_settings: Callable[..., Settings],
+) -> None:
+    async with fleet(make_settings, ONE_SLOW_SLOT, max_reply_tokens=15) as (api, _urls):
+        blocker, ursula = await api.user("blocker"), await api.user("ursula")
+        first = await _send(blocker, "Tell me a story.")
+        waiting = await _send(ursula, "Where do I live?")
+        await asyncio.sleep(0.4)  # ursula's reply is read ahead while the blocker's is written
+        pinned = await ursula.post(
+            f"/api/v1/chats/{waiting['chat']}/memories", json={"content": "Ursula lives in Oslo."}
+        )
+        assert pinned.status_code == 201, pinned.text
+        await wait_for_reply(ursula, waiting["chat"], waiting["reply"], timeout_s=60)
+        await wait_for_reply(blocker, first["chat"], first["reply"], timeout_s=60)
+        prompt = (await ursula.get(f"/api/v1/messages/{waiting['reply']}/prompt")).json()
+        assert [memory_id for memory_id, _tokens in prompt["included"]["pinned"]] == [
+            pinned.json()["id"]
+        ]

@@ -120,6 +120,7 @@ class MemoryService:
                 content=content,
                 source_message_id=source_message_id,
             )
+            await chat_repo.update_chat(tx, chat_id)  # its next prompt changed
             memory = await memory_repo.get_memory(tx, memory_id)
         assert memory is not None
         return memory
@@ -141,15 +142,17 @@ class MemoryService:
             raise ValidationFailed(f"A memory has 1 to {limit} characters ({len(content)} sent).")
         async with self._db.write() as tx:
             await memory_repo.update_memory(tx, memory_id, content=content.strip())
+            await chat_repo.update_chat(tx, memory.chat_id)  # its next prompt changed
             updated = await memory_repo.get_memory(tx, memory_id)
         assert updated is not None
         return updated
 
     async def delete(self, user: UserRecord, memory_id: str) -> None:
         """Unpin; for a summary, undo it: the version before it is used again."""
-        await self._own_memory(user, memory_id)
+        memory = await self._own_memory(user, memory_id)
         async with self._db.write() as tx:
             await memory_repo.soft_delete_memory(tx, memory_id)
+            await chat_repo.update_chat(tx, memory.chat_id)  # its next prompt changed
 
     # --- for the prompt -------------------------------------------------------------
 
