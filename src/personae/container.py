@@ -101,7 +101,10 @@ class Container:
             indexing = RecallIndexJobs(self.database, self.memory.recall)
             self.scheduler.register(RECALL_INDEX_JOB, indexing.run)
         await self.scheduler.start(
-            generation, capacity=self.router.capacity, recover_all=self.database.is_sqlite
+            generation,
+            capacity=self.router.capacity,
+            recover_all=self.database.is_sqlite,
+            slots=self.router.usable_slots,
         )
         self.probes.start()
         self.webhooks.start()

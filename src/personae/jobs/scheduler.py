@@ -84,6 +84,8 @@ class Scheduler:
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
         self._service_s = _DEFAULT_SERVICE_S
+        self._service_by_backend: dict[str, float] = {}
+        self._slots: Callable[[], dict[str, int]] = dict
         self._preload: _Preload | None = None
 
     # --- JobSignals --------------------------------------------------------------------
@@ -106,8 +108,19 @@ class Scheduler:
         return self._settings.queue_max_wait_s
 
     def estimate_start_s(self, position: int) -> float | None:
-        """Waves of `slots` replies, each taking the measured average time."""
-        return round(math.ceil(position / max(1, self._capacity())) * self._service_s, 1)
+        """Waves of `slots` replies, each as long as the usable backends' measured
+        service times make it (a backend twice as fast serves twice as many)."""
+        slots = self._slots()
+        capacity = sum(slots.values()) or max(1, self._capacity())
+        # Replies a second over all slots; the one-wave time is capacity / that rate.
+        rate = sum(n / self.service_time_s(name) for name, n in slots.items())
+        wave_s = capacity / rate if rate > 0 else self._service_s
+        return round(math.ceil(position / capacity) * wave_s, 1)
+
+    def service_time_s(self, backend: str) -> float:
+        """The moving measure of how long a reply takes on `backend` (the overall one
+        until that backend has finished a reply)."""
+        return self._service_by_backend.get(backend, self._service_s)
 
     def register(
         self, kind: str, runner: Callable[[JobRecord, JobControl], Awaitable[Outcome]]
@@ -126,7 +139,12 @@ class Scheduler:
         return len(self._running)
 
     async def start(
-        self, generation: GenerationService, *, capacity: Callable[[], int], recover_all: bool
+        self,
+        generation: GenerationService,
+        *,
+        capacity: Callable[[], int],
+        recover_all: bool,
+        slots: Callable[[], dict[str, int]] = dict,
     ) -> None:
         """Take back the jobs of dead processes, then start claiming.
 
@@ -135,6 +153,7 @@ class Scheduler:
         """
         self._generation = generation
         self._capacity = capacity
+        self._slots = slots
         if recover_all:
             async with self._db.write(urgent=True) as tx:
                 recovered = await job_repo.release_running(tx)
@@ -286,7 +305,7 @@ class Scheduler:
             # The measured service time (queue estimates) is that of replies only.
             reply = running.job.kind == "reply"
             if reply and outcome.status == "complete" and outcome.service_s > 0:
-                self._service_s += _EWMA_WEIGHT * (outcome.service_s - self._service_s)
+                self._measure(outcome)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -298,6 +317,18 @@ class Scheduler:
             await asyncio.gather(heartbeat, return_exceptions=True)
             self._running.pop(running.job.id, None)
             self._wake.set()
+
+    def _measure(self, outcome: Outcome) -> None:
+        """Move the overall and the backend's service-time measures towards this reply's."""
+        self._service_s += _EWMA_WEIGHT * (outcome.service_s - self._service_s)
+        if outcome.backend is not None:
+            known = self._service_by_backend.get(outcome.backend)
+            if known is None:
+                self._service_by_backend[outcome.backend] = outcome.service_s
+            else:
+                self._service_by_backend[outcome.backend] = known + _EWMA_WEIGHT * (
+                    outcome.service_s - known
+                )
 
     async def _heartbeat(self, running: _Running) -> None:
         interval = self._settings.job_lease_s / 3

@@ -77,6 +77,10 @@ class Router:
         usable = sum(b.spec.slots for b in self._backends if b.usable())
         return usable or (1 if self._backends else 0)
 
+    def usable_slots(self) -> dict[str, int]:
+        """The slots of each usable backend, by name."""
+        return {b.name: b.spec.slots for b in self._backends if b.usable()}
+
     def choose(self, preferred: str | None, exclude: frozenset[str] = frozenset()) -> Choice | None:
         """The backend for the next stream of a conversation last served by `preferred`."""
         candidates = [b for b in self._backends if b.name not in exclude and b.usable()]

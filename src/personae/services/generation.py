@@ -65,6 +65,8 @@ class JobControl:
     # scheduler starts the next job while this one stores how it ended.
     on_slot_free: Callable[[], None] = field(default=lambda: None)
     slot_freed: bool = False
+    # When the job was claimed (monotonic): how long its reply took to reach a backend.
+    claimed_at: float = field(default_factory=time.monotonic)
 
     def should_pause(self) -> bool:
         return self.shutting_down.is_set() or self.lease_lost.is_set()
@@ -81,6 +83,8 @@ class Outcome:
 
     status: str
     service_s: float
+    # The backend that wrote the reply, when one did (its service time is measured).
+    backend: str | None = None
 
 
 class _Interrupted(Exception):
@@ -184,7 +188,7 @@ class GenerationService:
             status = await self._generate(job, reply, draft, control, context)
         except _Interrupted:
             return Outcome(QUEUED, time.monotonic() - started)
-        return Outcome(status, time.monotonic() - started)
+        return Outcome(status, time.monotonic() - started, draft.backend)
 
     async def preload(self, reply_id: str) -> Preloaded | None:
         """Read what a reply needs before it can ask a backend: the reply, its chat and
@@ -428,6 +432,7 @@ class GenerationService:
             model=backend.spec.model,
             backend=backend.name,
             attempts=job.attempts,
+            setup_ms=round((started - control.claimed_at) * 1000),
             first_token_ms=round(((first_token_at or started) - started) * 1000),
             duration_ms=round((time.monotonic() - started) * 1000),
             prompt_tokens=stats.prompt_tokens,

@@ -30,6 +30,8 @@ class BackendView:
     in_flight: int
     healthy: bool
     breaker: str
+    # The moving measure of a reply's time on this backend, in seconds.
+    service_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,15 @@ class QueueService:
             estimate = self._signals.estimate_start_s(ahead + 1) or 0.0
             tiers.append(TierView(tier, queued, estimate, oldest_s))
         backends = [
-            BackendView(b.name, b.spec.role, b.spec.slots, b.in_flight, b.healthy, b.breaker.state)
+            BackendView(
+                b.name,
+                b.spec.role,
+                b.spec.slots,
+                b.in_flight,
+                b.healthy,
+                b.breaker.state,
+                round(self._signals.service_time_s(b.name), 2),
+            )
             for b in self._router.backends
         ]
         return QueueView(

@@ -24,6 +24,7 @@ class BackendPublic(Output):
     in_flight: int
     healthy: bool
     breaker: str
+    service_s: float | None = None
 
 
 class QueuePublic(Output):
