@@ -425,6 +425,8 @@ class ChatService:
                 accepted.queue.position,
                 accepted.queue.estimated_start_s,
             )
+        # After the events above: the stream must not show the reply queued once its
+        # generation has been announced.
         self._signals.job_queued(accepted.reply.id)
         return accepted
 

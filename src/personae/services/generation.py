@@ -50,6 +50,7 @@ from personae.storage.repos.jobs import JobRecord
 
 log = logging.getLogger("personae.generation")
 _TOKEN_COUNT_CACHE = 20_000
+_COUNT_REQUESTS_AT_ONCE = 16
 _PROMPT_MARGIN_TOKENS = 16
 _ROOM_WAIT_S = 1.0
 
@@ -141,15 +142,26 @@ class GenerationService:
         self._settings = settings
         self._token_counts: OrderedDict[tuple[str, str], int] = OrderedDict()
 
-    async def _count(self, provider: Provider, text: str) -> int:
-        key = (provider.model, hashlib.blake2b(text.encode(), digest_size=16).hexdigest())
-        cached = self._token_counts.get(key)
-        if cached is None:
-            cached = await provider.count_tokens(text)
-            self._token_counts[key] = cached
-            if len(self._token_counts) > _TOKEN_COUNT_CACHE:
-                self._token_counts.popitem(last=False)
-        return cached
+    async def _counts(self, provider: Provider, texts: list[str]) -> dict[str, int]:
+        """Token counts of `texts`; those not counted before are asked for together
+        (a few requests at a time), not one after another."""
+        counts: dict[str, int] = {}
+        missing: list[tuple[str, tuple[str, str]]] = []
+        for text in dict.fromkeys(texts):
+            key = (provider.model, hashlib.blake2b(text.encode(), digest_size=16).hexdigest())
+            cached = self._token_counts.get(key)
+            if cached is None:
+                missing.append((text, key))
+            else:
+                counts[text] = cached
+        for start in range(0, len(missing), _COUNT_REQUESTS_AT_ONCE):
+            batch = missing[start : start + _COUNT_REQUESTS_AT_ONCE]
+            answers = await asyncio.gather(*(provider.count_tokens(text) for text, _ in batch))
+            for (text, key), count in zip(batch, answers, strict=True):
+                counts[text] = self._token_counts[key] = count
+        while len(self._token_counts) > _TOKEN_COUNT_CACHE:
+            self._token_counts.popitem(last=False)
+        return counts
 
     async def run(
         self,
@@ -188,7 +200,21 @@ class GenerationService:
             status = await self._generate(job, reply, draft, control, context)
         except _Interrupted:
             return Outcome(QUEUED, time.monotonic() - started)
-        return Outcome(status, time.monotonic() - started, draft.backend)
+        elapsed = time.monotonic() - started
+        await self._summary_if_due(context)
+        return Outcome(status, elapsed, draft.backend)
+
+    async def _summary_if_due(self, context: _Context) -> None:
+        """Queue a summary of the history the prompt left out (after the reply, so the
+        check never delays a first token)."""
+        left_out = context.prompt_record.get("left_out") or {}
+        cut = left_out.get("history_before_position")
+        if self._memory is None or not cut:
+            return
+        try:
+            await self._memory.summary_due(context.chat.id, cut)
+        except Exception:  # the reply is stored; a later turn queues the summary
+            log.exception("queueing a summary failed", extra={"chat_id": context.chat.id})
 
     async def preload(self, reply_id: str) -> Preloaded | None:
         """Read what a reply needs before it can ask a backend: the reply, its chat and
@@ -245,8 +271,7 @@ class GenerationService:
         # backend need not be asked to count (most turns of most chats).
         upper_bound = sum(len(t.encode()) + DEFAULT_TURN_OVERHEAD for t in texts)
         if upper_bound > budget:
-            for text in texts:
-                counts[text] = await self._count(provider, text)
+            counts = await self._counts(provider, texts)
         assembled = assemble_prompt(
             context.character,
             context.chat,
@@ -258,9 +283,6 @@ class GenerationService:
         )
         context.prompt_record.clear()
         context.prompt_record.update(assembled.record)
-        cut = assembled.record["left_out"]["history_before_position"]
-        if self._memory is not None and cut:
-            await self._memory.summary_due(context.chat.id, cut)
         return assembled.turns
 
     def _params(self, context: _Context, *, strict: bool) -> SamplingParams:
