@@ -37,11 +37,12 @@ _QUEUE_ANNOUNCE_S = 5.0
 _QUEUE_ANNOUNCE_MAX = 1000
 # A reply's material read ahead of its claim is used only this fresh.
 _PRELOAD_MAX_AGE_S = 2.0
+_PRELOAD_AHEAD = 2
 
 
 @dataclass
 class _Preload:
-    """The head of the line's material, being read while every slot is busy."""
+    """A waiting reply's material, read ahead of its claim."""
 
     reply_id: str
     read_at: float
@@ -86,7 +87,8 @@ class Scheduler:
         self._service_s = _DEFAULT_SERVICE_S
         self._service_by_backend: dict[str, float] = {}
         self._slots: Callable[[], dict[str, int]] = dict
-        self._preload: _Preload | None = None
+        # By reply id: the few replies likely to be claimed next, read ahead.
+        self._preloads: dict[str, _Preload] = {}
 
     # --- JobSignals --------------------------------------------------------------------
 
@@ -164,7 +166,8 @@ class Scheduler:
     def stop_claiming(self) -> None:
         """Take no new jobs (they wait in the database for another process or the next start)."""
         self._stopping = True
-        self._drop_preload()
+        for reply_id in list(self._preloads):
+            self._drop_preload(reply_id)
         self._wake.set()
 
     async def shutdown(self, grace_s: float) -> None:
@@ -209,8 +212,11 @@ class Scheduler:
                     await self._preload_next()
             except Exception:
                 log.exception("claiming jobs failed; trying again shortly")
+            # asyncio.timeout, not wait_for (which waits in a task of its own): woken,
+            # this loop runs at the next turn, before a finished reply's own writes.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), _POLL_S)
+                async with asyncio.timeout(_POLL_S):
+                    await self._wake.wait()
 
     async def _announce_queue(self) -> None:
         """Tell every waiting reply its place in line and estimate (the waiting room)."""
@@ -247,36 +253,41 @@ class Scheduler:
         return job, changed_at
 
     async def _preload_next(self) -> None:
-        """While every slot is busy, read the next reply's material ahead (read-only:
-        the job stays in line, where a more urgent one may still overtake it)."""
-        now = asyncio.get_running_loop().time()
-        if self._preload is not None and now - self._preload.read_at < _PRELOAD_MAX_AGE_S:
-            return
+        """While every slot is busy, read the material of the replies first in line
+        (read-only: they stay in line, where a more urgent one may still overtake
+        them). Two, not one: when a slot frees, its user's own next reply often
+        becomes claimable, ahead of the one that was first."""
         async with self._db.read() as tx:
-            head = await job_repo.next_to_claim(tx, max_wait_s=self._settings.queue_max_wait_s)
-        self._drop_preload()
-        if head is not None and head.kind == "reply" and head.message_id:
-            self._start_preload(head.message_id)
+            first = await job_repo.list_queued(
+                tx, limit=_PRELOAD_AHEAD, max_wait_s=self._settings.queue_max_wait_s
+            )
+        wanted = [job.message_id for job in first if job.kind == "reply" and job.message_id]
+        now = asyncio.get_running_loop().time()
+        for reply_id, preload in list(self._preloads.items()):
+            if reply_id not in wanted or now - preload.read_at >= _PRELOAD_MAX_AGE_S:
+                self._drop_preload(reply_id)
+        for reply_id in wanted:
+            if reply_id not in self._preloads:
+                self._start_preload(reply_id)
 
     def _start_preload(self, reply_id: str) -> None:
         if self._generation is None:
             return
-        self._drop_preload()
+        self._drop_preload(reply_id)
         task = asyncio.create_task(self._generation.preload(reply_id), name="personae-preload")
         task.add_done_callback(lambda done: done.cancelled() or done.exception())
-        self._preload = _Preload(reply_id, asyncio.get_running_loop().time(), task)
+        self._preloads[reply_id] = _Preload(reply_id, asyncio.get_running_loop().time(), task)
 
-    def _drop_preload(self) -> None:
-        if self._preload is not None:
-            self._preload.task.cancel()
-            self._preload = None
+    def _drop_preload(self, reply_id: str) -> None:
+        preload = self._preloads.pop(reply_id, None)
+        if preload is not None:
+            preload.task.cancel()
 
     def _take_preload(self, job: JobRecord) -> asyncio.Task[Preloaded | None] | None:
-        """The material read ahead for `job`, if it is this job's and still fresh."""
-        preload = self._preload
-        if preload is None or preload.reply_id != job.message_id:
-            return None  # kept: it may be for the next job claimed
-        self._preload = None
+        """The material read ahead for `job`, if any and still fresh."""
+        preload = self._preloads.pop(job.message_id or "", None)
+        if preload is None:
+            return None
         if asyncio.get_running_loop().time() - preload.read_at >= _PRELOAD_MAX_AGE_S:
             preload.task.cancel()
             return None

@@ -109,13 +109,6 @@ def _next_pick(now: datetime, max_wait_s: float) -> Any:
     )
 
 
-async def next_to_claim(tx: AsyncSession, *, max_wait_s: float = 3600.0) -> JobRecord | None:
-    """The job `claim_next` would take now, without taking it."""
-    picked = _next_pick(utcnow(), max_wait_s).scalar_subquery()
-    row = (await tx.execute(select(jobs).where(jobs.c.id == picked))).mappings().first()
-    return _job(row) if row else None
-
-
 async def claim_next(
     tx: AsyncSession,
     *,
