@@ -273,6 +273,11 @@ class Scheduler:
     def _start_preload(self, reply_id: str) -> None:
         if self._generation is None:
             return
+        # Drop what went stale unclaimed (another process may have claimed it).
+        now = asyncio.get_running_loop().time()
+        for stale_id, stale in list(self._preloads.items()):
+            if now - stale.read_at >= _PRELOAD_MAX_AGE_S:
+                self._drop_preload(stale_id)
         self._drop_preload(reply_id)
         task = asyncio.create_task(self._generation.preload(reply_id), name="personae-preload")
         task.add_done_callback(lambda done: done.cancelled() or done.exception())
