@@ -11,7 +11,8 @@ from personae.settings import Settings
 
 FAST_AND_SLOW = {
     "fast": {"slots": 1, "tokens_per_second": 400},
-    "slow": {"slots": 1, "tokens_per_second": 20},
+    # 1 s a reply against about 0.05 s: far apart even on a slow machine.
+    "slow": {"slots": 1, "tokens_per_second": 10},
 }
 
 

@@ -43,7 +43,8 @@ async def test_an_edit_made_while_the_reply_waits_is_what_the_reply_answers(
         assert reply["status"] == "complete"
         async with httpx.AsyncClient(base_url=urls["a"]) as backend:
             asked = (await backend.get("/simulation/stats")).json()["last_user_turns"]
-        assert asked == ["Tell me a story.", "Tell me about the moon."]
+        # (A reply the quality gate rejects is asked again: compare each text once.)
+        assert list(dict.fromkeys(asked)) == ["Tell me a story.", "Tell me about the moon."]
 
 
 async def test_a_more_urgent_reply_overtakes_the_one_read_ahead(
@@ -59,7 +60,7 @@ async def test_a_more_urgent_reply_overtakes_the_one_read_ahead(
             await wait_for_reply(client, ids["chat"], ids["reply"], timeout_s=60)
         async with httpx.AsyncClient(base_url=urls["a"]) as backend:
             asked = (await backend.get("/simulation/stats")).json()["last_user_turns"]
-        assert asked == ["First.", "Third, but paying.", "Second."]
+        assert list(dict.fromkeys(asked)) == ["First.", "Third, but paying.", "Second."]
 
 
 async def test_a_fact_pinned_while_the_reply_waits_is_in_its_prompt(
