@@ -224,7 +224,7 @@ async def insert_message(
     return record
 
 
-def _swipe_count() -> Any:
+def _swipe_count_column() -> Any:
     """How many live messages share the row's position (a subquery: one statement)."""
     siblings = messages.alias("siblings")
     return (
@@ -239,8 +239,13 @@ def _swipe_count() -> Any:
     )
 
 
+# Built once: every reply reads messages through it, and building it costs more than
+# running it.
+_SWIPE_COUNT = _swipe_count_column()
+
+
 async def get_message(tx: AsyncSession, message_id: str) -> MessageRecord | None:
-    query = select(messages, _swipe_count()).where(
+    query = select(messages, _SWIPE_COUNT).where(
         messages.c.id == message_id, messages.c.deleted_at.is_(None)
     )
     row = (await tx.execute(query)).mappings().first()
