@@ -22,11 +22,13 @@ from datetime import datetime
 
 from personae.events.base import EventLog
 from personae.services.chat_events import publish_queue_place
+from personae.services.chats import HeldSlot
 from personae.services.generation import GenerationService, JobControl, Outcome, Preloaded
 from personae.settings import Settings
 from personae.storage.db import Database
 from personae.storage.repos import chats as chat_repo
 from personae.storage.repos import jobs as job_repo
+from personae.storage.repos.chats import MessageRecord
 from personae.storage.repos.jobs import JobRecord
 
 log = logging.getLogger("personae.scheduler")
@@ -57,6 +59,8 @@ class _Running:
     preload: asyncio.Task[Preloaded | None] | None = None
     # The chat's last change as the claim saw it (whether a preload is still current).
     chat_changed_at: datetime | None = None
+    # The preload was read after the job was stored leased to us: current by construction.
+    current: bool = False
 
 
 class Scheduler:
@@ -89,6 +93,8 @@ class Scheduler:
         self._slots: Callable[[], dict[str, int]] = dict
         # By reply id: the few replies likely to be claimed next, read ahead.
         self._preloads: dict[str, _Preload] = {}
+        # Slots held by sends being stored, for replies that start without a claim.
+        self._held: set[HeldSlot] = set()
 
     # --- JobSignals --------------------------------------------------------------------
 
@@ -98,6 +104,34 @@ class Scheduler:
         self._wake.set()
         if reply_id is not None and self._busy() < self._capacity() and not self._stopping:
             self._start_preload(reply_id)
+
+    async def hold_slot(self) -> HeldSlot | None:
+        """Hold a free slot for a reply being sent (None when none is free here, jobs
+        do not run here, or replies are paused). The send stores the reply's job leased
+        to this process when nobody waits in line, then starts it with `start_on_slot`:
+        no claim transaction and no wait for the next round of the loop."""
+        if self._generation is None or self._stopping or self._busy() >= self._capacity():
+            return None
+        if self._paused is not None and await self._paused():
+            return None
+        if self._stopping or self._busy() >= self._capacity():  # taken while we asked
+            return None
+        slot = HeldSlot(self.owner, self._settings.job_lease_s)
+        self._held.add(slot)
+        return slot
+
+    def start_on_slot(self, slot: HeldSlot, job: JobRecord, reply: MessageRecord) -> None:
+        """Run `job`, stored leased to this process, on `slot`; its material is read now."""
+        assert slot in self._held and job.lease_owner == self.owner
+        self._held.discard(slot)
+        if self._stopping:  # stopping since the send began: the lease brings the job back
+            return
+        self._launch(job, None, sent=reply)
+
+    def release_slot(self, slot: HeldSlot) -> None:
+        if slot in self._held:
+            self._held.discard(slot)
+            self._wake.set()
 
     def cancel(self, job_id: str) -> None:
         running = self._running.get(job_id)
@@ -133,8 +167,10 @@ class Scheduler:
     # --- life cycle --------------------------------------------------------------------
 
     def _busy(self) -> int:
-        """Jobs still needing a backend slot (not those only storing how they ended)."""
-        return sum(1 for running in self._running.values() if not running.control.slot_freed)
+        """Jobs still needing a backend slot (not those only storing how they ended),
+        and slots held for replies being sent."""
+        running = sum(1 for running in self._running.values() if not running.control.slot_freed)
+        return running + len(self._held)
 
     @property
     def running_count(self) -> int:
@@ -298,9 +334,19 @@ class Scheduler:
             return None
         return preload.task
 
-    def _launch(self, job: JobRecord, chat_changed_at: datetime | None) -> None:
+    def _launch(
+        self, job: JobRecord, chat_changed_at: datetime | None, sent: MessageRecord | None = None
+    ) -> None:
+        """Run a claimed job; `sent` is the reply of a job stored leased to us by a send,
+        whose material is read now (after that commit, so it is current)."""
         running = _Running(job=job, control=JobControl(on_slot_free=self._wake.set))
-        running.preload = self._take_preload(job) if job.kind == "reply" else None
+        if sent is not None and self._generation is not None:
+            running.preload = asyncio.create_task(
+                self._generation.preload_sent(sent), name="personae-preload"
+            )
+            running.current = True
+        else:
+            running.preload = self._take_preload(job) if job.kind == "reply" else None
         running.chat_changed_at = chat_changed_at
         running.task = asyncio.create_task(self._run(running), name=f"personae-job-{job.id}")
         self._running[job.id] = running
@@ -315,9 +361,10 @@ class Scheduler:
                 outcome = await handler(running.job, running.control)
             else:
                 preloaded = await _result_or_none(running.preload)
-                outcome = await generation.run(
-                    running.job, running.control, preloaded, running.chat_changed_at
-                )
+                changed_at = running.chat_changed_at
+                if running.current and preloaded is not None:
+                    changed_at = preloaded.context.chat.updated_at
+                outcome = await generation.run(running.job, running.control, preloaded, changed_at)
             # The measured service time (queue estimates) is that of replies only.
             reply = running.job.kind == "reply"
             if reply and outcome.status == "complete" and outcome.service_s > 0:

@@ -238,20 +238,47 @@ class GenerationService:
             return None
         return Preloaded(reply, await self._load(reply, chat, character))
 
+    async def preload_sent(self, reply: MessageRecord) -> Preloaded | None:
+        """What `preload` reads, for a reply just stored by a send: the reply is known,
+        so its chat and character are read while the history and memory are."""
+
+        async def chat_and_character() -> tuple[ChatRecord | None, CharacterRecord | None]:
+            async with self._db.read() as tx:
+                chat = await repo.get_chat(tx, reply.chat_id)
+                if chat is None:
+                    return None, None
+                character = await character_repo.get_character(
+                    tx, chat.character_id, include_deleted=True
+                )
+            return chat, character
+
+        (chat, character), (history, memory) = await asyncio.gather(
+            chat_and_character(), self._history_and_memory(reply.chat_id, reply.position)
+        )
+        if chat is None or character is None:  # the chat was deleted
+            return None
+        return Preloaded(reply, _Context(chat, character, history, memory))
+
     async def _load(
         self, reply: MessageRecord, chat: ChatRecord, character: CharacterRecord
     ) -> _Context:
+        history, memory = await self._history_and_memory(chat.id, reply.position)
+        return _Context(chat, character, history, memory)
+
+    async def _history_and_memory(
+        self, chat_id: str, before_position: int
+    ) -> tuple[list[MessageRecord], PromptMemory | None]:
         if self._memory is None:
             async with self._db.read() as tx:
-                history = await repo.list_history(tx, reply.chat_id, before_position=reply.position)
-            return _Context(chat, character, history)
+                history = await repo.list_history(tx, chat_id, before_position=before_position)
+            return history, None
         # A bounded tail of history (the summary and recall stand for the rest).
         largest = max((b.spec.context_length for b in self._router.backends), default=0)
         window = await self._memory.history_window(
-            chat.id, reply.position, largest or self._settings.context_length
+            chat_id, before_position, largest or self._settings.context_length
         )
-        memory = await self._memory.prompt_memory(chat.id, window, reply.position)
-        return _Context(chat, character, window.messages, memory)
+        memory = await self._memory.prompt_memory(chat_id, window, before_position)
+        return window.messages, memory
 
     async def _prompt(self, context: _Context, partial: str, backend: Backend) -> list[ChatTurn]:
         provider = backend.provider

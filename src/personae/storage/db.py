@@ -17,6 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
+from personae.storage.sqlite_driver import one_hop_dbapi
 from personae.storage.writer_lock import WriterLock
 
 _SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -70,6 +71,8 @@ class Database:
         options: dict[str, Any] = {"echo": echo}
         if not self.is_sqlite:
             options.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+        elif parsed.get_driver_name() == "aiosqlite":
+            options.update(module=one_hop_dbapi())
         self.engine = create_async_engine(self.url, **options)
         self._write_engine = self.engine
         self._write_lock = WriterLock()

@@ -49,31 +49,34 @@ async def insert_job(
     payload: dict[str, Any] | None = None,
     priority: int = 0,
     max_attempts: int = 3,
+    lease: tuple[str, float] | None = None,
 ) -> JobRecord:
-    """Put a job in line; returns it as stored."""
+    """Put a job in line; returns it as stored.
+
+    With `lease` (owner, seconds) the job is stored already claimed by that owner,
+    as `claim_next` would leave it: for a worker that starts it at once.
+    """
     now = utcnow()
     job = JobRecord(
         id=new_id(),
         kind=kind,
-        status=QUEUED,
+        status=QUEUED if lease is None else RUNNING,
         priority=priority,
         user_id=user_id,
         chat_id=chat_id,
         message_id=message_id,
         payload=payload or {},
-        attempts=0,
+        attempts=0 if lease is None else 1,
         max_attempts=max_attempts,
         cancel_requested=False,
-        lease_owner=None,
-        lease_expires_at=None,
+        lease_owner=None if lease is None else lease[0],
+        lease_expires_at=None if lease is None else now + timedelta(seconds=lease[1]),
         available_at=now,
         created_at=now,
     )
-    unset = {"lease_owner", "lease_expires_at"}
+    started = {} if lease is None else {"started_at": now}
     await tx.execute(
-        insert(jobs).values(
-            **{f.name: getattr(job, f.name) for f in fields(job) if f.name not in unset}
-        )
+        insert(jobs).values(**{f.name: getattr(job, f.name) for f in fields(job)}, **started)
     )
     return job
 

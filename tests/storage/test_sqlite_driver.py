@@ -1,0 +1,69 @@
+"""The one-hop aiosqlite adapter behaves as the DB-API that SQLAlchemy expects: rows,
+counts, RETURNING, many rows at once, errors, rollback, and a real file in WAL mode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from personae.storage.db import Database
+from personae.storage.sqlite_driver import OneHopDBAPI
+
+_metadata = MetaData()
+_notes = Table(
+    "notes",
+    _metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String, unique=True, nullable=False),
+    Column("stars", Integer, nullable=False, default=0),
+)
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> Database:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'driver.db'}")
+    async with database.engine.begin() as connection:
+        await connection.run_sync(_metadata.create_all)
+    yield database  # type: ignore[misc]
+    await database.dispose()
+
+
+async def test_the_engine_uses_the_one_hop_adapter(database: Database) -> None:
+    assert isinstance(database.engine.dialect.dbapi, OneHopDBAPI)
+    async with database.read() as tx:
+        mode = (await tx.execute(select(func.sqlite_version()))).scalar_one()
+        journal = (await tx.connection()).exec_driver_sql("PRAGMA journal_mode")
+        assert mode and (await journal).scalar_one() == "wal"
+
+
+async def test_rows_counts_and_returning(database: Database) -> None:
+    async with database.write() as tx:
+        await tx.execute(insert(_notes), [{"name": f"n{i}", "stars": i} for i in range(5)])
+        returned = await tx.execute(
+            insert(_notes).values(name="last", stars=9).returning(_notes.c.id, _notes.c.name)
+        )
+        assert returned.mappings().one()["name"] == "last"
+        changed = await tx.execute(update(_notes).where(_notes.c.stars >= 3).values(stars=0))
+        assert changed.rowcount == 3  # type: ignore[attr-defined]
+    async with database.read() as tx:
+        rows = (await tx.execute(select(_notes.c.name).order_by(_notes.c.id))).scalars().all()
+        assert rows == ["n0", "n1", "n2", "n3", "n4", "last"]
+        assert (await tx.execute(select(_notes).where(_notes.c.name == "none"))).first() is None
+        many = await tx.execute(select(_notes).order_by(_notes.c.id))
+        assert len(many.fetchmany(4)) == 4 and len(many.fetchall()) == 2
+
+
+async def test_a_constraint_error_rolls_the_whole_transaction_back(database: Database) -> None:
+    with pytest.raises(IntegrityError):
+        async with database.write() as tx:
+            await tx.execute(insert(_notes).values(name="twice"))
+            await tx.execute(insert(_notes).values(name="twice"))
+    async with database.read() as tx:
+        assert (await tx.execute(select(func.count()).select_from(_notes))).scalar_one() == 0
+    async with database.write() as tx:  # the connection is usable after the error
+        await tx.execute(insert(_notes).values(name="once"))
+    async with database.read() as tx:
+        assert (await tx.execute(select(func.count()).select_from(_notes))).scalar_one() == 1
