@@ -10,6 +10,7 @@ from memory_helpers import fill_history, start_chat, wait_until_indexed
 
 from conftest import Api, assert_problem, fleet, wait_for_reply
 from personae.app import create_app
+from personae.services.memory import SUMMARY_JOB
 from personae.settings import Settings
 from personae.storage.repos import jobs as job_repo
 from personae.storage.repos import memories as memory_repo
@@ -164,9 +165,12 @@ async def test_recall_finds_a_fact_from_200_messages_back_and_a_summary_follows(
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 30
         while loop.time() < deadline:
+            # Settled: written, and no later summary job of either turn still to come.
+            async with api.container.database.read() as tx:
+                pending = await memory_repo.has_open_job(tx, chat["id"], SUMMARY_JOB)
             items = (await alice.get(f"/api/v1/chats/{chat['id']}/memories")).json()["items"]
             summaries = [m for m in items if m["kind"] == "summary"]
-            if summaries:
+            if summaries and not pending:
                 break
             await asyncio.sleep(0.2)
         assert summaries, "no summary was written"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -324,19 +326,24 @@ async def revoke_token(tx: AsyncSession, token_id: str, user_id: str) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def get_session_and_user(
-    tx: AsyncSession, token_hash: str
-) -> tuple[SessionRecord, UserRecord] | None:
-    """A session and its (not deleted) user in one query: every request asks this."""
-    query = (
+@functools.cache
+def _session_and_user() -> Any:
+    """Built once (its forty labelled columns took a while to build on every request)."""
+    return (
         select(
             *[c.label(f"s_{c.name}") for c in sessions.c],
             *[c.label(f"u_{c.name}") for c in users.c],
         )
         .select_from(sessions.join(users, users.c.id == sessions.c.user_id))
-        .where(sessions.c.token_hash == token_hash, users.c.deleted_at.is_(None))
+        .where(sessions.c.token_hash == bindparam("token_hash"), users.c.deleted_at.is_(None))
     )
-    row = (await tx.execute(query)).mappings().first()
+
+
+async def get_session_and_user(
+    tx: AsyncSession, token_hash: str
+) -> tuple[SessionRecord, UserRecord] | None:
+    """A session and its (not deleted) user in one query: every request asks this."""
+    row = (await tx.execute(_session_and_user(), {"token_hash": token_hash})).mappings().first()
     if row is None:
         return None
     session = _session({c.name: row[f"s_{c.name}"] for c in sessions.c})  # type: ignore[arg-type]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
@@ -72,7 +73,10 @@ def _message(row: RowMapping, swipe_count: int = 1) -> MessageRecord:
     return MessageRecord(**values, swipe_count=swipe_count)
 
 
+@functools.cache
 def _chat_query() -> Any:
+    """A chat with its character's name (built once: a Select is immutable, and building
+    this join took a tenth of a millisecond on every read)."""
     return (
         select(*chats.c, characters.c.name.label("character_name"))
         .select_from(chats.join(characters, characters.c.id == chats.c.character_id))
