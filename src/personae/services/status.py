@@ -10,8 +10,10 @@ maintenance and makes the service read-only.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,6 +33,7 @@ STATE_WINDOW = 10
 UPTIME_DAYS = 90
 FORCED_MAINTENANCE_ID = "settings"
 _MAINTENANCE_CACHE_S = 1.0
+log = logging.getLogger("personae.status")
 _FLAP_TRANSITIONS = 3
 _SEVERITY = {
     "operational": 0,
@@ -185,6 +188,7 @@ class StatusService:
         self._metrics = metrics
         self._backends = backends
         self._maintenance_cache: tuple[float, ActiveMaintenance | None] | None = None
+        self._maintenance_refresh: asyncio.Future[None] | None = None
 
     @property
     def page_url(self) -> str:
@@ -303,11 +307,29 @@ class StatusService:
         return self._metrics.render()
 
     async def active_maintenance(self) -> ActiveMaintenance | None:
-        """The maintenance that makes the service read-only now (cached for a second)."""
-        now = time.monotonic()
+        """The maintenance that makes the service read-only now.
+
+        Every request asks, so it is answered from memory: past a second the answer is
+        read again in the background while requests get the one before (a maintenance
+        begun by another process shows within a second or so of traffic).
+        """
         cached = self._maintenance_cache
-        if cached is not None and now - cached[0] < _MAINTENANCE_CACHE_S:
-            return cached[1]
+        if cached is None:
+            return await self._read_maintenance()
+        if time.monotonic() - cached[0] >= _MAINTENANCE_CACHE_S and (
+            self._maintenance_refresh is None or self._maintenance_refresh.done()
+        ):
+            self._maintenance_refresh = asyncio.ensure_future(self._refresh_maintenance())
+        return cached[1]
+
+    async def _refresh_maintenance(self) -> None:
+        try:
+            await self._read_maintenance()
+        except Exception:  # the next request tries again; until then the last answer holds
+            log.warning("reading the maintenance state failed", exc_info=True)
+
+    async def _read_maintenance(self) -> ActiveMaintenance | None:
+        now = time.monotonic()
         active: ActiveMaintenance | None = None
         if self._settings.maintenance_mode:
             active = ActiveMaintenance(FORCED_MAINTENANCE_ID, "Maintenance", None)
