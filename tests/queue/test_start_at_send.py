@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
-import httpx
+from queue_helpers import send as _send
+from queue_helpers import start_chat as _chat
 from sqlalchemy import select
 
 from conftest import Api, fleet, wait_for_reply
@@ -17,18 +18,6 @@ from personae.storage.tables import jobs
 from personae.storage.types import utcnow
 
 ONE_SLOW_SLOT = {"a": {"slots": 1, "tokens_per_second": 20}}
-
-
-async def _chat(client: httpx.AsyncClient) -> str:
-    character = await client.post("/api/v1/characters", json={"name": "Bramble"})
-    chat = await client.post("/api/v1/chats", json={"character_id": character.json()["id"]})
-    return str(chat.json()["id"])
-
-
-async def _send(client: httpx.AsyncClient, chat_id: str, client_id: str) -> httpx.Response:
-    return await client.put(
-        f"/api/v1/chats/{chat_id}/messages/{client_id}", json={"content": "hello"}
-    )
 
 
 async def _job_of(api: Api, reply_id: str) -> dict[str, object]:

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+from queue_helpers import send as _send
+from queue_helpers import start_chat as _chat
 from sqlalchemy import select
 
 from conftest import Api, assert_problem, fleet, wait_for_reply
@@ -18,18 +20,6 @@ ONE_SLOW_SLOT = {"a": {"slots": 1, "tokens_per_second": 40}}
 # Slower still where the test needs the whole line formed before the first reply ends,
 # even on a busy machine.
 ONE_VERY_SLOW_SLOT = {"a": {"slots": 1, "tokens_per_second": 10}}
-
-
-async def _chat(client: httpx.AsyncClient) -> str:
-    character = await client.post("/api/v1/characters", json={"name": "Bramble"})
-    chat = await client.post("/api/v1/chats", json={"character_id": character.json()["id"]})
-    return str(chat.json()["id"])
-
-
-async def _send(client: httpx.AsyncClient, chat_id: str, client_id: str) -> httpx.Response:
-    return await client.put(
-        f"/api/v1/chats/{chat_id}/messages/{client_id}", json={"content": "hello"}
-    )
 
 
 async def _users(api: Api, names: list[str], plus: set[str] = frozenset()) -> dict[str, Any]:
