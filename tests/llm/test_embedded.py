@@ -71,7 +71,11 @@ async def completion_timings(server: EmbeddedServer, messages: list[dict[str, st
     """Send a one-token chat completion directly and return llama.cpp's timings."""
     headers = {"Authorization": f"Bearer {server.api_key}"}
     body = {"messages": messages, "max_tokens": 1, "cache_prompt": True}
-    async with httpx.AsyncClient(base_url=server.base_url, headers=headers, trust_env=False) as c:
+    # A generous timeout: on a busy machine the request may wait for the model's slot
+    # (httpx's default 5 s failed once in CI); this checks the cache, not the speed.
+    async with httpx.AsyncClient(
+        base_url=server.base_url, headers=headers, trust_env=False, timeout=60
+    ) as c:
         response = await c.post("/v1/chat/completions", json=body)
     return response.json()["timings"]
 
