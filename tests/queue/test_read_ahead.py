@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 import httpx
+import pytest
 
 from conftest import fleet, wait_for_reply
 from personae.settings import Settings
@@ -81,3 +83,42 @@ async def test_a_fact_pinned_while_the_reply_waits_is_in_its_prompt(
         assert [memory_id for memory_id, _tokens in prompt["included"]["pinned"]] == [
             pinned.json()["id"]
         ]
+
+
+async def test_a_new_message_after_the_waiting_reply_keeps_its_read_ahead_current(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with fleet(make_settings, ONE_SLOW_SLOT, max_reply_tokens=15, queue_max_per_user=2) as (
+        api,
+        urls,
+    ):
+        generation = api.container.scheduler._generation
+        assert generation is not None
+        current: dict[str, bool] = {}
+        run = generation.run
+
+        async def watched(
+            job: Any, control: Any, preloaded: Any = None, changed: Any = None
+        ) -> Any:
+            fresh = preloaded is not None and preloaded.context.chat.prompt_version == changed
+            current[job.message_id] = fresh
+            return await run(job, control, preloaded, changed)
+
+        monkeypatch.setattr(generation, "run", watched)
+        blocker, ursula = await api.user("blocker"), await api.user("ursula")
+        first = await _send(blocker, "Tell me a story.")
+        waiting = await _send(ursula, "Tell me about the sun.")
+        await asyncio.sleep(0.4)  # ursula's reply, at the head of the line, is read ahead
+        # Another message in the same chat, after the waiting reply: the chat changed,
+        # but not the waiting reply's prompt.
+        later = await ursula.put(
+            f"/api/v1/chats/{waiting['chat']}/messages/m2", json={"content": "And the stars?"}
+        )
+        assert later.status_code == 202, later.text
+        reply = await wait_for_reply(ursula, waiting["chat"], waiting["reply"], timeout_s=60)
+        await wait_for_reply(blocker, first["chat"], first["reply"], timeout_s=60)
+        assert reply["status"] == "complete"
+        assert current[waiting["reply"]] is True
+        async with httpx.AsyncClient(base_url=urls["a"]) as backend:
+            asked = (await backend.get("/simulation/stats")).json()["last_user_turns"]
+        assert "Tell me about the sun." in asked

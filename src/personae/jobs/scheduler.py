@@ -57,7 +57,7 @@ class _Running:
     control: JobControl
     task: asyncio.Task[None] = field(init=False)
     preload: asyncio.Task[Preloaded | None] | None = None
-    # The chat's last change as the claim saw it (whether a preload is still current).
+    # The chat's prompt version as the claim saw it (whether a preload is still current).
     chat_changed_at: datetime | None = None
     # The preload was read after the job was stored leased to us: current by construction.
     current: bool = False
@@ -274,7 +274,7 @@ class Scheduler:
             log.exception("announcing queue places failed")
 
     async def _claim(self) -> tuple[JobRecord, datetime | None] | None:
-        """The next job, leased to this process, and when its chat last changed."""
+        """The next job, leased to this process, and its chat's prompt version."""
         async with self._db.write(urgent=True) as tx:
             job = await job_repo.claim_next(
                 tx,
@@ -285,7 +285,7 @@ class Scheduler:
             )
             if job is None:
                 return None
-            changed_at = await chat_repo.chat_changed_at(tx, job.chat_id) if job.chat_id else None
+            changed_at = await chat_repo.prompt_version(tx, job.chat_id) if job.chat_id else None
         return job, changed_at
 
     async def _preload_next(self) -> None:
@@ -363,7 +363,7 @@ class Scheduler:
                 preloaded = await _result_or_none(running.preload)
                 changed_at = running.chat_changed_at
                 if running.current and preloaded is not None:
-                    changed_at = preloaded.context.chat.updated_at
+                    changed_at = preloaded.context.chat.prompt_version
                 outcome = await generation.run(running.job, running.control, preloaded, changed_at)
             # The measured service time (queue estimates) is that of replies only.
             reply = running.job.kind == "reply"

@@ -310,7 +310,7 @@ class ChatService:
         async with self._db.write() as tx:
             persona = await _persona_for(tx, user, persona_id)
             assert persona is not None
-            await repo.update_chat(
+            await repo.prompt_changed(
                 tx,
                 chat_id,
                 persona_id=persona.id,

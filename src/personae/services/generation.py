@@ -173,15 +173,16 @@ class GenerationService:
         """Write the reply of `job` and record how it ended.
 
         `preloaded` is what `preload` read for this reply before its claim, if
-        anything; it is used only if the chat has not changed since it was read
-        (`chat_changed_at`: the chat's last change, read by the claim).
+        anything; it is used only if the chat has not changed in a way the prompt
+        shows since it was read (`chat_changed_at`: the chat's prompt version, read
+        by the claim). New messages after this reply do not count.
         """
         started = time.monotonic()
         current = (
             preloaded is not None
             and preloaded.reply.id == job.message_id
             and chat_changed_at is not None
-            and preloaded.context.chat.updated_at == chat_changed_at
+            and preloaded.context.chat.prompt_version == chat_changed_at
         )
         if preloaded is None or not current:
             preloaded = await self.preload(job.message_id or "")

@@ -120,7 +120,7 @@ class MemoryService:
                 content=content,
                 source_message_id=source_message_id,
             )
-            await chat_repo.update_chat(tx, chat_id)  # its next prompt changed
+            await chat_repo.prompt_changed(tx, chat_id)
             memory = await memory_repo.get_memory(tx, memory_id)
         assert memory is not None
         return memory
@@ -142,7 +142,7 @@ class MemoryService:
             raise ValidationFailed(f"A memory has 1 to {limit} characters ({len(content)} sent).")
         async with self._db.write() as tx:
             await memory_repo.update_memory(tx, memory_id, content=content.strip())
-            await chat_repo.update_chat(tx, memory.chat_id)  # its next prompt changed
+            await chat_repo.prompt_changed(tx, memory.chat_id)
             updated = await memory_repo.get_memory(tx, memory_id)
         assert updated is not None
         return updated
@@ -152,7 +152,7 @@ class MemoryService:
         memory = await self._own_memory(user, memory_id)
         async with self._db.write() as tx:
             await memory_repo.soft_delete_memory(tx, memory_id)
-            await chat_repo.update_chat(tx, memory.chat_id)  # its next prompt changed
+            await chat_repo.prompt_changed(tx, memory.chat_id)
 
     # --- for the prompt -------------------------------------------------------------
 

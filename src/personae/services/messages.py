@@ -78,7 +78,7 @@ class MessageService:
             )
             reply_id = inserted.id
             await repo.select_swipe(tx, chat.id, message.position, reply_id)
-            await repo.update_chat(tx, chat.id)
+            await repo.prompt_changed(tx, chat.id)
         async with self._db.read() as tx:
             reply = await repo.get_message(tx, reply_id)
             assert reply is not None
@@ -95,7 +95,7 @@ class MessageService:
             if message.role == "assistant" and message.status not in FINAL_STATES:
                 raise InvalidState("This reply is still being written; stop it first.")
             await repo.update_message(tx, message.id, content=content)
-            await repo.update_chat(tx, message.chat_id)  # its next prompt changed
+            await repo.prompt_changed(tx, message.chat_id)
             updated = await repo.get_message(tx, message.id)
         assert updated is not None
         await chat_events.publish_message(self._events, updated)
@@ -110,7 +110,7 @@ class MessageService:
             if chosen is None:
                 raise NotFound(f"There is no swipe {index} here (there are {len(swipes)}).")
             await repo.select_swipe(tx, message.chat_id, message.position, chosen.id)
-            await repo.update_chat(tx, message.chat_id)  # its next prompt changed
+            await repo.prompt_changed(tx, message.chat_id)
             selected = await repo.get_message(tx, chosen.id)
         assert selected is not None
         await chat_events.publish_message(self._events, selected)
@@ -126,7 +126,7 @@ class MessageService:
                 others = await repo.list_swipes(tx, message.chat_id, message.position)
                 if others:
                     await repo.select_swipe(tx, message.chat_id, message.position, others[-1].id)
-            await repo.update_chat(tx, message.chat_id)  # its next prompt changed
+            await repo.prompt_changed(tx, message.chat_id)
             deleted = await repo.get_message(tx, message.id) or message
         await chat_events.publish_message(self._events, deleted)
 

@@ -169,6 +169,9 @@ chats = Table(
     # The persona chosen for this chat (migration 0004); its name and description
     # are copied into persona_name/persona_description.
     Column("persona_id", ID, nullable=True),
+    # When the chat last changed in a way its next prompt shows (migration 0006): an
+    # edit, a deletion, a swipe choice, a memory, the persona. A new message does not.
+    Column("prompt_changed_at", UTCDateTime, nullable=True),
     Index("ix_chats_owner_updated", "owner_id", "updated_at"),
 )
 

@@ -34,6 +34,12 @@ class ChatRecord:
     created_at: datetime
     updated_at: datetime
     persona_id: str | None = None
+    prompt_changed_at: datetime | None = None
+
+    @property
+    def prompt_version(self) -> datetime:
+        """Changes when the chat changes in a way its next prompt shows."""
+        return self.prompt_changed_at or self.created_at
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,7 @@ async def insert_chat(
             next_position=0,
             created_at=now,
             updated_at=now,
+            prompt_changed_at=now,
         )
     )
     return chat_id
@@ -121,11 +128,16 @@ async def get_chat(tx: AsyncSession, chat_id: str) -> ChatRecord | None:
     return _chat(row) if row else None
 
 
-async def chat_changed_at(tx: AsyncSession, chat_id: str) -> datetime | None:
-    """When anything in the chat last changed (None once it is deleted)."""
-    query = select(chats.c.updated_at).where(chats.c.id == chat_id, chats.c.deleted_at.is_(None))
-    updated_at: datetime | None = (await tx.execute(query)).scalar_one_or_none()
-    return updated_at
+async def prompt_version(tx: AsyncSession, chat_id: str) -> datetime | None:
+    """The chat's `ChatRecord.prompt_version` (None once it is deleted)."""
+    query = select(chats.c.prompt_changed_at, chats.c.created_at).where(
+        chats.c.id == chat_id, chats.c.deleted_at.is_(None)
+    )
+    row = (await tx.execute(query)).first()
+    if row is None:
+        return None
+    changed: datetime = row[0] or row[1]
+    return changed
 
 
 async def lock_chat(tx: AsyncSession, chat_id: str) -> ChatRecord | None:
@@ -152,6 +164,17 @@ async def list_chats(
 async def update_chat(tx: AsyncSession, chat_id: str, **values: Any) -> None:
     await tx.execute(
         update(chats).where(chats.c.id == chat_id).values(updated_at=utcnow(), **values)
+    )
+
+
+async def prompt_changed(tx: AsyncSession, chat_id: str, **values: Any) -> None:
+    """Like `update_chat`, for a change the chat's next prompt shows: replies read
+    ahead for this chat are read again."""
+    now = utcnow()
+    await tx.execute(
+        update(chats)
+        .where(chats.c.id == chat_id)
+        .values(updated_at=now, prompt_changed_at=now, **values)
     )
 
 
