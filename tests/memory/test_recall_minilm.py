@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -182,3 +183,23 @@ def test_auto_takes_minilm_when_found_and_lexical_otherwise(
 ) -> None:
     assert load_embedder(make_settings(embedding_model_dir=minilm_dir)).name == "all-minilm-l6-v2"
     assert load_embedder(make_settings()).name == HashedLexicalEmbedder.name
+
+
+async def test_two_indexers_of_one_chat_at_once_both_succeed(api: Api) -> None:
+    """The job and a second indexer (another process, or a retried job) may index the
+    same messages at once; PostgreSQL does not serialise them, so the store upserts."""
+    memory = api.container.memory
+    assert memory.recall is not None
+    alice = await api.user("alice")
+    chat_id = (await start_chat(alice))["id"]
+    texts = [f"{FILLER[index % len(FILLER)]} ({index})" for index in range(120)]
+    await fill_history(api.container, chat_id, texts)
+    stored = await asyncio.gather(
+        memory.recall.index(chat_id, before_position=100),
+        memory.recall.index(chat_id, before_position=100),
+    )
+    # Each stored what it found missing (the two may overlap); neither failed.
+    assert sum(stored) >= 100 and all(0 <= count <= 100 for count in stored)
+    async with api.container.database.read() as tx:
+        vectors = await memory_repo.vectors_after(tx, chat_id, memory.recall.embedder.name, -1)
+    assert len(vectors) == len({message_id for message_id, _, _ in vectors}) == 100

@@ -6,7 +6,9 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -161,14 +163,26 @@ async def unindexed_messages(
 async def insert_vectors(
     tx: AsyncSession, chat_id: str, model: str, rows: list[tuple[str, int, bytes]]
 ) -> None:
-    """Store (message_id, position, vector) rows, replacing a message's vector of
-    another model (a message has one vector: that of the embedder in use)."""
+    """Store (message_id, position, vector) rows, replacing a message's vector (a
+    message has one vector: that of the embedder in use). An upsert: two indexers of
+    one chat at once (PostgreSQL does not serialise them) both succeed."""
     if rows:
-        await tx.execute(
-            delete(message_vectors).where(message_vectors.c.message_id.in_([r[0] for r in rows]))
+        upsert = (
+            postgresql_insert(message_vectors)
+            if tx.get_bind().dialect.name == "postgresql"
+            else sqlite_insert(message_vectors)
         )
+        excluded = upsert.excluded
         await tx.execute(
-            insert(message_vectors),
+            upsert.on_conflict_do_update(
+                index_elements=[message_vectors.c.message_id],
+                set_={
+                    "chat_id": excluded.chat_id,
+                    "position": excluded.position,
+                    "model": excluded.model,
+                    "vector": excluded.vector,
+                },
+            ),
             [
                 {
                     "message_id": message_id,
