@@ -23,7 +23,8 @@ from datetime import datetime
 from personae.events.base import EventLog
 from personae.services.chat_events import publish_queue_place
 from personae.services.chats import HeldSlot
-from personae.services.generation import GenerationService, JobControl, Outcome, Preloaded
+from personae.services.generation import GenerationService
+from personae.services.job_state import JobControl, Outcome, Preloaded
 from personae.settings import Settings
 from personae.storage.db import Database
 from personae.storage.repos import chats as chat_repo

@@ -15,8 +15,6 @@ import hashlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +34,13 @@ from personae.llm.quality import QualityMonitor
 from personae.llm.router import Backend, Router
 from personae.services import chat_events
 from personae.services.chat_events import COMPLETE, FAILED, GENERATING, QUEUED, STOPPED
+from personae.services.job_state import (
+    Draft,
+    JobControl,
+    Outcome,
+    Preloaded,
+    ReplyContext,
+)
 from personae.services.memory import MemoryService
 from personae.services.metrics import ReplyRecorder
 from personae.services.prompting import PromptMemory, assemble_prompt, system_prompt
@@ -55,70 +60,8 @@ _PROMPT_MARGIN_TOKENS = 16
 _ROOM_WAIT_S = 1.0
 
 
-@dataclass
-class JobControl:
-    """Signals from the scheduler to a running job."""
-
-    stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
-    shutting_down: asyncio.Event = field(default_factory=asyncio.Event)
-    lease_lost: asyncio.Event = field(default_factory=asyncio.Event)
-    # Called when the job no longer needs a backend slot (its stream ended): the
-    # scheduler starts the next job while this one stores how it ended.
-    on_slot_free: Callable[[], None] = field(default=lambda: None)
-    slot_freed: bool = False
-    # When the job was claimed (monotonic): how long its reply took to reach a backend.
-    claimed_at: float = field(default_factory=time.monotonic)
-
-    def should_pause(self) -> bool:
-        return self.shutting_down.is_set() or self.lease_lost.is_set()
-
-    def free_slot(self) -> None:
-        if not self.slot_freed:
-            self.slot_freed = True
-            self.on_slot_free()
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How a job ended, for the scheduler's measures."""
-
-    status: str
-    service_s: float
-    # The backend that wrote the reply, when one did (its service time is measured).
-    backend: str | None = None
-
-
 class _Interrupted(Exception):
     """The job must end now and be continued later (shutdown) or elsewhere (lease lost)."""
-
-
-@dataclass
-class Draft:
-    """A reply being written: its text and what is known about how it was written."""
-
-    text: str
-    labels: dict[str, Any]
-    generation: dict[str, Any] = field(default_factory=dict)
-    backend: str | None = None
-    announced: bool = False
-
-
-@dataclass(frozen=True)
-class _Context:
-    chat: ChatRecord
-    character: CharacterRecord
-    history: list[MessageRecord]
-    memory: PromptMemory | None = None
-    # What the last prompt built held and left out (ids and token counts).
-    prompt_record: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Preloaded:
-    """A waiting reply and its prompt's material, read ahead of its claim."""
-
-    reply: MessageRecord
-    context: _Context
 
 
 class GenerationService:
@@ -205,7 +148,7 @@ class GenerationService:
         await self._summary_if_due(context)
         return Outcome(status, elapsed, draft.backend)
 
-    async def _summary_if_due(self, context: _Context) -> None:
+    async def _summary_if_due(self, context: ReplyContext) -> None:
         """Queue a summary of the history the prompt left out (after the reply, so the
         check never delays a first token)."""
         left_out = context.prompt_record.get("left_out") or {}
@@ -258,13 +201,13 @@ class GenerationService:
         )
         if chat is None or character is None:  # the chat was deleted
             return None
-        return Preloaded(reply, _Context(chat, character, history, memory))
+        return Preloaded(reply, ReplyContext(chat, character, history, memory))
 
     async def _load(
         self, reply: MessageRecord, chat: ChatRecord, character: CharacterRecord
-    ) -> _Context:
+    ) -> ReplyContext:
         history, memory = await self._history_and_memory(chat.id, reply.position)
-        return _Context(chat, character, history, memory)
+        return ReplyContext(chat, character, history, memory)
 
     async def _history_and_memory(
         self, chat_id: str, before_position: int
@@ -281,7 +224,9 @@ class GenerationService:
         memory = await self._memory.prompt_memory(chat_id, window, before_position)
         return window.messages, memory
 
-    async def _prompt(self, context: _Context, partial: str, backend: Backend) -> list[ChatTurn]:
+    async def _prompt(
+        self, context: ReplyContext, partial: str, backend: Backend
+    ) -> list[ChatTurn]:
         provider = backend.provider
         budget = (
             backend.spec.context_length - self._settings.max_reply_tokens - _PROMPT_MARGIN_TOKENS
@@ -313,7 +258,7 @@ class GenerationService:
         context.prompt_record.update(assembled.record)
         return assembled.turns
 
-    def _params(self, context: _Context, *, strict: bool) -> SamplingParams:
+    def _params(self, context: ReplyContext, *, strict: bool) -> SamplingParams:
         """Role-play sampling; `strict` is the stronger anti-repetition of a regeneration."""
         stop = (f"\n{context.chat.persona_name}:",)
         if strict:
@@ -336,7 +281,7 @@ class GenerationService:
         reply: MessageRecord,
         draft: Draft,
         control: JobControl,
-        context: _Context,
+        context: ReplyContext,
     ) -> str:
         """Stream the reply, moving to another backend when one fails mid-stream, and
         regenerating once (stricter sampling) when the quality gate rejects it."""

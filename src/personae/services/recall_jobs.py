@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 
-from personae.services.generation import JobControl, Outcome
+from personae.services.job_state import JobControl, Outcome
 from personae.services.recall import Recall
 from personae.storage.db import Database
 from personae.storage.repos import jobs as job_repo

@@ -14,7 +14,7 @@ import time
 
 from personae.llm.base import ChatTurn, PermanentBackendError, SamplingParams, TransientBackendError
 from personae.llm.router import Router
-from personae.services.generation import JobControl, Outcome
+from personae.services.job_state import JobControl, Outcome
 from personae.settings import Settings
 from personae.storage.db import Database
 from personae.storage.repos import characters as character_repo

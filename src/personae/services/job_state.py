@@ -1,0 +1,78 @@
+"""What a running job and the scheduler share: its control signals, how it ended,
+and a reply's draft and material (read ahead of its claim or after its send)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from personae.services.prompting import PromptMemory
+from personae.storage.repos.characters import CharacterRecord
+from personae.storage.repos.chats import ChatRecord, MessageRecord
+
+
+@dataclass
+class JobControl:
+    """Signals from the scheduler to a running job."""
+
+    stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    shutting_down: asyncio.Event = field(default_factory=asyncio.Event)
+    lease_lost: asyncio.Event = field(default_factory=asyncio.Event)
+    # Called when the job no longer needs a backend slot (its stream ended): the
+    # scheduler starts the next job while this one stores how it ended.
+    on_slot_free: Callable[[], None] = field(default=lambda: None)
+    slot_freed: bool = False
+    # When the job was claimed (monotonic): how long its reply took to reach a backend.
+    claimed_at: float = field(default_factory=time.monotonic)
+
+    def should_pause(self) -> bool:
+        return self.shutting_down.is_set() or self.lease_lost.is_set()
+
+    def free_slot(self) -> None:
+        if not self.slot_freed:
+            self.slot_freed = True
+            self.on_slot_free()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a job ended, for the scheduler's measures."""
+
+    status: str
+    service_s: float
+    # The backend that wrote the reply, when one did (its service time is measured).
+    backend: str | None = None
+
+
+@dataclass
+class Draft:
+    """A reply being written: its text and what is known about how it was written."""
+
+    text: str
+    labels: dict[str, Any]
+    generation: dict[str, Any] = field(default_factory=dict)
+    backend: str | None = None
+    announced: bool = False
+
+
+@dataclass(frozen=True)
+class ReplyContext:
+    """What a reply's prompt is built from."""
+
+    chat: ChatRecord
+    character: CharacterRecord
+    history: list[MessageRecord]
+    memory: PromptMemory | None = None
+    # What the last prompt built held and left out (ids and token counts).
+    prompt_record: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Preloaded:
+    """A waiting reply and its prompt's material, read ahead of its claim."""
+
+    reply: MessageRecord
+    context: ReplyContext
