@@ -5,15 +5,20 @@ SIMULATED backend."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
+import httpx
+import pytest
 from queue_helpers import send as _send
 from queue_helpers import start_chat as _chat
 from sqlalchemy import select
 
 from conftest import Api, fleet, wait_for_reply
 from personae.settings import Settings
+from personae.storage.repos import chats as chat_repo
 from personae.storage.tables import jobs
 from personae.storage.types import utcnow
 
@@ -126,3 +131,108 @@ async def test_during_maintenance_a_reply_is_stored_and_waits(
         sent = await _send(client, chat_id, "p1")
         assert sent.status_code == 202, sent.text
         assert (await _job_of(api, sent.json()["reply"]["id"]))["status"] == "queued"
+
+
+async def _say(client: httpx.AsyncClient, chat_id: str, client_id: str, text: str) -> str:
+    sent = await client.put(f"/api/v1/chats/{chat_id}/messages/{client_id}", json={"content": text})
+    assert sent.status_code == 202, sent.text
+    reply = sent.json()["reply"]
+    assert reply["queue"] is None  # started at send
+    await wait_for_reply(client, chat_id, reply["id"])
+    return str(reply["id"])
+
+
+async def test_a_reply_started_at_send_uses_what_was_read_while_the_send_was_stored(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with fleet(make_settings, ONE_SLOW_SLOT, max_reply_tokens=4) as (api, urls):
+        generation = api.container.scheduler._generation
+        assert generation is not None
+        read_again: list[str] = []
+        preload_sent = generation.preload_sent
+
+        async def counted(reply: Any) -> Any:
+            read_again.append(reply.id)
+            return await preload_sent(reply)
+
+        monkeypatch.setattr(generation, "preload_sent", counted)
+        client = await api.user("solo")
+        chat_id = await _chat(client)
+        texts = ["The first thing.", "The second thing.", "The third thing."]
+        replies = [await _say(client, chat_id, f"t{n}", text) for n, text in enumerate(texts)]
+        async with httpx.AsyncClient(base_url=urls["a"]) as backend:
+            asked = (await backend.get("/simulation/stats")).json()["last_user_turns"]
+        assert list(dict.fromkeys(asked)) == texts
+        # Each prompt holds every turn so far (this character has no greeting), the new
+        # message last.
+        for turn, reply_id in enumerate(replies):
+            prompt = (await client.get(f"/api/v1/messages/{reply_id}/prompt")).json()
+            assert prompt["included"]["history"]["count"] == 1 + 2 * turn, prompt
+            spoken = [part["content"] for part in prompt["parts"] if part["role"] == "user"]
+            assert spoken == texts[: turn + 1]
+        # The material read while each send was stored was used (read again only when
+        # a send's commit came before the read began: not for all three).
+        assert len(read_again) < len(texts)
+
+
+async def test_a_pin_stored_while_a_send_waits_for_its_turn_to_write_is_in_the_prompt(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the reply needs is read while the send is stored; a change the prompt shows
+    that lands between that read and the send's lock sends the reply to read again."""
+    async with fleet(make_settings, ONE_SLOW_SLOT, max_reply_tokens=4) as (api, _urls):
+        generation, chats = api.container.scheduler._generation, api.container.chats
+        assert generation is not None
+        client = await api.user("solo")
+        chat_id = await _chat(client)
+        read_for_send, store = generation.read_for_send, chats._store_and_queue
+        pinned: list[str] = []
+        pin_stored = asyncio.Event()
+
+        async def read_then_pin(chat: str, content: str) -> Any:
+            before = await read_for_send(chat, content)
+            memory = await client.post(
+                f"/api/v1/chats/{chat}/memories", json={"content": "Solo lives in Oslo."}
+            )
+            assert memory.status_code == 201, memory.text
+            pinned.append(memory.json()["id"])
+            pin_stored.set()
+            return before
+
+        async def store_after_the_pin(*args: Any) -> Any:
+            await pin_stored.wait()
+            return await store(*args)
+
+        monkeypatch.setattr(generation, "read_for_send", read_then_pin)
+        monkeypatch.setattr(chats, "_store_and_queue", store_after_the_pin)
+        reply_id = await _say(client, chat_id, "p1", "Where do I live?")
+        prompt = (await client.get(f"/api/v1/messages/{reply_id}/prompt")).json()
+        assert [memory_id for memory_id, _tokens in prompt["included"]["pinned"]] == pinned
+
+
+async def test_material_read_before_another_message_came_is_not_used(
+    make_settings: Callable[..., Settings],
+) -> None:
+    async with fleet(make_settings, ONE_SLOW_SLOT, max_reply_tokens=4) as (api, _urls):
+        generation = api.container.scheduler._generation
+        assert generation is not None
+        client = await api.user("solo")
+        chat_id = await _chat(client)
+        before = await generation.read_for_send(chat_id, "First.")
+        assert before is not None
+        first = await _say(client, chat_id, "n1", "First.")
+        second = await _say(client, chat_id, "n2", "Second.")
+        async with api.container.database.read() as tx:
+            records = {}
+            for reply_id in (first, second):
+                reply = await chat_repo.get_message(tx, reply_id)
+                assert reply is not None and reply.parent_id is not None
+                records[reply_id] = (await chat_repo.get_message(tx, reply.parent_id), reply)
+        message, reply = records[first]
+        assert message is not None
+        used = generation.sent_material(before, message, reply, before.chat)
+        assert used is not None and used.context.history[-1].id == message.id
+        # The second message came after another: what was read before both lacks it.
+        message, reply = records[second]
+        assert message is not None
+        assert generation.sent_material(before, message, reply, before.chat) is None

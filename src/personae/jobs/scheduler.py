@@ -19,17 +19,18 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
 from personae.events.base import EventLog
 from personae.services.chat_events import publish_queue_place
 from personae.services.chats import HeldSlot
 from personae.services.generation import GenerationService
-from personae.services.job_state import JobControl, Outcome, Preloaded
+from personae.services.job_state import JobControl, Outcome, Preloaded, ReplyContext
 from personae.settings import Settings
 from personae.storage.db import Database
 from personae.storage.repos import chats as chat_repo
 from personae.storage.repos import jobs as job_repo
-from personae.storage.repos.chats import MessageRecord
+from personae.storage.repos.chats import ChatRecord, MessageRecord
 from personae.storage.repos.jobs import JobRecord
 
 log = logging.getLogger("personae.scheduler")
@@ -41,6 +42,7 @@ _QUEUE_ANNOUNCE_MAX = 1000
 # A reply's material read ahead of its claim is used only this fresh.
 _PRELOAD_MAX_AGE_S = 2.0
 _PRELOAD_AHEAD = 2
+_Read = TypeVar("_Read")
 
 
 @dataclass
@@ -50,6 +52,17 @@ class _Preload:
     reply_id: str
     read_at: float
     task: asyncio.Task[Preloaded | None]
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """A reply a send stored leased to this process, and the reading of its material
+    begun while the send was stored."""
+
+    message: MessageRecord
+    reply: MessageRecord
+    chat: ChatRecord
+    reading: asyncio.Task[ReplyContext | None]
 
 
 @dataclass
@@ -94,8 +107,9 @@ class Scheduler:
         self._slots: Callable[[], dict[str, int]] = dict
         # By reply id: the few replies likely to be claimed next, read ahead.
         self._preloads: dict[str, _Preload] = {}
-        # Slots held by sends being stored, for replies that start without a claim.
-        self._held: set[HeldSlot] = set()
+        # Slots held by sends being stored, for replies that start without a claim, with
+        # the reading of what each reply needs (done while its send is stored).
+        self._held: dict[HeldSlot, asyncio.Task[ReplyContext | None]] = {}
 
     # --- JobSignals --------------------------------------------------------------------
 
@@ -106,32 +120,48 @@ class Scheduler:
         if reply_id is not None and self._busy() < self._capacity() and not self._stopping:
             self._start_preload(reply_id)
 
-    async def hold_slot(self) -> HeldSlot | None:
-        """Hold a free slot for a reply being sent (None when none is free here, jobs
-        do not run here, or replies are paused). The send stores the reply's job leased
-        to this process when nobody waits in line, then starts it with `start_on_slot`:
-        no claim transaction and no wait for the next round of the loop."""
-        if self._generation is None or self._stopping or self._busy() >= self._capacity():
+    async def hold_slot(self, chat_id: str, content: str) -> HeldSlot | None:
+        """Hold a free slot for a reply being sent to a chat (None when none is free
+        here, jobs do not run here, or replies are paused). The send stores the reply's
+        job leased to this process when nobody waits in line, then starts it with
+        `start_on_slot`: no claim transaction and no wait for the next round of the
+        loop. What the reply needs is read meanwhile, while the send is stored."""
+        generation = self._generation
+        if generation is None or self._stopping or self._busy() >= self._capacity():
             return None
         if self._paused is not None and await self._paused():
             return None
         if self._stopping or self._busy() >= self._capacity():  # taken while we asked
             return None
         slot = HeldSlot(self.owner, self._settings.job_lease_s)
-        self._held.add(slot)
+        reading = asyncio.create_task(
+            generation.read_for_send(chat_id, content), name="personae-read-for-send"
+        )
+        reading.add_done_callback(lambda done: done.cancelled() or done.exception())
+        self._held[slot] = reading
         return slot
 
-    def start_on_slot(self, slot: HeldSlot, job: JobRecord, reply: MessageRecord) -> None:
-        """Run `job`, stored leased to this process, on `slot`; its material is read now."""
+    def start_on_slot(
+        self,
+        slot: HeldSlot,
+        job: JobRecord,
+        message: MessageRecord,
+        reply: MessageRecord,
+        chat: ChatRecord,
+    ) -> None:
+        """Run `job`, stored leased to this process, on `slot`: the reply to `message`,
+        sent to `chat` (as the send's transaction locked it)."""
         assert slot in self._held and job.lease_owner == self.owner
-        self._held.discard(slot)
+        reading = self._held.pop(slot)
         if self._stopping:  # stopping since the send began: the lease brings the job back
+            reading.cancel()
             return
-        self._launch(job, None, sent=reply)
+        self._launch(job, None, sent=_Sent(message, reply, chat, reading))
 
     def release_slot(self, slot: HeldSlot) -> None:
-        if slot in self._held:
-            self._held.discard(slot)
+        reading = self._held.pop(slot, None)
+        if reading is not None:
+            reading.cancel()
             self._wake.set()
 
     def cancel(self, job_id: str) -> None:
@@ -336,14 +366,14 @@ class Scheduler:
         return preload.task
 
     def _launch(
-        self, job: JobRecord, chat_changed_at: datetime | None, sent: MessageRecord | None = None
+        self, job: JobRecord, chat_changed_at: datetime | None, sent: _Sent | None = None
     ) -> None:
-        """Run a claimed job; `sent` is the reply of a job stored leased to us by a send,
-        whose material is read now (after that commit, so it is current)."""
+        """Run a claimed job; `sent` is what a send that stored the job leased to us
+        knows of its reply (its material, read while the send was stored, is current)."""
         running = _Running(job=job, control=JobControl(on_slot_free=self._wake.set))
         if sent is not None and self._generation is not None:
             running.preload = asyncio.create_task(
-                self._generation.preload_sent(sent), name="personae-preload"
+                self._material_of_sent(self._generation, sent), name="personae-preload"
             )
             running.current = True
         else:
@@ -351,6 +381,14 @@ class Scheduler:
         running.chat_changed_at = chat_changed_at
         running.task = asyncio.create_task(self._run(running), name=f"personae-job-{job.id}")
         self._running[job.id] = running
+
+    @staticmethod
+    async def _material_of_sent(generation: GenerationService, sent: _Sent) -> Preloaded | None:
+        """The material read while the send was stored, if still right after its commit;
+        otherwise read now."""
+        before = await _result_or_none(sent.reading)
+        material = before and generation.sent_material(before, sent.message, sent.reply, sent.chat)
+        return material or await generation.preload_sent(sent.reply)
 
     async def _run(self, running: _Running) -> None:
         heartbeat = asyncio.create_task(self._heartbeat(running))
@@ -411,8 +449,9 @@ class Scheduler:
                 return
 
 
-async def _result_or_none(task: asyncio.Task[Preloaded | None] | None) -> Preloaded | None:
-    """What a preload read, or None if there was none or it failed (the job reads again)."""
+async def _result_or_none(task: asyncio.Task[_Read | None] | None) -> _Read | None:
+    """What a read ahead read, or None if there was none or it failed (the job reads
+    again)."""
     if task is None:
         return None
     try:

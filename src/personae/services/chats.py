@@ -61,10 +61,19 @@ class JobSignals(Protocol):
 
     def job_queued(self, reply_id: str | None = None) -> None: ...
 
-    async def hold_slot(self) -> HeldSlot | None: ...
+    async def hold_slot(self, chat_id: str, content: str) -> HeldSlot | None:
+        """A free slot for the reply to `content`, being sent to a chat, or None."""
 
-    def start_on_slot(self, slot: HeldSlot, job: job_repo.JobRecord, reply: MessageRecord) -> None:
-        """Run `job` (stored leased to `slot.owner`) on the held slot."""
+    def start_on_slot(
+        self,
+        slot: HeldSlot,
+        job: job_repo.JobRecord,
+        message: MessageRecord,
+        reply: MessageRecord,
+        chat: ChatRecord,
+    ) -> None:
+        """Run `job` (stored leased to `slot.owner`) on the held slot: the reply to
+        `message`, sent to `chat` (as the send's transaction locked it)."""
 
     def release_slot(self, slot: HeldSlot) -> None:
         """Give a held slot back (nothing when its job was started on it)."""
@@ -412,7 +421,7 @@ class ChatService:
         self, user: UserRecord, chat_id: str, client_id: str, content: str
     ) -> SendResult:
         # Held before the transaction (asking whether replies are paused may read).
-        slot = await self._signals.hold_slot()
+        slot = await self._signals.hold_slot(chat_id, content)
         try:
             return await self._store_and_queue(user, chat_id, client_id, content, slot)
         finally:
@@ -476,9 +485,9 @@ class ChatService:
             )
         # After the events above: the stream must not show the reply queued once its
         # generation has been announced.
-        assert job is not None
+        assert job is not None and chat is not None
         if slot is not None and job.status == job_repo.RUNNING:
-            self._signals.start_on_slot(slot, job, accepted.reply)
+            self._signals.start_on_slot(slot, job, accepted.message, accepted.reply, chat)
         else:
             self._signals.job_queued(accepted.reply.id)
         return accepted

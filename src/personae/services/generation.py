@@ -185,23 +185,51 @@ class GenerationService:
     async def preload_sent(self, reply: MessageRecord) -> Preloaded | None:
         """What `preload` reads, for a reply just stored by a send: the reply is known,
         so its chat and character are read while the history and memory are."""
-
-        async def chat_and_character() -> tuple[ChatRecord | None, CharacterRecord | None]:
-            async with self._db.read() as tx:
-                chat = await repo.get_chat(tx, reply.chat_id)
-                if chat is None:
-                    return None, None
-                character = await character_repo.get_character(
-                    tx, chat.character_id, include_deleted=True
-                )
-            return chat, character
-
         (chat, character), (history, memory) = await asyncio.gather(
-            chat_and_character(), self._history_and_memory(reply.chat_id, reply.position)
+            self._chat_and_character(reply.chat_id),
+            self._history_and_memory(reply.chat_id, reply.position),
         )
         if chat is None or character is None:  # the chat was deleted
             return None
         return Preloaded(reply, ReplyContext(chat, character, history, memory))
+
+    async def read_for_send(self, chat_id: str, content: str) -> ReplyContext | None:
+        """The material of the reply to a message being sent, read while the send is
+        stored: the chat as it is before the message, with recall looking for `content`.
+        `sent_material` completes it once the send is committed."""
+        chat, character = await self._chat_and_character(chat_id)
+        if chat is None or character is None:
+            return None
+        history, memory = await self._history_and_memory(chat_id, chat.next_position, query=content)
+        return ReplyContext(chat, character, history, memory)
+
+    @staticmethod
+    def sent_material(
+        before: ReplyContext, message: MessageRecord, reply: MessageRecord, chat: ChatRecord
+    ) -> Preloaded | None:
+        """The material `read_for_send` read, with the sent `message` added: None unless
+        the message came right after what was read and nothing the prompt shows changed
+        in between (`chat`, as the send locked it, has the same prompt version)."""
+        if (
+            message.position != before.chat.next_position
+            or reply.position != message.position + 1
+            or chat.prompt_version != before.chat.prompt_version
+        ):
+            return None
+        history = [*before.history, message]
+        return Preloaded(reply, ReplyContext(before.chat, before.character, history, before.memory))
+
+    async def _chat_and_character(
+        self, chat_id: str
+    ) -> tuple[ChatRecord | None, CharacterRecord | None]:
+        async with self._db.read() as tx:
+            chat = await repo.get_chat(tx, chat_id)
+            if chat is None:
+                return None, None
+            character = await character_repo.get_character(
+                tx, chat.character_id, include_deleted=True
+            )
+        return chat, character
 
     async def _load(
         self, reply: MessageRecord, chat: ChatRecord, character: CharacterRecord
@@ -210,7 +238,7 @@ class GenerationService:
         return ReplyContext(chat, character, history, memory)
 
     async def _history_and_memory(
-        self, chat_id: str, before_position: int
+        self, chat_id: str, before_position: int, query: str | None = None
     ) -> tuple[list[MessageRecord], PromptMemory | None]:
         if self._memory is None:
             async with self._db.read() as tx:
@@ -221,7 +249,7 @@ class GenerationService:
         window = await self._memory.history_window(
             chat_id, before_position, largest or self._settings.context_length
         )
-        memory = await self._memory.prompt_memory(chat_id, window, before_position)
+        memory = await self._memory.prompt_memory(chat_id, window, before_position, query)
         return window.messages, memory
 
     async def _prompt(

@@ -188,11 +188,12 @@ class MemoryService:
         return HistoryWindow([m for m in messages if m.position >= start], start)
 
     async def prompt_memory(
-        self, chat_id: str, window: HistoryWindow, before_position: int
+        self, chat_id: str, window: HistoryWindow, before_position: int, query: str | None = None
     ) -> PromptMemory:
-        """Pinned memories, the summary, and the older messages recall finds for the
-        newest user message, in one read. Embeds only that message: older ones are
-        indexed by a background job, queued here when some wait for it."""
+        """Pinned memories, the summary, and the older messages recall finds for `query`
+        (by default the newest user message of the window), in one read. Embeds only
+        the query: older messages are indexed by a background job, queued here when
+        some wait for it."""
         settings = self._settings
         recall = self.recall if settings.recall_messages > 0 else None
         older = window.start_position
@@ -201,7 +202,8 @@ class MemoryService:
                 pinned = await memory_repo.list_memories(tx, chat_id, PINNED)
                 summary = await memory_repo.current_summary(tx, chat_id)
             return self._prompt_memory(pinned, summary, [])
-        query = next((m.content for m in reversed(window.messages) if m.role == "user"), "")
+        if query is None:
+            query = next((m.content for m in reversed(window.messages) if m.role == "user"), "")
 
         def search() -> Awaitable[list[Recalled]]:
             return recall.search(
