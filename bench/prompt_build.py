@@ -103,7 +103,7 @@ async def _build(container, chat_id: str, before: int) -> float:  # type: ignore
         chat = await chat_repo.get_chat(tx, chat_id)
         character = await character_repo.get_character(tx, chat.character_id)
     window = await container.memory.history_window(chat_id, before, CONTEXT)
-    memory = await container.memory.prompt_memory(chat_id, window, before)
+    memory = await container.memory.prompt_memory(chat_id, window)
     assemble_prompt(
         character,
         chat,

@@ -43,9 +43,11 @@ async def test_queue_position_while_the_backend_is_saturated(browser: Any, start
         # The slot frees up: the waiting reply starts, and the place disappears.
         await other.post(f"/api/v1/messages/{blocker}/stop")
         await page.locator(".queue-state").wait_for(state="detached")
-        await page.locator(".msg-reply").last.and_(
-            page.locator(".status-generating, .status-complete")
-        ).wait_for()
+        await (
+            page.locator(".msg-reply")
+            .last.and_(page.locator(".status-generating, .status-complete"))
+            .wait_for()
+        )
         assert page.js_errors == []
 
 

@@ -157,7 +157,7 @@ async def test_a_reply_embeds_only_its_query_and_indexing_waits_for_the_job(api:
     async def turn() -> list[str]:
         window = await memory.history_window(chat_id, end, 2048)
         assert window.start_position > 0
-        found = await memory.prompt_memory(chat_id, window, end)
+        found = await memory.prompt_memory(chat_id, window)
         return [m.content for m in found.recalled]
 
     # Nothing indexed yet: nothing recalled (not even the query embedded: nothing to

@@ -27,9 +27,7 @@ async def test_each_backend_is_measured_and_the_estimate_weighs_their_speeds(
             if min(served.values()) >= 2:
                 break
             character = await admin.post("/api/v1/characters", json={"name": "Bramble"})
-            chat = await admin.post(
-                "/api/v1/chats", json={"character_id": character.json()["id"]}
-            )
+            chat = await admin.post("/api/v1/chats", json={"character_id": character.json()["id"]})
             chat_id = chat.json()["id"]
             sent = await admin.put(
                 f"/api/v1/chats/{chat_id}/messages/m{number}", json={"content": "hello"}

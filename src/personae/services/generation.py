@@ -15,6 +15,7 @@ import hashlib
 import logging
 import time
 from collections import OrderedDict
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
 
@@ -45,7 +46,7 @@ from personae.services.memory import MemoryService
 from personae.services.metrics import ReplyRecorder
 from personae.services.prompting import PromptMemory, assemble_prompt, system_prompt
 from personae.settings import Settings
-from personae.storage.db import Database
+from personae.storage.db import Database, Transaction
 from personae.storage.repos import characters as character_repo
 from personae.storage.repos import chats as repo
 from personae.storage.repos import jobs as job_repo
@@ -170,17 +171,13 @@ class GenerationService:
         """
         async with self._db.read() as tx:
             reply = await repo.get_message(tx, reply_id)
-            chat = await repo.get_chat(tx, reply.chat_id) if reply else None
-            character = (
-                await character_repo.get_character(tx, chat.character_id, include_deleted=True)
-                if chat
-                else None
-            )
-        if reply is None or reply.status in chat_events.FINAL_STATES:
-            return None
-        if chat is None or character is None:  # the chat was deleted
-            return None
-        return Preloaded(reply, await self._load(reply, chat, character))
+            if reply is None or reply.status in chat_events.FINAL_STATES:
+                return None
+            chat, character = await self._chat_and_character(reply.chat_id, tx)
+            if chat is None or character is None:  # the chat was deleted
+                return None
+            history, memory = await self._history_and_memory(chat.id, reply.position, tx=tx)
+        return Preloaded(reply, ReplyContext(chat, character, history, memory))
 
     async def preload_sent(self, reply: MessageRecord) -> Preloaded | None:
         """What `preload` reads, for a reply just stored by a send: the reply is known,
@@ -197,10 +194,13 @@ class GenerationService:
         """The material of the reply to a message being sent, read while the send is
         stored: the chat as it is before the message, with recall looking for `content`.
         `sent_material` completes it once the send is committed."""
-        chat, character = await self._chat_and_character(chat_id)
-        if chat is None or character is None:
-            return None
-        history, memory = await self._history_and_memory(chat_id, chat.next_position, query=content)
+        async with self._db.read() as tx:
+            chat, character = await self._chat_and_character(chat_id, tx)
+            if chat is None or character is None:
+                return None
+            history, memory = await self._history_and_memory(
+                chat_id, chat.next_position, query=content, tx=tx
+            )
         return ReplyContext(chat, character, history, memory)
 
     @staticmethod
@@ -220,9 +220,9 @@ class GenerationService:
         return Preloaded(reply, ReplyContext(before.chat, before.character, history, before.memory))
 
     async def _chat_and_character(
-        self, chat_id: str
+        self, chat_id: str, tx: Transaction | None = None
     ) -> tuple[ChatRecord | None, CharacterRecord | None]:
-        async with self._db.read() as tx:
+        async with self._reading(tx) as tx:
             chat = await repo.get_chat(tx, chat_id)
             if chat is None:
                 return None, None
@@ -231,26 +231,29 @@ class GenerationService:
             )
         return chat, character
 
-    async def _load(
-        self, reply: MessageRecord, chat: ChatRecord, character: CharacterRecord
-    ) -> ReplyContext:
-        history, memory = await self._history_and_memory(chat.id, reply.position)
-        return ReplyContext(chat, character, history, memory)
-
     async def _history_and_memory(
-        self, chat_id: str, before_position: int, query: str | None = None
+        self,
+        chat_id: str,
+        before_position: int,
+        query: str | None = None,
+        tx: Transaction | None = None,
     ) -> tuple[list[MessageRecord], PromptMemory | None]:
+        """The history a prompt is built from, and the chat's memory (recall looking
+        for `query`, by default the newest user message); read in `tx` when given."""
         if self._memory is None:
-            async with self._db.read() as tx:
+            async with self._reading(tx) as tx:
                 history = await repo.list_history(tx, chat_id, before_position=before_position)
             return history, None
         # A bounded tail of history (the summary and recall stand for the rest).
         largest = max((b.spec.context_length for b in self._router.backends), default=0)
         window = await self._memory.history_window(
-            chat_id, before_position, largest or self._settings.context_length
+            chat_id, before_position, largest or self._settings.context_length, tx
         )
-        memory = await self._memory.prompt_memory(chat_id, window, before_position, query)
+        memory = await self._memory.prompt_memory(chat_id, window, query, tx)
         return window.messages, memory
+
+    def _reading(self, tx: Transaction | None) -> AbstractAsyncContextManager[Transaction]:
+        return contextlib.nullcontext(tx) if tx is not None else self._db.read()
 
     async def _prompt(
         self, context: ReplyContext, partial: str, backend: Backend
