@@ -158,7 +158,8 @@ def build_container(settings: Settings) -> Container:
     status = StatusService(database, settings, incidents, metrics, backends)
     scheduler = Scheduler(database, events, settings, paused=status.replies_paused)
     secret_key = ensure_secret_key(settings)
-    chats = ChatService(database, events, scheduler, settings, limiter)
+    memory = MemoryService(database, settings, Recall(database, load_embedder(settings)))
+    chats = ChatService(database, events, scheduler, settings, limiter, memory)
     router = Router([], affinity=settings.routing_affinity)
     container = Container(
         settings=settings,
@@ -181,7 +182,7 @@ def build_container(settings: Settings) -> Container:
         status=status,
         probes=ProbeRunner(database, events, settings, incidents, status, metrics, backends),
         webhooks=webhooks,
-        memory=MemoryService(database, settings, Recall(database, load_embedder(settings))),
+        memory=memory,
         personas=PersonaService(database),
         exports=ExportService(database),
     )

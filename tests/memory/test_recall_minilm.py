@@ -180,6 +180,24 @@ async def test_a_reply_embeds_only_its_query_and_indexing_waits_for_the_job(api:
     recalled = await turn()
     assert recalled and "Pepper" in recalled[0]
     assert counting.calls == [1]
+    # A message being sent is embedded at once, alongside its send; its reply's search
+    # then finds the vector made.
+    counting.calls.clear()
+    memory.prepare_recall(chat_id, "Who keeps the harbour master's cat?")
+    for _ in range(100):
+        if counting.calls:
+            break
+        await asyncio.sleep(0.01)
+    assert counting.calls == [1]
+    window = await memory.history_window(chat_id, end, 2048)
+    found = await memory.prompt_memory(chat_id, window, "Who keeps the harbour master's cat?")
+    assert found.recalled and "Pepper" in found.recalled[0].content
+    assert counting.calls == [1]
+    # A chat with nothing to recall embeds nothing ahead.
+    other = (await start_chat(alice))["id"]
+    memory.prepare_recall(other, "Anything?")
+    await asyncio.sleep(0.05)
+    assert counting.calls == [1]
 
 
 def test_auto_takes_minilm_when_found_and_lexical_otherwise(

@@ -28,6 +28,7 @@ from personae.services import chat_events
 from personae.services.characters import can_read
 from personae.services.chat_events import QUEUED
 from personae.services.macros import substitute
+from personae.services.memory import MemoryService
 from personae.services.ratelimit import RateLimiter
 from personae.settings import Settings
 from personae.storage.db import Database, Transaction
@@ -226,12 +227,14 @@ class ChatService:
         signals: JobSignals,
         settings: Settings,
         limiter: RateLimiter,
+        memory: MemoryService | None = None,
     ) -> None:
         self._db = database
         self._events = events
         self._signals = signals
         self._settings = settings
         self._limiter = limiter
+        self._memory = memory
         self._in_flight: dict[tuple[str, str, str], asyncio.Future[SendResult]] = {}
 
     # --- chats ---------------------------------------------------------------------
@@ -420,6 +423,8 @@ class ChatService:
     async def _send_once(
         self, user: UserRecord, chat_id: str, client_id: str, content: str
     ) -> SendResult:
+        if self._memory is not None:  # the reply's recall will look for this message
+            self._memory.prepare_recall(chat_id, content)
         # Held before the transaction (asking whether replies are paused may read).
         slot = await self._signals.hold_slot(chat_id, content)
         try:

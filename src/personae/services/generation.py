@@ -15,7 +15,6 @@ import hashlib
 import logging
 import time
 from collections import OrderedDict
-from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
 
@@ -176,18 +175,16 @@ class GenerationService:
             chat, character = await self._chat_and_character(reply.chat_id, tx)
             if chat is None or character is None:  # the chat was deleted
                 return None
-            history, memory = await self._history_and_memory(chat.id, reply.position, tx=tx)
+            history, memory = await self._history_and_memory(chat, reply.position, tx=tx)
         return Preloaded(reply, ReplyContext(chat, character, history, memory))
 
     async def preload_sent(self, reply: MessageRecord) -> Preloaded | None:
-        """What `preload` reads, for a reply just stored by a send: the reply is known,
-        so its chat and character are read while the history and memory are."""
-        (chat, character), (history, memory) = await asyncio.gather(
-            self._chat_and_character(reply.chat_id),
-            self._history_and_memory(reply.chat_id, reply.position),
-        )
-        if chat is None or character is None:  # the chat was deleted
-            return None
+        """What `preload` reads, for a reply just stored by a send (the reply is known)."""
+        async with self._db.read() as tx:
+            chat, character = await self._chat_and_character(reply.chat_id, tx)
+            if chat is None or character is None:  # the chat was deleted
+                return None
+            history, memory = await self._history_and_memory(chat, reply.position, tx=tx)
         return Preloaded(reply, ReplyContext(chat, character, history, memory))
 
     async def read_for_send(self, chat_id: str, content: str) -> ReplyContext | None:
@@ -199,7 +196,7 @@ class GenerationService:
             if chat is None or character is None:
                 return None
             history, memory = await self._history_and_memory(
-                chat_id, chat.next_position, query=content, tx=tx
+                chat, chat.next_position, query=content, tx=tx
             )
         return ReplyContext(chat, character, history, memory)
 
@@ -219,41 +216,33 @@ class GenerationService:
         history = [*before.history, message]
         return Preloaded(reply, ReplyContext(before.chat, before.character, history, before.memory))
 
+    @staticmethod
     async def _chat_and_character(
-        self, chat_id: str, tx: Transaction | None = None
+        chat_id: str, tx: Transaction
     ) -> tuple[ChatRecord | None, CharacterRecord | None]:
-        async with self._reading(tx) as tx:
-            chat = await repo.get_chat(tx, chat_id)
-            if chat is None:
-                return None, None
-            character = await character_repo.get_character(
-                tx, chat.character_id, include_deleted=True
-            )
+        chat = await repo.get_chat(tx, chat_id)
+        if chat is None:
+            return None, None
+        character = await character_repo.get_character(tx, chat.character_id, include_deleted=True)
         return chat, character
 
     async def _history_and_memory(
-        self,
-        chat_id: str,
-        before_position: int,
-        query: str | None = None,
-        tx: Transaction | None = None,
+        self, chat: ChatRecord, before_position: int, *, tx: Transaction, query: str | None = None
     ) -> tuple[list[MessageRecord], PromptMemory | None]:
         """The history a prompt is built from, and the chat's memory (recall looking
-        for `query`, by default the newest user message); read in `tx` when given."""
+        for `query`, by default the newest user message), read in `tx` (which read
+        `chat`: its prompt version says whether the last window read still holds)."""
         if self._memory is None:
-            async with self._reading(tx) as tx:
-                history = await repo.list_history(tx, chat_id, before_position=before_position)
+            history = await repo.list_history(tx, chat.id, before_position=before_position)
             return history, None
         # A bounded tail of history (the summary and recall stand for the rest).
         largest = max((b.spec.context_length for b in self._router.backends), default=0)
+        budget = largest or self._settings.context_length
         window = await self._memory.history_window(
-            chat_id, before_position, largest or self._settings.context_length, tx
+            chat.id, before_position, budget, tx, version=chat.prompt_version
         )
-        memory = await self._memory.prompt_memory(chat_id, window, query, tx)
+        memory = await self._memory.prompt_memory(chat.id, window, query, tx)
         return window.messages, memory
-
-    def _reading(self, tx: Transaction | None) -> AbstractAsyncContextManager[Transaction]:
-        return contextlib.nullcontext(tx) if tx is not None else self._db.read()
 
     async def _prompt(
         self, context: ReplyContext, partial: str, backend: Backend

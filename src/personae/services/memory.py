@@ -14,10 +14,12 @@ import logging
 from collections.abc import Awaitable
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar
 
 from personae.errors import Conflict, NotFound, ValidationFailed
 from personae.llm.prompt import DEFAULT_TURN_OVERHEAD
+from personae.services.chat_events import FINAL_STATES
 from personae.services.macros import substitute
 from personae.services.prompting import (
     PromptMemory,
@@ -47,6 +49,8 @@ _PAGE = 32
 _MAX_BYTES_PER_TOKEN = 8
 # Chats whose last window start is remembered (to read the next window in one query).
 _WINDOWS_REMEMBERED = 1024
+# Chats whose last window's finished messages are kept (a context's worth of text each).
+_KNOWN_WINDOWS = 256
 
 
 class TooManyPins(Conflict):
@@ -58,6 +62,42 @@ class HistoryWindow:
     messages: list[MessageRecord]
     # The first position read; everything before it is left to the summary and recall.
     start_position: int
+
+
+@dataclass(frozen=True)
+class _KnownWindow:
+    """The finished messages at the start of a chat's last window, as of a prompt
+    version: until the version changes, none of them can (an edit, a deletion or a
+    swipe changes it; a reply being written is not finished)."""
+
+    version: datetime
+    start: int
+    messages: list[MessageRecord]
+    # Every message in [start, before) is in `messages`.
+    before: int
+
+    @classmethod
+    def of(cls, window: HistoryWindow, before: int, version: datetime) -> _KnownWindow:
+        finished = window.messages
+        for index, message in enumerate(window.messages):
+            if message.status not in FINAL_STATES:
+                finished, before = window.messages[:index], message.position
+                break
+        return cls(version, window.start_position, finished, before)
+
+    def between(self, start: int, before: int) -> list[MessageRecord]:
+        return [m for m in self.messages if start <= m.position < before]
+
+
+_Remembered = TypeVar("_Remembered")
+
+
+def _remember(memory: dict[str, _Remembered], chat_id: str, value: _Remembered, most: int) -> None:
+    """Keep `value` for a chat, newest last, forgetting the oldest beyond `most`."""
+    memory.pop(chat_id, None)
+    memory[chat_id] = value
+    while len(memory) > most:
+        del memory[next(iter(memory))]
 
 
 def _least_cost(message: MessageRecord) -> int:
@@ -72,6 +112,7 @@ class MemoryService:
         self._settings = settings
         self.recall = recall
         self._window_starts: dict[str, int] = {}
+        self._known_windows: dict[str, _KnownWindow] = {}
 
     # --- for the API --------------------------------------------------------------
 
@@ -157,6 +198,12 @@ class MemoryService:
 
     # --- for the prompt -------------------------------------------------------------
 
+    def prepare_recall(self, chat_id: str, message: str) -> None:
+        """A message is being sent to the chat: begin embedding it for its reply's recall
+        now (when the chat has older messages to recall), alongside storing it."""
+        if self.recall is not None and self._settings.recall_messages > 0:
+            self.recall.prepare(chat_id, message)
+
     def _reading(self, tx: Transaction | None) -> AbstractAsyncContextManager[Transaction]:
         """The caller's read when it has one open (one snapshot, one round trip fewer)."""
         return nullcontext(tx) if tx is not None else self._db.read()
@@ -167,20 +214,29 @@ class MemoryService:
         before_position: int,
         budget_tokens: int,
         tx: Transaction | None = None,
+        version: datetime | None = None,
     ) -> HistoryWindow:
         """The newest messages before a position that could fit `budget_tokens`: the
         newest pages (aligned to `_PAGE` positions) whose least cost reaches the
         budget, or all of them; read in `tx` when given.
 
         The window starts where the chat's last one did, most turns, so it is read
-        in one query from there (then trimmed, or extended a page at a time).
+        in one query from there (then trimmed, or extended a page at a time). Given
+        the chat's prompt `version`, the finished messages of its last window are
+        kept, and while the version stays the same only what came after them is read.
         """
         last_page = max(0, (before_position - 1) // _PAGE * _PAGE)
         start = min(self._window_starts.get(chat_id, last_page), last_page)
+        known = self._known_windows.get(chat_id) if version is not None else None
+        if known is not None and (known.version != version or known.start > start):
+            known = None
         async with self._reading(tx) as tx:
-            messages = await chat_repo.list_history_between(
-                tx, chat_id, from_position=start, before_position=before_position
-            )
+            read_from = start if known is None else max(start, min(known.before, before_position))
+            messages = [] if known is None else known.between(start, read_from)
+            if read_from < before_position:
+                messages += await chat_repo.list_history_between(
+                    tx, chat_id, from_position=read_from, before_position=before_position
+                )
             while start > 0 and sum(_least_cost(m) for m in messages) < budget_tokens:
                 start = max(0, start - _PAGE)
                 messages = (
@@ -190,11 +246,12 @@ class MemoryService:
                     + messages
                 )
         start = _window_start(messages, start, last_page, budget_tokens)
-        self._window_starts.pop(chat_id, None)
-        self._window_starts[chat_id] = start
-        while len(self._window_starts) > _WINDOWS_REMEMBERED:
-            del self._window_starts[next(iter(self._window_starts))]
-        return HistoryWindow([m for m in messages if m.position >= start], start)
+        window = HistoryWindow([m for m in messages if m.position >= start], start)
+        _remember(self._window_starts, chat_id, start, _WINDOWS_REMEMBERED)
+        if version is not None:
+            known = _KnownWindow.of(window, before_position, version)
+            _remember(self._known_windows, chat_id, known, _KNOWN_WINDOWS)
+        return window
 
     async def prompt_memory(
         self,

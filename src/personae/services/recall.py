@@ -21,7 +21,7 @@ import threading
 import zlib
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -40,6 +40,10 @@ Matrix = npt.NDArray[np.float32]
 # Messages embedded per step of an index job (each step committed): with MiniLM
 # about a few hundred milliseconds of one low-priority thread.
 _INDEX_CHUNK = 32
+# The most floats scanned on the event loop (about 0.5 ms); more go to a worker thread.
+_SCAN_HERE_FLOATS = 6_000_000
+# Query vectors kept by text (384 floats each with MiniLM): those sent and not yet answered.
+_QUERIES_KEPT = 256
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _STOPWORDS = frozenset(
@@ -201,7 +205,9 @@ class Recall:
         self._cached_chats = cached_chats
         self._chats: OrderedDict[str, _ChatVectors] = OrderedDict()
         self._indexer: ThreadPoolExecutor | None = None
-        self._last_query: tuple[str, npt.NDArray[np.float32]] | None = None
+        # By text: the vectors of the latest queries, ready or being made.
+        self._queries: OrderedDict[str, Future[npt.NDArray[np.float32]]] = OrderedDict()
+        self._query_thread: ThreadPoolExecutor | None = None
 
     def _cached(self, chat_id: str) -> _ChatVectors:
         cached = self._chats.pop(chat_id, None) or _ChatVectors()
@@ -251,9 +257,11 @@ class Recall:
         """The `limit` messages before a position closest to `query`, best first, among
         the vectors read so far (see `refresh`).
 
-        The query is embedded and the vectors scanned on a worker thread (numpy lets
-        go of the GIL), so the event loop keeps streaming and the caller can read the
-        database meanwhile.
+        The query is embedded (unless `prepare` began it) on a worker thread (numpy
+        lets go of the GIL), so the event loop keeps streaming and the caller can read
+        the database meanwhile. A scan of a chat's vectors is done here up to a
+        fraction of a millisecond's worth (a thread would wait longer for the GIL),
+        on a worker thread beyond.
         """
         cached = self._chats.get(chat_id)
         if cached is None or cached.matrix is None or limit <= 0 or not query.strip():
@@ -264,8 +272,10 @@ class Recall:
         if eligible == 0:
             return []
 
+        vector = await self.query_vector(query)
+
         def scan() -> list[Recalled]:
-            scores = matrix[:eligible] @ self._query_vector(query)
+            scores = matrix[:eligible] @ vector
             top = np.arange(eligible)
             if eligible > limit:
                 top = np.argpartition(scores, eligible - limit)[eligible - limit :]
@@ -276,16 +286,48 @@ class Recall:
                 if scores[i] >= min_score
             ]
 
+        if eligible * matrix.shape[1] <= _SCAN_HERE_FLOATS:
+            return scan()
         return await asyncio.to_thread(scan)
 
-    def _query_vector(self, query: str) -> npt.NDArray[np.float32]:
-        """The query's vector; the last one is kept (a search may run twice in a turn)."""
-        last = self._last_query
-        if last is not None and last[0] == query:
-            return last[1]
-        vector = np.asarray(self.embedder.embed([query])[0], dtype=np.float32)
-        self._last_query = (query, vector)
-        return vector
+    def prepare(self, chat_id: str, query: str) -> None:
+        """Begin embedding `query` (a message being sent to a chat) on a worker thread
+        now, when the chat has vectors to search: its reply's search finds the vector
+        made, or being made, meanwhile."""
+        cached = self._chats.get(chat_id)
+        if cached is not None and cached.matrix is not None and query.strip():
+            self._query_future(query)
+
+    def forget_queries(self) -> None:
+        """Drop the query vectors kept (the next search of each embeds it again)."""
+        self._queries.clear()
+
+    async def query_vector(self, query: str) -> npt.NDArray[np.float32]:
+        """The query's vector: the one kept or being made, else made now."""
+        future = self._query_future(query)
+        try:
+            # Shielded: a search given up does not cancel a vector another may await.
+            return await asyncio.shield(asyncio.wrap_future(future))
+        except Exception:
+            if self._queries.get(query) is future:  # not kept: the next search tries again
+                del self._queries[query]
+            raise
+
+    def _query_future(self, query: str) -> Future[npt.NDArray[np.float32]]:
+        """The query's vector, ready or being made (a few recent ones are kept: a search
+        may run twice in a turn, and a prepared one waits for its reply)."""
+        future = self._queries.pop(query, None)
+        if future is None or future.cancelled():
+            if self._query_thread is None:
+                self._query_thread = ThreadPoolExecutor(1, thread_name_prefix="personae-query")
+            future = self._query_thread.submit(self._embed_query, query)
+        self._queries[query] = future
+        while len(self._queries) > _QUERIES_KEPT:
+            self._queries.popitem(last=False)
+        return future
+
+    def _embed_query(self, query: str) -> npt.NDArray[np.float32]:
+        return np.asarray(self.embedder.embed([query])[0], dtype=np.float32)
 
     async def index(
         self, chat_id: str, *, before_position: int, stop: Callable[[], bool] = lambda: False
