@@ -67,3 +67,40 @@ async def test_a_constraint_error_rolls_the_whole_transaction_back(database: Dat
         await tx.execute(insert(_notes).values(name="once"))
     async with database.read() as tx:
         assert (await tx.execute(select(func.count()).select_from(_notes))).scalar_one() == 1
+
+
+async def test_begin_goes_with_the_first_statement_and_still_isolates(
+    database: Database, tmp_path: Path
+) -> None:
+    # An empty transaction ends cleanly, and leaves nothing pending for the next one.
+    async with database.write():
+        pass
+    async with database.read():
+        pass
+    async with database.write() as tx:
+        await tx.execute(insert(_notes).values(name="first"))
+    # A read's snapshot starts at its first statement and holds until it ends,
+    # whatever commits meanwhile (as a BEGIN sent on its own would).
+    async with database.read() as tx:
+        before = (await tx.execute(select(func.count()).select_from(_notes))).scalar_one()
+        async with database.write() as other:
+            await other.execute(insert(_notes).values(name="second"))
+        again = (await tx.execute(select(func.count()).select_from(_notes))).scalar_one()
+        assert before == again == 1
+    # A write is IMMEDIATE from its first statement: another process's writer waits.
+    elsewhere = Database(f"sqlite+aiosqlite:///{tmp_path / 'driver.db'}")
+    try:
+        async with database.write() as tx:
+            await tx.execute(update(_notes).values(stars=1))
+            connection = await elsewhere.engine.connect()
+            try:
+                raw = await connection.get_raw_connection()
+                with pytest.raises(Exception, match="locked"):
+                    await raw.driver_connection.execute("PRAGMA busy_timeout=0")
+                    await raw.driver_connection.execute("BEGIN IMMEDIATE")
+            finally:
+                await connection.close()
+    finally:
+        await elsewhere.dispose()
+    async with database.read() as tx:
+        assert (await tx.execute(select(_notes.c.stars))).scalars().all() == [1, 1]
