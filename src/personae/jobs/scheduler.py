@@ -110,12 +110,17 @@ class Scheduler:
         # Slots held by sends being stored, for replies that start without a claim, with
         # the reading of what each reply needs (done while its send is stored).
         self._held: dict[HeldSlot, asyncio.Task[ReplyContext | None]] = {}
+        # Whether the last claim found the line empty (and nothing was queued here since).
+        self._line_empty = False
+        self._queued_count = 0
 
     # --- JobSignals --------------------------------------------------------------------
 
     def job_queued(self, reply_id: str | None = None) -> None:
         """Claim soon; `reply_id`, a reply just queued, is read while it is claimed
         when a slot is free (it is then likely the one claimed)."""
+        self._queued_count += 1
+        self._line_empty = False
         self._wake.set()
         if reply_id is not None and self._busy() < self._capacity() and not self._stopping:
             self._start_preload(reply_id)
@@ -128,6 +133,10 @@ class Scheduler:
         loop. What the reply needs is read meanwhile, while the send is stored."""
         generation = self._generation
         if generation is None or self._stopping or self._busy() >= self._capacity():
+            return None
+        # Only while nobody waits: a slot freed under load is the next in line's, and
+        # holding it for a send (which would then join the line) would keep it idle.
+        if not self._line_empty:
             return None
         if self._paused is not None and await self._paused():
             return None
@@ -271,8 +280,11 @@ class Scheduler:
                 while self._busy() < self._capacity() and not self._stopping:
                     if self._paused is not None and await self._paused():
                         break
+                    queued_before = self._queued_count
                     claimed = await self._claim()
                     if claimed is None:
+                        # Nothing to claim, and nothing queued here while we asked.
+                        self._line_empty = queued_before == self._queued_count
                         break
                     self._launch(*claimed)
                 if self._busy() >= self._capacity() and not self._stopping:
