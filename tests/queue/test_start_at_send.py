@@ -236,3 +236,28 @@ async def test_material_read_before_another_message_came_is_not_used(
         message, reply = records[second]
         assert message is not None
         assert generation.sent_material(before, message, reply, before.chat) is None
+
+
+async def test_no_slot_is_held_for_a_send_while_the_line_may_not_be_empty(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """Under load a freed slot is the next reply's: a send that held it (and then joined
+    the line) would keep it idle, and sends arriving one after another would starve
+    the line."""
+    async with fleet(make_settings, ONE_SLOW_SLOT, max_reply_tokens=4) as (api, _urls):
+        scheduler = api.container.scheduler
+        client = await api.user("solo")
+        chat_id = await _chat(client)
+        await _say(client, chat_id, "s1", "First.")  # the line was found empty
+        held = await scheduler.hold_slot(chat_id, "Second.")
+        assert held is not None
+        scheduler.release_slot(held)
+        scheduler.job_queued()  # something joined the line: until a claim finds it empty
+        assert await scheduler.hold_slot(chat_id, "Second.") is None
+        for _ in range(100):  # the scheduler's next round claims nothing
+            held = await scheduler.hold_slot(chat_id, "Second.")
+            if held is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert held is not None
+        scheduler.release_slot(held)

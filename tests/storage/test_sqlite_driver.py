@@ -69,7 +69,7 @@ async def test_a_constraint_error_rolls_the_whole_transaction_back(database: Dat
         assert (await tx.execute(select(func.count()).select_from(_notes))).scalar_one() == 1
 
 
-async def test_begin_goes_with_the_first_statement_and_still_isolates(
+async def test_transactions_isolate_and_an_empty_one_ends_cleanly(
     database: Database, tmp_path: Path
 ) -> None:
     # An empty transaction ends cleanly, and leaves nothing pending for the next one.

@@ -5,10 +5,7 @@ SQLAlchemy's adapter makes four such calls a statement (open a cursor,
 execute, fetch, close), each a round trip through a queue and the event loop.
 A statement on a local SQLite file takes microseconds; the hops took most of a
 statement's half millisecond. This adapter runs the four in one call: the
-statement's rows, description and counts come back together. A transaction's
-BEGIN waits for its first statement and goes with it (one hop fewer a
-transaction; SQLite begins at the first statement anyway), and a transaction
-with no statement ends without a hop.
+statement's rows, description and counts come back together.
 
 It builds on SQLAlchemy's aiosqlite adapter (`sqlalchemy.dialects.sqlite.aiosqlite`)
 and aiosqlite's `Connection._execute` (the call that runs a function in the
@@ -32,8 +29,6 @@ from sqlalchemy.util import immutabledict
 
 _T = TypeVar("_T")
 _Description = Sequence[tuple[Any, ...]] | None
-# What db.py's "begin" listener emits.
-_BEGINS = frozenset({"BEGIN", "BEGIN IMMEDIATE"})
 
 
 class _Cursor(AsyncAdapt_aiosqlite_cursor):
@@ -80,14 +75,10 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
 
     async def _call(self, work: Callable[[sqlite3.Cursor], _T]) -> _T:
         raw: sqlite3.Connection = self._connection._conn
-        adapt: _Connection = self._adapt_connection  # type: ignore[assignment]
-        begin, adapt.pending_begin = adapt.pending_begin, None
 
         def run() -> _T:
             cursor = raw.cursor()
             try:
-                if begin is not None:
-                    cursor.execute(begin)
                 return work(cursor)
             finally:
                 cursor.close()
@@ -98,13 +89,6 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
         return result
 
     async def _execute_async(self, operation: Any, parameters: Any) -> Any:
-        if not parameters and isinstance(operation, str) and operation in _BEGINS:
-            adapt: _Connection = self._adapt_connection  # type: ignore[assignment]
-            adapt.pending_begin = operation  # sent with the first statement
-            self._description, self._rowcount, self._lastrowid = None, -1, None
-            self._rows = collections.deque()
-            return None
-
         def work(cursor: sqlite3.Cursor) -> tuple[_Description, list[Any], int, int | None]:
             if parameters is None:
                 cursor.execute(operation)
@@ -128,25 +112,8 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class _Connection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ("pending_begin",)
+    __slots__ = ()
     _cursor_cls = _Cursor  # type: ignore[assignment]
-
-    def __init__(self, dbapi: Any, connection: Any) -> None:
-        super().__init__(dbapi, connection)
-        # The BEGIN of a transaction whose first statement has not run yet.
-        self.pending_begin: str | None = None
-
-    def commit(self) -> None:
-        if self.pending_begin is not None:  # nothing ran: no transaction to end
-            self.pending_begin = None
-            return
-        super().commit()
-
-    def rollback(self) -> None:
-        if self.pending_begin is not None:
-            self.pending_begin = None
-            return
-        super().rollback()
 
 
 class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
