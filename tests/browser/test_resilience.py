@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -140,4 +141,33 @@ async def test_a_send_whose_answer_was_lost_is_stored_once(browser: Any, start_w
         assert await page.locator("#composer").input_value() == ""
         history = await server_messages(page)
         assert [m["content"] for m in history].count(text) == 1
+        assert page.js_errors == []
+
+
+async def test_an_answer_older_than_the_stream_does_not_undo_it(
+    browser: Any, start_web: Any
+) -> None:
+    # A retried send's answer is read while the reply is being written, and reaches the
+    # page only after the stream said the reply was complete: the page keeps "complete".
+    async with start_web(tokens_per_second=8, max_reply_tokens=12) as web:
+        character = await public_character(web)
+        page = await new_page(browser, web, PHONE)
+        await register(page, "hana")
+        await open_chat(page, character["id"])
+        answered = asyncio.Event()
+
+        async def answer_late(route: Any) -> None:
+            response = await route.fetch()  # read on the server while the reply is written
+            await page.locator(".msg-reply.status-complete[data-position='2']").wait_for()
+            answered.set()
+            await route.fulfill(response=response)
+
+        await page.route("**/api/v1/chats/*/messages/*", answer_late)
+        await send(page, "Slowly, please.")
+        await asyncio.wait_for(answered.wait(), timeout=15)
+        await page.wait_for_function("document.querySelector('#composer').value === ''")
+        reply = page.locator(".msg-reply").last
+        assert "status-complete" in (await reply.get_attribute("class") or "")
+        history = await server_messages(page)
+        assert [m["status"] for m in history if m["role"] == "assistant"][-1] == "complete"
         assert page.js_errors == []

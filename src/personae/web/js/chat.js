@@ -23,6 +23,16 @@ export async function chatsPage(target) {
 // Replies are written by code point (the server counts characters, not UTF-16 units).
 const chars = (text) => Array.from(text);
 
+// An answer read before the stream's latest news (a slow send, a retry) must not undo it:
+// a message last changed earlier is older; at the same moment, a finished one, or one
+// with more of its text streamed in, is the newer.
+function isOlder(message, shown) {
+  const when = Date.parse(message.updated_at), shownWhen = Date.parse(shown.updated_at);
+  if (when !== shownWhen) return when < shownWhen;
+  if (FINAL.has(shown.status) !== FINAL.has(message.status)) return FINAL.has(shown.status);
+  return message.status === shown.status && chars(message.content).length < chars(shown.content).length;
+}
+
 export async function chatPage(target, [chatId]) {
   const view = new ChatView(target, chatId);
   await view.open();
@@ -117,6 +127,7 @@ class ChatView {
 
   applyMessage(message) {
     const shown = this.messages.get(message.position);
+    if (shown && shown.id === message.id && isOlder(message, shown)) return;
     if (message.selected) {
       if (FINAL.has(message.status) || message.status === "generating") this.queue.delete(message.id);
       if (shown && shown.id !== message.id) this.elements.get(shown.id)?.remove();
