@@ -151,8 +151,14 @@ class ChatView {
 
   async loadHistory() {
     const page = await get(`/api/v1/chats/${encodeURIComponent(this.chatId)}/messages?limit=200`);
+    // Events that came while the page was read are newer than it: they are kept.
+    const shown = new Map([...this.messages.values()].map((message) => [message.id, message]));
     this.messages.clear();
-    for (const message of page.items) this.messages.set(message.position, message);
+    for (const read of page.items) {
+      const known = shown.get(read.id);
+      const message = known && known.position === read.position && isOlder(read, known) ? known : read;
+      this.messages.set(message.position, message);
+    }
     this.historyLoaded = true;
     const buffered = this.buffer;
     this.buffer = [];
