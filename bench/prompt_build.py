@@ -10,9 +10,9 @@ only the tail that can fit and the vectors added since the last turn.
 
 Vectors of older messages are made by a background job, not while a prompt is
 built: the warm-up runs that job's work once (timed apart). The newest message,
-recall's query, is embedded when it is sent (alongside storing it), so a reply
-finds its vector made: each run embeds it that way first (timed apart), then
-times the build. The same build with the query embedded inside it (nothing
+recall's query, is embedded and scored against the chat's vectors when it is
+sent (alongside storing it), so a reply finds its vector and scores made: each
+run does that first (timed apart), then times the build. The same build with the query embedded inside it (nothing
 begun at send) is printed beside it. `--embedding minilm` fetches the model
 into ~/.cache/personae-bench once.
 """
@@ -122,11 +122,13 @@ def _text(position: int) -> str:
 
 
 async def _send_time_embedding(recall: Recall, chat: Chat) -> float:
-    """A new message's embedding, begun as its send begins; waited for here."""
+    """A new message's embedding and scoring against the chat's vectors, begun as its send
+    begins; waited for here."""
     recall.forget_queries()  # as if the message were new
     started = time.perf_counter()
-    recall.prepare(chat.id, chat.question)
-    await recall.query_vector(chat.question)
+    scoring = recall.prepare(chat.id, chat.question)
+    assert scoring is not None
+    await asyncio.wrap_future(scoring)
     return time.perf_counter() - started
 
 
@@ -219,7 +221,7 @@ async def run(runs: int, embedding: str) -> None:
         f"{indexing * 1000 / max(indexed, 1):.2f} ms a message (off the reply's path)"
     )
     print(
-        f"the new message's embedding, begun at send: {statistics.median(at_send) * 1000:.2f} ms "
+        f"the new message's embedding and scoring, begun at send: {statistics.median(at_send) * 1000:.2f} ms "
         "(alongside the send's write; not in the builds below)"
     )
     print(f"{'messages':>10} {'median ms':>10} {'vs 10':>7}   {'query embedded in the build':>28}")

@@ -177,6 +177,14 @@ class _ChatVectors:
 
 
 @dataclass(frozen=True)
+class _Scores:
+    """A query's cosine scores against one matrix of a chat's vectors (row by row)."""
+
+    matrix: Matrix
+    scores: npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
 class Recalled:
     message_id: str
     position: int
@@ -208,6 +216,9 @@ class Recall:
         # By text: the vectors of the latest queries, ready or being made.
         self._queries: OrderedDict[str, Future[npt.NDArray[np.float32]]] = OrderedDict()
         self._query_thread: ThreadPoolExecutor | None = None
+        # By (chat, query): a sent message's scores against the chat's vectors as they
+        # were at its send, made on the query thread right after its vector.
+        self._scores: OrderedDict[tuple[str, str], Future[_Scores]] = OrderedDict()
 
     def _cached(self, chat_id: str) -> _ChatVectors:
         cached = self._chats.pop(chat_id, None) or _ChatVectors()
@@ -257,8 +268,8 @@ class Recall:
         """The `limit` messages before a position closest to `query`, best first, among
         the vectors read so far (see `refresh`).
 
-        The query is embedded (unless `prepare` began it) on a worker thread (numpy
-        lets go of the GIL), so the event loop keeps streaming and the caller can read
+        The query is embedded (unless `prepare` began it, and its scores) on a worker
+        thread (numpy lets go of the GIL), so the event loop keeps streaming and the caller can read
         the database meanwhile. A scan of a chat's vectors is done here up to a
         fraction of a millisecond's worth (a thread would wait longer for the GIL),
         on a worker thread beyond.
@@ -273,9 +284,10 @@ class Recall:
             return []
 
         vector = await self.query_vector(query)
+        prepared = self._prepared_scores(chat_id, query, matrix)
 
         def scan() -> list[Recalled]:
-            scores = matrix[:eligible] @ vector
+            scores = prepared[:eligible] if prepared is not None else matrix[:eligible] @ vector
             top = np.arange(eligible)
             if eligible > limit:
                 top = np.argpartition(scores, eligible - limit)[eligible - limit :]
@@ -286,21 +298,49 @@ class Recall:
                 if scores[i] >= min_score
             ]
 
-        if eligible * matrix.shape[1] <= _SCAN_HERE_FLOATS:
+        if prepared is not None or eligible * matrix.shape[1] <= _SCAN_HERE_FLOATS:
             return scan()
         return await asyncio.to_thread(scan)
 
-    def prepare(self, chat_id: str, query: str) -> None:
+    def _prepared_scores(
+        self, chat_id: str, query: str, matrix: Matrix
+    ) -> npt.NDArray[np.float32] | None:
+        """The scores `prepare` made for this query against this very matrix, if done
+        (vectors read since make another matrix, which is scanned instead)."""
+        future = self._scores.get((chat_id, query))
+        if future is None or not future.done() or future.cancelled() or future.exception():
+            return None
+        made = future.result()
+        return made.scores if made.matrix is matrix else None
+
+    def prepare(self, chat_id: str, query: str) -> Future[_Scores] | None:
         """Begin embedding `query` (a message being sent to a chat) on a worker thread
-        now, when the chat has vectors to search: its reply's search finds the vector
-        made, or being made, meanwhile."""
+        now, when the chat has vectors to search, and scoring the chat's vectors against
+        it: its reply's search finds both made, or being made, meanwhile. Returns the
+        scoring's future (None when there is nothing to search)."""
         cached = self._chats.get(chat_id)
-        if cached is not None and cached.matrix is not None and query.strip():
-            self._query_future(query)
+        if cached is None or cached.matrix is None or not query.strip():
+            return None
+        vector = self._query_future(query)
+        matrix = cached.matrix
+        assert self._query_thread is not None
+
+        def score() -> _Scores:
+            # Queued behind the embedding on the same single thread: the vector is made.
+            return _Scores(matrix, matrix @ vector.result())
+
+        scoring = self._query_thread.submit(score)
+        self._scores.pop((chat_id, query), None)
+        self._scores[(chat_id, query)] = scoring
+        while len(self._scores) > _QUERIES_KEPT:
+            self._scores.popitem(last=False)
+        return scoring
 
     def forget_queries(self) -> None:
-        """Drop the query vectors kept (the next search of each embeds it again)."""
+        """Drop the query vectors and scores kept (the next search of each makes them
+        again)."""
         self._queries.clear()
+        self._scores.clear()
 
     async def query_vector(self, query: str) -> npt.NDArray[np.float32]:
         """The query's vector: the one kept or being made, else made now."""
