@@ -12,9 +12,9 @@ Vectors of older messages are made by a background job, not while a prompt is
 built: the warm-up runs that job's work once (timed apart). The newest message,
 recall's query, is embedded and scored against the chat's vectors when it is
 sent (alongside storing it), so a reply finds its vector and scores made: each
-run does that first (timed apart), then times the build. The same build with the query embedded inside it (nothing
-begun at send) is printed beside it. `--embedding minilm` fetches the model
-into ~/.cache/personae-bench once.
+run does that first (timed apart), then times the build. The same build with
+the query embedded inside it (nothing begun at send) is printed beside it.
+`--embedding minilm` fetches the model into ~/.cache/personae-bench once.
 """
 
 from __future__ import annotations
@@ -221,7 +221,8 @@ async def run(runs: int, embedding: str) -> None:
         f"{indexing * 1000 / max(indexed, 1):.2f} ms a message (off the reply's path)"
     )
     print(
-        f"the new message's embedding and scoring, begun at send: {statistics.median(at_send) * 1000:.2f} ms "
+        "the new message's embedding and scoring, begun at send: "
+        f"{statistics.median(at_send) * 1000:.2f} ms "
         "(alongside the send's write; not in the builds below)"
     )
     print(f"{'messages':>10} {'median ms':>10} {'vs 10':>7}   {'query embedded in the build':>28}")
