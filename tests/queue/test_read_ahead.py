@@ -44,8 +44,9 @@ async def test_an_edit_made_while_the_reply_waits_is_what_the_reply_answers(
         await wait_for_reply(blocker, first["chat"], first["reply"], timeout_s=60)
         assert reply["status"] == "complete"
         async with httpx.AsyncClient(base_url=urls["a"]) as backend:
-            asked = (await backend.get("/simulation/stats")).json()["last_user_turns"]
-        # (A reply the quality gate rejects is asked again: compare each text once.)
+            asked = (await backend.get("/simulation/stats")).json()["answered_user_turns"]
+        # (A reply the quality gate rejects is asked again: compare each text once. A
+        # stream begun ahead of a claim, then let go of, is not answered.)
         assert list(dict.fromkeys(asked)) == ["Tell me a story.", "Tell me about the moon."]
 
 
@@ -61,7 +62,7 @@ async def test_a_more_urgent_reply_overtakes_the_one_read_ahead(
         for client, ids in zip((blocker, ursula, petra), sent, strict=True):
             await wait_for_reply(client, ids["chat"], ids["reply"], timeout_s=60)
         async with httpx.AsyncClient(base_url=urls["a"]) as backend:
-            asked = (await backend.get("/simulation/stats")).json()["last_user_turns"]
+            asked = (await backend.get("/simulation/stats")).json()["answered_user_turns"]
         assert list(dict.fromkeys(asked)) == ["First.", "Third, but paying.", "Second."]
 
 
@@ -98,11 +99,11 @@ async def test_a_new_message_after_the_waiting_reply_keeps_its_read_ahead_curren
         run = generation.run
 
         async def watched(
-            job: Any, control: Any, preloaded: Any = None, changed: Any = None
+            job: Any, control: Any, preloaded: Any = None, changed: Any = None, ahead: Any = None
         ) -> Any:
             fresh = preloaded is not None and preloaded.context.chat.prompt_version == changed
             current[job.message_id] = fresh
-            return await run(job, control, preloaded, changed)
+            return await run(job, control, preloaded, changed, ahead)
 
         monkeypatch.setattr(generation, "run", watched)
         blocker, ursula = await api.user("blocker"), await api.user("ursula")
@@ -120,5 +121,38 @@ async def test_a_new_message_after_the_waiting_reply_keeps_its_read_ahead_curren
         assert reply["status"] == "complete"
         assert current[waiting["reply"]] is True
         async with httpx.AsyncClient(base_url=urls["a"]) as backend:
-            asked = (await backend.get("/simulation/stats")).json()["last_user_turns"]
+            asked = (await backend.get("/simulation/stats")).json()["answered_user_turns"]
         assert "Tell me about the sun." in asked
+
+
+async def test_the_next_reply_streams_while_its_claim_is_stored(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The head of the line's stream begins from its read-ahead when the slot frees, and
+    # the reply is written from that stream once the claim gives it this process.
+    async with fleet(make_settings, ONE_SLOW_SLOT, max_reply_tokens=15) as (api, urls):
+        generation = api.container.scheduler._generation
+        assert generation is not None
+        taken: dict[str, bool] = {}
+        run = generation.run
+
+        async def watched(
+            job: Any, control: Any, preloaded: Any = None, changed: Any = None, ahead: Any = None
+        ) -> Any:
+            taken[job.message_id] = ahead is not None
+            return await run(job, control, preloaded, changed, ahead)
+
+        monkeypatch.setattr(generation, "run", watched)
+        blocker, ursula = await api.user("blocker"), await api.user("ursula")
+        first = await _send(blocker, "Tell me a story.")
+        waiting = await _send(ursula, "Tell me about the sun.")
+        reply = await wait_for_reply(ursula, waiting["chat"], waiting["reply"], timeout_s=60)
+        await wait_for_reply(blocker, first["chat"], first["reply"], timeout_s=60)
+        assert reply["status"] == "complete" and reply["content"]
+        assert taken[waiting["reply"]] is True
+        async with httpx.AsyncClient(base_url=urls["a"]) as backend:
+            stats = (await backend.get("/simulation/stats")).json()
+        # Each asked once: the stream begun ahead was the one used.
+        assert stats["last_user_turns"] == ["Tell me a story.", "Tell me about the sun."]
+        assert stats["active"] == 0
+        assert all(backend.in_flight == 0 for backend in api.container.router.backends)

@@ -25,7 +25,13 @@ from personae.events.base import EventLog
 from personae.services.chat_events import publish_queue_place
 from personae.services.chats import HeldSlot
 from personae.services.generation import GenerationService
-from personae.services.job_state import JobControl, Outcome, Preloaded, ReplyContext
+from personae.services.job_state import (
+    JobControl,
+    Outcome,
+    Preloaded,
+    ReplyContext,
+    StreamAhead,
+)
 from personae.settings import Settings
 from personae.storage.db import Database
 from personae.storage.repos import chats as chat_repo
@@ -75,6 +81,8 @@ class _Running:
     chat_changed_at: datetime | None = None
     # The preload was read after the job was stored leased to us: current by construction.
     current: bool = False
+    # Its first stream, begun from the preload while the claim was stored.
+    ahead: asyncio.Task[StreamAhead | None] | None = None
 
 
 class Scheduler:
@@ -107,6 +115,8 @@ class Scheduler:
         self._slots: Callable[[], dict[str, int]] = dict
         # By reply id: the few replies likely to be claimed next, read ahead.
         self._preloads: dict[str, _Preload] = {}
+        # The replies first in line when last looked at (while every slot was busy).
+        self._line_head: list[str] = []
         # Slots held by sends being stored, for replies that start without a claim, with
         # the reading of what each reply needs (done while its send is stored).
         self._held: dict[HeldSlot, asyncio.Task[ReplyContext | None]] = {}
@@ -281,12 +291,18 @@ class Scheduler:
                     if self._paused is not None and await self._paused():
                         break
                     queued_before = self._queued_count
-                    claimed = await self._claim()
+                    ahead = self._begin_ahead()
+                    try:
+                        claimed = await self._claim()
+                    except BaseException:
+                        self._let_go(ahead)
+                        raise
                     if claimed is None:
+                        self._let_go(ahead)
                         # Nothing to claim, and nothing queued here while we asked.
                         self._line_empty = queued_before == self._queued_count
                         break
-                    self._launch(*claimed)
+                    self._launch(*claimed, ahead=ahead)
                 if self._busy() >= self._capacity() and not self._stopping:
                     await self._preload_next()
             except Exception:
@@ -341,6 +357,7 @@ class Scheduler:
                 tx, limit=_PRELOAD_AHEAD, max_wait_s=self._settings.queue_max_wait_s
             )
         wanted = [job.message_id for job in first if job.kind == "reply" and job.message_id]
+        self._line_head = wanted
         now = asyncio.get_running_loop().time()
         for reply_id, preload in list(self._preloads.items()):
             if reply_id not in wanted or now - preload.read_at >= _PRELOAD_MAX_AGE_S:
@@ -377,11 +394,52 @@ class Scheduler:
             return None
         return preload.task
 
+    def _begin_ahead(self) -> asyncio.Task[StreamAhead | None] | None:
+        """While a claim is stored, begin the stream of the reply first in line whose
+        material is read (the claim most likely takes it; see StreamAhead)."""
+        generation = self._generation
+        if generation is None:
+            return None
+        now = asyncio.get_running_loop().time()
+        for reply_id in self._line_head:
+            preload = self._preloads.get(reply_id)
+            if preload is None or now - preload.read_at >= _PRELOAD_MAX_AGE_S:
+                continue
+            task = preload.task
+            if not task.done() or task.cancelled() or task.exception() or not task.result():
+                continue
+            material = task.result()
+            assert material is not None
+            ahead = asyncio.create_task(
+                generation.stream_ahead(material), name="personae-stream-ahead"
+            )
+            ahead.add_done_callback(lambda done: done.cancelled() or done.exception())
+            return ahead
+        return None
+
+    def _let_go(self, ahead: asyncio.Task[StreamAhead | None] | None) -> None:
+        """Abandon a stream begun ahead for a reply this claim did not take."""
+        if ahead is None:
+            return
+
+        async def abandon() -> None:
+            begun = await _result_or_none(ahead)
+            if begun is not None:
+                await begun.abandon()
+
+        task = asyncio.create_task(abandon(), name="personae-stream-abandon")
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())
+
     def _launch(
-        self, job: JobRecord, chat_changed_at: datetime | None, sent: _Sent | None = None
+        self,
+        job: JobRecord,
+        chat_changed_at: datetime | None,
+        sent: _Sent | None = None,
+        ahead: asyncio.Task[StreamAhead | None] | None = None,
     ) -> None:
         """Run a claimed job; `sent` is what a send that stored the job leased to us
-        knows of its reply (its material, read while the send was stored, is current)."""
+        knows of its reply (its material, read while the send was stored, is current);
+        `ahead`, a stream begun while the claim was stored (used if it is this job's)."""
         running = _Running(job=job, control=JobControl(on_slot_free=self._wake.set))
         if sent is not None and self._generation is not None:
             running.preload = asyncio.create_task(
@@ -390,6 +448,10 @@ class Scheduler:
             running.current = True
         else:
             running.preload = self._take_preload(job) if job.kind == "reply" else None
+        if ahead is not None and running.preload is not None and sent is None:
+            running.ahead = ahead  # run() takes it up if it was begun from this preload
+        else:
+            self._let_go(ahead)
         running.chat_changed_at = chat_changed_at
         running.task = asyncio.create_task(self._run(running), name=f"personae-job-{job.id}")
         self._running[job.id] = running
@@ -415,7 +477,11 @@ class Scheduler:
                 changed_at = running.chat_changed_at
                 if running.current and preloaded is not None:
                     changed_at = preloaded.context.chat.prompt_version
-                outcome = await generation.run(running.job, running.control, preloaded, changed_at)
+                ahead = await _result_or_none(running.ahead)
+                running.ahead = None  # run() takes it up or abandons it
+                outcome = await generation.run(
+                    running.job, running.control, preloaded, changed_at, ahead
+                )
             # The measured service time (queue estimates) is that of replies only.
             reply = running.job.kind == "reply"
             if reply and outcome.status == "complete" and outcome.service_s > 0:
@@ -427,6 +493,7 @@ class Scheduler:
                 "reply job crashed; its lease will bring it back", extra={"job_id": running.job.id}
             )
         finally:
+            self._let_go(running.ahead)  # ended before run() took it
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
             self._running.pop(running.job.id, None)

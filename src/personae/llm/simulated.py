@@ -68,6 +68,8 @@ class _State:
     requests: int = 0
     # The last user turn of the most recent requests (what tests check was asked).
     last_user_turns: deque[str] = field(default_factory=lambda: deque(maxlen=32))
+    # The same, of the requests answered to their end (not those the client let go of).
+    answered_user_turns: deque[str] = field(default_factory=lambda: deque(maxlen=32))
     active: int = 0
     prompt_tokens: int = 0
     cached_tokens: int = 0
@@ -134,7 +136,8 @@ async def _completions(request: Request) -> Response:
     body = await request.json()
     messages = body.get("messages") or []
     users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
-    state.last_user_turns.append(str(users[-1].get("content", "")) if users else "")
+    user_turn = str(users[-1].get("content", "")) if users else ""
+    state.last_user_turns.append(user_turn)
     prompt = _prompt_tokens(messages)
     fault = _take_fault(state)
     if fault and fault.mode == "status":
@@ -152,12 +155,18 @@ async def _completions(request: Request) -> Response:
     last = messages[-1] if messages else {}
     continuing = last.get("role") == "assistant" and bool(str(last.get("content", "")).strip())
     return StreamingResponse(
-        _stream(state, prompt, max_tokens, fault, continuing), media_type="text/event-stream"
+        _stream(state, prompt, max_tokens, fault, continuing, user_turn),
+        media_type="text/event-stream",
     )
 
 
 async def _stream(
-    state: _State, prompt: list[str], max_tokens: int, fault: _Fault | None, continuing: bool
+    state: _State,
+    prompt: list[str],
+    max_tokens: int,
+    fault: _Fault | None,
+    continuing: bool,
+    user_turn: str,
 ) -> AsyncIterator[bytes]:
     options = state.options
     async with state.slots:
@@ -191,6 +200,7 @@ async def _stream(
             }
             final = {"id": "sim", "object": "chat.completion.chunk", "choices": [], "usage": usage}
             yield f"data: {json.dumps(final)}\n\ndata: [DONE]\n\n".encode()
+            state.answered_user_turns.append(user_turn)
         finally:
             state.active -= 1
 
@@ -219,6 +229,7 @@ async def _stats(request: Request) -> Response:
             "prompt_tokens": state.prompt_tokens,
             "cached_tokens": state.cached_tokens,
             "last_user_turns": list(state.last_user_turns),
+            "answered_user_turns": list(state.answered_user_turns),
         }
     )
 

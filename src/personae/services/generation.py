@@ -31,7 +31,7 @@ from personae.llm.base import (
 )
 from personae.llm.prompt import DEFAULT_TURN_OVERHEAD
 from personae.llm.quality import QualityMonitor
-from personae.llm.router import Backend, Router
+from personae.llm.router import Backend, Choice, Router
 from personae.services import chat_events
 from personae.services.chat_events import COMPLETE, FAILED, GENERATING, QUEUED, STOPPED
 from personae.services.job_state import (
@@ -40,6 +40,7 @@ from personae.services.job_state import (
     Outcome,
     Preloaded,
     ReplyContext,
+    StreamAhead,
 )
 from personae.services.memory import MemoryService
 from personae.services.metrics import ReplyRecorder
@@ -112,13 +113,16 @@ class GenerationService:
         control: JobControl,
         preloaded: Preloaded | None = None,
         chat_changed_at: datetime | None = None,
+        ahead: StreamAhead | None = None,
     ) -> Outcome:
         """Write the reply of `job` and record how it ended.
 
         `preloaded` is what `preload` read for this reply before its claim, if
         anything; it is used only if the chat has not changed in a way the prompt
         shows since it was read (`chat_changed_at`: the chat's prompt version, read
-        by the claim). New messages after this reply do not count.
+        by the claim). New messages after this reply do not count. `ahead`, a
+        stream begun from `preloaded` while the claim was stored, is taken up when
+        `preloaded` is, and abandoned otherwise.
         """
         started = time.monotonic()
         current = (
@@ -127,23 +131,32 @@ class GenerationService:
             and chat_changed_at is not None
             and preloaded.context.chat.prompt_version == chat_changed_at
         )
-        if preloaded is None or not current:
-            preloaded = await self.preload(job.message_id or "")
-        if preloaded is None:
-            await self._finish_job(job, job_repo.CANCELLED, "reply or chat gone, or reply final")
-            return Outcome(job_repo.CANCELLED, 0.0)
-        reply, context = preloaded.reply, preloaded.context
-        draft = Draft(text=reply.content, labels=dict(reply.labels))
-        if job.cancel_requested or control.stop_requested.is_set():
-            await self._finalize(job, reply, draft, STOPPED)
-            return Outcome(STOPPED, 0.0)
-        if job.attempts > job.max_attempts:
-            await self._fail(job, reply, draft, "backend_unavailable", retryable=True)
-            return Outcome(FAILED, 0.0)
+        if ahead is not None and (not current or ahead.material is not preloaded):
+            await ahead.abandon()
+            ahead = None
         try:
-            status = await self._generate(job, reply, draft, control, context)
+            if preloaded is None or not current:
+                preloaded = await self.preload(job.message_id or "")
+            if preloaded is None:
+                await self._finish_job(
+                    job, job_repo.CANCELLED, "reply or chat gone, or reply final"
+                )
+                return Outcome(job_repo.CANCELLED, 0.0)
+            reply, context = preloaded.reply, preloaded.context
+            draft = Draft(text=reply.content, labels=dict(reply.labels))
+            if job.cancel_requested or control.stop_requested.is_set():
+                await self._finalize(job, reply, draft, STOPPED)
+                return Outcome(STOPPED, 0.0)
+            if job.attempts > job.max_attempts:
+                await self._fail(job, reply, draft, "backend_unavailable", retryable=True)
+                return Outcome(FAILED, 0.0)
+            taken, ahead = ahead, None
+            status = await self._generate(job, reply, draft, control, context, taken)
         except _Interrupted:
             return Outcome(QUEUED, time.monotonic() - started)
+        finally:
+            if ahead is not None:
+                await ahead.abandon()
         elapsed = time.monotonic() - started
         await self._summary_if_due(context)
         return Outcome(status, elapsed, draft.backend)
@@ -215,6 +228,24 @@ class GenerationService:
             return None
         history = [*before.history, message]
         return Preloaded(reply, ReplyContext(before.chat, before.character, history, before.memory))
+
+    async def stream_ahead(self, material: Preloaded) -> StreamAhead | None:
+        """Begin the first stream of a waiting reply from its read-ahead `material`
+        (see StreamAhead): None when no backend has room, or its breaker is not closed
+        (a half-open trial is not spent on a guess)."""
+        reply, context = material.reply, material.context
+        choice = self._router.choose(context.chat.backend)
+        if choice is None or choice.backend.breaker.state != "closed":
+            return None
+        backend = choice.backend
+        turns = await self._prompt(context, reply.content, backend)
+        slot = contextlib.ExitStack()
+        slot.enter_context(self._router.using(backend))
+        stats = StreamStats()
+        pieces = backend.provider.stream_chat(
+            turns, self._params(context, strict=False), cache_key=reply.chat_id, stats=stats
+        )
+        return StreamAhead(material, choice, turns, stats, pieces, slot)
 
     @staticmethod
     async def _chat_and_character(
@@ -302,16 +333,21 @@ class GenerationService:
         draft: Draft,
         control: JobControl,
         context: ReplyContext,
+        ahead: StreamAhead | None = None,
     ) -> str:
         """Stream the reply, moving to another backend when one fails mid-stream, and
-        regenerating once (stricter sampling) when the quality gate rejects it."""
+        regenerating once (stricter sampling) when the quality gate rejects it. The
+        first stream is `ahead`, when one was begun."""
         excluded: set[str] = set()
         strict = False
         start_text = draft.text
         monitor = QualityMonitor(self._params(context, strict=False).stop)
         monitor.feed(draft.text)
         while True:
-            choice = self._router.choose(context.chat.backend, frozenset(excluded))
+            if ahead is not None:
+                choice: Choice | None = ahead.choice
+            else:
+                choice = self._router.choose(context.chat.backend, frozenset(excluded))
             if choice is None and self._router.all_busy(frozenset(excluded)):
                 # Claimed ahead of a free slot: take the first one that frees.
                 await self._router.wait_for_room(_ROOM_WAIT_S)
@@ -321,13 +357,21 @@ class GenerationService:
                     job, reply, draft, "no inference backend is available", control
                 )
             backend = choice.backend
+            taken, ahead = ahead, None
             if not backend.breaker.acquire():
+                if taken is not None:
+                    await taken.abandon()
                 excluded.add(backend.name)
                 continue
             try:
-                turns = await self._prompt(context, draft.text, backend)
+                if taken is not None:
+                    turns, slot = taken.turns, taken.slot
+                else:
+                    turns = await self._prompt(context, draft.text, backend)
+                    slot = contextlib.ExitStack()
+                    slot.enter_context(self._router.using(backend))
                 draft.generation["prompt"] = dict(context.prompt_record)
-                with self._router.using(backend):
+                with slot:
                     stopped = await self._stream(
                         job,
                         reply,
@@ -337,6 +381,7 @@ class GenerationService:
                         turns,
                         monitor,
                         self._params(context, strict=strict),
+                        taken,
                     )
             except TransientBackendError as error:
                 backend.breaker.failure()
@@ -403,20 +448,26 @@ class GenerationService:
         turns: list[ChatTurn],
         monitor: QualityMonitor,
         params: SamplingParams,
+        ahead: StreamAhead | None = None,
     ) -> bool:
-        """One stream from one backend into the draft; returns whether a stop was asked."""
-        stats = StreamStats()
+        """One stream from one backend into the draft (`ahead`'s, begun before the
+        claim, when given); returns whether a stop was asked."""
+        stats = StreamStats() if ahead is None else ahead.stats
         if not draft.announced:
             draft.announced = True
             await self._announce_generating(reply, draft.text)
-        started = time.monotonic()
+        started = time.monotonic() if ahead is None else ahead.started
         first_token_at: float | None = None
         last_checkpoint = started
         stream = chat_events.chat_stream(reply.chat_id)
+        if ahead is not None:
+            source = ahead.adopt()
+        else:
+            source = backend.provider.stream_chat(
+                turns, params, cache_key=reply.chat_id, stats=stats
+            )
         try:
-            async with contextlib.aclosing(
-                backend.provider.stream_chat(turns, params, cache_key=reply.chat_id, stats=stats)
-            ) as pieces:
+            async with contextlib.aclosing(source) as pieces:
                 async for piece in pieces:
                     if not piece:
                         continue
@@ -447,7 +498,7 @@ class GenerationService:
             model=backend.spec.model,
             backend=backend.name,
             attempts=job.attempts,
-            setup_ms=round((started - control.claimed_at) * 1000),
+            setup_ms=max(0, round((started - control.claimed_at) * 1000)),
             first_token_ms=round(((first_token_at or started) - started) * 1000),
             duration_ms=round((time.monotonic() - started) * 1000),
             prompt_tokens=stats.prompt_tokens,

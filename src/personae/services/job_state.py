@@ -4,11 +4,14 @@ and a reply's draft and material (read ahead of its claim or after its send)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from personae.llm.base import ChatTurn, StreamStats
+from personae.llm.router import Choice
 from personae.services.prompting import PromptMemory
 from personae.storage.repos.characters import CharacterRecord
 from personae.storage.repos.chats import ChatRecord, MessageRecord
@@ -76,3 +79,48 @@ class Preloaded:
 
     reply: MessageRecord
     context: ReplyContext
+
+
+@dataclass
+class StreamAhead:
+    """A waiting reply's first backend stream, begun from its read-ahead material while
+    its claim is being stored. Nothing it yields is published or stored unless the
+    claim gives this process that very reply and its material is still current (the
+    job then `adopt`s it); otherwise it is `abandon`ed and the backend stops."""
+
+    material: Preloaded
+    choice: Choice
+    turns: list[ChatTurn]
+    stats: StreamStats
+    pieces: AsyncGenerator[str, None]
+    # The backend slot it counts against (the router's `using`), held until it ends.
+    slot: contextlib.ExitStack
+    started: float = field(default_factory=time.monotonic)
+    first: asyncio.Future[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        # The request goes out now; its first piece waits here until adopted.
+        self.first = asyncio.ensure_future(anext(self.pieces))
+        self.first.add_done_callback(lambda done: done.cancelled() or done.exception())
+
+    async def adopt(self) -> AsyncGenerator[str, None]:
+        """The stream's pieces, the first (perhaps already come) included."""
+        try:
+            try:
+                yield await self.first
+            except StopAsyncIteration:
+                return
+            async for piece in self.pieces:
+                yield piece
+        finally:
+            await self.pieces.aclose()
+
+    async def abandon(self) -> None:
+        self.first.cancel()
+        try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.first  # the request is let go of before the stream is closed
+            with contextlib.suppress(Exception):
+                await self.pieces.aclose()
+        finally:
+            self.slot.close()
