@@ -153,6 +153,8 @@ class GenerationService:
             taken, ahead = ahead, None
             status = await self._generate(job, reply, draft, control, context, taken)
         except _Interrupted:
+            with contextlib.suppress(Exception):  # the job is another's now, or back in line
+                await draft.saved()
             return Outcome(QUEUED, time.monotonic() - started)
         finally:
             if ahead is not None:
@@ -426,6 +428,7 @@ class GenerationService:
                 strict = True
                 monitor = QualityMonitor(self._params(context, strict=True).stop)
                 monitor.feed(draft.text)
+                await draft.saved()
                 await self._set_status(reply, draft.text, GENERATING)
                 continue
             if verdict.label == "empty":
@@ -484,12 +487,19 @@ class GenerationService:
                         await self._pause(job, reply, draft, control)
                     if monitor.looping:
                         return False  # the pattern repeated 4 times: stop the stream here
+                    if draft.saving is not None and draft.saving.done() and await draft.saved():
+                        control.stop_requested.set()
+                        return True
                     now = time.monotonic()
                     if now - last_checkpoint >= self._settings.checkpoint_interval_s:
                         last_checkpoint = now
-                        if await self._checkpoint(job, reply, draft.text):
-                            control.stop_requested.set()
-                            return True
+                        # Stored beside the stream, not in its way: waiting for the
+                        # writer must not hold up the tokens (or the slot at the end).
+                        if draft.saving is None:
+                            draft.saving = asyncio.create_task(
+                                self._checkpoint(job, reply, draft.text),
+                                name="personae-checkpoint",
+                            )
         except asyncio.CancelledError:
             # Hard stop (shutdown past its grace): keep the text and give the job back.
             await asyncio.shield(self._requeue(job, reply, draft, delay_s=0, error="interrupted"))
@@ -561,6 +571,7 @@ class GenerationService:
     async def _requeue(
         self, job: JobRecord, reply: MessageRecord, draft: Draft, *, delay_s: float, error: str
     ) -> None:
+        await draft.saved()
         async with self._db.write(urgent=True) as tx:
             await repo.update_message(
                 tx, reply.id, status=QUEUED, content=draft.text, labels=draft.labels
@@ -609,6 +620,7 @@ class GenerationService:
         job_status = {COMPLETE: job_repo.DONE, STOPPED: job_repo.CANCELLED}.get(
             status, job_repo.FAILED
         )
+        await draft.saved()
         async with self._db.write(urgent=True) as tx:
             await repo.update_message(
                 tx,

@@ -59,6 +59,14 @@ class Draft:
     generation: dict[str, Any] = field(default_factory=dict)
     backend: str | None = None
     announced: bool = False
+    # A checkpoint being stored while the stream goes on (whether a stop was asked):
+    # awaited before the reply's next write, so it never lands after that write.
+    saving: asyncio.Task[bool] | None = None
+
+    async def saved(self) -> bool:
+        """Wait for the checkpoint being stored, if any; whether it found a stop asked."""
+        saving, self.saving = self.saving, None
+        return bool(saving is not None and await saving)
 
 
 @dataclass(frozen=True)
