@@ -64,21 +64,22 @@ async def _direct_capacity(backend_url: str, seconds: float = 10.0) -> float:
         "stream": True,
         "max_tokens": REPLY_TOKENS,
     }
-    done = 0
     loop = asyncio.get_running_loop()
     end = loop.time() + seconds
 
-    async def worker(client: httpx.AsyncClient) -> None:
-        nonlocal done
+    async def worker(client: httpx.AsyncClient) -> float:
+        """Replies a second through one slot, over the time its replies really took:
+        the last one ends after `end`, so dividing by `seconds` would overstate it."""
+        done, began = 0, loop.time()
         while loop.time() < end:
             async with client.stream("POST", "/v1/chat/completions", json=body) as response:
                 async for _ in response.aiter_lines():
                     pass
             done += 1
+        return done / (loop.time() - began)
 
     async with httpx.AsyncClient(base_url=backend_url, timeout=60) as client:
-        await asyncio.gather(*(worker(client) for _ in range(SLOTS)))
-    return done / seconds
+        return sum(await asyncio.gather(*(worker(client) for _ in range(SLOTS))))
 
 
 async def _users(client: httpx.AsyncClient) -> list[tuple[str, str]]:

@@ -1,8 +1,15 @@
-"""What the waiting-room tests share: a chat to send in, and a send."""
+"""What the waiting-room tests share: a chat to send in, a send, and a look at the
+replies the scheduler runs."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import httpx
+import pytest
+
+from personae.services.generation import GenerationService
 
 
 async def start_chat(client: httpx.AsyncClient) -> str:
@@ -16,3 +23,20 @@ async def send(client: httpx.AsyncClient, chat_id: str, client_id: str) -> httpx
     return await client.put(
         f"/api/v1/chats/{chat_id}/messages/{client_id}", json={"content": "hello"}
     )
+
+
+def watch_runs(
+    monkeypatch: pytest.MonkeyPatch,
+    generation: GenerationService,
+    look: Callable[[Any, Any, Any, Any], None],
+) -> None:
+    """Call `look(job, preloaded, chat_changed_at, ahead)` as each job begins to run."""
+    run = generation.run
+
+    async def watched(
+        job: Any, control: Any, preloaded: Any = None, changed: Any = None, ahead: Any = None
+    ) -> Any:
+        look(job, preloaded, changed, ahead)
+        return await run(job, control, preloaded, changed, ahead)
+
+    monkeypatch.setattr(generation, "run", watched)

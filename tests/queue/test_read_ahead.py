@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from queue_helpers import watch_runs
 
 from conftest import fleet, wait_for_reply
 from personae.settings import Settings
@@ -96,16 +97,12 @@ async def test_a_new_message_after_the_waiting_reply_keeps_its_read_ahead_curren
         generation = api.container.scheduler._generation
         assert generation is not None
         current: dict[str, bool] = {}
-        run = generation.run
 
-        async def watched(
-            job: Any, control: Any, preloaded: Any = None, changed: Any = None, ahead: Any = None
-        ) -> Any:
+        def look(job: Any, preloaded: Any, changed: Any, _ahead: Any) -> None:
             fresh = preloaded is not None and preloaded.context.chat.prompt_version == changed
             current[job.message_id] = fresh
-            return await run(job, control, preloaded, changed, ahead)
 
-        monkeypatch.setattr(generation, "run", watched)
+        watch_runs(monkeypatch, generation, look)
         blocker, ursula = await api.user("blocker"), await api.user("ursula")
         first = await _send(blocker, "Tell me a story.")
         waiting = await _send(ursula, "Tell me about the sun.")
@@ -134,15 +131,11 @@ async def test_the_next_reply_streams_while_its_claim_is_stored(
         generation = api.container.scheduler._generation
         assert generation is not None
         taken: dict[str, bool] = {}
-        run = generation.run
 
-        async def watched(
-            job: Any, control: Any, preloaded: Any = None, changed: Any = None, ahead: Any = None
-        ) -> Any:
+        def look(job: Any, _preloaded: Any, _changed: Any, ahead: Any) -> None:
             taken[job.message_id] = ahead is not None
-            return await run(job, control, preloaded, changed, ahead)
 
-        monkeypatch.setattr(generation, "run", watched)
+        watch_runs(monkeypatch, generation, look)
         blocker, ursula = await api.user("blocker"), await api.user("ursula")
         first = await _send(blocker, "Tell me a story.")
         waiting = await _send(ursula, "Tell me about the sun.")

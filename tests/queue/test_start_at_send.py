@@ -149,13 +149,13 @@ async def test_a_reply_started_at_send_uses_what_was_read_while_the_send_was_sto
         generation = api.container.scheduler._generation
         assert generation is not None
         read_again: list[str] = []
-        preload_sent = generation.preload_sent
+        preload_sent = generation.material.preload_sent
 
         async def counted(reply: Any) -> Any:
             read_again.append(reply.id)
             return await preload_sent(reply)
 
-        monkeypatch.setattr(generation, "preload_sent", counted)
+        monkeypatch.setattr(generation.material, "preload_sent", counted)
         client = await api.user("solo")
         chat_id = await _chat(client)
         texts = ["The first thing.", "The second thing.", "The third thing."]
@@ -185,7 +185,7 @@ async def test_a_pin_stored_while_a_send_waits_for_its_turn_to_write_is_in_the_p
         assert generation is not None
         client = await api.user("solo")
         chat_id = await _chat(client)
-        read_for_send, store = generation.read_for_send, chats._store_and_queue
+        read_for_send, store = generation.material.read_for_send, chats._store_and_queue
         pinned: list[str] = []
         pin_stored = asyncio.Event()
 
@@ -203,7 +203,7 @@ async def test_a_pin_stored_while_a_send_waits_for_its_turn_to_write_is_in_the_p
             await pin_stored.wait()
             return await store(*args)
 
-        monkeypatch.setattr(generation, "read_for_send", read_then_pin)
+        monkeypatch.setattr(generation.material, "read_for_send", read_then_pin)
         monkeypatch.setattr(chats, "_store_and_queue", store_after_the_pin)
         reply_id = await _say(client, chat_id, "p1", "Where do I live?")
         prompt = (await client.get(f"/api/v1/messages/{reply_id}/prompt")).json()
@@ -218,7 +218,7 @@ async def test_material_read_before_another_message_came_is_not_used(
         assert generation is not None
         client = await api.user("solo")
         chat_id = await _chat(client)
-        before = await generation.read_for_send(chat_id, "First.")
+        before = await generation.material.read_for_send(chat_id, "First.")
         assert before is not None
         first = await _say(client, chat_id, "n1", "First.")
         second = await _say(client, chat_id, "n2", "Second.")
@@ -230,12 +230,12 @@ async def test_material_read_before_another_message_came_is_not_used(
                 records[reply_id] = (await chat_repo.get_message(tx, reply.parent_id), reply)
         message, reply = records[first]
         assert message is not None
-        used = generation.sent_material(before, message, reply, before.chat)
+        used = generation.material.sent_material(before, message, reply, before.chat)
         assert used is not None and used.context.history[-1].id == message.id
         # The second message came after another: what was read before both lacks it.
         message, reply = records[second]
         assert message is not None
-        assert generation.sent_material(before, message, reply, before.chat) is None
+        assert generation.material.sent_material(before, message, reply, before.chat) is None
 
 
 async def test_no_slot_is_held_for_a_send_while_the_line_may_not_be_empty(

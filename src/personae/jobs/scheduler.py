@@ -154,7 +154,7 @@ class Scheduler:
             return None
         slot = HeldSlot(self.owner, self._settings.job_lease_s)
         reading = asyncio.create_task(
-            generation.read_for_send(chat_id, content), name="personae-read-for-send"
+            generation.material.read_for_send(chat_id, content), name="personae-read-for-send"
         )
         reading.add_done_callback(lambda done: done.cancelled() or done.exception())
         self._held[slot] = reading
@@ -375,7 +375,9 @@ class Scheduler:
             if now - stale.read_at >= _PRELOAD_MAX_AGE_S:
                 self._drop_preload(stale_id)
         self._drop_preload(reply_id)
-        task = asyncio.create_task(self._generation.preload(reply_id), name="personae-preload")
+        task = asyncio.create_task(
+            self._generation.material.preload(reply_id), name="personae-preload"
+        )
         task.add_done_callback(lambda done: done.cancelled() or done.exception())
         self._preloads[reply_id] = _Preload(reply_id, asyncio.get_running_loop().time(), task)
 
@@ -461,8 +463,10 @@ class Scheduler:
         """The material read while the send was stored, if still right after its commit;
         otherwise read now."""
         before = await _result_or_none(sent.reading)
-        material = before and generation.sent_material(before, sent.message, sent.reply, sent.chat)
-        return material or await generation.preload_sent(sent.reply)
+        material = before and generation.material.sent_material(
+            before, sent.message, sent.reply, sent.chat
+        )
+        return material or await generation.material.preload_sent(sent.reply)
 
     async def _run(self, running: _Running) -> None:
         heartbeat = asyncio.create_task(self._heartbeat(running))

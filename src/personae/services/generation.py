@@ -11,12 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import hashlib
 import logging
 import time
-from collections import OrderedDict
 from datetime import datetime
-from typing import Any
 
 from personae.errors import ContextTooLong
 from personae.events.base import EventLog
@@ -24,12 +21,10 @@ from personae.llm.base import (
     ChatTurn,
     ContextOverflowError,
     PermanentBackendError,
-    Provider,
     SamplingParams,
     StreamStats,
     TransientBackendError,
 )
-from personae.llm.prompt import DEFAULT_TURN_OVERHEAD
 from personae.llm.quality import QualityMonitor
 from personae.llm.router import Backend, Choice, Router
 from personae.services import chat_events
@@ -44,20 +39,15 @@ from personae.services.job_state import (
 )
 from personae.services.memory import MemoryService
 from personae.services.metrics import ReplyRecorder
-from personae.services.prompting import PromptMemory, assemble_prompt, system_prompt
+from personae.services.reply_material import ReplyMaterial
 from personae.settings import Settings
-from personae.storage.db import Database, Transaction
-from personae.storage.repos import characters as character_repo
+from personae.storage.db import Database
 from personae.storage.repos import chats as repo
 from personae.storage.repos import jobs as job_repo
-from personae.storage.repos.characters import CharacterRecord
-from personae.storage.repos.chats import ChatRecord, MessageRecord
+from personae.storage.repos.chats import MessageRecord
 from personae.storage.repos.jobs import JobRecord
 
 log = logging.getLogger("personae.generation")
-_TOKEN_COUNT_CACHE = 20_000
-_COUNT_REQUESTS_AT_ONCE = 16
-_PROMPT_MARGIN_TOKENS = 16
 _ROOM_WAIT_S = 1.0
 
 
@@ -84,28 +74,7 @@ class GenerationService:
         self._events = events
         self._router = router
         self._settings = settings
-        self._token_counts: OrderedDict[tuple[str, str], int] = OrderedDict()
-
-    async def _counts(self, provider: Provider, texts: list[str]) -> dict[str, int]:
-        """Token counts of `texts`; those not counted before are asked for together
-        (a few requests at a time), not one after another."""
-        counts: dict[str, int] = {}
-        missing: list[tuple[str, tuple[str, str]]] = []
-        for text in dict.fromkeys(texts):
-            key = (provider.model, hashlib.blake2b(text.encode(), digest_size=16).hexdigest())
-            cached = self._token_counts.get(key)
-            if cached is None:
-                missing.append((text, key))
-            else:
-                counts[text] = cached
-        for start in range(0, len(missing), _COUNT_REQUESTS_AT_ONCE):
-            batch = missing[start : start + _COUNT_REQUESTS_AT_ONCE]
-            answers = await asyncio.gather(*(provider.count_tokens(text) for text, _ in batch))
-            for (text, key), count in zip(batch, answers, strict=True):
-                counts[text] = self._token_counts[key] = count
-        while len(self._token_counts) > _TOKEN_COUNT_CACHE:
-            self._token_counts.popitem(last=False)
-        return counts
+        self.material = ReplyMaterial(database, router, settings, memory=memory)
 
     async def run(
         self,
@@ -136,7 +105,7 @@ class GenerationService:
             ahead = None
         try:
             if preloaded is None or not current:
-                preloaded = await self.preload(job.message_id or "")
+                preloaded = await self.material.preload(job.message_id or "")
             if preloaded is None:
                 await self._finish_job(
                     job, job_repo.CANCELLED, "reply or chat gone, or reply final"
@@ -175,62 +144,6 @@ class GenerationService:
         except Exception:  # the reply is stored; a later turn queues the summary
             log.exception("queueing a summary failed", extra={"chat_id": context.chat.id})
 
-    async def preload(self, reply_id: str) -> Preloaded | None:
-        """Read what a reply needs before it can ask a backend: the reply, its chat and
-        character, the history and memory. None when the reply is gone or final.
-
-        The scheduler calls this ahead of the claim (for the head of the line while
-        every slot is busy, or for a reply just sent), so that when the claim is done
-        the reply can go to a backend at once.
-        """
-        async with self._db.read() as tx:
-            reply = await repo.get_message(tx, reply_id)
-            if reply is None or reply.status in chat_events.FINAL_STATES:
-                return None
-            chat, character = await self._chat_and_character(reply.chat_id, tx)
-            if chat is None or character is None:  # the chat was deleted
-                return None
-            history, memory = await self._history_and_memory(chat, reply.position, tx=tx)
-        return Preloaded(reply, ReplyContext(chat, character, history, memory))
-
-    async def preload_sent(self, reply: MessageRecord) -> Preloaded | None:
-        """What `preload` reads, for a reply just stored by a send (the reply is known)."""
-        async with self._db.read() as tx:
-            chat, character = await self._chat_and_character(reply.chat_id, tx)
-            if chat is None or character is None:  # the chat was deleted
-                return None
-            history, memory = await self._history_and_memory(chat, reply.position, tx=tx)
-        return Preloaded(reply, ReplyContext(chat, character, history, memory))
-
-    async def read_for_send(self, chat_id: str, content: str) -> ReplyContext | None:
-        """The material of the reply to a message being sent, read while the send is
-        stored: the chat as it is before the message, with recall looking for `content`.
-        `sent_material` completes it once the send is committed."""
-        async with self._db.read() as tx:
-            chat, character = await self._chat_and_character(chat_id, tx)
-            if chat is None or character is None:
-                return None
-            history, memory = await self._history_and_memory(
-                chat, chat.next_position, query=content, tx=tx
-            )
-        return ReplyContext(chat, character, history, memory)
-
-    @staticmethod
-    def sent_material(
-        before: ReplyContext, message: MessageRecord, reply: MessageRecord, chat: ChatRecord
-    ) -> Preloaded | None:
-        """The material `read_for_send` read, with the sent `message` added: None unless
-        the message came right after what was read and nothing the prompt shows changed
-        in between (`chat`, as the send locked it, has the same prompt version)."""
-        if (
-            message.position != before.chat.next_position
-            or reply.position != message.position + 1
-            or chat.prompt_version != before.chat.prompt_version
-        ):
-            return None
-        history = [*before.history, message]
-        return Preloaded(reply, ReplyContext(before.chat, before.character, history, before.memory))
-
     async def stream_ahead(self, material: Preloaded) -> StreamAhead | None:
         """Begin the first stream of a waiting reply from its read-ahead `material`
         (see StreamAhead): None when no backend has room, or its breaker is not closed
@@ -240,93 +153,14 @@ class GenerationService:
         if choice is None or choice.backend.breaker.state != "closed":
             return None
         backend = choice.backend
-        turns = await self._prompt(context, reply.content, backend)
+        turns = await self.material.prompt(context, reply.content, backend)
         slot = contextlib.ExitStack()
         slot.enter_context(self._router.using(backend))
         stats = StreamStats()
         pieces = backend.provider.stream_chat(
-            turns, self._params(context, strict=False), cache_key=reply.chat_id, stats=stats
+            turns, self.material.params(context, strict=False), cache_key=reply.chat_id, stats=stats
         )
         return StreamAhead(material, choice, turns, stats, pieces, slot)
-
-    @staticmethod
-    async def _chat_and_character(
-        chat_id: str, tx: Transaction
-    ) -> tuple[ChatRecord | None, CharacterRecord | None]:
-        chat = await repo.get_chat(tx, chat_id)
-        if chat is None:
-            return None, None
-        character = await character_repo.get_character(tx, chat.character_id, include_deleted=True)
-        return chat, character
-
-    async def _history_and_memory(
-        self, chat: ChatRecord, before_position: int, *, tx: Transaction, query: str | None = None
-    ) -> tuple[list[MessageRecord], PromptMemory | None]:
-        """The history a prompt is built from, and the chat's memory (recall looking
-        for `query`, by default the newest user message), read in `tx` (which read
-        `chat`: its prompt version says whether the last window read still holds)."""
-        if self._memory is None:
-            history = await repo.list_history(tx, chat.id, before_position=before_position)
-            return history, None
-        # A bounded tail of history (the summary and recall stand for the rest).
-        largest = max((b.spec.context_length for b in self._router.backends), default=0)
-        budget = largest or self._settings.context_length
-        window = await self._memory.history_window(
-            chat.id, before_position, budget, tx, version=chat.prompt_version
-        )
-        memory = await self._memory.prompt_memory(chat.id, window, query, tx)
-        return window.messages, memory
-
-    async def _prompt(
-        self, context: ReplyContext, partial: str, backend: Backend
-    ) -> list[ChatTurn]:
-        provider = backend.provider
-        budget = (
-            backend.spec.context_length - self._settings.max_reply_tokens - _PROMPT_MARGIN_TOKENS
-        )
-        system_text = system_prompt(context.character, context.chat)
-        texts = [system_text, partial, context.character.post_history_instructions]
-        texts += [m.content for m in context.history]
-        if context.memory is not None:
-            texts += [m.content for m in context.memory.pinned]
-            texts += [m.content for m in context.memory.recalled]
-            texts += [context.memory.summary.content] if context.memory.summary else []
-            texts += [str(e.get("content", "")) for e in _book_entries(context.character)]
-        counts: dict[str, int] = {}
-        # A token is at least one byte: when the bytes fit, the tokens do, and the
-        # backend need not be asked to count (most turns of most chats).
-        upper_bound = sum(len(t.encode()) + DEFAULT_TURN_OVERHEAD for t in texts)
-        if upper_bound > budget:
-            counts = await self._counts(provider, texts)
-        assembled = assemble_prompt(
-            context.character,
-            context.chat,
-            context.history,
-            partial_reply=partial,
-            budget_tokens=budget,
-            count=lambda text: counts[text] if text in counts else len(text.encode()),
-            memory=context.memory,
-        )
-        context.prompt_record.clear()
-        context.prompt_record.update(assembled.record)
-        return assembled.turns
-
-    def _params(self, context: ReplyContext, *, strict: bool) -> SamplingParams:
-        """Role-play sampling; `strict` is the stronger anti-repetition of a regeneration."""
-        stop = (f"\n{context.chat.persona_name}:",)
-        if strict:
-            return SamplingParams(
-                max_tokens=self._settings.max_reply_tokens,
-                temperature=0.9,
-                repeat_penalty=1.3,
-                frequency_penalty=0.5,
-                presence_penalty=0.3,
-                dry_multiplier=0.8,
-                stop=stop,
-            )
-        return SamplingParams(
-            max_tokens=self._settings.max_reply_tokens, repeat_penalty=1.1, stop=stop
-        )
 
     async def _generate(
         self,
@@ -343,7 +177,7 @@ class GenerationService:
         excluded: set[str] = set()
         strict = False
         start_text = draft.text
-        monitor = QualityMonitor(self._params(context, strict=False).stop)
+        monitor = QualityMonitor(self.material.params(context, strict=False).stop)
         monitor.feed(draft.text)
         while True:
             if ahead is not None:
@@ -369,7 +203,7 @@ class GenerationService:
                 if taken is not None:
                     turns, slot = taken.turns, taken.slot
                 else:
-                    turns = await self._prompt(context, draft.text, backend)
+                    turns = await self.material.prompt(context, draft.text, backend)
                     slot = contextlib.ExitStack()
                     slot.enter_context(self._router.using(backend))
                 draft.generation["prompt"] = dict(context.prompt_record)
@@ -382,7 +216,7 @@ class GenerationService:
                         backend,
                         turns,
                         monitor,
-                        self._params(context, strict=strict),
+                        self.material.params(context, strict=strict),
                         taken,
                     )
             except TransientBackendError as error:
@@ -426,7 +260,7 @@ class GenerationService:
                 draft.labels["regenerated"] = True
                 draft.text = start_text
                 strict = True
-                monitor = QualityMonitor(self._params(context, strict=True).stop)
+                monitor = QualityMonitor(self.material.params(context, strict=True).stop)
                 monitor.feed(draft.text)
                 await draft.saved()
                 await self._set_status(reply, draft.text, GENERATING)
@@ -645,8 +479,3 @@ class GenerationService:
     async def _finish_job(self, job: JobRecord, status: str, note: str) -> None:
         async with self._db.write(urgent=True) as tx:
             await job_repo.finish(tx, job.id, status, note)
-
-
-def _book_entries(character: CharacterRecord) -> list[dict[str, Any]]:
-    entries = (character.character_book or {}).get("entries")
-    return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
