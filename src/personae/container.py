@@ -172,7 +172,7 @@ def build_container(settings: Settings) -> Container:
         cards=CardService(database, max_upload_bytes=settings.max_upload_bytes),
         chats=chats,
         messages=MessageService(database, events, scheduler, settings),
-        streams=StreamService(database, events, chats),
+        streams=StreamService(database, events, chats, scheduler),
         queue=QueueService(database, scheduler, router),
         health=HealthService(database),
         router=router,

@@ -248,14 +248,15 @@ async def test_no_slot_is_held_for_a_send_while_the_line_may_not_be_empty(
         scheduler = api.container.scheduler
         client = await api.user("solo")
         chat_id = await _chat(client)
+        api_user_id = (await client.get("/api/v1/me")).json()["id"]
         await _say(client, chat_id, "s1", "First.")  # the line was found empty
-        held = await scheduler.hold_slot(chat_id, "Second.")
+        held = await scheduler.hold_slot(chat_id, api_user_id, "Second.")
         assert held is not None
         scheduler.release_slot(held)
         scheduler.job_queued()  # something joined the line: until a claim finds it empty
-        assert await scheduler.hold_slot(chat_id, "Second.") is None
+        assert await scheduler.hold_slot(chat_id, api_user_id, "Second.") is None
         for _ in range(100):  # the scheduler's next round claims nothing
-            held = await scheduler.hold_slot(chat_id, "Second.")
+            held = await scheduler.hold_slot(chat_id, api_user_id, "Second.")
             if held is not None:
                 break
             await asyncio.sleep(0.05)

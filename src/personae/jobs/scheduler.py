@@ -71,6 +71,15 @@ class _Sent:
     reading: asyncio.Task[ReplyContext | None]
 
 
+@dataclass(frozen=True)
+class _Holding:
+    """A slot held for a reply being sent: the reading of the reply's material, and
+    its stream begun from a guess at that material (both while the send is stored)."""
+
+    reading: asyncio.Task[ReplyContext | None]
+    ahead: asyncio.Task[StreamAhead | None]
+
+
 @dataclass
 class _Running:
     job: JobRecord
@@ -81,7 +90,7 @@ class _Running:
     chat_changed_at: datetime | None = None
     # The preload was read after the job was stored leased to us: current by construction.
     current: bool = False
-    # Its first stream, begun from the preload while the claim was stored.
+    # Its first stream, begun before the claim or the send was stored.
     ahead: asyncio.Task[StreamAhead | None] | None = None
 
 
@@ -119,7 +128,7 @@ class Scheduler:
         self._line_head: list[str] = []
         # Slots held by sends being stored, for replies that start without a claim, with
         # the reading of what each reply needs (done while its send is stored).
-        self._held: dict[HeldSlot, asyncio.Task[ReplyContext | None]] = {}
+        self._held: dict[HeldSlot, _Holding] = {}
         # Whether the last claim found the line empty (and nothing was queued here since).
         self._line_empty = False
         self._queued_count = 0
@@ -135,12 +144,19 @@ class Scheduler:
         if reply_id is not None and self._busy() < self._capacity() and not self._stopping:
             self._start_preload(reply_id)
 
-    async def hold_slot(self, chat_id: str, content: str) -> HeldSlot | None:
-        """Hold a free slot for a reply being sent to a chat (None when none is free
-        here, jobs do not run here, or replies are paused). The send stores the reply's
-        job leased to this process when nobody waits in line, then starts it with
-        `start_on_slot`: no claim transaction and no wait for the next round of the
-        loop. What the reply needs is read meanwhile, while the send is stored."""
+    def chat_opened(self, chat_id: str) -> None:
+        """A client opened a chat (its stream): read what a send to it would need."""
+        if self._generation is not None and not self._stopping:
+            self._generation.material.warm(chat_id)
+
+    async def hold_slot(self, chat_id: str, author_id: str, content: str) -> HeldSlot | None:
+        """Hold a free slot for a reply being sent to a chat by `author_id` (None when
+        none is free here, jobs do not run here, or replies are paused). The send
+        stores the reply's job leased to this process when nobody waits in line, then
+        starts it with `start_on_slot`: no claim transaction and no wait for the next
+        round of the loop. What the reply needs is read meanwhile, while the send is
+        stored, and its stream begins from what is kept of the chat (a guess, taken up
+        only if the stored message's material builds the same prompt)."""
         generation = self._generation
         if generation is None or self._stopping or self._busy() >= self._capacity():
             return None
@@ -157,8 +173,20 @@ class Scheduler:
             generation.material.read_for_send(chat_id, content), name="personae-read-for-send"
         )
         reading.add_done_callback(lambda done: done.cancelled() or done.exception())
-        self._held[slot] = reading
+        ahead = asyncio.create_task(
+            self._stream_guessed(generation, chat_id, author_id, content),
+            name="personae-stream-at-send",
+        )
+        ahead.add_done_callback(lambda done: done.cancelled() or done.exception())
+        self._held[slot] = _Holding(reading, ahead)
         return slot
+
+    @staticmethod
+    async def _stream_guessed(
+        generation: GenerationService, chat_id: str, author_id: str, content: str
+    ) -> StreamAhead | None:
+        material = await generation.material.guess(chat_id, author_id, content)
+        return None if material is None else await generation.stream_ahead(material)
 
     def start_on_slot(
         self,
@@ -171,16 +199,19 @@ class Scheduler:
         """Run `job`, stored leased to this process, on `slot`: the reply to `message`,
         sent to `chat` (as the send's transaction locked it)."""
         assert slot in self._held and job.lease_owner == self.owner
-        reading = self._held.pop(slot)
+        holding = self._held.pop(slot)
         if self._stopping:  # stopping since the send began: the lease brings the job back
-            reading.cancel()
+            holding.reading.cancel()
+            self._let_go(holding.ahead)
             return
-        self._launch(job, None, sent=_Sent(message, reply, chat, reading))
+        sent = _Sent(message, reply, chat, holding.reading)
+        self._launch(job, None, sent=sent, ahead=holding.ahead)
 
     def release_slot(self, slot: HeldSlot) -> None:
-        reading = self._held.pop(slot, None)
-        if reading is not None:
-            reading.cancel()
+        holding = self._held.pop(slot, None)
+        if holding is not None:
+            holding.reading.cancel()
+            self._let_go(holding.ahead)
             self._wake.set()
 
     def cancel(self, job_id: str) -> None:
@@ -450,8 +481,8 @@ class Scheduler:
             running.current = True
         else:
             running.preload = self._take_preload(job) if job.kind == "reply" else None
-        if ahead is not None and running.preload is not None and sent is None:
-            running.ahead = ahead  # run() takes it up if it was begun from this preload
+        if ahead is not None and running.preload is not None:
+            running.ahead = ahead  # run() takes it up if it was asked this reply's prompt
         else:
             self._let_go(ahead)
         running.chat_changed_at = chat_changed_at

@@ -62,8 +62,12 @@ class JobSignals(Protocol):
 
     def job_queued(self, reply_id: str | None = None) -> None: ...
 
-    async def hold_slot(self, chat_id: str, content: str) -> HeldSlot | None:
-        """A free slot for the reply to `content`, being sent to a chat, or None."""
+    def chat_opened(self, chat_id: str) -> None:
+        """A client opened the chat: a send to it is likely."""
+
+    async def hold_slot(self, chat_id: str, author_id: str, content: str) -> HeldSlot | None:
+        """A free slot for the reply to `content`, being sent to a chat by `author_id`,
+        or None."""
 
     def start_on_slot(
         self,
@@ -426,7 +430,7 @@ class ChatService:
         if self._memory is not None:  # the reply's recall will look for this message
             self._memory.prepare_recall(chat_id, content)
         # Held before the transaction (asking whether replies are paused may read).
-        slot = await self._signals.hold_slot(chat_id, content)
+        slot = await self._signals.hold_slot(chat_id, user.id, content)
         try:
             return await self._store_and_queue(user, chat_id, client_id, content, slot)
         finally:

@@ -90,8 +90,9 @@ class GenerationService:
         anything; it is used only if the chat has not changed in a way the prompt
         shows since it was read (`chat_changed_at`: the chat's prompt version, read
         by the claim). New messages after this reply do not count. `ahead`, a
-        stream begun from `preloaded` while the claim was stored, is taken up when
-        `preloaded` is, and abandoned otherwise.
+        stream begun before the reply was claimed or stored (from a read-ahead or a
+        guess), is taken up only if it was asked the very prompt this reply's
+        material builds, and abandoned otherwise.
         """
         started = time.monotonic()
         current = (
@@ -100,9 +101,6 @@ class GenerationService:
             and chat_changed_at is not None
             and preloaded.context.chat.prompt_version == chat_changed_at
         )
-        if ahead is not None and (not current or ahead.material is not preloaded):
-            await ahead.abandon()
-            ahead = None
         try:
             if preloaded is None or not current:
                 preloaded = await self.material.preload(job.message_id or "")
@@ -129,6 +127,8 @@ class GenerationService:
             if ahead is not None:
                 await ahead.abandon()
         elapsed = time.monotonic() - started
+        if status == COMPLETE and draft.final is not None:
+            self.material.remember(context, draft.final)
         await self._summary_if_due(context)
         return Outcome(status, elapsed, draft.backend)
 
@@ -145,9 +145,9 @@ class GenerationService:
             log.exception("queueing a summary failed", extra={"chat_id": context.chat.id})
 
     async def stream_ahead(self, material: Preloaded) -> StreamAhead | None:
-        """Begin the first stream of a waiting reply from its read-ahead `material`
-        (see StreamAhead): None when no backend has room, or its breaker is not closed
-        (a half-open trial is not spent on a guess)."""
+        """Begin the first stream of a reply not yet claimed or stored from `material`,
+        read ahead or guessed (see StreamAhead): None when no backend has room, or its
+        breaker is not closed (a half-open trial is not spent on a guess)."""
         reply, context = material.reply, material.context
         choice = self._router.choose(context.chat.backend)
         if choice is None or choice.backend.breaker.state != "closed":
@@ -157,10 +157,9 @@ class GenerationService:
         slot = contextlib.ExitStack()
         slot.enter_context(self._router.using(backend))
         stats = StreamStats()
-        pieces = backend.provider.stream_chat(
-            turns, self.material.params(context, strict=False), cache_key=reply.chat_id, stats=stats
-        )
-        return StreamAhead(material, choice, turns, stats, pieces, slot)
+        params = self.material.params(context, strict=False)
+        pieces = backend.provider.stream_chat(turns, params, cache_key=reply.chat_id, stats=stats)
+        return StreamAhead(choice, turns, params, stats, pieces, slot)
 
     async def _generate(
         self,
@@ -200,24 +199,13 @@ class GenerationService:
                 excluded.add(backend.name)
                 continue
             try:
-                if taken is not None:
-                    turns, slot = taken.turns, taken.slot
-                else:
-                    turns = await self.material.prompt(context, draft.text, backend)
-                    slot = contextlib.ExitStack()
-                    slot.enter_context(self._router.using(backend))
+                turns, params, slot, taken = await self._request(
+                    context, draft.text, backend, strict, taken
+                )
                 draft.generation["prompt"] = dict(context.prompt_record)
                 with slot:
                     stopped = await self._stream(
-                        job,
-                        reply,
-                        draft,
-                        control,
-                        backend,
-                        turns,
-                        monitor,
-                        self.material.params(context, strict=strict),
-                        taken,
+                        job, reply, draft, control, backend, turns, monitor, params, taken
                     )
             except TransientBackendError as error:
                 backend.breaker.failure()
@@ -274,6 +262,32 @@ class GenerationService:
             break
         await self._finalize(job, reply, draft, COMPLETE, chat_backend=draft.backend)
         return COMPLETE
+
+    async def _request(
+        self,
+        context: ReplyContext,
+        partial: str,
+        backend: Backend,
+        strict: bool,
+        taken: StreamAhead | None,
+    ) -> tuple[list[ChatTurn], SamplingParams, contextlib.ExitStack, StreamAhead | None]:
+        """The prompt and sampling to ask `backend`, and the slot to stream on: the
+        one of `taken` (returned) if it was asked that very prompt and sampling;
+        otherwise `taken` is abandoned (begun from material that changed since)."""
+        try:
+            turns = await self.material.prompt(context, partial, backend)
+        except BaseException:
+            if taken is not None:
+                await taken.abandon()
+            raise
+        params = self.material.params(context, strict=strict)
+        if taken is not None and taken.turns == turns and taken.params == params:
+            return turns, params, taken.slot, taken
+        if taken is not None:
+            await taken.abandon()
+        slot = contextlib.ExitStack()
+        slot.enter_context(self._router.using(backend))
+        return turns, params, slot, None
 
     async def _stream(
         self,
@@ -472,6 +486,7 @@ class GenerationService:
                 await repo.set_chat_backend(tx, reply.chat_id, chat_backend)
             updated = await repo.get_message(tx, reply.id)
         assert updated is not None
+        draft.final = updated
         await chat_events.publish_reply_state(self._events, updated)
         if self._recorder is not None:
             self._recorder.reply_finished(status, draft.generation)

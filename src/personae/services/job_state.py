@@ -10,7 +10,7 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from personae.llm.base import ChatTurn, StreamStats
+from personae.llm.base import ChatTurn, SamplingParams, StreamStats
 from personae.llm.router import Choice
 from personae.services.prompting import PromptMemory
 from personae.storage.repos.characters import CharacterRecord
@@ -62,6 +62,8 @@ class Draft:
     # A checkpoint being stored while the stream goes on (whether a stop was asked):
     # awaited before the reply's next write, so it never lands after that write.
     saving: asyncio.Task[bool] | None = None
+    # The reply as its end was stored.
+    final: MessageRecord | None = None
 
     async def saved(self) -> bool:
         """Wait for the checkpoint being stored, if any; whether it found a stop asked."""
@@ -91,14 +93,16 @@ class Preloaded:
 
 @dataclass
 class StreamAhead:
-    """A waiting reply's first backend stream, begun from its read-ahead material while
-    its claim is being stored. Nothing it yields is published or stored unless the
-    claim gives this process that very reply and its material is still current (the
-    job then `adopt`s it); otherwise it is `abandon`ed and the backend stops."""
+    """A reply's first backend stream, begun before the reply is claimed (from its
+    read-ahead material, while the claim is stored) or before it is even stored (from
+    a guess at its material, while its send is stored). Nothing it yields is published
+    or stored unless this process then runs the reply and the reply's own material
+    builds the very prompt and sampling it was asked with (the job then `adopt`s it);
+    otherwise it is `abandon`ed and the backend stops."""
 
-    material: Preloaded
     choice: Choice
     turns: list[ChatTurn]
+    params: SamplingParams
     stats: StreamStats
     pieces: AsyncGenerator[str, None]
     # The backend slot it counts against (the router's `using`), held until it ends.

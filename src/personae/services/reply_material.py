@@ -5,11 +5,18 @@ memory) is read from the database ahead of its claim, while its send is
 stored, or when it starts; the prompt and sampling for one backend are built
 from it. Token counts asked of a backend are kept, so a turn asks only for
 the texts it adds.
+
+What a chat's next send will most likely need is kept too (from its last
+reply, or read when a client opens the chat), so that the reply to a send can
+go to a backend before the send is stored: a guess, used only if the stored
+message's own material builds the very same prompt.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import hashlib
 from collections import OrderedDict
 from typing import Any
@@ -27,10 +34,13 @@ from personae.storage.repos import characters as character_repo
 from personae.storage.repos import chats as repo
 from personae.storage.repos.characters import CharacterRecord
 from personae.storage.repos.chats import ChatRecord, MessageRecord
+from personae.storage.types import utcnow
 
 _TOKEN_COUNT_CACHE = 20_000
 _COUNT_REQUESTS_AT_ONCE = 16
 _PROMPT_MARGIN_TOKENS = 16
+# Chats whose next send's material is kept (the most recently used).
+_KEPT_CHATS = 256
 
 
 class ReplyMaterial:
@@ -49,6 +59,9 @@ class ReplyMaterial:
         self._settings = settings
         self._memory = memory
         self._token_counts: OrderedDict[tuple[str, str], int] = OrderedDict()
+        # By chat id: its material as of its last message, and reads of it in flight.
+        self._kept: OrderedDict[str, ReplyContext] = OrderedDict()
+        self._reading: dict[str, asyncio.Task[ReplyContext | None]] = {}
 
     async def preload(self, reply_id: str) -> Preloaded | None:
         """Read what a reply needs before it can ask a backend: the reply, its chat and
@@ -77,10 +90,11 @@ class ReplyMaterial:
             history, memory = await self._history_and_memory(chat, reply.position, tx=tx)
         return Preloaded(reply, ReplyContext(chat, character, history, memory))
 
-    async def read_for_send(self, chat_id: str, content: str) -> ReplyContext | None:
+    async def read_for_send(self, chat_id: str, content: str | None) -> ReplyContext | None:
         """The material of the reply to a message being sent, read while the send is
-        stored: the chat as it is before the message, with recall looking for `content`.
-        `sent_material` completes it once the send is committed."""
+        stored: the chat as it is before the message, with recall looking for `content`
+        (None: for the chat's newest user message). `sent_material` completes it once
+        the send is committed."""
         async with self._db.read() as tx:
             chat, character = await self._chat_and_character(chat_id, tx)
             if chat is None or character is None:
@@ -105,6 +119,59 @@ class ReplyMaterial:
             return None
         history = [*before.history, message]
         return Preloaded(reply, ReplyContext(before.chat, before.character, history, before.memory))
+
+    # --- the next send's material, guessed ------------------------------------------
+
+    def remember(self, context: ReplyContext, reply: MessageRecord) -> None:
+        """Keep what the chat's next send will most likely have: the material of
+        `reply`, just finished, with the reply at its end."""
+        chat = context.chat
+        if reply.backend and not reply.labels.get("fallback"):
+            chat = dataclasses.replace(chat, backend=reply.backend)  # as finalize stored it
+        history = [*context.history, reply]
+        # What recall finds depends on the next message: guess that it finds nothing.
+        memory = context.memory and dataclasses.replace(context.memory, recalled=())
+        self._keep(ReplyContext(chat, context.character, history, memory))
+
+    def warm(self, chat_id: str) -> None:
+        """Read a chat's material in the background, unless it is kept or being read
+        (a client that opens a chat is likely to send in it)."""
+        if chat_id in self._kept or chat_id in self._reading:
+            return
+        task = asyncio.create_task(self.read_for_send(chat_id, None), name="personae-warm")
+        self._reading[chat_id] = task
+
+        def done(read: asyncio.Task[ReplyContext | None]) -> None:
+            self._reading.pop(chat_id, None)
+            if not read.cancelled() and read.exception() is None and read.result():
+                self._keep(read.result())  # type: ignore[arg-type]
+
+        task.add_done_callback(done)
+
+    async def guess(self, chat_id: str, author_id: str, content: str) -> Preloaded | None:
+        """The material of the reply to `content`, which `author_id` is sending to a
+        chat, from what is kept of the chat (a read in flight is waited for): None
+        when nothing is kept, or the chat is not the author's."""
+        reading = self._reading.get(chat_id)
+        if reading is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(reading)
+        kept = self._kept.get(chat_id)
+        if kept is None or kept.chat.owner_id != author_id:
+            return None
+        self._kept.move_to_end(chat_id)
+        chat = kept.chat
+        position = kept.history[-1].position + 1 if kept.history else chat.next_position
+        message = _provisional(chat.id, "user", position, content, author_id)
+        reply = _provisional(chat.id, "assistant", position + 1, "", None)
+        history = [*kept.history, message]
+        return Preloaded(reply, ReplyContext(chat, kept.character, history, kept.memory))
+
+    def _keep(self, context: ReplyContext) -> None:
+        self._kept[context.chat.id] = context
+        self._kept.move_to_end(context.chat.id)
+        while len(self._kept) > _KEPT_CHATS:
+            self._kept.popitem(last=False)
 
     @staticmethod
     async def _chat_and_character(
@@ -208,3 +275,32 @@ class ReplyMaterial:
 def _book_entries(character: CharacterRecord) -> list[dict[str, Any]]:
     entries = (character.character_book or {}).get("entries")
     return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+
+
+def _provisional(
+    chat_id: str, role: str, position: int, content: str, author_id: str | None
+) -> MessageRecord:
+    """A message as a guess has it: only its role, place and text are in a prompt."""
+    now = utcnow()
+    return MessageRecord(
+        id=f"guess-{role}",
+        chat_id=chat_id,
+        author_id=author_id,
+        role=role,
+        position=position,
+        swipe_index=0,
+        selected=True,
+        parent_id=None,
+        client_id=None,
+        content_hash=None,
+        content=content,
+        status=chat_events.COMPLETE if role == "user" else chat_events.QUEUED,
+        error_code=None,
+        retryable=False,
+        rating=None,
+        labels={},
+        backend=None,
+        generation=None,
+        created_at=now,
+        updated_at=now,
+    )

@@ -1,0 +1,158 @@
+"""The reply to a send goes to a backend before the send is stored, from what is kept
+of the chat (a guess); the stream is used only if the stored message's own material
+builds the very same prompt, and let go of otherwise."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from queue_helpers import start_chat, watch_runs
+
+from conftest import Api, fleet, wait_for_reply
+from personae.settings import Settings
+from personae.storage.repos import accounts as account_repo
+
+ONE_SLOT = {"a": {"slots": 1, "tokens_per_second": 40}}
+
+
+async def _say(client: httpx.AsyncClient, chat_id: str, client_id: str, text: str) -> str:
+    sent = await client.put(f"/api/v1/chats/{chat_id}/messages/{client_id}", json={"content": text})
+    assert sent.status_code == 202, sent.text
+    reply = sent.json()["reply"]
+    assert reply["queue"] is None  # started at send
+    done = await wait_for_reply(client, chat_id, reply["id"], timeout_s=60)
+    assert done["status"] == "complete", done
+    return str(reply["id"])
+
+
+def _taken(api: Api, monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
+    """By reply id: whether its job was given a stream begun ahead of it (to take up
+    if that stream was asked the reply's very prompt)."""
+    generation = api.container.scheduler._generation
+    assert generation is not None
+    taken: dict[str, bool] = {}
+
+    def look(job: Any, _preloaded: Any, _changed: Any, ahead: Any) -> None:
+        taken[job.message_id] = ahead is not None
+
+    watch_runs(monkeypatch, generation, look)
+    return taken
+
+
+async def _stats(url: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=url) as backend:
+        stats: dict[str, Any] = (await backend.get("/simulation/stats")).json()
+        return stats
+
+
+async def _nothing_left_held(api: Api, url: str) -> None:
+    """No backend slot stays counted and the simulation answers nothing still."""
+    for _ in range(100):
+        in_flight = [backend.in_flight for backend in api.container.router.backends]
+        if (await _stats(url))["active"] == 0 and not any(in_flight):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"still held: {in_flight}, {await _stats(url)}")
+
+
+async def test_the_next_turn_streams_from_what_the_last_reply_left(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with fleet(make_settings, ONE_SLOT, max_reply_tokens=6) as (api, urls):
+        taken = _taken(api, monkeypatch)
+        client = await api.user("solo")
+        chat_id = await start_chat(client)
+        first = await _say(client, chat_id, "t1", "Tell me about tea.")
+        second = await _say(client, chat_id, "t2", "And about coffee?")
+        assert taken[second] is True
+        first_text = (await client.get(f"/api/v1/chats/{chat_id}/messages")).json()["items"]
+        said = {m["id"]: m["content"] for m in first_text}
+        stats = await _stats(urls["a"])
+        # Each turn was asked once: the stream begun at send was the one written.
+        assert stats["last_user_turns"] == ["Tell me about tea.", "And about coffee?"]
+        # And it was asked the whole conversation, the first reply included.
+        assert said[first] in stats["answered_prompts"][-1]
+        await _nothing_left_held(api, urls["a"])
+
+
+async def test_a_chat_opened_has_its_first_send_streamed_at_once(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with fleet(make_settings, ONE_SLOT, max_reply_tokens=6) as (api, urls):
+        taken = _taken(api, monkeypatch)
+        client = await api.user("solo")
+        chat_id = await start_chat(client)
+        async with api.container.database.read() as tx:
+            user = await account_repo.get_user_by_username(tx, "solo")
+        assert user is not None
+        # What the chat's event stream does as it opens (here without reading it).
+        await api.container.streams.open(
+            user, chat_id, None, heartbeat_s=30, stop=api.container.stopping
+        )
+        reply = await _say(client, chat_id, "f1", "Hello there.")
+        assert taken[reply] is True
+        assert (await _stats(urls["a"]))["last_user_turns"] == ["Hello there."]
+
+
+async def test_a_guess_the_chat_has_moved_past_is_let_go(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A memory pinned after the last reply is not in what was kept of the chat: the
+    stream begun from that is let go of, and the reply is asked with the pin."""
+    async with fleet(make_settings, ONE_SLOT, max_reply_tokens=6) as (api, urls):
+        taken = _taken(api, monkeypatch)
+        client = await api.user("solo")
+        chat_id = await start_chat(client)
+        await _say(client, chat_id, "g1", "Hello.")
+        pinned = await client.post(
+            f"/api/v1/chats/{chat_id}/memories", json={"content": "Solo lives in Oslo."}
+        )
+        assert pinned.status_code == 201, pinned.text
+        reply = await _say(client, chat_id, "g2", "Where do I live?")
+        assert taken[reply] is True  # begun from the guess, then let go of
+        stats = await _stats(urls["a"])
+        asked = [turn for turn in stats["last_user_turns"] if turn == "Where do I live?"]
+        assert len(asked) == 2  # the guess, then the reply's own prompt
+        answered = [p for p in stats["answered_prompts"] if "Where do I live?" in p]
+        assert len(answered) == 1 and "Solo lives in Oslo." in answered[0]
+        prompt = (await client.get(f"/api/v1/messages/{reply}/prompt")).json()
+        assert [memory_id for memory_id, _ in prompt["included"]["pinned"]] == [pinned.json()["id"]]
+        await _nothing_left_held(api, urls["a"])
+
+
+async def test_no_stream_is_begun_for_a_chat_of_another_user(
+    make_settings: Callable[..., Settings],
+) -> None:
+    async with fleet(make_settings, ONE_SLOT, max_reply_tokens=6) as (api, urls):
+        owner, stranger = await api.user("owner"), await api.user("stranger")
+        chat_id = await start_chat(owner)
+        await _say(owner, chat_id, "o1", "Hello.")  # what the chat is, kept
+        asked = (await _stats(urls["a"]))["requests"]
+        refused = await stranger.put(
+            f"/api/v1/chats/{chat_id}/messages/s1", json={"content": "Let me in."}
+        )
+        assert refused.status_code == 404, refused.text
+        assert (await _stats(urls["a"]))["requests"] == asked
+        await _nothing_left_held(api, urls["a"])
+
+
+async def test_a_repeated_send_lets_its_guessed_stream_go(
+    make_settings: Callable[..., Settings],
+) -> None:
+    async with fleet(make_settings, ONE_SLOT, max_reply_tokens=6) as (api, urls):
+        client = await api.user("again")
+        chat_id = await start_chat(client)
+        await _say(client, chat_id, "a1", "Hello.")
+        first = await _say(client, chat_id, "a2", "Again?")
+        again = await client.put(f"/api/v1/chats/{chat_id}/messages/a2", json={"content": "Again?"})
+        assert again.status_code == 202 and again.json()["reply"]["id"] == first
+        await _nothing_left_held(api, urls["a"])
+        # The slot is free for the next send, which streams and completes.
+        await _say(client, chat_id, "a3", "Once more.")
+        stats = await _stats(urls["a"])
+        assert stats["answered_user_turns"][-1] == "Once more."
+        assert stats["answered_user_turns"].count("Again?") == 1
