@@ -48,6 +48,8 @@ _QUEUE_ANNOUNCE_MAX = 1000
 # A reply's material read ahead of its claim is used only this fresh.
 _PRELOAD_MAX_AGE_S = 2.0
 _PRELOAD_AHEAD = 2
+# How long a send waits for its reply's stream to begin from a guess before storing.
+_GUESS_FIRST_S = 0.005
 _Read = TypeVar("_Read")
 
 
@@ -169,15 +171,19 @@ class Scheduler:
         if self._stopping or self._busy() >= self._capacity():  # taken while we asked
             return None
         slot = HeldSlot(self.owner, self._settings.job_lease_s)
-        reading = asyncio.create_task(
-            generation.material.read_for_send(chat_id, content), name="personae-read-for-send"
-        )
-        reading.add_done_callback(lambda done: done.cancelled() or done.exception())
         ahead = asyncio.create_task(
             self._stream_guessed(generation, chat_id, author_id, content),
             name="personae-stream-at-send",
         )
         ahead.add_done_callback(lambda done: done.cancelled() or done.exception())
+        if generation.material.is_kept(chat_id):
+            # Nothing to read first: the request goes out before the send's transaction
+            # begins (building the prompt takes a fraction of a millisecond).
+            await asyncio.wait({ahead}, timeout=_GUESS_FIRST_S)
+        reading = asyncio.create_task(
+            generation.material.read_for_send(chat_id, content), name="personae-read-for-send"
+        )
+        reading.add_done_callback(lambda done: done.cancelled() or done.exception())
         self._held[slot] = _Holding(reading, ahead)
         return slot
 

@@ -148,6 +148,10 @@ class ReplyMaterial:
 
         task.add_done_callback(done)
 
+    def is_kept(self, chat_id: str) -> bool:
+        """Whether a guess for the chat can be made without waiting for a read."""
+        return chat_id in self._kept and chat_id not in self._reading
+
     async def guess(self, chat_id: str, author_id: str, content: str) -> Preloaded | None:
         """The material of the reply to `content`, which `author_id` is sending to a
         chat, from what is kept of the chat (a read in flight is waited for): None
