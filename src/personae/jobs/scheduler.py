@@ -176,15 +176,19 @@ class Scheduler:
             name="personae-stream-at-send",
         )
         ahead.add_done_callback(lambda done: done.cancelled() or done.exception())
-        if generation.material.is_kept(chat_id):
-            # Nothing to read first: the request goes out before the send's transaction
-            # begins (building the prompt takes a fraction of a millisecond).
-            await asyncio.wait({ahead}, timeout=_GUESS_FIRST_S)
         reading = asyncio.create_task(
             generation.material.read_for_send(chat_id, content), name="personae-read-for-send"
         )
         reading.add_done_callback(lambda done: done.cancelled() or done.exception())
-        self._held[slot] = _Holding(reading, ahead)
+        self._held[slot] = _Holding(reading, ahead)  # counted as busy from here on
+        if generation.material.is_kept(chat_id):
+            # Nothing to read first: the request goes out before the send's transaction
+            # begins (building the prompt takes a fraction of a millisecond).
+            try:
+                await asyncio.wait({ahead}, timeout=_GUESS_FIRST_S)
+            except BaseException:  # the send was cancelled: it never gets the slot
+                self.release_slot(slot)
+                raise
         return slot
 
     @staticmethod

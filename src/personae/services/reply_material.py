@@ -40,7 +40,7 @@ _TOKEN_COUNT_CACHE = 20_000
 _COUNT_REQUESTS_AT_ONCE = 16
 _PROMPT_MARGIN_TOKENS = 16
 # Chats whose next send's material is kept (the most recently used).
-_KEPT_CHATS = 256
+_KEPT_CHATS = 512
 
 
 class ReplyMaterial:
