@@ -43,6 +43,21 @@ def _taken(api: Api, monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
     return taken
 
 
+def _holds(api: Api, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each send was held a slot (the sends for which a guess is tried)."""
+    scheduler = api.container.scheduler
+    hold = scheduler.hold_slot
+    held: list[bool] = []
+
+    async def watched(*args: Any) -> Any:
+        slot = await hold(*args)
+        held.append(slot is not None)
+        return slot
+
+    monkeypatch.setattr(scheduler, "hold_slot", watched)
+    return held
+
+
 async def _stats(url: str) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=url) as backend:
         stats: dict[str, Any] = (await backend.get("/simulation/stats")).json()
@@ -98,11 +113,11 @@ async def test_a_chat_opened_has_its_first_send_streamed_at_once(
         assert (await _stats(urls["a"]))["last_user_turns"] == ["Hello there."]
 
 
-async def test_a_guess_the_chat_has_moved_past_is_let_go(
+async def test_no_guess_is_sent_once_the_chat_has_changed_in_its_prompt(
     make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A memory pinned after the last reply is not in what was kept of the chat: the
-    stream begun from that is let go of, and the reply is asked with the pin."""
+    """A memory pinned (or a message edited or deleted) after the last reply marks the
+    chat: what was kept of it is not sent to a backend again."""
     async with fleet(make_settings, ONE_SLOT, max_reply_tokens=6) as (api, urls):
         taken = _taken(api, monkeypatch)
         client = await api.user("solo")
@@ -113,21 +128,64 @@ async def test_a_guess_the_chat_has_moved_past_is_let_go(
         )
         assert pinned.status_code == 201, pinned.text
         reply = await _say(client, chat_id, "g2", "Where do I live?")
-        assert taken[reply] is True  # begun from the guess, then let go of
+        assert taken[reply] is False
         stats = await _stats(urls["a"])
-        asked = [turn for turn in stats["last_user_turns"] if turn == "Where do I live?"]
-        assert len(asked) == 2  # the guess, then the reply's own prompt
-        answered = [p for p in stats["answered_prompts"] if "Where do I live?" in p]
-        assert len(answered) == 1 and "Solo lives in Oslo." in answered[0]
+        assert stats["last_user_turns"].count("Where do I live?") == 1
+        assert "Solo lives in Oslo." in stats["answered_prompts"][-1]
         prompt = (await client.get(f"/api/v1/messages/{reply}/prompt")).json()
         assert [memory_id for memory_id, _ in prompt["included"]["pinned"]] == [pinned.json()["id"]]
         await _nothing_left_held(api, urls["a"])
 
 
-async def test_no_stream_is_begun_for_a_chat_of_another_user(
+async def test_a_guess_that_builds_another_prompt_is_let_go(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The character was edited after the last reply (that does not mark its chats): the
+    stream begun from what was kept is let go of, and the reply is asked anew."""
+    async with fleet(make_settings, ONE_SLOT, max_reply_tokens=6) as (api, urls):
+        taken = _taken(api, monkeypatch)
+        client = await api.user("solo")
+        chat_id = await start_chat(client)
+        await _say(client, chat_id, "c1", "Hello.")
+        character_id = (await client.get(f"/api/v1/chats/{chat_id}")).json()["character_id"]
+        edited = await client.patch(
+            f"/api/v1/characters/{character_id}", json={"description": "A badger of the hills."}
+        )
+        assert edited.status_code == 200, edited.text
+        reply = await _say(client, chat_id, "c2", "Who are you?")
+        assert taken[reply] is True  # begun from the guess, then let go of
+        stats = await _stats(urls["a"])
+        answered = [p for p in stats["answered_prompts"] if "Who are you?" in p]
+        assert len(answered) == 1 and "A badger of the hills." in answered[0]
+        await _nothing_left_held(api, urls["a"])
+
+
+async def test_no_guess_is_sent_while_the_author_has_a_reply_pending(
     make_settings: Callable[..., Settings],
 ) -> None:
+    two_slots = {"a": {"slots": 2, "tokens_per_second": 10}}
+    async with fleet(make_settings, two_slots, max_reply_tokens=10, queue_max_per_user=3) as (
+        api,
+        urls,
+    ):
+        client = await api.user("busy")
+        chats = [await start_chat(client), await start_chat(client)]
+        for number, chat_id in enumerate(chats):
+            await _say(client, chat_id, f"k{number}", "Hello.")  # each chat's material kept
+        first = await client.put(f"/api/v1/chats/{chats[0]}/messages/b1", json={"content": "One."})
+        second = await client.put(f"/api/v1/chats/{chats[1]}/messages/b2", json={"content": "Two."})
+        assert second.json()["reply"]["queue"] is not None  # it waits for the first
+        for chat_id, sent in zip(chats, (first, second), strict=True):
+            await wait_for_reply(client, chat_id, sent.json()["reply"]["id"], timeout_s=60)
+        assert (await _stats(urls["a"]))["last_user_turns"].count("Two.") == 1
+        await _nothing_left_held(api, urls["a"])
+
+
+async def test_no_stream_is_begun_for_a_chat_of_another_user(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
     async with fleet(make_settings, ONE_SLOT, max_reply_tokens=6) as (api, urls):
+        held = _holds(api, monkeypatch)
         owner, stranger = await api.user("owner"), await api.user("stranger")
         chat_id = await start_chat(owner)
         await _say(owner, chat_id, "o1", "Hello.")  # what the chat is, kept
@@ -136,20 +194,23 @@ async def test_no_stream_is_begun_for_a_chat_of_another_user(
             f"/api/v1/chats/{chat_id}/messages/s1", json={"content": "Let me in."}
         )
         assert refused.status_code == 404, refused.text
+        assert held[-1] is True  # a slot was held for it: a guess could have been made
         assert (await _stats(urls["a"]))["requests"] == asked
         await _nothing_left_held(api, urls["a"])
 
 
 async def test_a_repeated_send_lets_its_guessed_stream_go(
-    make_settings: Callable[..., Settings],
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with fleet(make_settings, ONE_SLOT, max_reply_tokens=6) as (api, urls):
+        held = _holds(api, monkeypatch)
         client = await api.user("again")
         chat_id = await start_chat(client)
         await _say(client, chat_id, "a1", "Hello.")
         first = await _say(client, chat_id, "a2", "Again?")
         again = await client.put(f"/api/v1/chats/{chat_id}/messages/a2", json={"content": "Again?"})
         assert again.status_code == 202 and again.json()["reply"]["id"] == first
+        assert held[-1] is True  # a slot was held, and a stream begun, for the repeat
         await _nothing_left_held(api, urls["a"])
         # The slot is free for the next send, which streams and completes.
         await _say(client, chat_id, "a3", "Once more.")

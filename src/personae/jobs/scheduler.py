@@ -50,6 +50,8 @@ _PRELOAD_MAX_AGE_S = 2.0
 _PRELOAD_AHEAD = 2
 # How long a send waits for its reply's stream to begin from a guess before storing.
 _GUESS_FIRST_S = 0.005
+# How long a reply that can start waits for its stream begun ahead to have begun.
+_AHEAD_WAIT_S = 0.1
 _Read = TypeVar("_Read")
 
 
@@ -522,8 +524,7 @@ class Scheduler:
                 changed_at = running.chat_changed_at
                 if running.current and preloaded is not None:
                     changed_at = preloaded.context.chat.prompt_version
-                ahead = await _result_or_none(running.ahead)
-                running.ahead = None  # run() takes it up or abandons it
+                ahead = await self._begun(running)
                 outcome = await generation.run(
                     running.job, running.control, preloaded, changed_at, ahead
                 )
@@ -543,6 +544,18 @@ class Scheduler:
             await asyncio.gather(heartbeat, return_exceptions=True)
             self._running.pop(running.job.id, None)
             self._wake.set()
+
+    async def _begun(self, running: _Running) -> StreamAhead | None:
+        """The stream begun ahead of `running`, if it has begun by now: a reply never
+        waits long for a stream it can do without (one that has not begun is let go)."""
+        task, running.ahead = running.ahead, None  # run() takes it up or abandons it
+        if task is None:
+            return None
+        await asyncio.wait({task}, timeout=_AHEAD_WAIT_S)
+        if not task.done():
+            self._let_go(task)
+            return None
+        return await _result_or_none(task)
 
     def _measure(self, outcome: Outcome) -> None:
         """Move the overall and the backend's service-time measures towards this reply's."""

@@ -172,7 +172,8 @@ class GenerationService:
     ) -> str:
         """Stream the reply, moving to another backend when one fails mid-stream, and
         regenerating once (stricter sampling) when the quality gate rejects it. The
-        first stream is `ahead`, when one was begun."""
+        first stream is `ahead`, when one was begun and was asked this reply's prompt."""
+        ahead = await self._take_up(ahead, context, draft.text)
         excluded: set[str] = set()
         strict = False
         start_text = draft.text
@@ -199,9 +200,13 @@ class GenerationService:
                 excluded.add(backend.name)
                 continue
             try:
-                turns, params, slot, taken = await self._request(
-                    context, draft.text, backend, strict, taken
-                )
+                if taken is not None:
+                    turns, params, slot = taken.turns, taken.params, taken.slot
+                else:
+                    turns = await self.material.prompt(context, draft.text, backend)
+                    params = self.material.params(context, strict=strict)
+                    slot = contextlib.ExitStack()
+                    slot.enter_context(self._router.using(backend))
                 draft.generation["prompt"] = dict(context.prompt_record)
                 with slot:
                     stopped = await self._stream(
@@ -263,31 +268,26 @@ class GenerationService:
         await self._finalize(job, reply, draft, COMPLETE, chat_backend=draft.backend)
         return COMPLETE
 
-    async def _request(
-        self,
-        context: ReplyContext,
-        partial: str,
-        backend: Backend,
-        strict: bool,
-        taken: StreamAhead | None,
-    ) -> tuple[list[ChatTurn], SamplingParams, contextlib.ExitStack, StreamAhead | None]:
-        """The prompt and sampling to ask `backend`, and the slot to stream on: the
-        one of `taken` (returned) if it was asked that very prompt and sampling;
-        otherwise `taken` is abandoned (begun from material that changed since)."""
+    async def _take_up(
+        self, ahead: StreamAhead | None, context: ReplyContext, partial: str
+    ) -> StreamAhead | None:
+        """`ahead` if it was asked the very prompt and sampling this reply's material
+        builds for its backend; otherwise it is abandoned (begun from material that
+        changed since, or another reply's) and the reply chooses a backend anew."""
+        if ahead is None:
+            return None
         try:
-            turns = await self.material.prompt(context, partial, backend)
+            turns = await self.material.prompt(context, partial, ahead.choice.backend)
+        except Exception:  # (too long, say) the loop builds it again and says so
+            await ahead.abandon()
+            return None
         except BaseException:
-            if taken is not None:
-                await taken.abandon()
+            await ahead.abandon()
             raise
-        params = self.material.params(context, strict=strict)
-        if taken is not None and taken.turns == turns and taken.params == params:
-            return turns, params, taken.slot, taken
-        if taken is not None:
-            await taken.abandon()
-        slot = contextlib.ExitStack()
-        slot.enter_context(self._router.using(backend))
-        return turns, params, slot, None
+        if turns == ahead.turns and self.material.params(context, strict=False) == ahead.params:
+            return ahead
+        await ahead.abandon()
+        return None
 
     async def _stream(
         self,
@@ -306,7 +306,12 @@ class GenerationService:
         stats = StreamStats() if ahead is None else ahead.stats
         if not draft.announced:
             draft.announced = True
-            await self._announce_generating(reply, draft.text)
+            try:
+                await self._announce_generating(reply, draft.text)
+            except BaseException:
+                if ahead is not None:
+                    await ahead.abandon()
+                raise
         started = time.monotonic() if ahead is None else ahead.started
         first_token_at: float | None = None
         last_checkpoint = started

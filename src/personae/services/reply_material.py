@@ -32,6 +32,7 @@ from personae.settings import Settings
 from personae.storage.db import Database, Transaction
 from personae.storage.repos import characters as character_repo
 from personae.storage.repos import chats as repo
+from personae.storage.repos import jobs as job_repo
 from personae.storage.repos.characters import CharacterRecord
 from personae.storage.repos.chats import ChatRecord, MessageRecord
 from personae.storage.types import utcnow
@@ -129,9 +130,7 @@ class ReplyMaterial:
         if reply.backend and not reply.labels.get("fallback"):
             chat = dataclasses.replace(chat, backend=reply.backend)  # as finalize stored it
         history = [*context.history, reply]
-        # What recall finds depends on the next message: guess that it finds nothing.
-        memory = context.memory and dataclasses.replace(context.memory, recalled=())
-        self._keep(ReplyContext(chat, context.character, history, memory))
+        self._keep(ReplyContext(chat, context.character, history, context.memory))
 
     def warm(self, chat_id: str) -> None:
         """Read a chat's material in the background, unless it is kept or being read
@@ -143,8 +142,10 @@ class ReplyMaterial:
 
         def done(read: asyncio.Task[ReplyContext | None]) -> None:
             self._reading.pop(chat_id, None)
-            if not read.cancelled() and read.exception() is None and read.result():
-                self._keep(read.result())  # type: ignore[arg-type]
+            if not read.cancelled() and read.exception() is None:
+                context = read.result()
+                if context is not None:
+                    self._keep(context)
 
         task.add_done_callback(done)
 
@@ -154,14 +155,24 @@ class ReplyMaterial:
 
     async def guess(self, chat_id: str, author_id: str, content: str) -> Preloaded | None:
         """The material of the reply to `content`, which `author_id` is sending to a
-        chat, from what is kept of the chat (a read in flight is waited for): None
-        when nothing is kept, or the chat is not the author's."""
+        chat, from what is kept of the chat (a read in flight is waited for). None
+        when nothing is kept, the chat is not the author's, the author has a reply
+        pending (the send will wait in line), or the chat changed since in a way its
+        prompt shows (an edit or a deletion is never sent to a backend again)."""
         reading = self._reading.get(chat_id)
         if reading is not None:
             with contextlib.suppress(Exception):
                 await asyncio.shield(reading)
         kept = self._kept.get(chat_id)
         if kept is None or kept.chat.owner_id != author_id:
+            return None
+        async with self._db.read() as tx:
+            version = await repo.prompt_version(tx, chat_id)
+            pending = await job_repo.count_open_for_user(tx, author_id)
+        if version != kept.chat.prompt_version:
+            self._kept.pop(chat_id, None)
+            return None
+        if pending:
             return None
         self._kept.move_to_end(chat_id)
         chat = kept.chat
@@ -172,8 +183,19 @@ class ReplyMaterial:
         return Preloaded(reply, ReplyContext(chat, kept.character, history, kept.memory))
 
     def _keep(self, context: ReplyContext) -> None:
-        self._kept[context.chat.id] = context
-        self._kept.move_to_end(context.chat.id)
+        """Keep `context` as its chat's latest material, unless what is kept is later
+        or recall found something (what it finds depends on the next message)."""
+        chat_id = context.chat.id
+        if context.memory is not None and context.memory.recalled:
+            self._kept.pop(chat_id, None)
+            return
+        kept = self._kept.get(chat_id)
+        if kept is not None and _end(kept) > _end(context):
+            return
+        # The imported card's verbatim JSON is not in a prompt (and may be large).
+        character = dataclasses.replace(context.character, card=None)
+        self._kept[chat_id] = dataclasses.replace(context, character=character)
+        self._kept.move_to_end(chat_id)
         while len(self._kept) > _KEPT_CHATS:
             self._kept.popitem(last=False)
 
@@ -279,6 +301,11 @@ class ReplyMaterial:
 def _book_entries(character: CharacterRecord) -> list[dict[str, Any]]:
     entries = (character.character_book or {}).get("entries")
     return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+
+
+def _end(context: ReplyContext) -> int:
+    """The place of the last message in `context`'s history (-1 when it has none)."""
+    return context.history[-1].position if context.history else -1
 
 
 def _provisional(
