@@ -40,3 +40,15 @@ def watch_runs(
         return await run(job, control, preloaded, changed, ahead)
 
     monkeypatch.setattr(generation, "run", watched)
+
+
+def watch_aheads(monkeypatch: pytest.MonkeyPatch, generation: GenerationService) -> dict[str, bool]:
+    """By reply id: whether its job was given a stream begun ahead of it (taken up if
+    that stream was asked the reply's very prompt)."""
+    taken: dict[str, bool] = {}
+
+    def look(job: Any, _preloaded: Any, _changed: Any, ahead: Any) -> None:
+        taken[job.message_id] = ahead is not None
+
+    watch_runs(monkeypatch, generation, look)
+    return taken

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from queue_helpers import watch_runs
+from queue_helpers import watch_aheads, watch_runs
 
 from conftest import fleet, wait_for_reply
 from personae.settings import Settings
@@ -130,12 +130,7 @@ async def test_the_next_reply_streams_while_its_claim_is_stored(
     async with fleet(make_settings, ONE_SLOW_SLOT, max_reply_tokens=15) as (api, urls):
         generation = api.container.scheduler._generation
         assert generation is not None
-        taken: dict[str, bool] = {}
-
-        def look(job: Any, _preloaded: Any, _changed: Any, ahead: Any) -> None:
-            taken[job.message_id] = ahead is not None
-
-        watch_runs(monkeypatch, generation, look)
+        taken = watch_aheads(monkeypatch, generation)
         blocker, ursula = await api.user("blocker"), await api.user("ursula")
         first = await _send(blocker, "Tell me a story.")
         waiting = await _send(ursula, "Tell me about the sun.")

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from queue_helpers import start_chat, watch_runs
+from queue_helpers import start_chat, watch_aheads
 
 from conftest import Api, fleet, wait_for_reply
 from personae.settings import Settings
@@ -30,17 +30,9 @@ async def _say(client: httpx.AsyncClient, chat_id: str, client_id: str, text: st
 
 
 def _taken(api: Api, monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
-    """By reply id: whether its job was given a stream begun ahead of it (to take up
-    if that stream was asked the reply's very prompt)."""
     generation = api.container.scheduler._generation
     assert generation is not None
-    taken: dict[str, bool] = {}
-
-    def look(job: Any, _preloaded: Any, _changed: Any, ahead: Any) -> None:
-        taken[job.message_id] = ahead is not None
-
-    watch_runs(monkeypatch, generation, look)
-    return taken
+    return watch_aheads(monkeypatch, generation)
 
 
 def _holds(api: Api, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
