@@ -75,6 +75,8 @@ class ChatView {
     this.source = new EventSource(`/api/v1/chats/${encodeURIComponent(this.chatId)}/events`);
     for (const name of ["token", "reply_state", "queue", "message", "error"]) {
       this.source.addEventListener(name, (event) => {
+        // The source's own "error" (the connection failed) has no data: onerror sees it.
+        if (typeof event.data !== "string") return;
         const data = JSON.parse(event.data);
         if (this.historyLoaded) this.apply(name, data);
         else this.buffer.push([name, data]);
