@@ -4,7 +4,9 @@ counts, RETURNING, many rows at once, errors, rollback, and a real file in WAL m
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import aiosqlite
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -104,3 +106,33 @@ async def test_transactions_isolate_and_an_empty_one_ends_cleanly(
         await elsewhere.dispose()
     async with database.read() as tx:
         assert (await tx.execute(select(_notes.c.stars))).scalars().all() == [1, 1]
+
+
+async def test_a_transaction_of_one_statement_is_two_trips_to_the_thread(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BEGIN rides with the first statement, and the pool's reset after the session's
+    own rollback (no transaction left open) makes no trip."""
+    trips: list[str] = []
+    execute = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        trips.append(getattr(fn, "__name__", "call"))
+        return await execute(self, fn, *args, **kwargs)
+
+    async with database.read() as tx:  # the pool's connection is opened outside the count
+        await tx.execute(select(func.count()).select_from(_notes))
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    async with database.read() as tx:
+        await tx.execute(select(func.count()).select_from(_notes))
+    assert trips == ["run", "rollback"]
+    trips.clear()
+    async with database.write() as tx:
+        await tx.execute(insert(_notes).values(name="one"))
+    assert trips == ["run", "commit"]
+    trips.clear()
+    async with database.write():
+        pass
+    assert trips == []
+    async with database.read() as tx:
+        assert (await tx.execute(select(_notes.c.name))).scalars().all() == ["one"]

@@ -49,7 +49,7 @@ _QUEUE_ANNOUNCE_MAX = 1000
 _PRELOAD_MAX_AGE_S = 2.0
 _PRELOAD_AHEAD = 2
 # How long a send waits for its reply's stream to begin from a guess before storing.
-_GUESS_FIRST_S = 0.005
+_GUESS_FIRST_S = 0.01
 # How long a reply that can start waits for its stream begun ahead to have begun.
 _AHEAD_WAIT_S = 0.1
 _Read = TypeVar("_Read")
@@ -179,7 +179,7 @@ class Scheduler:
         )
         ahead.add_done_callback(lambda done: done.cancelled() or done.exception())
         reading = asyncio.create_task(
-            generation.material.read_for_send(chat_id, content), name="personae-read-for-send"
+            self._read_after(ahead, generation, chat_id, content), name="personae-read-for-send"
         )
         reading.add_done_callback(lambda done: done.cancelled() or done.exception())
         self._held[slot] = _Holding(reading, ahead)  # counted as busy from here on
@@ -192,6 +192,18 @@ class Scheduler:
                 self.release_slot(slot)
                 raise
         return slot
+
+    @staticmethod
+    async def _read_after(
+        ahead: asyncio.Task[StreamAhead | None],
+        generation: GenerationService,
+        chat_id: str,
+        content: str,
+    ) -> ReplyContext | None:
+        """Read the material of the reply to a send once its guessed stream has begun
+        (reads beside the guess's own would delay its request on this event loop)."""
+        await asyncio.wait({ahead}, timeout=_GUESS_FIRST_S)
+        return await generation.material.read_for_send(chat_id, content)
 
     @staticmethod
     async def _stream_guessed(

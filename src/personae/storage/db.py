@@ -17,7 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
-from personae.storage.sqlite_driver import one_hop_dbapi
+from personae.storage.sqlite_driver import OneHopConnection, one_hop_dbapi
 from personae.storage.writer_lock import WriterLock
 
 _SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -56,7 +56,12 @@ def _install_sqlite_pragmas(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         immediate = connection.get_execution_options().get("personae_write", False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+        adapted = connection.connection.dbapi_connection
+        if isinstance(adapted, OneHopConnection):
+            adapted.begin_with_first_statement(begin)  # one trip to its thread fewer
+        else:
+            connection.exec_driver_sql(begin)
 
 
 class Database:

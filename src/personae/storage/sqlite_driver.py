@@ -7,6 +7,12 @@ A statement on a local SQLite file takes microseconds; the hops took most of a
 statement's half millisecond. This adapter runs the four in one call: the
 statement's rows, description and counts come back together.
 
+A transaction's BEGIN waits to run in the call of its first statement
+(`begin_with_first_statement`), and a commit or rollback with no transaction
+open in SQLite (nothing was run, or the pool's reset after the session's own
+rollback) makes no call at all: a read transaction of one statement is two
+trips to the thread, not four.
+
 It builds on SQLAlchemy's aiosqlite adapter (`sqlalchemy.dialects.sqlite.aiosqlite`)
 and aiosqlite's `Connection._execute` (the call that runs a function in the
 connection's thread); pyproject.toml keeps both to the versions it was written for.
@@ -26,6 +32,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_dbapi,
 )
 from sqlalchemy.util import immutabledict
+from sqlalchemy.util.concurrency import await_only as await_
 
 _T = TypeVar("_T")
 _Description = Sequence[tuple[Any, ...]] | None
@@ -75,17 +82,26 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
 
     async def _call(self, work: Callable[[sqlite3.Cursor], _T]) -> _T:
         raw: sqlite3.Connection = self._connection._conn
+        adapted: OneHopConnection = self._adapt_connection  # type: ignore[assignment]
 
-        def run() -> _T:
+        def run() -> tuple[_T, bool]:
             cursor = raw.cursor()
             try:
-                return work(cursor)
+                if begin is not None:
+                    cursor.execute(begin)
+                return work(cursor), raw.in_transaction
             finally:
                 cursor.close()
 
         connection: Any = self._connection  # an aiosqlite.Connection
-        async with self._adapt_connection._execute_mutex:
-            result: _T = await connection._execute(run)
+        async with adapted._execute_mutex:
+            begin, adapted._pending_begin = adapted._pending_begin, None
+            try:
+                outcome: tuple[_T, bool] = await connection._execute(run)
+            except BaseException:
+                adapted._in_transaction = True  # unknown: let rollback ask SQLite
+                raise
+        result, adapted._in_transaction = outcome
         return result
 
     async def _execute_async(self, operation: Any, parameters: Any) -> Any:
@@ -111,9 +127,39 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
         return None
 
 
-class _Connection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ()
+class OneHopConnection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ("_in_transaction", "_pending_begin")
     _cursor_cls = _Cursor  # type: ignore[assignment]
+
+    def __init__(self, dbapi: Any, connection: Any) -> None:
+        super().__init__(dbapi, connection)
+        # Whether SQLite had a transaction open after the last call (a new
+        # connection is in autocommit mode), and the BEGIN not yet run.
+        self._in_transaction = False
+        self._pending_begin: str | None = None
+
+    def begin_with_first_statement(self, statement: str) -> None:
+        """Run `statement` (BEGIN, BEGIN IMMEDIATE) just before the next one, in its call."""
+        self._pending_begin = statement
+
+    def cursor(self, server_side: bool = False) -> Any:
+        if server_side and self._pending_begin is not None:  # aiosqlite's own cursor
+            begin, self._pending_begin = self._pending_begin, None
+            await_(self._connection.execute(begin))
+            self._in_transaction = True
+        return super().cursor(server_side)
+
+    def commit(self) -> None:
+        self._end_transaction(super().commit)
+
+    def rollback(self) -> None:
+        self._end_transaction(super().rollback)
+
+    def _end_transaction(self, end: Callable[[], None]) -> None:
+        self._pending_begin = None  # a BEGIN not run began nothing
+        if self._in_transaction:
+            end()
+            self._in_transaction = False
 
 
 class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
@@ -122,9 +168,9 @@ class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
     Given to the engine as its `module`; server-side cursors stay aiosqlite's own.
     """
 
-    def connect(self, *arg: Any, **kw: Any) -> _Connection:
+    def connect(self, *arg: Any, **kw: Any) -> OneHopConnection:
         adapted = super().connect(*arg, **kw)
-        return _Connection(self, adapted._connection)
+        return OneHopConnection(self, adapted._connection)
 
 
 def one_hop_dbapi() -> OneHopDBAPI:
