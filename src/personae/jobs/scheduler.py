@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import os
 import secrets
 import socket
@@ -22,6 +21,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from personae.events.base import EventLog
+from personae.jobs.service_times import ServiceTimes
 from personae.services.chat_events import publish_queue_place
 from personae.services.chats import HeldSlot
 from personae.services.generation import GenerationService
@@ -41,8 +41,6 @@ from personae.storage.repos.jobs import JobRecord
 
 log = logging.getLogger("personae.scheduler")
 _POLL_S = 0.5
-_DEFAULT_SERVICE_S = 8.0
-_EWMA_WEIGHT = 0.2
 _QUEUE_ANNOUNCE_S = 5.0
 _QUEUE_ANNOUNCE_MAX = 1000
 # A reply's material read ahead of its claim is used only this fresh.
@@ -123,8 +121,7 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
-        self._service_s = _DEFAULT_SERVICE_S
-        self._service_by_backend: dict[str, float] = {}
+        self._service_times = ServiceTimes()
         self._slots: Callable[[], dict[str, int]] = dict
         # By reply id: the few replies likely to be claimed next, read ahead.
         self._preloads: dict[str, _Preload] = {}
@@ -249,19 +246,12 @@ class Scheduler:
         return self._settings.queue_max_wait_s
 
     def estimate_start_s(self, position: int) -> float | None:
-        """Waves of `slots` replies, each as long as the usable backends' measured
-        service times make it (a backend twice as fast serves twice as many)."""
-        slots = self._slots()
-        capacity = sum(slots.values()) or max(1, self._capacity())
-        # Replies a second over all slots; the one-wave time is capacity / that rate.
-        rate = sum(n / self.service_time_s(name) for name, n in slots.items())
-        wave_s = capacity / rate if rate > 0 else self._service_s
-        return round(math.ceil(position / capacity) * wave_s, 1)
+        """When the reply at `position` in line is likely to start, over the usable
+        backends' slots (see `ServiceTimes.estimate_start_s`)."""
+        return self._service_times.estimate_start_s(position, self._slots(), self._capacity())
 
     def service_time_s(self, backend: str) -> float:
-        """The moving measure of how long a reply takes on `backend` (the overall one
-        until that backend has finished a reply)."""
-        return self._service_by_backend.get(backend, self._service_s)
+        return self._service_times.of(backend)
 
     def register(
         self, kind: str, runner: Callable[[JobRecord, JobControl], Awaitable[Outcome]]
@@ -543,7 +533,7 @@ class Scheduler:
             # The measured service time (queue estimates) is that of replies only.
             reply = running.job.kind == "reply"
             if reply and outcome.status == "complete" and outcome.service_s > 0:
-                self._measure(outcome)
+                self._service_times.measure(outcome)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -568,18 +558,6 @@ class Scheduler:
             self._let_go(task)
             return None
         return await _result_or_none(task)
-
-    def _measure(self, outcome: Outcome) -> None:
-        """Move the overall and the backend's service-time measures towards this reply's."""
-        self._service_s += _EWMA_WEIGHT * (outcome.service_s - self._service_s)
-        if outcome.backend is not None:
-            known = self._service_by_backend.get(outcome.backend)
-            if known is None:
-                self._service_by_backend[outcome.backend] = outcome.service_s
-            else:
-                self._service_by_backend[outcome.backend] = known + _EWMA_WEIGHT * (
-                    outcome.service_s - known
-                )
 
     async def _heartbeat(self, running: _Running) -> None:
         interval = self._settings.job_lease_s / 3
