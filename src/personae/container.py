@@ -136,7 +136,10 @@ class Container:
 def _event_log(settings: Settings) -> EventLog:
     if settings.redis_url:
         return RedisEventLog(
-            settings.redis_url, prefix=settings.redis_prefix, size=settings.event_log_size
+            settings.redis_url,
+            prefix=settings.redis_prefix,
+            size=settings.event_log_size,
+            timeout_s=settings.redis_timeout_s,
         )
     return MemoryEventLog(size=settings.event_log_size)
 

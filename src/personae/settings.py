@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     seed_demo: bool = True
     redis_url: str | None = None
     redis_prefix: str = Field(default="personae", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    redis_timeout_s: float = Field(default=5.0, gt=0.0)
 
     # --- accounts ---
     session_ttl_s: int = Field(default=14 * 24 * 3600, ge=60)

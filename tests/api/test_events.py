@@ -203,3 +203,22 @@ async def test_a_waiting_reply_is_told_its_place_in_line(
                     assert event.data["position"] >= 1
                     break
         await alice.aclose()
+
+
+async def test_an_idle_stream_outlasts_the_redis_command_timeout(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """A stream's read waits its whole block: quiet longer than a command may take is no failure."""
+    app = create_app(make_settings(sse_heartbeat_s=1.0, redis_timeout_s=0.3))
+    async with serve_app(app) as url:
+        alice = await _logged_in(url)
+        chat_id = await _chat(alice)
+        beats = 0
+        async with alice.stream("GET", f"/api/v1/chats/{chat_id}/events") as response:
+            async for event in _events(response):
+                if event is None:
+                    beats += 1
+                if beats >= 2:
+                    break
+        await alice.aclose()
+    assert beats >= 2

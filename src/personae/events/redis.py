@@ -10,13 +10,28 @@ from redis.asyncio import Redis
 from personae.events.base import Event, parse_event_id
 
 _RETAIN_S = 24 * 3600
+# A reader's XREAD blocks at most this long; one that wants longer is answered empty.
+_MAX_BLOCK_S = 30.0
 
 
 class RedisEventLog:
-    """XADD with an approximate MAXLEN; readers block on XREAD from their last id."""
+    """XADD with an approximate MAXLEN; readers block on XREAD from their last id.
 
-    def __init__(self, url: str, *, prefix: str, size: int = 1000) -> None:
-        self._redis: Redis = Redis.from_url(url, decode_responses=True)
+    A command with no answer in `timeout_s` fails. Blocking reads have their own
+    connections, whose timeout is their longest block plus `timeout_s`: an idle
+    stream's read is not a dead Redis.
+    """
+
+    def __init__(self, url: str, *, prefix: str, size: int = 1000, timeout_s: float = 5.0) -> None:
+        self._redis: Redis = Redis.from_url(
+            url, decode_responses=True, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+        )
+        self._readers: Redis = Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=_MAX_BLOCK_S + timeout_s,
+            socket_connect_timeout=timeout_s,
+        )
         self._prefix = prefix
         self._size = size
 
@@ -44,8 +59,11 @@ class RedisEventLog:
         if after is not None and parse_event_id(after) is None:
             return []
         start = after or "0-0"
-        block = int(wait_s * 1000) if wait_s > 0 else None
-        answer: Any = await self._redis.xread({key: start}, block=block, count=500)
+        if wait_s > 0:
+            block = int(min(wait_s, _MAX_BLOCK_S) * 1000)
+            answer: Any = await self._readers.xread({key: start}, block=block, count=500)
+        else:
+            answer = await self._redis.xread({key: start}, count=500)
         if not answer:
             return []
         _, entries = answer[0]
@@ -68,3 +86,4 @@ class RedisEventLog:
 
     async def aclose(self) -> None:
         await self._redis.aclose()
+        await self._readers.aclose()

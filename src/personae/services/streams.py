@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from personae.events.base import EventLog, event_time
+from personae.events.base import Event, EventLog, event_time
 from personae.services.chat_events import chat_stream, message_data
 from personae.services.chats import ChatService, JobSignals
 from personae.storage.db import Database
@@ -88,13 +88,12 @@ class StreamService:
         for reply in snapshot:
             yield StreamItem(None, "reply_state", message_data(reply))
         stopped = asyncio.create_task(stop.wait())
+        reading: asyncio.Task[list[Event]] | None = None
         try:
             while not stop.is_set():
                 reading = asyncio.create_task(self._events.read(stream, cursor, wait_s=heartbeat_s))
                 done, _ = await asyncio.wait({reading, stopped}, return_when="FIRST_COMPLETED")
                 if reading not in done:
-                    reading.cancel()
-                    await asyncio.gather(reading, return_exceptions=True)
                     return
                 events = reading.result()
                 if not events:
@@ -103,4 +102,8 @@ class StreamService:
                     cursor = event.id
                     yield StreamItem(event.id, event.name, event.data)
         finally:
-            stopped.cancel()
+            # The client left or the server stops: no read outlives its stream.
+            pending = [task for task in (stopped, reading) if task is not None and not task.done()]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
