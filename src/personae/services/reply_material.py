@@ -167,8 +167,9 @@ class ReplyMaterial:
         if kept is None or kept.chat.owner_id != author_id:
             return None
         async with self._db.read() as tx:
-            version = await repo.prompt_version(tx, chat_id)
-            pending = await job_repo.count_open_for_user(tx, author_id)
+            version, pending = await job_repo.prompt_version_and_open_replies(
+                tx, chat_id, author_id
+            )
         if version != kept.chat.prompt_version:
             self._kept.pop(chat_id, None)
             return None

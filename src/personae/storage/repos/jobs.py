@@ -10,7 +10,7 @@ from sqlalchemy import and_, case, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from personae.storage.tables import jobs
+from personae.storage.tables import chats, jobs
 from personae.storage.types import new_id, utcnow
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
@@ -242,12 +242,23 @@ async def admission_counts(tx: AsyncSession, user_id: str) -> tuple[int, int]:
     return int(pending), int(waiting)
 
 
-async def count_open_for_user(tx: AsyncSession, user_id: str) -> int:
-    """Replies of one user queued or being written."""
-    query = select(func.count()).where(
+async def prompt_version_and_open_replies(
+    tx: AsyncSession, chat_id: str, user_id: str
+) -> tuple[datetime | None, int]:
+    """In one statement: the chat's `ChatRecord.prompt_version` (None once it is
+    deleted) and how many replies of `user_id` are queued or being written."""
+    open_replies = select(func.count()).where(
         jobs.c.user_id == user_id, jobs.c.status.in_((QUEUED, RUNNING))
     )
-    return int((await tx.execute(query)).scalar_one())
+    live_chat = (chats.c.id == chat_id, chats.c.deleted_at.is_(None))
+    changed = select(chats.c.prompt_changed_at).where(*live_chat)
+    created = select(chats.c.created_at).where(*live_chat)
+    query = select(
+        changed.scalar_subquery(), created.scalar_subquery(), open_replies.scalar_subquery()
+    )
+    row = (await tx.execute(query)).one()
+    version: datetime | None = row[0] or row[1]
+    return version, int(row[2])
 
 
 async def queue_summary(tx: AsyncSession) -> dict[int, tuple[int, datetime | None]]:
