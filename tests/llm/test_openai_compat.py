@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -12,12 +13,14 @@ from typing import Any
 import httpx
 import pytest
 
+from conftest import simulated_backend
 from personae.errors import ConfigurationError
 from personae.llm.base import (
     ChatTurn,
     ContextOverflowError,
     PermanentBackendError,
     SamplingParams,
+    StreamStats,
     TransientBackendError,
 )
 from personae.llm.openai_compat import OpenAICompatProvider
@@ -61,7 +64,12 @@ async def collect(backend: OpenAICompatProvider) -> list[str]:
 
 async def test_refused_connection_is_transient() -> None:
     backend = OpenAICompatProvider(f"http://127.0.0.1:{closed_port()}", model="m")
+    stats = StreamStats()
     try:
+        with pytest.raises(TransientBackendError, match="unreachable"):
+            async with aclosing(backend.stream_chat(TURNS, PARAMS, stats=stats)) as pieces:
+                await anext(pieces)
+        assert stats.sent.is_set()  # nothing waits for a request that never went out
         with pytest.raises(TransientBackendError, match="unreachable"):
             await collect(backend)
         with pytest.raises(TransientBackendError):
@@ -248,3 +256,38 @@ async def test_health_falls_back_to_models() -> None:
 def test_base_url_must_be_http() -> None:
     with pytest.raises(ConfigurationError):
         OpenAICompatProvider("localhost:8080", model="m")
+
+
+async def test_streams_read_to_their_end_reuse_one_connection() -> None:
+    """After `[DONE]` the rest of the body is read, so the connection goes back to the
+    pool: the next reply does not wait for a new connection (or a TLS handshake)."""
+    async with simulated_backend(tokens_per_second=2000) as url:
+        backend = OpenAICompatProvider(url, model="m")
+        try:
+            for _ in range(3):
+                assert len(await collect(backend)) == PARAMS.max_tokens
+            async with httpx.AsyncClient(base_url=url) as probe:
+                stats = (await probe.get("/simulation/stats")).json()
+        finally:
+            await backend.aclose()
+    assert (stats["requests"], stats["connections"]) == (3, 1)
+
+
+async def test_sent_is_set_once_the_request_is_written_not_at_the_first_token() -> None:
+    async with simulated_backend(first_token_ms=5000) as url:
+        backend = OpenAICompatProvider(url, model="m")
+        stats = StreamStats()
+        pieces = backend.stream_chat(TURNS, PARAMS, stats=stats)
+        first = asyncio.ensure_future(anext(pieces))
+        try:
+            await asyncio.wait_for(stats.sent.wait(), timeout=3)
+            async with httpx.AsyncClient(base_url=url) as probe:
+                seen = (await probe.get("/simulation/stats")).json()
+            assert seen["last_user_turns"] == ["hello"]
+            assert not first.done()  # the first token is seconds away
+        finally:
+            first.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await first
+            await pieces.aclose()
+            await backend.aclose()

@@ -13,6 +13,7 @@ import pytest
 from queue_helpers import start_chat, watch_aheads
 
 from conftest import Api, fleet, wait_for_reply
+from personae.jobs import scheduler as scheduler_module
 from personae.settings import Settings
 from personae.storage.repos import accounts as account_repo
 
@@ -103,6 +104,34 @@ async def test_a_chat_opened_has_its_first_send_streamed_at_once(
         reply = await _say(client, chat_id, "f1", "Hello there.")
         assert taken[reply] is True
         assert (await _stats(urls["a"]))["last_user_turns"] == ["Hello there."]
+
+
+async def test_the_guessed_request_is_on_the_wire_before_the_send_is_stored(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The send's own work shares the event loop: begun first, it would hold up the
+    writing of the request the backend's first token waits for."""
+    monkeypatch.setattr(scheduler_module, "_GUESS_FIRST_S", 5.0)  # a slow machine's wait
+    async with fleet(make_settings, ONE_SLOT, max_reply_tokens=6) as (api, _urls):
+        taken = _taken(api, monkeypatch)
+        chats, scheduler = api.container.chats, api.container.scheduler
+        store = chats._store_and_queue
+        written: list[bool] = []
+
+        async def storing(*args: Any) -> Any:
+            slot = args[-1]
+            ahead = scheduler._held[slot].ahead if slot is not None else None
+            begun = ahead.result() if ahead is not None and ahead.done() else None
+            written.append(begun is not None and begun.stats.sent.is_set())
+            return await store(*args)
+
+        monkeypatch.setattr(chats, "_store_and_queue", storing)
+        client = await api.user("solo")
+        chat_id = await start_chat(client)
+        await _say(client, chat_id, "t1", "Tell me about tea.")
+        second = await _say(client, chat_id, "t2", "And about coffee?")
+        assert taken[second] is True
+        assert written[-1] is True
 
 
 async def test_no_guess_is_sent_once_the_chat_has_changed_in_its_prompt(

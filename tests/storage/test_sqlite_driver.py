@@ -136,3 +136,34 @@ async def test_a_transaction_of_one_statement_is_two_trips_to_the_thread(
     assert trips == []
     async with database.read() as tx:
         assert (await tx.execute(select(_notes.c.name))).scalars().all() == ["one"]
+
+
+async def test_a_read_of_one_statement_is_one_trip_and_refuses_a_second(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`read_one` begins nothing (a lone SELECT is its own transaction), so nothing is
+    left to roll back; a second statement would read another snapshot, so it raises,
+    and the connection goes back to the pool as good as new."""
+    trips: list[str] = []
+    execute = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        trips.append(getattr(fn, "__name__", "call"))
+        return await execute(self, fn, *args, **kwargs)
+
+    async with database.write() as tx:
+        await tx.execute(insert(_notes).values(name="one"))
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    async with database.read_one() as tx:
+        assert (await tx.execute(select(_notes.c.name))).scalars().all() == ["one"]
+    assert trips == ["run"]
+    with pytest.raises(Exception, match="one-statement read ran a second one"):
+        async with database.read_one() as tx:
+            await tx.execute(select(_notes.c.name))
+            await tx.execute(select(_notes.c.stars))
+    trips.clear()
+    async with database.read() as tx:  # the same pooled connection, a transaction again
+        names = (await tx.execute(select(_notes.c.name))).scalars().all()
+        stars = (await tx.execute(select(_notes.c.stars))).scalars().all()
+    assert (names, stars) == (["one"], [0])
+    assert trips == ["run", "run", "rollback"]

@@ -207,7 +207,14 @@ class Scheduler:
         generation: GenerationService, chat_id: str, author_id: str, content: str
     ) -> StreamAhead | None:
         material = await generation.material.guess(chat_id, author_id, content)
-        return None if material is None else await generation.stream_ahead(material)
+        ahead = None if material is None else await generation.stream_ahead(material)
+        if ahead is not None:
+            # Done once the request is on the wire: until then the send's own work
+            # (on this event loop) would hold up the request's writing.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_GUESS_FIRST_S):
+                    await ahead.stats.sent.wait()
+        return ahead
 
     def start_on_slot(
         self,

@@ -8,8 +8,9 @@ maps them to the `AppError` a user sees (`BackendUnavailable`, `ContextTooLong`)
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 Role = Literal["system", "user", "assistant"]
@@ -46,6 +47,8 @@ class StreamStats:
     prompt_tokens: int | None = None
     cached_tokens: int | None = None
     completion_tokens: int | None = None
+    # Set once the request has been written to the backend, or could not be.
+    sent: asyncio.Event = field(default_factory=asyncio.Event, repr=False, compare=False)
 
     @property
     def cached_share(self) -> float | None:

@@ -8,6 +8,7 @@ streams so connections are reused.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
@@ -39,6 +40,8 @@ _RETRYABLE_STATUSES = frozenset({408, 425, 429})
 # Statuses of a /tokenize that the server does not have, or speaks another dialect of.
 _NO_TOKENIZE_STATUSES = frozenset({400, 404, 405, 422, 501})
 _MAX_MESSAGE_CHARS = 500
+# How long the end of a stream's body is waited for after `[DONE]`.
+_DRAIN_S = 0.25
 
 
 class _Done:
@@ -115,13 +118,23 @@ class OpenAICompatProvider:
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.first_token_timeout
+        sent = (stats or StreamStats()).sent
+
+        async def trace(event: str, _info: dict[str, Any]) -> None:
+            if event.endswith("send_request_body.complete"):  # http11. or http2.
+                sent.set()
+
         request = self._client.build_request(
             "POST",
             "/v1/chat/completions",
             json=self._chat_body(turns, params),
             timeout=self._stream_timeout,
+            extensions={"trace": trace},
         )
-        response = await self._send(request, deadline)
+        try:
+            response = await self._send(request, deadline)
+        finally:
+            sent.set()
         try:
             if response.is_error:
                 raise await self._error_of(response, deadline)
@@ -131,6 +144,7 @@ class OpenAICompatProvider:
                 line = await self._next_line(lines, deadline, waited)
                 event = _parse_sse_line(line)
                 if event is _DONE:
+                    await _read_to_end(lines)
                     return
                 if stats is not None and isinstance(event, dict):
                     _record_usage(stats, event)
@@ -231,6 +245,16 @@ class OpenAICompatProvider:
             raise TransientBackendError(f"{self.name} sent no token for {waited:g} s") from error
         except httpx.TransportError as error:
             raise _transport_error(self.name, error) from error
+
+
+async def _read_to_end(lines: AsyncIterator[str]) -> None:
+    """Read what follows `[DONE]` (the end of the chunked body, normally already
+    here): a response closed before its end closes its connection too, and the
+    next reply would wait for a new one."""
+    with contextlib.suppress(TimeoutError, httpx.HTTPError):
+        async with asyncio.timeout(_DRAIN_S):
+            async for _ in lines:
+                pass
 
 
 def _record_usage(stats: StreamStats, event: dict[str, Any]) -> None:

@@ -72,6 +72,8 @@ class _State:
     answered_user_turns: deque[str] = field(default_factory=lambda: deque(maxlen=32))
     # The whole prompts (every message's text, one a line) of those requests.
     answered_prompts: deque[str] = field(default_factory=lambda: deque(maxlen=32))
+    # The client connections (address and port) completions came on.
+    connections: set[tuple[str, int]] = field(default_factory=set)
     active: int = 0
     prompt_tokens: int = 0
     cached_tokens: int = 0
@@ -139,6 +141,8 @@ async def _completions(request: Request) -> Response:
     state: _State = request.app.state.simulation
     options = state.options
     state.requests += 1
+    if request.client is not None:
+        state.connections.add((request.client.host, request.client.port))
     body = await request.json()
     messages = body.get("messages") or []
     users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
@@ -233,6 +237,7 @@ async def _stats(request: Request) -> Response:
     return JSONResponse(
         {
             "requests": state.requests,
+            "connections": len(state.connections),
             "active": state.active,
             "prompt_tokens": state.prompt_tokens,
             "cached_tokens": state.cached_tokens,

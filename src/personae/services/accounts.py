@@ -258,7 +258,7 @@ class AccountService:
     async def authenticate_session(self, token: str) -> Principal:
         """The user behind a session cookie, renewing the session while it is used."""
         now = utcnow()
-        async with self._db.read() as tx:
+        async with self._db.read_one() as tx:
             found = await repo.get_session_and_user(tx, self._digest(token))
         if found is None:
             raise NotAuthenticated("This session is unknown or was closed; log in again.")

@@ -166,7 +166,7 @@ class ReplyMaterial:
         kept = self._kept.get(chat_id)
         if kept is None or kept.chat.owner_id != author_id:
             return None
-        async with self._db.read() as tx:
+        async with self._db.read_one() as tx:
             version, pending = await job_repo.prompt_version_and_open_replies(
                 tx, chat_id, author_id
             )

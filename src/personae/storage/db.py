@@ -55,10 +55,13 @@ def _install_sqlite_pragmas(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        immediate = connection.get_execution_options().get("personae_write", False)
+        options = connection.get_execution_options()
+        immediate = options.get("personae_write", False)
         begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
         adapted = connection.connection.dbapi_connection
-        if isinstance(adapted, OneHopConnection):
+        if isinstance(adapted, OneHopConnection) and options.get("personae_one_statement"):
+            adapted.run_one_statement_alone()
+        elif isinstance(adapted, OneHopConnection):
             adapted.begin_with_first_statement(begin)  # one trip to its thread fewer
         else:
             connection.exec_driver_sql(begin)
@@ -80,15 +83,28 @@ class Database:
             options.update(module=one_hop_dbapi())
         self.engine = create_async_engine(self.url, **options)
         self._write_engine = self.engine
+        self._one_statement_engine = self.engine
         self._write_lock = WriterLock()
         if self.is_sqlite:
             _install_sqlite_pragmas(self.engine)
             self._write_engine = self.engine.execution_options(personae_write=True)
+            self._one_statement_engine = self.engine.execution_options(personae_one_statement=True)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A session for reads; it never commits."""
         async with AsyncSession(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    @asynccontextmanager
+    async def read_one(self) -> AsyncIterator[AsyncSession]:
+        """A session for a read of one statement (a second one raises on SQLite).
+
+        On SQLite it runs without BEGIN: a lone SELECT is a transaction by itself,
+        and none is left to roll back, so the read is one trip to the connection's
+        thread, not two (for the reads on the way to a reply's first token).
+        """
+        async with AsyncSession(self._one_statement_engine, expire_on_commit=False) as session:
             yield session
 
     @asynccontextmanager

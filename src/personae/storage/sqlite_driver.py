@@ -11,7 +11,8 @@ A transaction's BEGIN waits to run in the call of its first statement
 (`begin_with_first_statement`), and a commit or rollback with no transaction
 open in SQLite (nothing was run, or the pool's reset after the session's own
 rollback) makes no call at all: a read transaction of one statement is two
-trips to the thread, not four.
+trips to the thread, not four. A read declared to be one statement
+(`Database.read_one`) begins nothing, so it is one trip.
 
 It builds on SQLAlchemy's aiosqlite adapter (`sqlalchemy.dialects.sqlite.aiosqlite`)
 and aiosqlite's `Connection._execute` (the call that runs a function in the
@@ -95,6 +96,10 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
 
         connection: Any = self._connection  # an aiosqlite.Connection
         async with adapted._execute_mutex:
+            if adapted._alone is not None:
+                if adapted._alone:  # its one statement ran outside any transaction
+                    raise sqlite3.ProgrammingError("a one-statement read ran a second one")
+                adapted._alone = True
             begin, adapted._pending_begin = adapted._pending_begin, None
             try:
                 outcome: tuple[_T, bool] = await connection._execute(run)
@@ -128,7 +133,7 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class OneHopConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ("_in_transaction", "_pending_begin")
+    __slots__ = ("_alone", "_in_transaction", "_pending_begin")
     _cursor_cls = _Cursor  # type: ignore[assignment]
 
     def __init__(self, dbapi: Any, connection: Any) -> None:
@@ -137,10 +142,17 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
         # connection is in autocommit mode), and the BEGIN not yet run.
         self._in_transaction = False
         self._pending_begin: str | None = None
+        # In a transaction begun by `run_one_statement_alone`: whether its statement ran.
+        self._alone: bool | None = None
 
     def begin_with_first_statement(self, statement: str) -> None:
         """Run `statement` (BEGIN, BEGIN IMMEDIATE) just before the next one, in its call."""
         self._pending_begin = statement
+
+    def run_one_statement_alone(self) -> None:
+        """Begin nothing: the transaction's one statement is its own (SQLite's
+        autocommit), and a second one raises rather than read another snapshot."""
+        self._alone = False
 
     def cursor(self, server_side: bool = False) -> Any:
         if server_side and self._pending_begin is not None:  # aiosqlite's own cursor
@@ -157,6 +169,7 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
 
     def _end_transaction(self, end: Callable[[], None]) -> None:
         self._pending_begin = None  # a BEGIN not run began nothing
+        self._alone = None
         if self._in_transaction:
             end()
             self._in_transaction = False
