@@ -245,19 +245,18 @@ async def admission_counts(tx: AsyncSession, user_id: str) -> tuple[int, int]:
 async def prompt_version_and_open_replies(
     tx: AsyncSession, chat_id: str, user_id: str
 ) -> tuple[datetime | None, int]:
-    """In one statement: the chat's `ChatRecord.prompt_version` (None once it is
-    deleted) and how many replies of `user_id` are queued or being written."""
+    """In one statement: the chat's `ChatRecord.prompt_version` and how many replies
+    of `user_id` are queued or being written ((None, 0) once the chat is deleted)."""
     open_replies = select(func.count()).where(
         jobs.c.user_id == user_id, jobs.c.status.in_((QUEUED, RUNNING))
     )
-    live_chat = (chats.c.id == chat_id, chats.c.deleted_at.is_(None))
-    changed = select(chats.c.prompt_changed_at).where(*live_chat)
-    created = select(chats.c.created_at).where(*live_chat)
     query = select(
-        changed.scalar_subquery(), created.scalar_subquery(), open_replies.scalar_subquery()
-    )
-    row = (await tx.execute(query)).one()
-    version: datetime | None = row[0] or row[1]
+        chats.c.prompt_changed_at, chats.c.created_at, open_replies.scalar_subquery()
+    ).where(chats.c.id == chat_id, chats.c.deleted_at.is_(None))
+    row = (await tx.execute(query)).first()
+    if row is None:
+        return None, 0
+    version: datetime = row[0] or row[1]
     return version, int(row[2])
 
 
