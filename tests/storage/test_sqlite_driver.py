@@ -108,11 +108,8 @@ async def test_transactions_isolate_and_an_empty_one_ends_cleanly(
         assert (await tx.execute(select(_notes.c.stars))).scalars().all() == [1, 1]
 
 
-async def test_a_transaction_of_one_statement_is_two_trips_to_the_thread(
-    database: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """BEGIN rides with the first statement, and the pool's reset after the session's
-    own rollback (no transaction left open) makes no trip."""
+def _count_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """From now on, the name of each call run in a connection's thread."""
     trips: list[str] = []
     execute = aiosqlite.Connection._execute
 
@@ -120,9 +117,18 @@ async def test_a_transaction_of_one_statement_is_two_trips_to_the_thread(
         trips.append(getattr(fn, "__name__", "call"))
         return await execute(self, fn, *args, **kwargs)
 
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    return trips
+
+
+async def test_a_transaction_of_one_statement_is_two_trips_to_the_thread(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BEGIN rides with the first statement, and the pool's reset after the session's
+    own rollback (no transaction left open) makes no trip."""
     async with database.read() as tx:  # the pool's connection is opened outside the count
         await tx.execute(select(func.count()).select_from(_notes))
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    trips = _count_trips(monkeypatch)
     async with database.read() as tx:
         await tx.execute(select(func.count()).select_from(_notes))
     assert trips == ["run", "rollback"]
@@ -144,16 +150,9 @@ async def test_a_read_of_one_statement_is_one_trip_and_refuses_a_second(
     """`read_one` begins nothing (a lone SELECT is its own transaction), so nothing is
     left to roll back; a second statement would read another snapshot, so it raises,
     and the connection goes back to the pool as good as new."""
-    trips: list[str] = []
-    execute = aiosqlite.Connection._execute
-
-    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        trips.append(getattr(fn, "__name__", "call"))
-        return await execute(self, fn, *args, **kwargs)
-
     async with database.write() as tx:
         await tx.execute(insert(_notes).values(name="one"))
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    trips = _count_trips(monkeypatch)
     async with database.read_one() as tx:
         assert (await tx.execute(select(_notes.c.name))).scalars().all() == ["one"]
     assert trips == ["run"]
