@@ -171,3 +171,46 @@ async def test_an_answer_older_than_the_stream_does_not_undo_it(
         history = await server_messages(page)
         assert [m["status"] for m in history if m["role"] == "assistant"][-1] == "complete"
         assert page.js_errors == []
+
+
+async def test_an_answer_that_comes_after_the_first_tokens_keeps_them(
+    browser: Any, start_web: Any
+) -> None:
+    # The send's answer (the reply as stored: queued, no text) reaches the page after
+    # the stream has begun the reply: the streamed text stays and keeps growing.
+    async with start_web(tokens_per_second=8, max_reply_tokens=12) as web:
+        character = await public_character(web)
+        page = await new_page(browser, web, PHONE)
+        await register(page, "ines")
+        await open_chat(page, character["id"])
+        await page.evaluate(
+            """() => {
+              window.replyShrank = false;
+              let longest = 0;
+              new MutationObserver(() => {
+                const text = document.querySelector(".msg-reply[data-position='2'] .msg-text");
+                const length = text ? text.textContent.length : 0;
+                if (length < longest) window.replyShrank = true;
+                longest = Math.max(longest, length);
+              }).observe(document.body, { subtree: true, childList: true, characterData: true });
+            }"""
+        )
+        answered = asyncio.Event()
+
+        async def answer_after_tokens(route: Any) -> None:
+            response = await route.fetch()
+            streamed = ".msg-reply.status-generating[data-position='2'] .msg-text:not(:empty)"
+            await page.locator(streamed).wait_for()
+            await route.fulfill(response=response)
+            answered.set()
+
+        await page.route("**/api/v1/chats/*/messages/*", answer_after_tokens)
+        await send(page, "Tell me a story.")
+        await asyncio.wait_for(answered.wait(), timeout=15)
+        await page.locator(".msg-reply.status-complete[data-position='2']").wait_for()
+        history = await server_messages(page)
+        reply = [m for m in history if m["role"] == "assistant"][-1]
+        shown = await page.locator(".msg-reply[data-position='2'] .msg-text").inner_text()
+        assert shown.strip() == reply["content"].strip()
+        assert await page.evaluate("window.replyShrank") is False
+        assert page.js_errors == []

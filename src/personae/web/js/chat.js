@@ -23,13 +23,17 @@ export async function chatsPage(target) {
 // Replies are written by code point (the server counts characters, not UTF-16 units).
 const chars = (text) => Array.from(text);
 
+// How far along a reply is: waiting or queued, being written, finished.
+const stage = (status) => (FINAL.has(status) ? 2 : status === "generating" ? 1 : 0);
+
 // An answer read before the stream's latest news (a slow send, a retry) must not undo it:
-// a message last changed earlier is older; at the same moment, a finished one, or one
-// with more of its text streamed in, is the newer.
+// a message last changed earlier is older; at the same moment (the stream announces
+// "generating" with the stored reply's time), one further along, or one with more of
+// its text streamed in, is the newer.
 function isOlder(message, shown) {
   const when = Date.parse(message.updated_at), shownWhen = Date.parse(shown.updated_at);
   if (when !== shownWhen) return when < shownWhen;
-  if (FINAL.has(shown.status) !== FINAL.has(message.status)) return FINAL.has(shown.status);
+  if (stage(message.status) !== stage(shown.status)) return stage(message.status) < stage(shown.status);
   return message.status === shown.status && chars(message.content).length < chars(shown.content).length;
 }
 
