@@ -160,6 +160,11 @@ async def test_a_read_of_one_statement_is_one_trip_and_refuses_a_second(
         async with database.read_one() as tx:
             await tx.execute(select(_notes.c.name))
             await tx.execute(select(_notes.c.stars))
+    with pytest.raises(Exception, match="one-statement read ran a second one"):
+        async with database.read_one() as tx:  # a streamed one counts too
+            streamed = await tx.stream(select(_notes.c.name))
+            assert [row.name async for row in streamed] == ["one"]
+            await tx.execute(select(_notes.c.stars))
     trips.clear()
     async with database.read() as tx:  # the same pooled connection, a transaction again
         names = (await tx.execute(select(_notes.c.name))).scalars().all()

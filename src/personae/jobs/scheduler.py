@@ -211,9 +211,13 @@ class Scheduler:
         if ahead is not None:
             # Done once the request is on the wire: until then the send's own work
             # (on this event loop) would hold up the request's writing.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(_GUESS_FIRST_S):
-                    await ahead.stats.sent.wait()
+            try:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_GUESS_FIRST_S):
+                        await ahead.stats.sent.wait()
+            except BaseException:  # cancelled: nobody else will let the stream go
+                await ahead.abandon()
+                raise
         return ahead
 
     def start_on_slot(

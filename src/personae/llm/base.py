@@ -81,7 +81,9 @@ class Provider(Protocol):
         """Yield the reply's text pieces as the backend produces them.
 
         An async generator, so a caller that stops early can `aclose()` it
-        (`contextlib.aclosing`) and the backend stops generating at once.
+        (`contextlib.aclosing`) and the backend stops generating at once. It sets
+        `stats.sent` once the request is written (or could not be): a send waits
+        for that, briefly, before its own work takes the event loop.
         """
         ...
 

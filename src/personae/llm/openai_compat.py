@@ -42,6 +42,9 @@ _NO_TOKENIZE_STATUSES = frozenset({400, 404, 405, 422, 501})
 _MAX_MESSAGE_CHARS = 500
 # How long the end of a stream's body is waited for after `[DONE]`.
 _DRAIN_S = 0.25
+# Idle connections are let go of before servers close theirs (uvicorn, behind vLLM
+# and SGLang, after 5 s): a request is not sent on a connection being closed.
+_KEEPALIVE_S = 4.0
 
 
 class _Done:
@@ -97,6 +100,7 @@ class OpenAICompatProvider:
             timeout=httpx.Timeout(between_tokens_timeout, connect=connect_timeout),
             trust_env=trust_env,
             transport=transport,
+            limits=httpx.Limits(keepalive_expiry=_KEEPALIVE_S),
         )
 
     def __repr__(self) -> str:

@@ -155,6 +155,10 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
         self._alone = False
 
     def cursor(self, server_side: bool = False) -> Any:
+        if server_side and self._alone is not None:  # aiosqlite's own cursor, alone
+            if self._alone:
+                raise sqlite3.ProgrammingError("a one-statement read ran a second one")
+            self._alone = True
         if server_side and self._pending_begin is not None:  # aiosqlite's own cursor
             begin, self._pending_begin = self._pending_begin, None
             await_(self._connection.execute(begin))
