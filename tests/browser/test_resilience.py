@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -144,25 +146,40 @@ async def test_a_send_whose_answer_was_lost_is_stored_once(browser: Any, start_w
         assert page.js_errors == []
 
 
+@asynccontextmanager
+async def _slow_reply_chat(browser: Any, start_web: Any, username: str) -> AsyncIterator[Any]:
+    """A phone's page of a new user's chat, whose replies stream at 8 tokens a second."""
+    async with start_web(tokens_per_second=8, max_reply_tokens=12) as web:
+        character = await public_character(web)
+        page = await new_page(browser, web, PHONE)
+        await register(page, username)
+        await open_chat(page, character["id"])
+        yield page
+
+
+async def _answer_sends_once_shown(page: Any, selector: str) -> asyncio.Event:
+    """Hold each send's answer (read on the server at once) until `selector` is shown on
+    the page; the event is set once an answer was given."""
+    answered = asyncio.Event()
+
+    async def answer_late(route: Any) -> None:
+        response = await route.fetch()
+        await page.locator(selector).wait_for()
+        await route.fulfill(response=response)
+        answered.set()
+
+    await page.route("**/api/v1/chats/*/messages/*", answer_late)
+    return answered
+
+
 async def test_an_answer_older_than_the_stream_does_not_undo_it(
     browser: Any, start_web: Any
 ) -> None:
     # A retried send's answer is read while the reply is being written, and reaches the
     # page only after the stream said the reply was complete: the page keeps "complete".
-    async with start_web(tokens_per_second=8, max_reply_tokens=12) as web:
-        character = await public_character(web)
-        page = await new_page(browser, web, PHONE)
-        await register(page, "hana")
-        await open_chat(page, character["id"])
-        answered = asyncio.Event()
-
-        async def answer_late(route: Any) -> None:
-            response = await route.fetch()  # read on the server while the reply is written
-            await page.locator(".msg-reply.status-complete[data-position='2']").wait_for()
-            answered.set()
-            await route.fulfill(response=response)
-
-        await page.route("**/api/v1/chats/*/messages/*", answer_late)
+    async with _slow_reply_chat(browser, start_web, "hana") as page:
+        complete = ".msg-reply.status-complete[data-position='2']"
+        answered = await _answer_sends_once_shown(page, complete)
         await send(page, "Slowly, please.")
         await asyncio.wait_for(answered.wait(), timeout=15)
         await page.wait_for_function("document.querySelector('#composer').value === ''")
@@ -178,11 +195,7 @@ async def test_an_answer_that_comes_after_the_first_tokens_keeps_them(
 ) -> None:
     # The send's answer (the reply as stored: queued, no text) reaches the page after
     # the stream has begun the reply: the streamed text stays and keeps growing.
-    async with start_web(tokens_per_second=8, max_reply_tokens=12) as web:
-        character = await public_character(web)
-        page = await new_page(browser, web, PHONE)
-        await register(page, "ines")
-        await open_chat(page, character["id"])
+    async with _slow_reply_chat(browser, start_web, "ines") as page:
         await page.evaluate(
             """() => {
               window.replyShrank = false;
@@ -195,16 +208,8 @@ async def test_an_answer_that_comes_after_the_first_tokens_keeps_them(
               }).observe(document.body, { subtree: true, childList: true, characterData: true });
             }"""
         )
-        answered = asyncio.Event()
-
-        async def answer_after_tokens(route: Any) -> None:
-            response = await route.fetch()
-            streamed = ".msg-reply.status-generating[data-position='2'] .msg-text:not(:empty)"
-            await page.locator(streamed).wait_for()
-            await route.fulfill(response=response)
-            answered.set()
-
-        await page.route("**/api/v1/chats/*/messages/*", answer_after_tokens)
+        streamed = ".msg-reply.status-generating[data-position='2'] .msg-text:not(:empty)"
+        answered = await _answer_sends_once_shown(page, streamed)
         await send(page, "Tell me a story.")
         await asyncio.wait_for(answered.wait(), timeout=15)
         await page.locator(".msg-reply.status-complete[data-position='2']").wait_for()
