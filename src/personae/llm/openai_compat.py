@@ -42,8 +42,8 @@ _NO_TOKENIZE_STATUSES = frozenset({400, 404, 405, 422, 501})
 _MAX_MESSAGE_CHARS = 500
 # How long the end of a stream's body is waited for after `[DONE]`.
 _DRAIN_S = 0.25
-# Idle connections are let go of before servers close theirs (uvicorn, behind vLLM
-# and SGLang, after 5 s): a request is not sent on a connection being closed.
+# Idle connections are let go of before servers close theirs (uvicorn's default is
+# 5 s), so that a request is not sent on a connection being closed.
 _KEEPALIVE_S = 4.0
 
 

@@ -59,12 +59,12 @@ def _install_sqlite_pragmas(engine: AsyncEngine) -> None:
         immediate = options.get("personae_write", False)
         begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
         adapted = connection.connection.dbapi_connection
-        if isinstance(adapted, OneHopConnection) and options.get("personae_one_statement"):
-            adapted.run_one_statement_alone()
-        elif isinstance(adapted, OneHopConnection):
-            adapted.begin_with_first_statement(begin)  # one trip to its thread fewer
-        else:
+        if not isinstance(adapted, OneHopConnection):
             connection.exec_driver_sql(begin)
+        elif options.get("personae_one_statement"):
+            adapted.run_one_statement_alone()
+        else:
+            adapted.begin_with_first_statement(begin)  # one trip to its thread fewer
 
 
 class Database:

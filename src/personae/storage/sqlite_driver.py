@@ -96,10 +96,7 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
 
         connection: Any = self._connection  # an aiosqlite.Connection
         async with adapted._execute_mutex:
-            if adapted._alone is not None:
-                if adapted._alone:  # its one statement ran outside any transaction
-                    raise sqlite3.ProgrammingError("a one-statement read ran a second one")
-                adapted._alone = True
+            adapted.count_statement()
             begin, adapted._pending_begin = adapted._pending_begin, None
             try:
                 outcome: tuple[_T, bool] = await connection._execute(run)
@@ -154,12 +151,18 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
         autocommit), and a second one raises rather than read another snapshot."""
         self._alone = False
 
+    def count_statement(self) -> None:
+        """A statement is about to run: in a one-statement read, only the first may."""
+        if self._alone is None:
+            return
+        if self._alone:  # its one statement ran outside any transaction
+            raise sqlite3.ProgrammingError("a one-statement read ran a second one")
+        self._alone = True
+
     def cursor(self, server_side: bool = False) -> Any:
-        if server_side and self._alone is not None:  # aiosqlite's own cursor, alone
-            if self._alone:
-                raise sqlite3.ProgrammingError("a one-statement read ran a second one")
-            self._alone = True
-        if server_side and self._pending_begin is not None:  # aiosqlite's own cursor
+        if server_side:  # aiosqlite's own cursor
+            self.count_statement()
+        if server_side and self._pending_begin is not None:
             begin, self._pending_begin = self._pending_begin, None
             await_(self._connection.execute(begin))
             self._in_transaction = True
