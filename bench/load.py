@@ -12,7 +12,10 @@ under overload), p50 and p99 time to first token of admitted replies relative
 to 1x, the median error of the start-time estimates given in the 202 (target at
 most 30%), and FIFO inversions inside a tier (target 0).
 
-    python bench/load.py [--seconds-1x 40] [--seconds-5x 120]
+    python bench/load.py [--seconds-1x 40] [--seconds-5x 120] [--smoke]
+
+`--smoke` (CI) runs each load for 3 seconds with 20 users: it checks that the
+script runs end to end and prints its figures, too briefly to judge the targets.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ PASSWORD = "a long enough passphrase"
 SLOTS, TOKENS_PER_S, FIRST_TOKEN_MS, REPLY_TOKENS = 4, 50.0, 100.0, 20
 CAPACITY_PER_S = SLOTS / (FIRST_TOKEN_MS / 1000 + REPLY_TOKENS / TOKENS_PER_S)
 USERS = 160
+SETTLE_S = 12.0  # enough for the admitted replies of a phase to finish
 
 
 @dataclass
@@ -82,10 +86,10 @@ async def _direct_capacity(backend_url: str, seconds: float = 10.0) -> float:
         return sum(await asyncio.gather(*(worker(client) for _ in range(SLOTS))))
 
 
-async def _users(client: httpx.AsyncClient) -> list[tuple[str, str]]:
+async def _users(client: httpx.AsyncClient, count: int) -> list[tuple[str, str]]:
     """(token, chat id) for each user, all chatting with one public character."""
     people = []
-    for number in range(USERS):
+    for number in range(count):
         name = f"load{number:04d}"
         opened = await client.post(
             "/api/v1/auth/register", json={"username": name, "password": PASSWORD}
@@ -213,7 +217,7 @@ def _report(
     return base
 
 
-async def main(seconds_1x: float, seconds_5x: float) -> None:
+async def main(seconds_1x: float, seconds_5x: float, users_count: int, smoke: bool) -> None:
     with tempfile.TemporaryDirectory() as work:
         sim_port, port = free_port(), free_port()
         env = personae_env(
@@ -239,17 +243,19 @@ async def main(seconds_1x: float, seconds_5x: float) -> None:
             async with httpx.AsyncClient(
                 base_url=f"http://127.0.0.1:{port}", timeout=60, limits=limits
             ) as client:
-                users = await _users(client)
-                measured = await _direct_capacity(f"http://127.0.0.1:{sim_port}")
+                users = await _users(client, users_count)
+                measured = await _direct_capacity(
+                    f"http://127.0.0.1:{sim_port}", seconds=2.0 if smoke else 10.0
+                )
                 print(
                     f"capacity: nominal {CAPACITY_PER_S:.1f} replies/s, measured directly "
-                    f"{measured:.2f} replies/s; {USERS} users\n"
+                    f"{measured:.2f} replies/s; {users_count} users\n"
                 )
                 baseline = None
                 for load, seconds in ((1.0, seconds_1x), (2.0, seconds_1x), (5.0, seconds_5x)):
                     phase = Phase(load, seconds)
                     await _drive(client, users, phase)
-                    await asyncio.sleep(12)  # let the admitted replies finish
+                    await asyncio.sleep(SETTLE_S / 3 if smoke else SETTLE_S)
                     baseline = _report(Path(work) / "personae.db", phase, baseline, measured)
                     print()
 
@@ -258,5 +264,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds-1x", type=float, default=40)
     parser.add_argument("--seconds-5x", type=float, default=120)
+    parser.add_argument(
+        "--smoke", action="store_true", help="3 s a load, for CI (too short for the targets)"
+    )
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.seconds_1x, arguments.seconds_5x))
+    if arguments.smoke:
+        arguments.seconds_1x = arguments.seconds_5x = 3.0
+    users = 20 if arguments.smoke else USERS
+    asyncio.run(main(arguments.seconds_1x, arguments.seconds_5x, users, arguments.smoke))

@@ -7,10 +7,13 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
+
+LOG_TAIL_BYTES = 4000
 
 
 def free_port() -> int:
@@ -45,20 +48,34 @@ def personae_env(**settings: str) -> dict[str, str]:
 
 @contextmanager
 def cli_process(arguments: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    """`personae ARGUMENTS` in a process of its own, stopped (SIGTERM) on exit."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "personae.cli", *arguments],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        yield process
-    finally:
-        process.terminate()
+    """`personae ARGUMENTS` in a process of its own, stopped (SIGTERM) on exit.
+
+    Its log is kept aside and printed (the end of it) when the block fails, so a
+    benchmark that breaks in CI says why.
+    """
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "personae.cli", *arguments],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+        )
         try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            yield process
+        except BaseException:
+            _stop(process)
+            log.seek(0)
+            tail = log.read()[-LOG_TAIL_BYTES:].decode(errors="replace")
+            print(f"--- the end of `personae {arguments[0]}`'s log ---\n{tail}", file=sys.stderr)
+            raise
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

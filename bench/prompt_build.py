@@ -6,7 +6,10 @@ SQLite database in a temporary folder, with a 2048-token context. The target:
 the 10,000-message chat at most 2x the 10-message one, because a turn reads
 only the tail that can fit and the vectors added since the last turn.
 
-    python bench/prompt_build.py [--runs 50] [--embedding lexical|minilm|auto]
+    python bench/prompt_build.py [--runs 50] [--embedding lexical|minilm|auto] [--smoke]
+
+`--smoke` (CI) runs 3 builds a size with the lexical embedder: it checks that the
+script runs end to end and prints its figures, too few runs to judge the target.
 
 Vectors of older messages are made by a background job, not while a prompt is
 built: the warm-up runs that job's work once (timed apart). The newest message,
@@ -30,9 +33,9 @@ from pathlib import Path
 from personae.container import build_container
 from personae.llm.embedding_files import pull_embedding_model
 from personae.llm.prompt import approx_tokens
-from personae.services.generation import GenerationService
 from personae.services.prompting import assemble_prompt
 from personae.services.recall import Recall
+from personae.services.reply_material import ReplyMaterial
 from personae.settings import Settings
 from personae.storage import migrate
 from personae.storage.repos import accounts as account_repo
@@ -132,10 +135,10 @@ async def _send_time_embedding(recall: Recall, chat: Chat) -> float:
     return time.perf_counter() - started
 
 
-async def _build(generation: GenerationService, chat: Chat) -> float:
+async def _build(material: ReplyMaterial, chat: Chat) -> float:
     """What a reply job reads before its prompt (one read), then the prompt."""
     started = time.perf_counter()
-    preloaded = await generation.preload(chat.reply_id)
+    preloaded = await material.preload(chat.reply_id)
     assert preloaded is not None
     context = preloaded.context
     assemble_prompt(
@@ -183,12 +186,9 @@ async def run(runs: int, embedding: str) -> None:
                 },
             )
         chats = {size: await _make_chat(container, user_id, character_id, size) for size in SIZES}
-        generation = GenerationService(
-            container.database,
-            container.events,
-            container.router,
-            settings,
-            memory=container.memory,
+        # What a reply job reads its prompt's material with (the generation service's own).
+        material = ReplyMaterial(
+            container.database, container.router, settings, memory=container.memory
         )
         recall = container.memory.recall
         assert recall is not None
@@ -200,7 +200,7 @@ async def run(runs: int, embedding: str) -> None:
             indexed += await recall.index(chat.id, before_position=window.start_position)
             indexing += time.perf_counter() - started
             for _ in range(4):
-                await _build(generation, chat)
+                await _build(material, chat)
         # Sizes take turns, so a busy moment of the machine hits each alike.
         times: dict[int, list[float]] = {size: [] for size in SIZES}
         inside: dict[int, list[float]] = {size: [] for size in SIZES}
@@ -209,9 +209,9 @@ async def run(runs: int, embedding: str) -> None:
             for size, chat in chats.items():
                 if size > 10:  # (the 10-message chat has nothing to recall: no query)
                     at_send.append(await _send_time_embedding(recall, chat))
-                times[size].append(await _build(generation, chat))
+                times[size].append(await _build(material, chat))
                 recall.forget_queries()
-                inside[size].append(await _build(generation, chat))
+                inside[size].append(await _build(material, chat))
         medians = {size: statistics.median(values) for size, values in times.items()}
         cold = {size: statistics.median(values) for size, values in inside.items()}
         await container.database.dispose()
@@ -239,7 +239,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--embedding", default="auto", choices=["auto", "lexical", "minilm"])
+    parser.add_argument(
+        "--smoke", action="store_true", help="a few seconds' run for CI (not for the target)"
+    )
     arguments = parser.parse_args()
+    if arguments.smoke:
+        arguments.runs, arguments.embedding = 3, "lexical"
     asyncio.run(run(arguments.runs, arguments.embedding))
 
 

@@ -8,7 +8,10 @@ same run and on the same machine: once with llama.cpp's prompt cache
 the cache the next turn does not re-read the history, without it the cost grows
 with the history.
 
-    python bench/prompt_cache.py [--turns 30] [--data-dir DIR]
+    python bench/prompt_cache.py [--turns 30] [--data-dir DIR] [--smoke]
+
+`--smoke` (CI) plays 3 turns: it checks that the script runs end to end and prints
+its figures, too few turns for the ratios to mean anything.
 """
 
 from __future__ import annotations
@@ -134,7 +137,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=30)
     parser.add_argument("--data-dir", type=Path, default=Path.home() / ".cache" / "personae-test")
+    parser.add_argument(
+        "--smoke", action="store_true", help="3 turns, for CI (too few for the ratios)"
+    )
     arguments = parser.parse_args()
+    if arguments.smoke:
+        arguments.turns = 3
     asyncio.run(run(arguments.turns, arguments.data_dir))
 
 

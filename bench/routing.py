@@ -10,7 +10,10 @@
    keeps the KV cache of 2 prompts (a GPU keeps a few per slot, not every chat).
    Without affinity, idle backends are taken in turn.
 
-    python bench/routing.py [--runs 30] [--turns 30] [--chats 3]
+    python bench/routing.py [--runs 30] [--turns 30] [--chats 3] [--smoke]
+
+`--smoke` (CI) measures 2 runs and 3 turns: it checks that the script runs end to
+end and prints its figures, too few to judge the overhead or the cached share.
 """
 
 from __future__ import annotations
@@ -260,5 +263,10 @@ if __name__ == "__main__":
     # An odd number: in lockstep, round robin over an even number of chats would keep
     # each chat on one backend by accident, hiding what routing without affinity does.
     parser.add_argument("--chats", type=int, default=3)
+    parser.add_argument(
+        "--smoke", action="store_true", help="2 runs and 3 turns, for CI (too few to judge)"
+    )
     arguments = parser.parse_args()
+    if arguments.smoke:
+        arguments.runs, arguments.turns = 2, 3
     asyncio.run(main(arguments.runs, arguments.turns, arguments.chats))
