@@ -14,7 +14,16 @@ class _Stream:
     def __init__(self, size: int) -> None:
         self.events: deque[Event] = deque(maxlen=size)
         self.evicted_up_to: tuple[int, int] | None = None
-        self.changed = asyncio.Condition()
+        # One future per waiting reader, owned by that reader alone: a reader that
+        # is cancelled or times out can break nothing shared, and waking them takes
+        # no lock, so no reader can ever hold up a publisher.
+        self.waiters: set[asyncio.Future[None]] = set()
+
+    def wake_readers(self) -> None:
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self.waiters.clear()
 
 
 class MemoryEventLog:
@@ -43,6 +52,7 @@ class MemoryEventLog:
             stream = self._streams[name] = _Stream(self._size)
             if len(self._streams) > self._max_streams:
                 _, dropped = self._streams.popitem(last=False)
+                dropped.wake_readers()  # its readers come back to the stream's new ring
                 if dropped.events:
                     self._floor = max(
                         self._floor, parse_event_id(dropped.events[-1].id) or self._floor
@@ -57,27 +67,37 @@ class MemoryEventLog:
         if len(target.events) == target.events.maxlen:
             target.evicted_up_to = parse_event_id(target.events[0].id)
         target.events.append(event)
-        async with target.changed:
-            target.changed.notify_all()
+        target.wake_readers()
         return event
 
     def _after(self, target: _Stream, after: str | None) -> list[Event]:
         position = parse_event_id(after)
         if position is None:
             return list(target.events) if after is None else []
-        return [e for e in target.events if (parse_event_id(e.id) or (0, 0)) > position]
+        # Ids grow along the ring: walk back only over the events the reader lacks.
+        newer: list[Event] = []
+        for event in reversed(target.events):
+            if (parse_event_id(event.id) or (0, 0)) <= position:
+                break
+            newer.append(event)
+        newer.reverse()
+        return newer
 
     async def read(self, stream: str, after: str | None, *, wait_s: float) -> list[Event]:
         target = self._stream(stream)
-        async with target.changed:
-            events = self._after(target, after)
-            if events or wait_s <= 0:
-                return events
-            try:
-                await asyncio.wait_for(target.changed.wait(), wait_s)
-            except TimeoutError:
-                return []
-            return self._after(target, after)
+        events = self._after(target, after)
+        if events or wait_s <= 0:
+            return events
+        woken = asyncio.get_running_loop().create_future()
+        target.waiters.add(woken)
+        try:
+            async with asyncio.timeout(wait_s):
+                await woken
+        except TimeoutError:
+            return []
+        finally:
+            target.waiters.discard(woken)
+        return self._after(target, after)
 
     async def last_id(self, stream: str) -> str | None:
         target = self._streams.get(stream)
@@ -91,4 +111,6 @@ class MemoryEventLog:
         return target is None or target.evicted_up_to is None or position >= target.evicted_up_to
 
     async def aclose(self) -> None:
+        for stream in self._streams.values():
+            stream.wake_readers()  # a reader still waiting answers now, not at its timeout
         self._streams.clear()
