@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 
@@ -22,16 +24,18 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-async def wait_ready(url: str, path: str) -> None:
-    async with httpx.AsyncClient(base_url=url) as client:
-        for _ in range(300):
+async def wait_ready(url: str, path: str, timeout_s: float = 30.0) -> None:
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + timeout_s
+    async with httpx.AsyncClient(base_url=url, timeout=2) as client:
+        while loop.time() < give_up:
             try:
                 if (await client.get(path)).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
             await asyncio.sleep(0.1)
-    raise RuntimeError(f"{url} did not start")
+    raise RuntimeError(f"{url}{path} did not answer within {timeout_s:g} s")
 
 
 def personae_env(**settings: str) -> dict[str, str]:
@@ -79,3 +83,42 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+class Restartable:
+    """A `personae` process that can be killed and started again on the same port.
+
+    Each start writes its own log file (stdout and stderr), kept after the run.
+    """
+
+    def __init__(self, name: str, arguments: list[str], env: dict[str, str], logs: Path):
+        self.name, self._arguments, self._env, self._logs = name, arguments, env, logs
+        self.starts = 0
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.starts += 1
+        log = (self._logs / f"{self.name}-{self.starts:02d}.log").open("wb")
+        with log:  # the child keeps its own descriptor
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "personae.cli", *self._arguments],
+                env=self._env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def kill(self) -> None:
+        if self._process is not None:
+            self._process.send_signal(signal.SIGKILL)
+            self._process.wait()
+
+    def stop(self) -> None:
+        if self._process is None or self._process.poll() is not None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(30)
+        except subprocess.TimeoutExpired:
+            print(f"{self.name} ignored SIGTERM for 30 s: killed", file=sys.stderr)
+            self.kill()
