@@ -137,3 +137,13 @@ async def test_a_waiting_reader_is_woken_by_a_publish_not_its_timeout(
     async with asyncio.timeout(10):  # far below the reader's own 30 s wait
         received = await waiting
     assert [event.id for event in received] == [sent.id]
+
+
+async def test_more_than_a_hundred_waiting_readers_all_get_the_event(event_log: EventLog) -> None:
+    # One per open stream: a process serves more than a connection pool's default 100.
+    waiting = [asyncio.create_task(event_log.read(STREAM, None, wait_s=30)) for _ in range(150)]
+    await asyncio.sleep(0.2)
+    sent = await event_log.publish(STREAM, "token", {"text": "to all"})
+    async with asyncio.timeout(10):
+        received = await asyncio.gather(*waiting)
+    assert all([event.id for event in events] == [sent.id] for events in received)

@@ -12,6 +12,10 @@ from personae.events.base import Event, parse_event_id
 _RETAIN_S = 24 * 3600
 # A reader's XREAD blocks at most this long; one that wants longer is answered empty.
 _MAX_BLOCK_S = 30.0
+# Each open stream holds one reader connection while it blocks. redis-py 8 caps a
+# pool at 100 connections, which failed the 101st stream of a process with "Too
+# many connections"; Redis itself serves 10,000 clients by default.
+_MAX_READER_CONNECTIONS = 10_000
 
 
 class RedisEventLog:
@@ -31,6 +35,7 @@ class RedisEventLog:
             decode_responses=True,
             socket_timeout=_MAX_BLOCK_S + timeout_s,
             socket_connect_timeout=timeout_s,
+            max_connections=_MAX_READER_CONNECTIONS,
         )
         self._prefix = prefix
         self._size = size
