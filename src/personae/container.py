@@ -183,7 +183,9 @@ def build_container(settings: Settings) -> Container:
         metrics=metrics,
         incidents=incidents,
         status=status,
-        probes=ProbeRunner(database, events, settings, incidents, status, metrics, backends),
+        probes=ProbeRunner(
+            database, events, settings, incidents, status, metrics, backends, router=router
+        ),
         webhooks=webhooks,
         memory=memory,
         personas=PersonaService(database),

@@ -123,6 +123,7 @@ class Settings(BaseSettings):
     probe_interval_s: float = Field(default=30.0, ge=0.0)
     probe_timeout_s: float = Field(default=10.0, gt=0.0)
     probe_queue_wait_s: float = Field(default=60.0, gt=0.0)
+    probe_reply_window_s: float = Field(default=300.0, gt=0.0)
     probe_retention_days: int = Field(default=90, ge=1)
     status_page_name: str = Field(default="Personae", min_length=1, max_length=100)
     public_url: str | None = None

@@ -12,7 +12,7 @@ from conftest import Api
 PAGE_FIELDS = {"id", "name", "url", "time_zone", "updated_at"}
 COMPONENT_FIELDS = {
     "id", "name", "status", "created_at", "updated_at", "position", "description", "showcase",
-    "start_date", "group_id", "page_id", "group", "only_show_if_degraded",
+    "start_date", "group_id", "page_id", "group", "only_show_if_degraded", "personae",
 }  # fmt: skip
 INCIDENT_FIELDS = {
     "id", "name", "status", "created_at", "updated_at", "monitoring_at", "resolved_at",
@@ -52,6 +52,9 @@ def check_component(component: dict[str, Any]) -> None:
     check_time(component["created_at"])
     check_time(component["updated_at"])
     assert isinstance(component["position"], int)
+    ours = component["personae"]
+    assert ours["status"] in COMPONENT_STATES | {"busy"}
+    assert (ours["status"] == "busy") == (ours["wait_s"] is not None)
 
 
 def check_incident(incident: dict[str, Any], *, maintenance: bool = False) -> None:

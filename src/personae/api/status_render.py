@@ -12,6 +12,7 @@ from personae.services.status import Overview, UptimeDay
 _ATOM = "http://www.w3.org/2005/Atom"
 _STATE_WORDS = {
     "operational": "Operational",
+    "busy": "Busy",
     "degraded_performance": "Degraded performance",
     "partial_outage": "Partial outage",
     "major_outage": "Major outage",
@@ -20,7 +21,7 @@ _STATE_WORDS = {
 _STYLE = """
 body{font-family:system-ui,sans-serif;max-width:860px;margin:2rem auto;padding:0 1rem;color:#222}
 h1{font-size:1.6rem}.banner{padding:1rem;border-radius:6px;font-weight:600;margin:1rem 0}
-.none,.operational{background:#e6f4ea}.minor,.degraded_performance{background:#fff4d6}
+.none,.operational{background:#e6f4ea}.busy{background:#e3f0fb}.minor,.degraded_performance{background:#fff4d6}
 .major,.partial_outage{background:#ffe2cc}.critical,.major_outage{background:#fddede}
 .maintenance,.under_maintenance{background:#dde8fb}
 .component{border-bottom:1px solid #ddd;padding:.6rem 0}.state{float:right;font-size:.9rem}
@@ -72,6 +73,9 @@ def render_page(overview: Overview, uptime: dict[str, list[UptimeDay]]) -> str:
         f"<h1>{escape(overview.name)} status</h1>",
         f'<div class="banner {escape(overview.indicator)}">{escape(overview.description)}</div>',
     ]
+    busy = next((c.busy_text for c in overview.components if c.busy_text), None)
+    if busy:
+        parts.append(f'<p class="busy-note">{escape(busy)}. Replies are answered in turn.</p>')
     if overview.unresolved:
         parts.append("<h2>Open incidents</h2>")
         parts.extend(_incident_html(view) for view in overview.unresolved)
@@ -94,7 +98,7 @@ def render_page(overview: Overview, uptime: dict[str, list[UptimeDay]]) -> str:
             f'<div class="component" id="component-{escape(state.id)}">'
             f"<strong>{escape(state.name)}</strong>"
             f'<span class="state {escape(state.status)}">'
-            f"{escape(_STATE_WORDS.get(state.status, state.status))}</span>"
+            f"{escape(state.busy_text or _STATE_WORDS.get(state.status, state.status))}</span>"
             f'<div class="bars">{"".join(_bar(d) for d in days)}</div>'
             f'<div class="muted">90 days ago · {escape(_uptime_share(days))} · today</div></div>'
         )

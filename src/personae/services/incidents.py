@@ -98,8 +98,10 @@ class IncidentService:
         impact: str = "minor",
         components: Sequence[str] = (),
         automatic: bool = False,
+        started_at: datetime | None = None,
     ) -> IncidentView:
-        """Open an incident with its first update."""
+        """Open an incident with its first update; `started_at` dates it from when the
+        trouble began (the first failed check) rather than from now."""
         title = _check_text("title", title, _MAX_TITLE)
         body = _check_text("body", body, _MAX_BODY)
         _check_choice("status", status, sorted(OPEN_INCIDENT_STATES))
@@ -112,6 +114,7 @@ class IncidentService:
                 impact=impact,
                 components=list(components),
                 automatic=automatic,
+                started_at=started_at,
             )
             await repo.insert_incident_update(tx, incident_id, status=status, body=body)
         view = await self.get(incident_id)

@@ -13,6 +13,8 @@ from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from personae.services.backend_replies import BackendReplies
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -29,6 +31,8 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        # The status probes judge each backend by these before their own checks.
+        self.backend_replies = BackendReplies()
         registry = self.registry
         self.requests = Counter(
             "personae_http_requests",
@@ -102,6 +106,7 @@ class Metrics:
 
     def reply_finished(self, state: str, generation: Mapping[str, Any]) -> None:
         self.replies.labels(state).inc()
+        self.backend_replies.record(state, generation)
         first_ms, duration_ms = generation.get("first_token_ms"), generation.get("duration_ms")
         if state != "complete" or not isinstance(first_ms, int | float):
             return

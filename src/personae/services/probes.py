@@ -1,13 +1,22 @@
 """Health probes on a schedule, and the incidents they open and resolve by themselves.
 
 Every round checks the database (a round trip), the event log (publish, then
-read back), each inference backend (its health, then a real four-token
-generation) and the waiting room (how long the oldest reply has waited). A
-probe that does not answer within the timeout has failed: a hung backend is a
-down backend. Two failures in a row open one incident for the component;
-two passes in a row, once the component has stopped flapping, resolve it. A
-component that passes and fails by turns keeps its one incident open and shows
-degraded performance, so a flapping backend never makes an incident storm.
+read back), each inference backend and the waiting room. A probe that does not
+answer within the timeout has failed: a hung backend is a down backend.
+
+Busy is not down. A backend is judged first by the replies it finished lately
+(a majority failed, or its breaker is open: failing), then by its health
+endpoint, which takes no slot; the four-token generation runs only when one of
+its slots is idle, holding that slot like a reply would, and a generation that
+waited while real replies completed on the backend is busy, not failed. The
+waiting room fails only when replies wait and none is being written; a full
+line that moves is busy.
+
+Two failures in a row open one incident for the component, dated from the
+first of them; two passes in a row, once the component has stopped flapping,
+resolve it. A component that passes and fails by turns keeps its one incident
+open and shows degraded performance, so a flapping backend never makes an
+incident storm.
 """
 
 from __future__ import annotations
@@ -18,10 +27,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from personae.events.base import EventLog
 from personae.llm.base import ChatTurn, Provider, SamplingParams
+from personae.llm.router import Backend, Router
 from personae.services.incidents import IncidentService
 from personae.services.metrics import Metrics
 from personae.services.status import (
@@ -45,6 +55,8 @@ _PRUNE_EVERY_S = 3600.0
 _DETAIL_CHARS = 300
 _PROBE_PROMPT = (ChatTurn("user", "Reply with the single word: ok"),)
 _PROBE_PARAMS = SamplingParams(max_tokens=4, temperature=0.0)
+# Fewer replies than this in the window say too little to call a backend failing.
+_JUDGED_AFTER_REPLIES = 3
 
 
 class _ProbeFailed(Exception):
@@ -67,8 +79,8 @@ _TEXTS = {
     "queue": (
         "minor",
         "Replies are slow to start",
-        "Replies wait longer than usual before they start (since {since} UTC). Your messages "
-        "are saved and are answered in turn.",
+        "Replies wait and none is being written since {since} UTC. Your messages are saved "
+        "and are answered in turn once replies move again.",
     ),
 }
 _BACKEND_TEXT = (
@@ -91,8 +103,11 @@ class ProbeRunner:
         status: StatusService,
         metrics: Metrics,
         backends: Backends,
+        *,
+        router: Router | None = None,
     ) -> None:
         self._db = database
+        self._router = router
         self._events = events
         self._settings = settings
         self._incidents = incidents
@@ -141,8 +156,11 @@ class ProbeRunner:
             "event_log": self._event_log,
             "queue": self._queue,
         }
+        slots = {b.name: b for b in self._router.backends} if self._router else {}
         for provider in providers:
-            checks[f"backend:{provider.name}"] = _backend_check(provider)
+            checks[f"backend:{provider.name}"] = self._backend_check(
+                provider, slots.get(provider.name)
+            )
         results = list(await asyncio.gather(*(self._timed(c, f) for c, f in checks.items())))
         backends = [r for r in results if r.component.startswith("backend:")]
         fleet_ok = any(r.ok for r in backends)
@@ -164,6 +182,9 @@ class ProbeRunner:
     async def _timed(self, component: str, check: Callable[[], Awaitable[str]]) -> ProbeRecord:
         started = time.monotonic()
         timeout = self._settings.probe_timeout_s
+        if component.startswith("backend:"):
+            # Its health and its generation each have the timeout (and say so themselves).
+            timeout = 2 * timeout + 1
         try:
             async with asyncio.timeout(timeout):
                 detail, ok = await check(), True
@@ -190,22 +211,88 @@ class ProbeRunner:
         return "publish and read ok"
 
     async def _queue(self) -> str:
-        length, wait = await self._status.queue()
+        room = await self._status.waiting_room()
         if await self._status.replies_paused():
-            return f"{length} waiting; replies are paused for maintenance"
-        if wait > self._settings.probe_queue_wait_s:
-            raise _ProbeFailed(f"{length} waiting; the oldest for {round(wait)} s")
-        return f"{length} waiting; the oldest for {round(wait)} s"
+            return f"{room.waiting} waiting; replies are paused for maintenance"
+        if room.stuck(self._settings.probe_queue_wait_s):
+            raise _ProbeFailed(
+                f"{room.waiting} waiting and none is being written; "
+                f"the oldest for {round(room.oldest_wait_s)} s"
+            )
+        if room.active:
+            return f"{room.busy_text()} ({room.waiting} waiting, {room.writing} being written)"
+        return f"no reply waits; {room.writing} being written"
+
+    # --- backends ----------------------------------------------------------------------
+
+    def _backend_check(
+        self, provider: Provider, backend: Backend | None
+    ) -> Callable[[], Awaitable[str]]:
+        async def check() -> str:
+            return await self._backend(provider, backend)
+
+        return check
+
+    async def _backend(self, provider: Provider, backend: Backend | None) -> str:
+        """Real replies first, then the health endpoint, then a generation if a slot is
+        idle (`backend` is None when the router does not know it: always generate)."""
+        window = self._settings.probe_reply_window_s
+        replies = self._metrics.backend_replies.summary(provider.name, window_s=window)
+        seen = replies.describe(window)
+        if replies.replies >= _JUDGED_AFTER_REPLIES and replies.failed * 2 > replies.replies:
+            raise _ProbeFailed(f"replies fail: {seen}")
+        if backend is not None and backend.breaker.state == "open":
+            raise _ProbeFailed(f"replies failed in a row (its breaker is open); {seen}")
+        timeout = self._settings.probe_timeout_s
+        try:
+            async with asyncio.timeout(timeout):
+                healthy = await provider.health()
+        except TimeoutError:
+            raise _ProbeFailed(f"the health check gave no answer within {timeout:g} s") from None
+        if not healthy:
+            raise _ProbeFailed("the health check failed")
+        if backend is not None and not backend.has_room():
+            return f"busy: its {backend.spec.slots} slots are writing replies; health ok; {seen}"
+        return f"{await self._generate(provider, backend)}; {seen}"
+
+    async def _generate(self, provider: Provider, backend: Backend | None) -> str:
+        """Four tokens, holding a slot as a reply would (a reply claimed meanwhile waits
+        for it rather than sharing the backend's slot unseen)."""
+        witness = self._metrics.backend_replies
+        began = witness.now()
+        slot = (
+            self._router.using(backend)
+            if self._router is not None and backend is not None
+            else contextlib.nullcontext()
+        )
+        timeout = self._settings.probe_timeout_s
+        pieces = 0
+        try:
+            with slot:
+                async with asyncio.timeout(timeout):
+                    stream = provider.stream_chat(_PROBE_PROMPT, _PROBE_PARAMS)
+                    async with aclosing(stream) as pieces_of_text:
+                        async for _piece in pieces_of_text:
+                            pieces += 1
+        except TimeoutError:
+            # Another process's replies may fill the backend: they prove it serves.
+            served = witness.completed_since(provider.name, began)
+            if served:
+                return f"busy: the probe waited while {served} replies completed"
+            raise _ProbeFailed(f"no answer within {timeout:g} s") from None
+        return f"healthy; generated {pieces} pieces"
 
     # --- automatic incidents -----------------------------------------------------------
 
     async def _reconcile(self, component: str) -> None:
         async with self._db.read() as tx:
-            recent = [r.ok for r in await repo.recent_probe_results(tx, component, limit=10)]
+            results = await repo.recent_probe_results(tx, component, limit=10)
+        recent = [r.ok for r in results]
         open_view = await self._incidents.open_automatic(component)
         if open_view is None:
-            if consecutive_failures(recent) >= _OPEN_AFTER_FAILURES:
-                await self._open(component)
+            failures = consecutive_failures(recent)
+            if failures >= _OPEN_AFTER_FAILURES:
+                await self._open(component, since=results[failures - 1].checked_at)
             return
         incident = open_view.incident
         passing = len(recent) >= _RECOVERY_PASSES and all(recent[:_RECOVERY_PASSES])
@@ -225,28 +312,16 @@ class ProbeRunner:
                 "We keep this incident open until it is steady again.",
             )
 
-    async def _open(self, component: str) -> None:
+    async def _open(self, component: str, *, since: datetime) -> None:
+        """Open the component's incident, dated from its first failed check."""
         impact, title, body = _TEXTS.get(component, _BACKEND_TEXT)
         name = component_name(component)
-        since = f"{utcnow():%H:%M}"
         log.warning("opening an automatic incident", extra={"component": component})
         await self._incidents.open(
             title.format(name=name),
-            body.format(name=name, since=since),
+            body.format(name=name, since=f"{since:%H:%M}"),
             impact=impact,
             components=[component],
             automatic=True,
+            started_at=since,
         )
-
-
-def _backend_check(provider: Provider) -> Callable[[], Awaitable[str]]:
-    async def check() -> str:
-        if not await provider.health():
-            raise _ProbeFailed("the health check failed")
-        pieces = 0
-        async with aclosing(provider.stream_chat(_PROBE_PROMPT, _PROBE_PARAMS)) as stream:
-            async for _piece in stream:
-                pieces += 1
-        return f"healthy; generated {pieces} pieces"
-
-    return check

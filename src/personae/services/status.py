@@ -2,10 +2,14 @@
 
 Component states are computed from the stored probe results, never stored
 themselves: a component's latest results (newest first) decide between
-operational, degraded_performance (one failure, a flapping check, a slow queue)
-and its outage state (two failures in a row). The inference fleet as a whole is
-derived from its backends. An active maintenance puts its components under
-maintenance and makes the service read-only.
+operational, degraded_performance (one failure, a flapping check, a waiting room
+that does not move) and its outage state (two failures in a row). The inference
+fleet as a whole is derived from its backends. Busy is not down: while replies
+wait in line and are served in turn, the backends, the fleet and the waiting
+room read `busy`, with the wait (Statuspage's enum has no such state, so its
+JSON says operational there and busy in a field of ours). An active
+maintenance puts its components under maintenance and makes the service
+read-only.
 """
 
 from __future__ import annotations
@@ -14,12 +18,14 @@ import asyncio
 import hashlib
 import itertools
 import logging
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from personae.llm.base import Provider
+from personae.services.chats import REPLY_JOB
 from personae.services.incidents import OPEN_INCIDENT_STATES, IncidentService, IncidentView
 from personae.services.metrics import Metrics
 from personae.settings import Settings
@@ -37,6 +43,7 @@ log = logging.getLogger("personae.status")
 _FLAP_TRANSITIONS = 3
 _SEVERITY = {
     "operational": 0,
+    "busy": 0,
     "under_maintenance": 0,
     "degraded_performance": 1,
     "partial_outage": 2,
@@ -58,6 +65,10 @@ _FIXED_COMPONENTS = {
     "inference": ("Replies", "Every model backend together."),
 }
 _QUEUE = ("queue", ("Waiting room", "How long replies wait before they start."))
+# Components that read busy while replies wait their turn (the fleet is the line's server).
+_BUSY_WITH_THE_LINE = ("inference", _QUEUE[0])
+# The banner says busy only once a wait is worth mentioning; the status page always does.
+_BUSY_NOTICE_S = 10.0
 Backends = Callable[[], Sequence[Provider]]
 
 
@@ -107,15 +118,51 @@ def _fleet_status(backends: Sequence[str]) -> str:
 
 
 @dataclass(frozen=True)
+class WaitingRoom:
+    """Replies in line, cluster-wide: how many wait, how long, and whether they move."""
+
+    waiting: int
+    oldest_wait_s: float
+    writing: int  # replies being written now (a live lease)
+    recent_wait_s: float | None  # the median wait of replies started lately
+
+    @property
+    def active(self) -> bool:
+        return self.waiting > 0
+
+    @property
+    def wait_s(self) -> float:
+        """About how long a reply waits now: what recent ones waited, or the oldest's
+        wait so far when that is longer (the line grew)."""
+        return max(self.recent_wait_s or 0.0, self.oldest_wait_s)
+
+    def stuck(self, limit_s: float) -> bool:
+        """Replies have waited past `limit_s` and none is being written: the line does
+        not move (a full line that moves is busy, not down)."""
+        return self.active and self.oldest_wait_s > limit_s and self.writing == 0
+
+    def busy_text(self) -> str:
+        return f"Busy: replies wait about {_about(self.wait_s)}"
+
+
+def _about(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    return f"{round(seconds / 60)} min"
+
+
+@dataclass(frozen=True)
 class ComponentState:
     id: str
     name: str
     description: str
     position: int
-    status: str
+    status: str  # a Statuspage component state, or busy
     created_at: datetime
     updated_at: datetime
     detail: str
+    wait_s: float | None = None  # while busy: about how long replies wait
+    busy_text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -157,7 +204,7 @@ class Overview:
 class Notice:
     """What the web app's banner should show now."""
 
-    kind: str  # none | maintenance | incident | degraded | upcoming_maintenance
+    kind: str  # none | maintenance | incident | degraded | busy | upcoming_maintenance
     level: str  # none | info | warning | critical
     title: str
     message: str
@@ -210,32 +257,41 @@ class StatusService:
                     tx, component, limit=STATE_WINDOW
                 )
             since = await repo.first_seen(tx, names)
+        states = _probed_states(names, recent)
+        room = await self.waiting_room()
         maintained = await self._maintained_components()
-        states: dict[str, str] = {}
-        for component in names:
-            outage = "degraded_performance" if component == _QUEUE[0] else "major_outage"
-            states[component] = component_status([r.ok for r in recent[component]], outage=outage)
-        backend_states = [s for c, s in states.items() if c.startswith("backend:")]
-        states["inference"] = _fleet_status(backend_states)
         result = []
         for position, component in enumerate(names, start=1):
             rows = recent[component]
             state = states[component]
+            busy = state == "operational" and room.active and _serves_the_line(component)
             if maintained is not None and (not maintained or component in maintained):
-                state = "under_maintenance"
+                state, busy = "under_maintenance", False
             result.append(
                 ComponentState(
                     id=component,
                     name=component_name(component),
                     description=_describe(component),
                     position=position,
-                    status=state,
+                    status="busy" if busy else state,
                     created_at=since.get(component, now),
                     updated_at=rows[0].checked_at if rows else now,
                     detail=rows[0].detail if rows else "not checked yet",
+                    wait_s=round(room.wait_s, 1) if busy else None,
+                    busy_text=room.busy_text() if busy else None,
                 )
             )
         return result
+
+    async def waiting_room(self) -> WaitingRoom:
+        """The line of replies across every process, from the jobs table."""
+        window_start = utcnow() - timedelta(seconds=self._settings.probe_reply_window_s)
+        async with self._db.read() as tx:
+            found = await repo.waiting_room(tx, kind=REPLY_JOB, started_since=window_start)
+        oldest = found.oldest_queued_at
+        oldest_wait = max(0.0, (utcnow() - oldest).total_seconds()) if oldest else 0.0
+        recent = statistics.median(found.recent_waits_s) if found.recent_waits_s else None
+        return WaitingRoom(found.waiting, oldest_wait, found.writing, recent)
 
     async def _maintained_components(self) -> set[str] | None:
         """None without an active maintenance; else its components (empty: all of them)."""
@@ -375,12 +431,17 @@ class StatusService:
                 "incident", level, worst.title, message, *queue,
                 incident_id=worst.id, starts_at=worst.created_at,
             )  # fmt: skip
-        if wait > self._settings.probe_queue_wait_s:
+        room = await self.waiting_room()
+        if room.stuck(self._settings.probe_queue_wait_s):
             message = (
-                f"{length} replies are waiting; the longest has waited {round(wait)} s. "
-                "Your messages are saved and answered in turn."
+                f"{room.waiting} replies are waiting and none is being written; the longest "
+                f"has waited {_about(room.oldest_wait_s)}. Your messages are saved and "
+                "answered in turn."
             )
             return Notice("degraded", "warning", "Replies are slow to start", message, *queue)
+        if room.active and room.wait_s >= _BUSY_NOTICE_S:
+            message = f"{room.busy_text()}. Your messages are saved and answered in turn."
+            return Notice("busy", "info", "Busy", message, *queue)
         soon = utcnow() + timedelta(days=1)
         for planned in await self._incidents.list_maintenances(statuses=("scheduled",), limit=5):
             if planned.scheduled_for <= soon:
@@ -394,6 +455,23 @@ class StatusService:
                     ends_at=planned.scheduled_until,
                 )  # fmt: skip
         return Notice("none", "none", "", "", *queue)
+
+
+def _serves_the_line(component: str) -> bool:
+    return component.startswith("backend:") or component in _BUSY_WITH_THE_LINE
+
+
+def _probed_states(
+    names: Sequence[str], recent: dict[str, list[repo.ProbeRecord]]
+) -> dict[str, str]:
+    """Each component's state from its results; the fleet's from its backends'."""
+    states: dict[str, str] = {}
+    for component in names:
+        outage = "degraded_performance" if component == _QUEUE[0] else "major_outage"
+        states[component] = component_status([r.ok for r in recent[component]], outage=outage)
+    backend_states = [s for c, s in states.items() if c.startswith("backend:")]
+    states["inference"] = _fleet_status(backend_states)
+    return states
 
 
 def _describe(component: str) -> str:

@@ -54,7 +54,7 @@ class WebhookCreate(Input):
 class NoticePublic(Output):
     """What the web app's banner shows now; `kind` none means: show nothing."""
 
-    kind: Literal["none", "maintenance", "incident", "degraded", "upcoming_maintenance"]
+    kind: Literal["none", "maintenance", "incident", "degraded", "busy", "upcoming_maintenance"]
     level: Literal["none", "info", "warning", "critical"]
     title: str
     message: str

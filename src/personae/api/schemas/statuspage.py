@@ -35,10 +35,12 @@ def status(overview: Overview) -> Json:
 
 
 def component(state: ComponentState, page_id: str) -> Json:
+    """Statuspage's component; busy (not in its enum) reads operational there, and our
+    own `personae` field says busy and about how long replies wait."""
     return {
         "id": state.id,
         "name": state.name,
-        "status": state.status,
+        "status": "operational" if state.status == "busy" else state.status,
         "created_at": iso(state.created_at),
         "updated_at": iso(state.updated_at),
         "position": state.position,
@@ -49,6 +51,7 @@ def component(state: ComponentState, page_id: str) -> Json:
         "page_id": page_id,
         "group": False,
         "only_show_if_degraded": False,
+        "personae": {"status": state.status, "wait_s": state.wait_s, "text": state.busy_text},
     }
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import case, delete, func, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from personae.storage.tables import incident_updates, incidents, maintenances, probe_results
+from personae.storage.tables import incident_updates, incidents, jobs, maintenances, probe_results
 from personae.storage.types import new_id, utcnow
 
 CLOSED_INCIDENT_STATES = ("resolved", "postmortem")
@@ -136,6 +136,51 @@ async def delete_probe_results_before(tx: AsyncSession, cutoff: datetime) -> int
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+@dataclass(frozen=True)
+class WaitingRoomRecord:
+    waiting: int
+    oldest_queued_at: datetime | None
+    writing: int
+    # Seconds each reply started since the window's start waited, newest first.
+    recent_waits_s: list[float]
+
+
+def _aware(moment: Any) -> datetime | None:
+    if isinstance(moment, str):  # SQLite's min() hands back the stored text
+        moment = datetime.fromisoformat(moment)
+    if isinstance(moment, datetime) and moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment if isinstance(moment, datetime) else None
+
+
+async def waiting_room(
+    tx: AsyncSession, *, kind: str, started_since: datetime, sample: int = 100
+) -> WaitingRoomRecord:
+    """Jobs of `kind` waiting (and since when), being run under a live lease, and how
+    long the latest `sample` of those started since `started_since` had waited."""
+    now = utcnow()
+    of_kind = jobs.c.kind == kind
+    line = select(func.count(), func.min(jobs.c.created_at)).where(
+        of_kind, jobs.c.status == "queued"
+    )
+    waiting, oldest = (await tx.execute(line)).one()
+    running = select(func.count()).where(
+        of_kind, jobs.c.status == "running", jobs.c.lease_expires_at >= now
+    )
+    writing = (await tx.execute(running)).scalar_one()
+    started = (
+        select(jobs.c.created_at, jobs.c.started_at)
+        .where(of_kind, jobs.c.started_at >= started_since)
+        .order_by(jobs.c.started_at.desc())
+        .limit(sample)
+    )
+    waits = [
+        max(0.0, (start - created).total_seconds())
+        for created, start in (await tx.execute(started)).all()
+    ]
+    return WaitingRoomRecord(int(waiting), _aware(oldest), int(writing), waits)
+
+
 # --- incidents ------------------------------------------------------------------------
 
 
@@ -147,7 +192,9 @@ async def insert_incident(
     impact: str,
     components: list[str],
     automatic: bool,
+    started_at: datetime | None = None,
 ) -> str:
+    """Store a new incident; it is dated `started_at` (when the trouble began) if given."""
     now = utcnow()
     incident_id = new_id()
     await tx.execute(
@@ -158,7 +205,7 @@ async def insert_incident(
             impact=impact,
             components=components,
             automatic=automatic,
-            created_at=now,
+            created_at=started_at or now,
             updated_at=now,
             monitoring_at=now if status == "monitoring" else None,
             resolved_at=now if status in CLOSED_INCIDENT_STATES else None,

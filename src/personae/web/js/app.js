@@ -116,13 +116,12 @@ export async function refreshNotice() {
     replace(banner);
     return;
   }
-  const extra = notice.kind === "degraded" && notice.queue_wait_s
-    ? ` Replies wait about ${Math.round(notice.queue_wait_s)} s (${notice.queue_length} in line).` : "";
+  // A busy or slow waiting room's message says the wait itself, in the server's words.
   banner.hidden = false;
   banner.className = `notice notice-${notice.level} notice-${notice.kind}`;
   replace(banner,
     h("strong", {}, notice.title), " ",
-    h("span", {}, notice.message + extra), " ",
+    h("span", {}, notice.message), " ",
     h("a", { href: notice.status_url || "/status" }, "Status page"));
 }
 
