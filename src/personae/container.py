@@ -23,7 +23,6 @@ from personae.services.export import ExportService
 from personae.services.generation import GenerationService
 from personae.services.health import HealthService
 from personae.services.incidents import IncidentService
-from personae.services.loop_watch import LoopWatchdog
 from personae.services.memory import RECALL_INDEX_JOB, SUMMARY_JOB, MemoryService
 from personae.services.messages import MessageService
 from personae.services.metrics import Metrics
@@ -72,13 +71,10 @@ class Container:
     # Set when the server begins to stop: open streams end so clients reconnect elsewhere.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
-    _watchdog: LoopWatchdog | None = field(default=None, repr=False)
 
     async def start(self, *, run_jobs: bool = True) -> None:
         """Schema, demo data, then the model and the scheduler (unless `run_jobs` is off)."""
         self._loop = asyncio.get_running_loop()
-        self._watchdog = LoopWatchdog(self.metrics)
-        self._watchdog.start()
         if self.settings.auto_migrate:
             await migrate.upgrade(self.database)
         elif not (await self.health.readiness()).ready:
@@ -127,8 +123,6 @@ class Container:
     async def aclose(self) -> None:
         """Finish or checkpoint running replies, then close every connection."""
         self.stopping.set()
-        if self._watchdog is not None:
-            await self._watchdog.aclose()
         await self.probes.aclose()
         await self.webhooks.aclose()
         await self.scheduler.shutdown(self.settings.graceful_shutdown_s)
@@ -147,13 +141,16 @@ def _event_log(settings: Settings) -> EventLog:
             size=settings.event_log_size,
             timeout_s=settings.redis_timeout_s,
         )
-    return MemoryEventLog(size=settings.event_log_size)
+    return MemoryEventLog(
+        size=settings.event_log_size, max_bytes=settings.event_log_memory_mib * 2**20
+    )
 
 
 def build_container(settings: Settings) -> Container:
     """Wire the objects a process needs; nothing here touches the network yet."""
     database = Database(settings.resolved_database_url)
-    limiter = RateLimiter(build_storage(settings.redis_url), key_prefix=settings.redis_prefix)
+    storage = build_storage(settings.redis_url, memory_keys=settings.rate_limit_memory_keys)
+    limiter = RateLimiter(storage, key_prefix=settings.redis_prefix)
     events = _event_log(settings)
     container: Container | None = None
 
@@ -167,7 +164,8 @@ def build_container(settings: Settings) -> Container:
     status = StatusService(database, settings, incidents, metrics, backends)
     scheduler = Scheduler(database, events, settings, paused=status.replies_paused)
     secret_key = ensure_secret_key(settings)
-    memory = MemoryService(database, settings, Recall(database, load_embedder(settings)))
+    recall = Recall(database, load_embedder(settings), cached_chats=settings.recall_cached_chats)
+    memory = MemoryService(database, settings, recall)
     chats = ChatService(database, events, scheduler, settings, limiter, memory)
     router = Router([], affinity=settings.routing_affinity)
     container = Container(
@@ -177,12 +175,8 @@ def build_container(settings: Settings) -> Container:
         events=events,
         scheduler=scheduler,
         accounts=AccountService(database, settings, limiter, secret_key),
-        characters=CharacterService(database, cpu_budget_s=settings.cpu_budget_s),
-        cards=CardService(
-            database,
-            max_upload_bytes=settings.max_upload_bytes,
-            cpu_budget_s=settings.cpu_budget_s,
-        ),
+        characters=CharacterService(database),
+        cards=CardService(database, max_upload_bytes=settings.max_upload_bytes),
         chats=chats,
         messages=MessageService(database, events, scheduler, settings),
         streams=StreamService(database, events, chats, scheduler),
@@ -199,6 +193,6 @@ def build_container(settings: Settings) -> Container:
         webhooks=webhooks,
         memory=memory,
         personas=PersonaService(database),
-        exports=ExportService(database, cpu_budget_s=settings.cpu_budget_s),
+        exports=ExportService(database),
     )
     return container

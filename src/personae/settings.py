@@ -51,7 +51,6 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_upload_bytes: int = Field(default=8 * 1_048_576, ge=1024)
     graceful_shutdown_s: float = Field(default=20.0, ge=0)
-    cpu_budget_s: float = Field(default=5.0, gt=0.0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_json: bool = True
 
@@ -79,6 +78,7 @@ class Settings(BaseSettings):
     backend_model: str = "default"
     backend_slots: int = Field(default=4, ge=1, le=1024)
     embedded_slots: int = Field(default=1, ge=1, le=16)
+    embedded_cache_ram_mib: int | None = Field(default=None, ge=0)
     backends: list[str] = Field(default_factory=list)
     backends_file: Path | None = None
     backend_probe_interval_s: float = Field(default=10.0, ge=0.0)
@@ -96,6 +96,7 @@ class Settings(BaseSettings):
     job_retry_base_s: float = Field(default=1.0, ge=0.0)
     checkpoint_interval_s: float = Field(default=0.5, gt=0.0)
     event_log_size: int = Field(default=2000, ge=10)
+    event_log_memory_mib: int = Field(default=64, ge=1)
     sse_heartbeat_s: float = Field(default=15.0, gt=0.0)
 
     # --- memory: personas, lorebooks, pinned memories, summary, recall ---
@@ -112,6 +113,8 @@ class Settings(BaseSettings):
     recall_min_score: float = Field(default=0.2, ge=-1.0, le=1.0)
     embedding_model: Literal["auto", "lexical", "minilm"] = "auto"
     embedding_model_dir: Path | None = None
+    cached_chats: int = Field(default=512, ge=1)
+    recall_cached_chats: int = Field(default=8, ge=1)
 
     # --- the waiting room ---
     queue_max_per_user: int = Field(default=3, ge=1)
@@ -119,6 +122,7 @@ class Settings(BaseSettings):
     queue_max_wait_s: float = Field(default=120.0, gt=0.0)
     send_rate_per_user: str = "30/minute"
     send_rate_per_ip: str = "120/minute"
+    rate_limit_memory_keys: int = Field(default=100_000, ge=100)
 
     # --- status and transparency ---
     probe_interval_s: float = Field(default=30.0, ge=0.0)

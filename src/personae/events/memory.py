@@ -9,11 +9,21 @@ from typing import Any
 
 from personae.events.base import Event, parse_event_id
 
+# What an event costs besides its text (the Event, its id, its data dict: measured
+# about 400 bytes for a token event), and a stream before its first event.
+_EVENT_BYTES = 400
+_STREAM_BYTES = 1000
+
+
+def _approximate_bytes(event: Event) -> int:
+    return _EVENT_BYTES + sum(len(value) for value in event.data.values() if isinstance(value, str))
+
 
 class _Stream:
     def __init__(self, size: int) -> None:
         self.events: deque[Event] = deque(maxlen=size)
         self.evicted_up_to: tuple[int, int] | None = None
+        self.bytes = _STREAM_BYTES
         # One future per waiting reader, owned by that reader alone: a reader that
         # is cancelled or times out can break nothing shared, and waking them takes
         # no lock, so no reader can ever hold up a publisher.
@@ -27,15 +37,20 @@ class _Stream:
 
 
 class MemoryEventLog:
-    """Keeps the newest `size` events of up to `max_streams` streams (least recent dropped).
+    """Keeps the newest `size` events of up to `max_streams` streams, in about
+    `max_bytes` in all (the least recently used streams are dropped first).
 
     Events written before this process started are unknown here, so a reader
     asking from before the start is told the log does not cover it.
     """
 
-    def __init__(self, *, size: int = 1000, max_streams: int = 10_000) -> None:
+    def __init__(
+        self, *, size: int = 1000, max_streams: int = 10_000, max_bytes: int = 64 * 2**20
+    ) -> None:
         self._size = size
         self._max_streams = max_streams
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._streams: OrderedDict[str, _Stream] = OrderedDict()
         self._last = (int(time.time() * 1000), 0)
         self._floor = self._last
@@ -50,15 +65,30 @@ class MemoryEventLog:
         stream = self._streams.get(name)
         if stream is None:
             stream = self._streams[name] = _Stream(self._size)
-            if len(self._streams) > self._max_streams:
-                _, dropped = self._streams.popitem(last=False)
-                dropped.wake_readers()  # its readers come back to the stream's new ring
-                if dropped.events:
-                    self._floor = max(
-                        self._floor, parse_event_id(dropped.events[-1].id) or self._floor
-                    )
+            self._bytes += stream.bytes
         self._streams.move_to_end(name)
+        self._forget_least_recent()
         return stream
+
+    def _forget_least_recent(self) -> None:
+        """Drop the least recently used streams while over a bound (never the newest)."""
+        while len(self._streams) > 1 and (
+            len(self._streams) > self._max_streams or self._bytes > self._max_bytes
+        ):
+            _, dropped = self._streams.popitem(last=False)
+            self._bytes -= dropped.bytes
+            dropped.wake_readers()  # its readers come back to the stream's new ring
+            if dropped.events:
+                self._floor = max(self._floor, parse_event_id(dropped.events[-1].id) or self._floor)
+
+    @property
+    def retained_bytes(self) -> int:
+        """About how much memory the retained events take."""
+        return self._bytes
+
+    @property
+    def stream_count(self) -> int:
+        return len(self._streams)
 
     async def publish(self, stream: str, name: str, data: dict[str, Any]) -> Event:
         target = self._stream(stream)
@@ -66,7 +96,14 @@ class MemoryEventLog:
         event = Event(f"{milliseconds}-{sequence}", name, data)
         if len(target.events) == target.events.maxlen:
             target.evicted_up_to = parse_event_id(target.events[0].id)
+            evicted = _approximate_bytes(target.events[0])
+            target.bytes -= evicted
+            self._bytes -= evicted
         target.events.append(event)
+        added = _approximate_bytes(event)
+        target.bytes += added
+        self._bytes += added
+        self._forget_least_recent()
         target.wake_readers()
         return event
 
@@ -114,3 +151,4 @@ class MemoryEventLog:
         for stream in self._streams.values():
             stream.wake_readers()  # a reader still waiting answers now, not at its timeout
         self._streams.clear()
+        self._bytes = 0

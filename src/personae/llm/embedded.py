@@ -24,10 +24,13 @@ from personae.llm.openai_compat import OpenAICompatProvider
 
 # llama.cpp log verbosity: 1 prints errors only (0 and below print nothing at all).
 ERRORS_ONLY = 1
-# Cap on llama.cpp's host-RAM prompt cache (default 8 GiB), where idle slots'
-# prompts are saved so a chat that comes back finds its prefix warm. SmolLM2-135M
-# needs ~23 KB per cached token, so 256 MiB keeps ~11k tokens (5 full contexts).
+# Cap on llama.cpp's host-RAM prompt cache (its own default is 8 GiB), where idle
+# slots' prompts are saved so a chat that comes back finds its prefix warm: the
+# process grows by up to this much, then stays. SmolLM2-135M needs ~23 KB per
+# cached token, so 256 MiB keeps ~11k tokens (5 full contexts). A smaller machine
+# gets 1/64 of its memory.
 DEFAULT_CACHE_RAM_MIB = 256
+_CACHE_RAM_SHARE = 64
 _CACHE_REUSE_MIN_TOKENS = 64
 # How long `stop` waits for cut streams to leave their slots.
 _IDLE_WAIT_S = 2.0
@@ -39,6 +42,33 @@ def _usable_cpus() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+def _memory_mib() -> int | None:
+    """The memory this process may use: a cgroup's limit when one is set, else the machine's."""
+    limits = [
+        Path("/sys/fs/cgroup/memory.max"),
+        Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"),
+    ]
+    for limit in limits:
+        try:
+            text = limit.read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < 2**60:  # "max" or a huge number: no limit
+            return int(text) // 2**20
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2**20
+    except (ValueError, OSError):
+        return None
+
+
+def default_cache_ram_mib() -> int:
+    """The prompt cache's bound when no setting gives one: 256 MiB, less on a small machine."""
+    memory = _memory_mib()
+    if memory is None:
+        return DEFAULT_CACHE_RAM_MIB
+    return min(DEFAULT_CACHE_RAM_MIB, memory // _CACHE_RAM_SHARE)
 
 
 def default_threads() -> tuple[int, int]:
@@ -85,6 +115,7 @@ class EmbeddedServer:
         model_path: Path,
         context_length: int,
         slots: int,
+        cache_ram_mib: int,
     ) -> None:
         self._server: Any = server
         self.base_url: str = server.listening_address
@@ -92,6 +123,7 @@ class EmbeddedServer:
         self.model_path = model_path
         self.context_length = context_length
         self.slots = slots
+        self.cache_ram_mib = cache_ram_mib  # the bound llama.cpp was started with
         self._stop_callbacks: list[Callable[[], Awaitable[None]]] = []
 
     def __repr__(self) -> str:
@@ -107,14 +139,15 @@ class EmbeddedServer:
         threads: int | None = None,
         batch_threads: int | None = None,
         verbosity: int = ERRORS_ONLY,
-        cache_ram_mib: int = DEFAULT_CACHE_RAM_MIB,
+        cache_ram_mib: int | None = None,
     ) -> EmbeddedServer:
         """Load the model and start serving on a free loopback port.
 
         `context_length` is per slot; `threads` generate tokens, `batch_threads`
         process prompts (see `default_threads`). The constructor holds the GIL while the
         model loads (~0.4 s for SmolLM2-135M), so the event loop pauses briefly
-        even though the work runs in a thread.
+        even though the work runs in a thread. `cache_ram_mib` bounds the prompts kept
+        in RAM (0: none kept; None: `default_cache_ram_mib()`).
         """
         verify_model_file(model_path, None)
         api_key = secrets.token_urlsafe(32)
@@ -123,6 +156,8 @@ class EmbeddedServer:
         params.cpuparams.n_threads = threads or default_generation
         params.cpuparams_batch.n_threads = batch_threads or default_batch
         params.verbosity = verbosity
+        if cache_ram_mib is None:
+            cache_ram_mib = default_cache_ram_mib()
         params.cache_ram_mib = cache_ram_mib
         try:
             server = await asyncio.to_thread(xllamacpp.Server, params)
@@ -138,6 +173,7 @@ class EmbeddedServer:
             model_path=model_path,
             context_length=context_length,
             slots=slots,
+            cache_ram_mib=cache_ram_mib,
         )
 
     @property
@@ -195,6 +231,7 @@ async def start_embedded_provider(
     slots: int = 1,
     threads: int | None = None,
     batch_threads: int | None = None,
+    cache_ram_mib: int | None = None,
 ) -> tuple[EmbeddedServer, OpenAICompatProvider]:
     """Start the embedded server and return it with a provider bound to it.
 
@@ -207,6 +244,7 @@ async def start_embedded_provider(
         slots=slots,
         threads=threads,
         batch_threads=batch_threads,
+        cache_ram_mib=cache_ram_mib,
     )
     provider = OpenAICompatProvider(
         server.base_url,

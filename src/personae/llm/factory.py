@@ -81,7 +81,10 @@ async def open_backends(settings: Settings) -> list[Backend]:
         return [open_backend(spec, settings) for spec in specs]
     model_path = await asyncio.to_thread(resolve_model_path, settings)
     server, provider = await start_embedded_provider(
-        model_path, context_length=settings.context_length, slots=settings.embedded_slots
+        model_path,
+        context_length=settings.context_length,
+        slots=settings.embedded_slots,
+        cache_ram_mib=settings.embedded_cache_ram_mib,
     )
     log.info("embedded model serving", extra={"model": model_path.name, "url": server.base_url})
     spec = BackendSpec(

@@ -47,10 +47,12 @@ RECALL_INDEX_JOB = "recall_index"
 _PAGE = 32
 # Fewer bytes per token than any tokenizer we know: a safe lower bound of a message's cost.
 _MAX_BYTES_PER_TOKEN = 8
-# Chats whose last window start is remembered (to read the next window in one query).
-_WINDOWS_REMEMBERED = 1024
-# Chats whose last window's finished messages are kept (a context's worth of text each).
-_KNOWN_WINDOWS = 256
+# Chats whose last window start is remembered (to read the next window in one
+# query), per chat whose material is kept (settings.cached_chats): a start is one int.
+_WINDOW_STARTS_PER_KEPT_CHAT = 2
+# Kept chats per chat whose last window's finished messages are kept (a context's
+# worth of text each; most are the very records the kept material holds).
+_KEPT_CHATS_PER_KNOWN_WINDOW = 2
 
 
 class TooManyPins(Conflict):
@@ -247,10 +249,12 @@ class MemoryService:
                 )
         start = _window_start(messages, start, last_page, budget_tokens)
         window = HistoryWindow([m for m in messages if m.position >= start], start)
-        _remember(self._window_starts, chat_id, start, _WINDOWS_REMEMBERED)
+        kept_chats = self._settings.cached_chats
+        _remember(self._window_starts, chat_id, start, _WINDOW_STARTS_PER_KEPT_CHAT * kept_chats)
         if version is not None:
             known = _KnownWindow.of(window, before_position, version)
-            _remember(self._known_windows, chat_id, known, _KNOWN_WINDOWS)
+            most = max(1, kept_chats // _KEPT_CHATS_PER_KNOWN_WINDOW)
+            _remember(self._known_windows, chat_id, known, most)
         return window
 
     async def prompt_memory(

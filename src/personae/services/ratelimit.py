@@ -12,14 +12,46 @@ from limits.storage import storage_from_string
 from personae.errors import RateLimited
 
 
-def build_storage(redis_url: str | None) -> Storage:
-    """Shared counters when several processes run (Redis), else in-process memory."""
+class BoundedMemoryStorage(MemoryStorage):
+    """`limits`' in-process storage holding the windows of at most `max_keys` identities.
+
+    Its windows expire, but a flood of new identities (addresses, account names)
+    within one window would grow the process without end. Past the bound the
+    least recently hit identity is forgotten: it starts a fresh window.
+    """
+
+    def __init__(self, max_keys: int) -> None:
+        super().__init__()
+        self.max_keys = max_keys
+
+    async def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
+        acquired = await super().acquire_entry(key, limit, expiry, amount)
+        window = self.events.pop(key, None)
+        if window is not None:
+            self.events[key] = window  # the most recently hit goes last
+        while len(self.events) > self.max_keys:
+            oldest = next(iter(self.events))
+            del self.events[oldest]
+            self.locks.pop(oldest, None)
+        return acquired
+
+    async def incr(self, key: str, expiry: float, amount: int = 1) -> int:
+        count = await super().incr(key, expiry, amount)
+        while len(self.storage) > self.max_keys:
+            oldest = next(iter(self.storage))
+            await self.clear(oldest)
+        return count
+
+
+def build_storage(redis_url: str | None, *, memory_keys: int = 100_000) -> Storage:
+    """Shared counters when several processes run (Redis), else in-process memory
+    (the windows of at most `memory_keys` identities)."""
     if redis_url:
         uri = "async+" + redis_url if not redis_url.startswith("async+") else redis_url
         storage = storage_from_string(uri, implementation="redispy")
         assert isinstance(storage, Storage)
         return storage
-    return MemoryStorage()
+    return BoundedMemoryStorage(memory_keys)
 
 
 class RateLimiter:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import functools
 import hashlib
 from collections import OrderedDict
 from typing import Any
@@ -25,7 +24,6 @@ from typing import Any
 from personae.llm.base import ChatTurn, Provider, SamplingParams
 from personae.llm.prompt import DEFAULT_TURN_OVERHEAD
 from personae.llm.router import Backend, Router
-from personae.offload import bounded
 from personae.services import chat_events
 from personae.services.job_state import Preloaded, ReplyContext
 from personae.services.memory import MemoryService
@@ -39,11 +37,11 @@ from personae.storage.repos.characters import CharacterRecord
 from personae.storage.repos.chats import ChatRecord, MessageRecord
 from personae.storage.types import utcnow
 
-_TOKEN_COUNT_CACHE = 20_000
+# Token counts kept per chat whose material is kept (settings.cached_chats): a
+# chat's prompt has a few dozen texts, each counted once.
+_TOKEN_COUNTS_PER_CHAT = 40
 _COUNT_REQUESTS_AT_ONCE = 16
 _PROMPT_MARGIN_TOKENS = 16
-# Chats whose next send's material is kept (the most recently used).
-_KEPT_CHATS = 512
 
 
 class ReplyMaterial:
@@ -199,7 +197,7 @@ class ReplyMaterial:
         character = dataclasses.replace(context.character, card=None)
         self._kept[chat_id] = dataclasses.replace(context, character=character)
         self._kept.move_to_end(chat_id)
-        while len(self._kept) > _KEPT_CHATS:
+        while len(self._kept) > self._settings.cached_chats:
             self._kept.popitem(last=False)
 
     @staticmethod
@@ -249,21 +247,14 @@ class ReplyMaterial:
         upper_bound = sum(len(t.encode()) + DEFAULT_TURN_OVERHEAD for t in texts)
         if upper_bound > budget:
             counts = await self._counts(provider, texts)
-        # Off the event loop, within the CPU budget: the lorebook's keys are users'
-        # patterns run over users' text. An overrun raises WorkTimedOut to the job.
-        assembled = await bounded(
-            functools.partial(
-                assemble_prompt,
-                context.character,
-                context.chat,
-                context.history,
-                partial_reply=partial,
-                budget_tokens=budget,
-                count=lambda text: counts[text] if text in counts else len(text.encode()),
-                memory=context.memory,
-            ),
-            budget_s=self._settings.cpu_budget_s,
-            what="building the reply's prompt",
+        assembled = assemble_prompt(
+            context.character,
+            context.chat,
+            context.history,
+            partial_reply=partial,
+            budget_tokens=budget,
+            count=lambda text: counts[text] if text in counts else len(text.encode()),
+            memory=context.memory,
         )
         context.prompt_record.clear()
         context.prompt_record.update(assembled.record)
@@ -303,7 +294,7 @@ class ReplyMaterial:
             answers = await asyncio.gather(*(provider.count_tokens(text) for text, _ in batch))
             for (text, key), count in zip(batch, answers, strict=True):
                 counts[text] = self._token_counts[key] = count
-        while len(self._token_counts) > _TOKEN_COUNT_CACHE:
+        while len(self._token_counts) > _TOKEN_COUNTS_PER_CHAT * self._settings.cached_chats:
             self._token_counts.popitem(last=False)
         return counts
 
