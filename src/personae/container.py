@@ -23,6 +23,7 @@ from personae.services.export import ExportService
 from personae.services.generation import GenerationService
 from personae.services.health import HealthService
 from personae.services.incidents import IncidentService
+from personae.services.loop_watch import LoopWatchdog
 from personae.services.memory import RECALL_INDEX_JOB, SUMMARY_JOB, MemoryService
 from personae.services.messages import MessageService
 from personae.services.metrics import Metrics
@@ -71,10 +72,13 @@ class Container:
     # Set when the server begins to stop: open streams end so clients reconnect elsewhere.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
+    _watchdog: LoopWatchdog | None = field(default=None, repr=False)
 
     async def start(self, *, run_jobs: bool = True) -> None:
         """Schema, demo data, then the model and the scheduler (unless `run_jobs` is off)."""
         self._loop = asyncio.get_running_loop()
+        self._watchdog = LoopWatchdog(self.metrics)
+        self._watchdog.start()
         if self.settings.auto_migrate:
             await migrate.upgrade(self.database)
         elif not (await self.health.readiness()).ready:
@@ -123,6 +127,8 @@ class Container:
     async def aclose(self) -> None:
         """Finish or checkpoint running replies, then close every connection."""
         self.stopping.set()
+        if self._watchdog is not None:
+            await self._watchdog.aclose()
         await self.probes.aclose()
         await self.webhooks.aclose()
         await self.scheduler.shutdown(self.settings.graceful_shutdown_s)
@@ -175,8 +181,12 @@ def build_container(settings: Settings) -> Container:
         events=events,
         scheduler=scheduler,
         accounts=AccountService(database, settings, limiter, secret_key),
-        characters=CharacterService(database),
-        cards=CardService(database, max_upload_bytes=settings.max_upload_bytes),
+        characters=CharacterService(database, cpu_budget_s=settings.cpu_budget_s),
+        cards=CardService(
+            database,
+            max_upload_bytes=settings.max_upload_bytes,
+            cpu_budget_s=settings.cpu_budget_s,
+        ),
         chats=chats,
         messages=MessageService(database, events, scheduler, settings),
         streams=StreamService(database, events, chats, scheduler),
@@ -193,6 +203,6 @@ def build_container(settings: Settings) -> Container:
         webhooks=webhooks,
         memory=memory,
         personas=PersonaService(database),
-        exports=ExportService(database),
+        exports=ExportService(database, cpu_budget_s=settings.cpu_budget_s),
     )
     return container

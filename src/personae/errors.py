@@ -59,6 +59,23 @@ class ContextTooLong(AppError):
     title = "The message does not fit in the model's context"
 
 
+class JsonTooDeep(ValidationFailed):
+    code = "json_too_deep"
+    title = "The JSON is nested too deeply"
+
+
+class JsonNotFinite(ValidationFailed):
+    code = "json_not_finite"
+    title = "The JSON holds NaN or Infinity, which JSON does not allow"
+
+
+class InputTooComplex(ValidationFailed):
+    """Work on what a user sent ran past its time budget (PERSONAE_CPU_BUDGET_S)."""
+
+    code = "input_too_complex"
+    title = "The input takes too long to process"
+
+
 # --- 401/403: who you are and what you may do --------------------------------
 
 
@@ -190,6 +207,15 @@ class InternalError(AppError):
     retryable = True
 
 
+class WorkTimedOut(AppError):
+    """CPU-bound work ran past its time budget; a busy machine may manage it next time."""
+
+    code = "work_timed_out"
+    status = 503
+    title = "The work took too long and was given up"
+    retryable = True
+
+
 # --- character cards (import and export) -------------------------------------
 
 
@@ -208,6 +234,11 @@ class CardMissing(InvalidCard):
 class InvalidPng(InvalidCard):
     code = "invalid_png"
     title = "The PNG image is damaged or truncated"
+
+
+class PngTooManyChunks(InvalidPng):
+    code = "png_too_many_chunks"
+    title = "The PNG image has too many chunks"
 
 
 class UnsupportedCardFile(InvalidCard):

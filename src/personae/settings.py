@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_upload_bytes: int = Field(default=8 * 1_048_576, ge=1024)
     graceful_shutdown_s: float = Field(default=20.0, ge=0)
+    cpu_budget_s: float = Field(default=5.0, gt=0.0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_json: bool = True
 

@@ -8,11 +8,12 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from personae import strict_json
 from personae.cards import png
 from personae.cards.card import ParsedCard, read_card
 from personae.cards.charx import ArchiveFile, is_zip, read_charx, write_charx
 from personae.cards.lorebook import Lorebook, parse_lorebook_file
-from personae.errors import CardMissing, InvalidCard, UnsupportedCardFile
+from personae.errors import CardMissing, InvalidCard, InvalidPng, UnsupportedCardFile
 
 CARD_CHUNKS = ("ccv3", "chara")  # read in this order: V3 first
 FileKind = Literal["json", "png", "charx"]
@@ -27,17 +28,17 @@ class ImportedFile:
 
 
 def decode_json(raw: bytes, what: str) -> Any:
-    """JSON from UTF-8 bytes (a byte order mark is allowed), or a clear refusal."""
+    """JSON from UTF-8 bytes (a byte order mark is allowed), or a clear refusal: not
+    JSON (`invalid_card`), too deep (`json_too_deep`), NaN or Infinity
+    (`json_not_finite`)."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise InvalidCard(f"{what} is not UTF-8 text.") from error
     try:
-        return json.loads(text)
+        return strict_json.loads(text, what)
     except json.JSONDecodeError as error:
         raise InvalidCard(f"{what} is not valid JSON: {error.msg} at {error.pos}.") from error
-    except RecursionError as error:
-        raise InvalidCard(f"{what} is nested too deeply.") from error
 
 
 def _decode_chunk(keyword: str, text: str) -> Any:
@@ -78,17 +79,26 @@ def read_lorebook_file(data: bytes) -> Lorebook:
 
 
 def card_json(card: dict[str, Any]) -> bytes:
-    return json.dumps(card, ensure_ascii=False).encode("utf-8")
+    """Always valid JSON, even for a card stored with NaN before such cards were refused."""
+    return strict_json.dumps(card).encode("utf-8")
 
 
 def card_png(image: bytes | None, *, v2: dict[str, Any], v3: dict[str, Any], seed: str) -> bytes:
-    """The image (or a placeholder) carrying both cards: `chara` (V2) and `ccv3` (V3)."""
-    base = image if image is not None and png.is_png(image) else png.placeholder(seed)
+    """The image (or a placeholder) carrying both cards: `chara` (V2) and `ccv3` (V3).
+
+    An image this reader refuses (one stored before the chunk limit existed, say)
+    gives way to the placeholder: the download must not fail on it.
+    """
     chunks = {
         "chara": base64.b64encode(card_json(v2)).decode("ascii"),
         "ccv3": base64.b64encode(card_json(v3)).decode("ascii"),
     }
-    return png.with_text(base, chunks)
+    if image is not None and png.is_png(image):
+        try:
+            return png.with_text(image, chunks)
+        except InvalidPng:
+            pass
+    return png.with_text(png.placeholder(seed), chunks)
 
 
 def card_charx(v3: dict[str, Any], files: list[ArchiveFile]) -> bytes:

@@ -11,7 +11,10 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
+
+import re2
+import regex
 
 from personae.cards.fields import (
     as_bool,
@@ -23,6 +26,7 @@ from personae.cards.fields import (
     check_unicode,
 )
 from personae.errors import InvalidCard
+from personae.offload import check_deadline, remaining_s
 
 SelectiveLogic = Literal["and_any", "not_all", "not_any", "and_all"]
 Position = Literal["before_char", "after_char"]
@@ -33,6 +37,9 @@ DEFAULT_SCAN_DEPTH = 2  # SillyTavern's default: the last two messages
 _MAX_RECURSION = 5
 _REGEX_KEY = re.compile(r"^/(.+)/([a-z]*)$", re.DOTALL)
 _MAX_ENTRIES = 1000
+# What one search of a pattern RE2 cannot run (a backreference, a lookaround) may
+# take in the `regex` module before the key counts as not found.
+FALLBACK_SEARCH_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -203,25 +210,66 @@ def book_to_card(book: Lorebook) -> dict[str, Any]:
 # --- activation --------------------------------------------------------------------
 
 
+class _Pattern(Protocol):
+    def found_in(self, text: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class _Linear:
+    """A pattern RE2 runs: time linear in the text, whatever the pattern."""
+
+    compiled: Any  # re2's compiled pattern (the package has no type hints)
+
+    def found_in(self, text: str) -> bool:
+        return self.compiled.search(text) is not None
+
+
+@dataclass(frozen=True)
+class _Backtracking:
+    """A pattern only a backtracking engine runs, each search cut off by a timeout."""
+
+    compiled: regex.Pattern[str]
+
+    def found_in(self, text: str) -> bool:
+        left = remaining_s()
+        timeout = FALLBACK_SEARCH_S if left is None else max(0.0, min(left, FALLBACK_SEARCH_S))
+        try:
+            # concurrent: the GIL is let go of during the search, so the event loop runs
+            return self.compiled.search(text, timeout=timeout, concurrent=True) is not None
+        except TimeoutError:
+            return False
+
+
+def _re2_options() -> Any:
+    options = re2.Options()
+    options.log_errors = False  # a pattern RE2 cannot run is expected, not an error
+    return options
+
+
 @lru_cache(maxsize=1024)
-def _compile(pattern: str, flags: int) -> re.Pattern[str] | None:
+def _compile(pattern: str, flags: str) -> _Pattern | None:
+    """`pattern` with inline `flags` ("ims" letters): in RE2 when it can express it,
+    else in `regex`; None for a pattern neither reads (a broken pattern matches
+    nothing rather than failing the turn)."""
+    written = f"(?{flags}){pattern}" if flags else pattern
     try:
-        return re.compile(pattern, flags)
-    except re.error:
-        return None  # a broken pattern matches nothing rather than failing the turn
+        return _Linear(re2.compile(written, _re2_options()))
+    except re2.error:
+        pass
+    try:
+        return _Backtracking(regex.compile(written))
+    except (regex.error, ValueError, OverflowError):
+        return None
 
 
-def _key_pattern(key: str, entry: Entry) -> re.Pattern[str] | None:
-    """A regex for keys written `/pattern/flags` (or any key when `use_regex` is set)."""
+def _key_pattern(key: str, entry: Entry) -> _Pattern | None:
+    """A pattern for keys written `/pattern/flags` (or any key when `use_regex` is set)."""
     written = _REGEX_KEY.match(key)
     if written:
         pattern, letters = written.groups()
-        flags = re.IGNORECASE if "i" in letters else 0
-        flags |= re.MULTILINE if "m" in letters else 0
-        flags |= re.DOTALL if "s" in letters else 0
-        return _compile(pattern, flags)
+        return _compile(pattern, "".join(flag for flag in "ims" if flag in letters))
     if entry.use_regex:
-        return _compile(key, 0 if entry.case_sensitive else re.IGNORECASE)
+        return _compile(key, "" if entry.case_sensitive else "i")
     return None
 
 
@@ -231,7 +279,7 @@ def _matches(key: str, entry: Entry, text: str, folded: str) -> bool:
         return False
     if entry.use_regex or _REGEX_KEY.match(key):
         pattern = _key_pattern(key, entry)
-        return pattern is not None and pattern.search(text) is not None
+        return pattern is not None and pattern.found_in(text)
     if entry.case_sensitive:
         return key in text
     return key.casefold() in folded
@@ -260,11 +308,11 @@ def _active(book: Lorebook, scan_text: str) -> dict[int, Entry]:
     active = {index: entry for index, entry in candidates if entry.constant}
     for _round in range(_MAX_RECURSION if book.recursive_scanning else 1):
         folded = scan_text.casefold()
-        fired = [
-            (index, entry)
-            for index, entry in candidates
-            if index not in active and _triggered(entry, scan_text, folded)
-        ]
+        fired = []
+        for index, entry in candidates:
+            check_deadline("Matching the lorebook")
+            if index not in active and _triggered(entry, scan_text, folded):
+                fired.append((index, entry))
         if not fired:
             break
         active.update(fired)

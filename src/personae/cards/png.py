@@ -11,10 +11,13 @@ import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from personae.errors import InvalidPng
+from personae.errors import InvalidPng, PngTooManyChunks
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _MAX_CHUNK = 2**31 - 1
+# Far more than any real image has (a large one has a few hundred IDAT chunks);
+# each chunk costs a CRC and an object, so a file of empty chunks is stopped early.
+MAX_CHUNKS = 10_000
 _TEXT_CHUNKS = frozenset({b"tEXt", b"iTXt", b"zTXt"})
 
 
@@ -29,12 +32,17 @@ def is_png(data: bytes) -> bool:
 
 
 def read_chunks(data: bytes) -> list[Chunk]:
-    """Every chunk up to IEND, checked: lengths, CRCs, IHDR first, IEND present."""
+    """Every chunk up to IEND, checked: lengths, CRCs, IHDR first, IEND present, and at
+    most `MAX_CHUNKS` of them (reading stops at the first one past the limit)."""
     if not is_png(data):
         raise InvalidPng("The file does not start with the PNG signature.")
     chunks: list[Chunk] = []
     offset = len(SIGNATURE)
     while True:
+        if len(chunks) >= MAX_CHUNKS:
+            raise PngTooManyChunks(
+                f"The PNG has more than {MAX_CHUNKS} chunks; an image needs far fewer."
+            )
         if offset + 8 > len(data):
             raise InvalidPng("The PNG ends before its IEND chunk: the file is truncated.")
         length, kind = struct.unpack(">I4s", data[offset : offset + 8])

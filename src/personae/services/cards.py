@@ -18,7 +18,9 @@ from personae.cards.files import (
     read_card_file,
     read_lorebook_file,
 )
+from personae.cards.lorebook import Lorebook
 from personae.errors import Forbidden, NotFound, PayloadTooLarge
+from personae.offload import bounded
 from personae.services.characters import can_read
 from personae.storage.db import Database
 from personae.storage.repos import character_assets as assets_repo
@@ -130,12 +132,46 @@ def card_document(character: CharacterRecord, spec: ExportSpec = "v3") -> dict[s
     return _card(character, spec)
 
 
+def _card_file(
+    character: CharacterRecord, assets: list[AssetRecord], container: CardFormat, spec: ExportSpec
+) -> bytes:
+    """The bytes of a card download (CPU-bound: run off the event loop)."""
+    if container == "json":
+        return card_json(_card(character, spec))
+    if container == "png":
+        return card_png(
+            _avatar_png(character, assets),
+            v2=_card(character, "v2"),
+            v3=_card(character, "v3"),
+            seed=character.id,
+        )
+    files = [ArchiveFile(asset.path, asset.data) for asset in assets]
+    return card_charx(_card(character, "v3"), files)
+
+
 class CardService:
     """Import and export Character Card V2/V3 files; standalone lorebooks."""
 
-    def __init__(self, database: Database, *, max_upload_bytes: int) -> None:
+    def __init__(self, database: Database, *, max_upload_bytes: int, cpu_budget_s: float) -> None:
         self._db = database
         self._max_upload_bytes = max_upload_bytes
+        self._cpu_budget_s = cpu_budget_s
+
+    def _read_import(
+        self, data: bytes, visibility: str
+    ) -> tuple[dict[str, Any], list[AssetRecord]]:
+        """The new character's values and assets from a card file (CPU-bound: run off
+        the event loop)."""
+        imported = read_card_file(data, max_unpacked=self._max_upload_bytes * UNPACK_FACTOR)
+        assets = _imported_assets(imported)
+        values: dict[str, Any] = {
+            **imported.card.fields,
+            "tagline": "",
+            "avatar": _data_url(_main_icon(assets)),
+            "visibility": visibility,
+            "card": imported.card.document,
+        }
+        return values, assets
 
     async def import_card(
         self, owner: UserRecord, data: bytes, *, visibility: str = "public"
@@ -147,15 +183,14 @@ class CardService:
         """
         if len(data) > self._max_upload_bytes:
             raise PayloadTooLarge(f"The file is larger than {self._max_upload_bytes} bytes.")
-        imported = read_card_file(data, max_unpacked=self._max_upload_bytes * UNPACK_FACTOR)
-        assets = _imported_assets(imported)
-        values: dict[str, Any] = {
-            **imported.card.fields,
-            "tagline": "",
-            "avatar": _data_url(_main_icon(assets)),
-            "visibility": visibility,
-            "card": imported.card.document,
-        }
+        values, assets = await bounded(
+            self._read_import,
+            data,
+            visibility,
+            budget_s=self._cpu_budget_s,
+            what="reading the card",
+            input_at_fault=True,
+        )
         async with self._db.write() as tx:
             character_id = await repo.insert_character(tx, owner.id, values)
             await assets_repo.insert_assets(tx, character_id, assets)
@@ -177,18 +212,15 @@ class CardService:
             if character is None or not can_read(character, viewer):
                 raise NotFound("No character with this id.")
             assets = await assets_repo.list_assets(tx, character_id) if container != "json" else []
-        if container == "json":
-            content = card_json(_card(character, spec))
-        elif container == "png":
-            content = card_png(
-                _avatar_png(character, assets),
-                v2=_card(character, "v2"),
-                v3=_card(character, "v3"),
-                seed=character.id,
-            )
-        else:
-            files = [ArchiveFile(asset.path, asset.data) for asset in assets]
-            content = card_charx(_card(character, "v3"), files)
+        content = await bounded(
+            _card_file,
+            character,
+            assets,
+            container,
+            spec,
+            budget_s=self._cpu_budget_s,
+            what="writing the card",
+        )
         filename = _filename(character.name, "card.json" if container == "json" else container)
         return CardDownload(filename, _MEDIA_TYPES[container], content)
 
@@ -198,7 +230,13 @@ class CardService:
         """Replace a character's lorebook with a standalone `lorebook_v3` file."""
         if len(data) > self._max_upload_bytes:
             raise PayloadTooLarge(f"The file is larger than {self._max_upload_bytes} bytes.")
-        book = read_lorebook_file(data)
+        book: Lorebook = await bounded(
+            read_lorebook_file,
+            data,
+            budget_s=self._cpu_budget_s,
+            what="reading the lorebook",
+            input_at_fault=True,
+        )
         async with self._db.write() as tx:
             character = await repo.get_character(tx, character_id)
             if character is None or not can_read(character, user):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from personae import strict_json
 from personae.cards.lorebook import parse_book
 from personae.errors import Forbidden, InvalidState, NotFound
+from personae.offload import bounded
 from personae.storage.db import Database
 from personae.storage.repos import characters as repo
 from personae.storage.repos.accounts import UserRecord
@@ -30,7 +32,12 @@ def can_read(character: CharacterRecord, viewer: UserRecord | None) -> bool:
 
 
 def _normalised(values: dict[str, Any]) -> dict[str, Any]:
-    """A lorebook sent in the card format is checked and kept in the normalised form."""
+    """Values fit to store: JSON objects and lists within the JSON limits (at most 64
+    levels deep, no NaN or Infinity), and a lorebook sent in the card format checked
+    and kept in the normalised form."""
+    for name, value in values.items():
+        if isinstance(value, dict | list):
+            strict_json.check(value, name)
     book = values.get("character_book")
     if book is None:
         return values
@@ -45,12 +52,24 @@ def _can_delete(character: CharacterRecord, user: UserRecord) -> bool:
 class CharacterService:
     """Create, read, change and find characters."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, *, cpu_budget_s: float) -> None:
         self._db = database
+        self._cpu_budget_s = cpu_budget_s
+
+    async def _checked(self, values: dict[str, Any]) -> dict[str, Any]:
+        """`_normalised(values)`, off the event loop: everything is checked before any write."""
+        return await bounded(
+            _normalised,
+            values,
+            budget_s=self._cpu_budget_s,
+            what="checking the character",
+            input_at_fault=True,
+        )
 
     async def create(self, owner: UserRecord, values: dict[str, Any]) -> CharacterRecord:
+        values = await self._checked(values)
         async with self._db.write() as tx:
-            character_id = await repo.insert_character(tx, owner.id, _normalised(values))
+            character_id = await repo.insert_character(tx, owner.id, values)
             character = await repo.get_character(tx, character_id)
         assert character is not None
         return character
@@ -66,13 +85,14 @@ class CharacterService:
     async def update(
         self, character_id: str, user: UserRecord, values: dict[str, Any]
     ) -> CharacterRecord:
+        values = await self._checked(values)
         async with self._db.write() as tx:
             character = await repo.get_character(tx, character_id)
             if character is None or not can_read(character, user):
                 raise NotFound("No character with this id.")
             if user.id != character.owner_id:
                 raise Forbidden("Only the creator of a character can change it.")
-            await repo.update_character(tx, character_id, _normalised(values))
+            await repo.update_character(tx, character_id, values)
             updated = await repo.get_character(tx, character_id)
         assert updated is not None
         return updated

@@ -8,12 +8,13 @@ client downloads.
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import datetime
 from typing import Any
 
+from personae import strict_json
+from personae.offload import bounded
 from personae.services.cards import card_document
 from personae.storage.db import Database
 from personae.storage.repos import accounts as account_repo
@@ -41,7 +42,8 @@ def _json_value(value: Any) -> Any:
 
 
 def _dump(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=_json_value)
+    # Always valid JSON: data stored with NaN before it was refused is written as null.
+    return strict_json.dumps(value, default=_json_value)
 
 
 def _account(user: UserRecord) -> dict[str, Any]:
@@ -115,10 +117,12 @@ def _memory(memory: MemoryRecord) -> dict[str, Any]:
     }
 
 
-def _items(values: Iterable[Any], first: bool) -> tuple[str, bool]:
-    """Array items as text, with the comma that separates them from earlier ones;
-    and whether the array is still empty."""
-    parts = [_dump(value) for value in values]
+def _items(
+    render: Callable[[Any], dict[str, Any]], records: Iterable[Any], first: bool
+) -> tuple[str, bool]:
+    """Rendered records as array items, with the comma that separates them from earlier
+    ones; and whether the array is still empty."""
+    parts = [_dump(render(record)) for record in records]
     if not parts:
         return "", first
     return ("" if first else ",") + ",".join(parts), False
@@ -127,8 +131,26 @@ def _items(values: Iterable[Any], first: bool) -> tuple[str, bool]:
 class ExportService:
     """Writes a user's data export; reads only, through the repositories."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, *, cpu_budget_s: float) -> None:
         self._db = database
+        self._cpu_budget_s = cpu_budget_s
+
+    async def _page(
+        self, render: Callable[[Any], dict[str, Any]], page: list[Any], first: bool
+    ) -> tuple[str, bool]:
+        """`_items` of a page, off the event loop (cards are rebuilt from stored JSON).
+
+        An overrun can no longer become an error response (the download has begun):
+        it ends the download short, which a JSON reader notices.
+        """
+        return await bounded(
+            _items,
+            render,
+            page,
+            first,
+            budget_s=self._cpu_budget_s,
+            what="writing the export",
+        )
 
     @staticmethod
     def filename(user: UserRecord) -> str:
@@ -198,7 +220,7 @@ class ExportService:
                 page = await character_repo.list_owned(
                     tx, user.id, after=after, limit=_CHARACTER_PAGE
                 )
-            text, first = _items(map(_character, page), first)
+            text, first = await self._page(_character, page, first)
             yield text
             if len(page) < _CHARACTER_PAGE:
                 return
@@ -238,7 +260,7 @@ class ExportService:
                     tx, chat.id, after=after, limit=_MESSAGE_PAGE
                 )
             if page:
-                text, first = _items(map(_message, page), first)
+                text, first = await self._page(_message, page, first)
                 yield text
                 after = (page[-1].position, page[-1].swipe_index)
             if len(page) < _MESSAGE_PAGE:

@@ -99,6 +99,17 @@ class Metrics:
             ["component", "result"],
             registry=registry,
         )
+        self.loop_lag = Histogram(
+            "personae_event_loop_lag_seconds",
+            "How late the event loop ran a timer it was asked for (time it was kept busy).",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=registry,
+        )
+        self.loop_lag_last = Gauge(
+            "personae_event_loop_lag_last_seconds",
+            "The event loop's lag at its last measurement.",
+            registry=registry,
+        )
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
@@ -130,6 +141,10 @@ class Metrics:
     def queue(self, length: int, oldest_wait_s: float) -> None:
         self.queue_length.set(length)
         self.queue_wait.set(oldest_wait_s)
+
+    def event_loop_lag(self, seconds: float) -> None:
+        self.loop_lag.observe(seconds)
+        self.loop_lag_last.set(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import hashlib
 from collections import OrderedDict
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 from personae.llm.base import ChatTurn, Provider, SamplingParams
 from personae.llm.prompt import DEFAULT_TURN_OVERHEAD
 from personae.llm.router import Backend, Router
+from personae.offload import bounded
 from personae.services import chat_events
 from personae.services.job_state import Preloaded, ReplyContext
 from personae.services.memory import MemoryService
@@ -247,14 +249,21 @@ class ReplyMaterial:
         upper_bound = sum(len(t.encode()) + DEFAULT_TURN_OVERHEAD for t in texts)
         if upper_bound > budget:
             counts = await self._counts(provider, texts)
-        assembled = assemble_prompt(
-            context.character,
-            context.chat,
-            context.history,
-            partial_reply=partial,
-            budget_tokens=budget,
-            count=lambda text: counts[text] if text in counts else len(text.encode()),
-            memory=context.memory,
+        # Off the event loop, within the CPU budget: the lorebook's keys are users'
+        # patterns run over users' text. An overrun raises WorkTimedOut to the job.
+        assembled = await bounded(
+            functools.partial(
+                assemble_prompt,
+                context.character,
+                context.chat,
+                context.history,
+                partial_reply=partial,
+                budget_tokens=budget,
+                count=lambda text: counts[text] if text in counts else len(text.encode()),
+                memory=context.memory,
+            ),
+            budget_s=self._settings.cpu_budget_s,
+            what="building the reply's prompt",
         )
         context.prompt_record.clear()
         context.prompt_record.update(assembled.record)

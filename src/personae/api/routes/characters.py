@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from personae.api.deps import ContainerDep, CurrentUser, OptionalUser
+from personae.api.json_body import StrictJsonRoute
 from personae.api.schemas.characters import (
     CharacterCreate,
     CharacterPage,
@@ -15,7 +16,8 @@ from personae.api.schemas.characters import (
 )
 from personae.storage.repos.characters import CharacterSort
 
-router = APIRouter(prefix="/api/v1/characters", tags=["characters"])
+# Bodies hold JSON stored as it is sent (extensions, a lorebook): read to the JSON limits.
+router = APIRouter(prefix="/api/v1/characters", tags=["characters"], route_class=StrictJsonRoute)
 
 
 @router.get("")

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, field_validator
 
+from personae import strict_json
 from personae.api.schemas.common import Input, Output
 
 Visibility = Literal["public", "unlisted", "private"]
@@ -112,6 +113,13 @@ class CharacterPublic(Output):
     featured: bool = Field(description="Shown in the discover page's Featured row.")
     created_at: datetime
     updated_at: datetime
+
+    # Stored before the JSON limits existed, a value too deep or with NaN must not
+    # make a page of characters fail for everybody: it is shown cut, as null.
+    @field_validator("extensions", "character_book")
+    @classmethod
+    def _within_json_limits(cls, value: Any) -> Any:
+        return strict_json.sanitised(value)
 
 
 class CharacterPage(Output):
