@@ -1,8 +1,9 @@
 """Chaos: kill -9 the server and take backends down under load, then check every message.
 
 Real processes on loopback: a Personae server (`personae serve`) on SQLite, or on
-PostgreSQL + Redis (a fresh database and key prefix, dropped afterwards), and two
-SIMULATED backends (`personae simulate-backend`: they write no real text). N users
+PostgreSQL + Redis (a fresh database and key prefix, dropped afterwards), and
+SIMULATED backends (`personae simulate-backend`: they write no real text; 2, or
+`--backends`, with 4 slots, 20 tokens a second, 40-token replies). N users
 each send messages with client ids, retry the SAME id on any failure (refused
 connection, 5xx, 503 `queue_full`, 429, after its Retry-After) until it is
 acknowledged, and wait for the reply's end (polling the chat's messages) before
@@ -54,7 +55,7 @@ from processes import Restartable, free_port, personae_env, wait_ready
 PASSWORD = "a long enough passphrase"
 POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 REDIS = "redis://127.0.0.1:6379/0"
-BACKENDS, SLOTS, TOKENS_PER_S, REPLY_TOKENS = 2, 4, 20.0, 40
+SLOTS, TOKENS_PER_S, REPLY_TOKENS = 4, 20.0, 40
 SETTLE_S = 60.0
 SAMPLE_EVERY_S = 0.5
 POLL_EVERY_S = 0.4
@@ -71,7 +72,7 @@ REPLIES_SQL = (
     "SELECT id, chat_id, parent_id, position, status, error_code, content "
     "FROM messages WHERE role = 'assistant'"
 )
-JOBS_SQL = "SELECT message_id, status, attempts, lease_owner, last_error FROM jobs"
+JOBS_SQL = "SELECT message_id, status, attempts, max_attempts, last_error FROM jobs"
 
 
 # --- processes -------------------------------------------------------------------
@@ -455,7 +456,14 @@ def report(findings: Findings, tally: Tally, load_s: float, total_s: float, logs
     print(f"{restarts}: {restarted}")
     print(f"sends refused (409 for the same id and content): {len(tally.refused)}")
     _evidence(findings, tally)
-    print(f"\nlogs of every process (and the SQLite database): {logs}")
+    print(f"\nlogs of every process (and a SQLite database): {logs}")
+
+
+def _job_text(job: tuple[Any, ...] | None) -> str:
+    if job is None:
+        return "no job"
+    _, status, attempts, max_attempts, last_error = job
+    return f"job {status}, claimed {attempts} times (max_attempts {max_attempts}), {last_error}"
 
 
 def _evidence(findings: Findings, tally: Tally) -> None:
@@ -465,7 +473,7 @@ def _evidence(findings: Findings, tally: Tally) -> None:
     for label, rows in (("failed", findings.failed), ("not final", findings.unfinished)):
         for row in rows:
             job = findings.jobs.get(str(row[0]))
-            shown.append(f"{label}: reply {row[0]} ({row[5]}), job {job[1:] if job else None}")
+            shown.append(f"{label}: reply {row[0]} ({row[5]}), {_job_text(job)}")
     for reply_id, (before, after) in findings.restarted.items():
         shown.append(f"restarted: reply {reply_id}: {before[-40:]!r} then {after[:60]!r}")
     shown += [f"refused: {text}" for text in tally.refused]
@@ -485,6 +493,7 @@ class Plan:
     server_kills: int
     backend_kills: int
     seconds: float
+    backends: int
 
 
 def server_settings(deployment: Deployment, backend_ports: list[int]) -> dict[str, str]:
@@ -527,7 +536,7 @@ async def chaos(plan: Plan, work: Path, rng: random.Random) -> tuple[Findings, T
     """The load with its faults, then what the database holds; and the load's length."""
     make = postgres_deployment if plan.db == "postgres" else sqlite_deployment
     deployment = await make(work)
-    backend_ports, port = [free_port() for _ in range(BACKENDS)], free_port()
+    backend_ports, port = [free_port() for _ in range(plan.backends)], free_port()
     url = f"http://127.0.0.1:{port}"
     env = personae_env(**server_settings(deployment, backend_ports))
     server = Restartable("server", ["serve", "--port", str(port)], env, work)
@@ -585,6 +594,9 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=10)
     parser.add_argument("--server-kills", type=int, default=5)
     parser.add_argument("--backend-kills", type=int, default=1)
+    parser.add_argument(
+        "--backends", type=int, default=2, help="simulated backends (1: a kill is an outage)"
+    )
     parser.add_argument("--seconds", type=float, help="the load's length (default: by kills)")
     parser.add_argument("--seed", type=int, default=15, help="for the kills' moments")
     parser.add_argument(
@@ -596,13 +608,18 @@ def main() -> None:
         arguments.seconds = arguments.seconds or 20.0
     seconds = arguments.seconds or default_seconds(arguments.server_kills)
     plan = Plan(
-        arguments.db, arguments.users, arguments.server_kills, arguments.backend_kills, seconds
+        arguments.db,
+        arguments.users,
+        arguments.server_kills,
+        arguments.backend_kills,
+        seconds,
+        arguments.backends,
     )
     work = Path(tempfile.mkdtemp(prefix="personae-chaos-"))
     print(
         f"chaos on {plan.db}: {plan.users} users for {plan.seconds:.0f} s, "
         f"{plan.server_kills} server kills, {plan.backend_kills} backend kills, "
-        f"{BACKENDS} SIMULATED backends; logs in {work}"
+        f"{plan.backends} SIMULATED backends; logs in {work}"
     )
     began = time.monotonic()
     findings, tally, load_s = asyncio.run(chaos(plan, work, random.Random(arguments.seed)))

@@ -14,7 +14,7 @@ most 30%), and FIFO inversions inside a tier (target 0).
 
     python bench/load.py [--seconds-1x 40] [--seconds-5x 120] [--smoke]
 
-`--smoke` (CI) runs each load for 3 seconds with 20 users: it checks that the
+`--smoke` (CI) runs each load for 3 seconds with 10 users: it checks that the
 script runs end to end and prints its figures, too briefly to judge the targets.
 """
 
@@ -255,7 +255,7 @@ async def main(seconds_1x: float, seconds_5x: float, users_count: int, smoke: bo
                 for load, seconds in ((1.0, seconds_1x), (2.0, seconds_1x), (5.0, seconds_5x)):
                     phase = Phase(load, seconds)
                     await _drive(client, users, phase)
-                    await asyncio.sleep(SETTLE_S / 3 if smoke else SETTLE_S)
+                    await asyncio.sleep(SETTLE_S / 6 if smoke else SETTLE_S)
                     baseline = _report(Path(work) / "personae.db", phase, baseline, measured)
                     print()
 
@@ -270,5 +270,5 @@ if __name__ == "__main__":
     arguments = parser.parse_args()
     if arguments.smoke:
         arguments.seconds_1x = arguments.seconds_5x = 3.0
-    users = 20 if arguments.smoke else USERS
+    users = 10 if arguments.smoke else USERS
     asyncio.run(main(arguments.seconds_1x, arguments.seconds_5x, users, arguments.smoke))
