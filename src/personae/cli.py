@@ -12,10 +12,15 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 
 from personae.errors import AppError
+from personae.exit_deadline import ExitDeadline
 from personae.logs import configure_logging
 from personae.settings import Settings, load_settings
 
 T = TypeVar("T")
+
+# A stop ends within the grace plus 5 s: the forced exit comes a second early, so
+# the kernel's backstop and the exit itself fit inside the bound.
+_FORCED_EXIT_AFTER_GRACE_S = 4.0
 
 app = typer.Typer(help="Personae: create AI characters and chat with them.", no_args_is_help=True)
 user_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
@@ -110,9 +115,12 @@ def serve(
         proxy_headers=False,
     )
     container = application.state.container
+    deadline = ExitDeadline(settings.graceful_shutdown_s + _FORCED_EXIT_AFTER_GRACE_S)
 
     class _Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            # Whatever hangs from here on, the process ends within its bound.
+            deadline.arm()
             # Streams end at once (clients reconnect elsewhere); running replies get
             # the grace period in the application's shutdown.
             container.begin_shutdown()
@@ -121,6 +129,7 @@ def serve(
             self._captured_signals.clear()
 
     typer.echo(f"Personae is serving on http://{settings.host}:{settings.port}", err=True)
+    deadline.start()
     _Server(config).run()
 
 

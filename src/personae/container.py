@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 
 from personae.events.base import EventLog
@@ -72,6 +73,8 @@ class Container:
     # Set when the server begins to stop: open streams end so clients reconnect elsewhere.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
+    # When the stop was asked (monotonic): the grace counts from then.
+    _stop_asked_at: float | None = field(default=None, repr=False)
     _watchdog: LoopWatchdog | None = field(default=None, repr=False)
 
     async def start(self, *, run_jobs: bool = True) -> None:
@@ -119,10 +122,19 @@ class Container:
 
     def begin_shutdown(self) -> None:
         """Safe from a signal handler: end open streams and stop taking new reply jobs."""
+        if self._stop_asked_at is None:
+            self._stop_asked_at = time.monotonic()
         loop = self._loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self.stopping.set)
             loop.call_soon_threadsafe(self.scheduler.stop_claiming)
+
+    def _grace_left(self) -> float:
+        """What is left of the grace: the wait for open connections came out of it."""
+        grace = self.settings.graceful_shutdown_s
+        if self._stop_asked_at is None:
+            return grace
+        return max(0.0, grace - (time.monotonic() - self._stop_asked_at))
 
     async def aclose(self) -> None:
         """Finish or checkpoint running replies, then close every connection."""
@@ -131,7 +143,7 @@ class Container:
             await self._watchdog.aclose()
         await self.probes.aclose()
         await self.webhooks.aclose()
-        await self.scheduler.shutdown(self.settings.graceful_shutdown_s)
+        await self.scheduler.shutdown(self._grace_left())
         await self.fleet.stop()
         await self.router.aclose()
         await self.events.aclose()
