@@ -44,6 +44,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +193,11 @@ class Tally:
     refused: list[str] = field(default_factory=list)
     server_kills: int = 0
     backend_kills: int = 0
+    # When each kill happened (UTC, as in the servers' logs), to read the logs by.
+    kill_times: list[str] = field(default_factory=list)
+
+    def note_kill(self, what: str) -> None:
+        self.kill_times.append(f"{datetime.now(UTC):%H:%M:%S} {what}")
 
 
 async def make_users(client: httpx.AsyncClient, count: int) -> list[User]:
@@ -315,6 +321,7 @@ async def kill_server(
         await wait_ready(url, "/readyz", timeout_s=60)  # kill a server that is up
         server.kill()
         tally.server_kills += 1
+        tally.note_kill("server")
         server.start()
     await wait_ready(url, "/readyz", timeout_s=60)
 
@@ -331,7 +338,9 @@ async def kill_backends(
         backend, url = backends[index % len(backends)]
         backend.kill()
         tally.backend_kills += 1
-        await asyncio.sleep(rng.uniform(2.0, 4.0))
+        down_s = rng.uniform(2.0, 4.0)
+        tally.note_kill(f"{backend.name} for {down_s:.1f} s")
+        await asyncio.sleep(down_s)
         backend.start()
         await wait_ready(url, "/health")
 
@@ -442,6 +451,7 @@ def report(findings: Findings, tally: Tally, load_s: float, total_s: float, logs
     print(f"messages acknowledged: {len(tally.acknowledged)}")
     print(f"replies complete: {findings.complete}")
     print(f"kills done: server {tally.server_kills}, backend {tally.backend_kills}")
+    print(f"  at (UTC): {', '.join(tally.kill_times)}")
     print(f"run: load {load_s:.0f} s, whole run {total_s:.0f} s")
     print(f"sends retried, by cause: {dict(tally.retried.most_common())}")
     print(f"polls of a chat that failed, by cause: {dict(tally.poll_failures.most_common())}")
