@@ -76,9 +76,6 @@ REPLIES_SQL = (
 JOBS_SQL = "SELECT message_id, status, attempts, max_attempts, last_error FROM jobs"
 
 
-# --- processes -------------------------------------------------------------------
-
-
 # --- the database, read directly ------------------------------------------------
 
 
