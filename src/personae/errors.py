@@ -190,6 +190,15 @@ class InternalError(AppError):
     retryable = True
 
 
+class WorkTimedOut(AppError):
+    """CPU-bound work ran past its time budget; a busy machine may manage it next time."""
+
+    code = "work_timed_out"
+    status = 503
+    title = "The work took too long and was given up"
+    retryable = True
+
+
 # --- character cards (import and export) -------------------------------------
 
 
