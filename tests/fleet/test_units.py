@@ -68,9 +68,31 @@ def test_the_breaker_opens_after_failures_then_half_opens_for_one_trial() -> Non
     breaker.failure()
     assert breaker.state == "open"
     now[0] = 20.0
+    assert breaker.state == "open", "a failed trial doubles the open time (20 s now)"
+    now[0] = 30.0
     assert breaker.acquire()
     breaker.success()
     assert breaker.state == "closed" and breaker.acquire()
+    for _ in range(3):
+        breaker.failure()
+    now[0] = 40.0
+    assert breaker.state == "half_open", "a success brings the open time back to 10 s"
+
+
+def test_the_open_time_grows_to_its_bound_while_trials_fail() -> None:
+    now = [0.0]
+    breaker = CircuitBreaker(threshold=1, reset_after_s=2, max_open_s=8, clock=lambda: now[0])
+    breaker.failure()
+    opened = []
+    for _ in range(5):
+        waited = 0.0
+        while breaker.state != "half_open":
+            now[0] += 0.5
+            waited += 0.5
+        opened.append(waited)
+        assert breaker.acquire()
+        breaker.failure()
+    assert opened == [2.0, 4.0, 8.0, 8.0, 8.0]
 
 
 def test_backend_specs_parse_and_bad_ones_are_refused_clearly() -> None:

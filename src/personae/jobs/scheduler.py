@@ -17,12 +17,12 @@ import secrets
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from personae.events.base import EventLog
 from personae.jobs.service_times import ServiceTimes
-from personae.services.chat_events import publish_queue_place
+from personae.services.chat_events import BACKEND_UNAVAILABLE, publish_queue_place
 from personae.services.chats import HeldSlot
 from personae.services.generation import GenerationService
 from personae.services.job_state import (
@@ -38,6 +38,7 @@ from personae.storage.repos import chats as chat_repo
 from personae.storage.repos import jobs as job_repo
 from personae.storage.repos.chats import ChatRecord, MessageRecord
 from personae.storage.repos.jobs import JobRecord
+from personae.storage.types import utcnow
 
 log = logging.getLogger("personae.scheduler")
 _POLL_S = 0.5
@@ -50,6 +51,8 @@ _PRELOAD_AHEAD = 2
 _GUESS_FIRST_S = 0.01
 # How long a reply that can start waits for its stream begun ahead to have begun.
 _AHEAD_WAIT_S = 0.1
+# Replies past their deadline ended per round while no backend can take replies.
+_OVERDUE_PER_ROUND = 20
 _Read = TypeVar("_Read")
 
 
@@ -121,6 +124,7 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
+        self._beat_task: asyncio.Task[None] | None = None
         self._service_times = ServiceTimes()
         self._slots: Callable[[], dict[str, int]] = dict
         # By reply id: the few replies likely to be claimed next, read ahead.
@@ -258,8 +262,15 @@ class Scheduler:
 
     def estimate_start_s(self, position: int) -> float | None:
         """When the reply at `position` in line is likely to start, over the usable
-        backends' slots (see `ServiceTimes.estimate_start_s`)."""
+        backends' slots (see `ServiceTimes.estimate_start_s`); None while no backend
+        can take replies (nobody knows when one is back)."""
+        if self.backend_unavailable():
+            return None
         return self._service_times.estimate_start_s(position, self._slots(), self._capacity())
+
+    def backend_unavailable(self) -> bool:
+        """Whether no backend can take a reply now (all down, or their breakers open)."""
+        return self._generation is not None and self._capacity() <= 0
 
     def service_time_s(self, backend: str) -> float:
         return self._service_times.of(backend)
@@ -298,12 +309,34 @@ class Scheduler:
         self._generation = generation
         self._capacity = capacity
         self._slots = slots
-        if recover_all:
-            async with self._db.write(urgent=True) as tx:
-                recovered = await job_repo.release_running(tx)
-            if recovered:
-                log.info("recovered interrupted reply jobs", extra={"count": recovered})
+        async with self._db.write(urgent=True) as tx:
+            # Alive before anything is leased to us (a job of a process with no
+            # heartbeat row is taken back by the others).
+            await job_repo.heartbeat(tx, self.owner)
+            recovered = await job_repo.release_running(tx) if recover_all else 0
+        if recovered:
+            log.info("recovered interrupted reply jobs", extra={"count": recovered})
+        self._beat_task = asyncio.create_task(self._beat(), name="personae-heartbeat")
         self._loop_task = asyncio.create_task(self._loop(), name="personae-scheduler")
+
+    async def _beat(self) -> None:
+        """Say this process is alive, and take back at once the jobs of processes that
+        stopped saying so (they died: waiting out their leases would keep their replies
+        waiting, and their slots counted, for the whole lease)."""
+        interval = self._settings.heartbeat_interval_s
+        while True:
+            try:
+                async with self._db.write(urgent=True) as tx:
+                    await job_repo.heartbeat(tx, self.owner)
+                    released = await job_repo.release_dead(
+                        tx, owner=self.owner, dead_after_s=self._settings.heartbeat_timeout_s
+                    )
+                if released:
+                    log.warning("took back the jobs of a dead process", extra={"count": released})
+                    self._wake.set()
+            except Exception:
+                log.exception("the process heartbeat failed; trying again")
+            await asyncio.sleep(interval)
 
     def stop_claiming(self) -> None:
         """Take no new jobs (they wait in the database for another process or the next start)."""
@@ -327,6 +360,19 @@ class Scheduler:
                 for task in still:
                     task.cancel()
                 await asyncio.gather(*still, return_exceptions=True)
+        await self._stop_beating()
+
+    async def _stop_beating(self) -> None:
+        """Stop the heartbeat and take this process's row away (its jobs are back in
+        line or finished by now)."""
+        if self._beat_task is None:
+            return
+        self._beat_task.cancel()
+        await asyncio.gather(self._beat_task, return_exceptions=True)
+        self._beat_task = None
+        with contextlib.suppress(Exception):
+            async with self._db.write(urgent=True) as tx:
+                await job_repo.forget_process(tx, self.owner)
 
     # --- the loop ----------------------------------------------------------------------
 
@@ -359,7 +405,9 @@ class Scheduler:
                         self._line_empty = queued_before == self._queued_count
                         break
                     self._launch(*claimed, ahead=ahead)
-                if self._busy() >= self._capacity() and not self._stopping:
+                if self.backend_unavailable() and not self._stopping:
+                    await self._end_overdue()
+                elif self._busy() >= self._capacity() and not self._stopping:
                     await self._preload_next()
             except Exception:
                 log.exception("claiming jobs failed; trying again shortly")
@@ -376,6 +424,7 @@ class Scheduler:
                 waiting = await job_repo.list_queued(
                     tx, limit=_QUEUE_ANNOUNCE_MAX, max_wait_s=self._settings.queue_max_wait_s
                 )
+            reason = BACKEND_UNAVAILABLE if self.backend_unavailable() else None
             for position, job in enumerate(waiting, start=1):
                 if job.kind == "reply" and job.chat_id and job.message_id:
                     await publish_queue_place(
@@ -384,12 +433,26 @@ class Scheduler:
                         job.message_id,
                         position,
                         self.estimate_start_s(position),
+                        reason=reason,
                     )
         except Exception:
             log.exception("announcing queue places failed")
 
-    async def _claim(self) -> tuple[JobRecord, datetime | None] | None:
-        """The next job, leased to this process, and its chat's prompt version."""
+    async def _end_overdue(self) -> None:
+        """While no backend can take replies, the replies past their deadline are
+        claimed all the same: finding no backend, each ends failed and says so."""
+        cutoff = utcnow() - timedelta(seconds=self._settings.reply_deadline_s)
+        for _ in range(_OVERDUE_PER_ROUND):
+            claimed = await self._claim(created_before=cutoff)
+            if claimed is None:
+                return
+            self._launch(*claimed)
+
+    async def _claim(
+        self, *, created_before: datetime | None = None
+    ) -> tuple[JobRecord, datetime | None] | None:
+        """The next job (created before `created_before`, when given: replies only),
+        leased to this process, and its chat's prompt version."""
         async with self._db.write(urgent=True) as tx:
             job = await job_repo.claim_next(
                 tx,
@@ -397,6 +460,8 @@ class Scheduler:
                 lease_s=self._settings.job_lease_s,
                 skip_locked=not self._db.is_sqlite,
                 max_wait_s=self._settings.queue_max_wait_s,
+                created_before=created_before,
+                kind=None if created_before is None else "reply",
             )
             if job is None:
                 return None
@@ -530,6 +595,9 @@ class Scheduler:
             generation = self._generation
             assert generation is not None
             handler = self._handlers.get(running.job.kind)
+            if handler is not None and running.job.takeovers >= self._settings.job_max_takeovers:
+                await self._set_aside(running.job)
+                return
             if handler is not None:
                 outcome = await handler(running.job, running.control)
             else:
@@ -557,6 +625,15 @@ class Scheduler:
             await asyncio.gather(heartbeat, return_exceptions=True)
             self._running.pop(running.job.id, None)
             self._wake.set()
+
+    async def _set_aside(self, job: JobRecord) -> None:
+        """A background job taken back too often ends failed (see `job_max_takeovers`)."""
+        log.warning(
+            "background job quarantined after repeated takeovers",
+            extra={"job_id": job.id, "kind": job.kind, "takeovers": job.takeovers},
+        )
+        async with self._db.write(urgent=True) as tx:
+            await job_repo.finish(tx, job.id, job_repo.FAILED, "reply_quarantined")
 
     async def _begun(self, running: _Running) -> StreamAhead | None:
         """The stream begun ahead of `running`, if it has begun by now: a reply never

@@ -104,6 +104,11 @@ class TransientBackendError(Exception):
     """The backend could not answer now (refused, timed out, 5xx): retry later."""
 
 
+class BackendUnreachable(TransientBackendError):
+    """No connection could be made: the backend is down for every reply, not failing
+    this one (a reply waits for it instead of spending an attempt)."""
+
+
 class PermanentBackendError(Exception):
     """The backend refused the request itself (4xx): retrying will not help."""
 

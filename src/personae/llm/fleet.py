@@ -13,6 +13,9 @@ from personae.settings import Settings
 
 log = logging.getLogger("personae.fleet")
 _RELOAD_CHECK_S = 2.0
+# A backend that is down is asked again this often, so replies waiting for it start
+# within about a second of its return (a healthy one waits for the full interval).
+_DOWN_PROBE_S = 1.0
 
 
 class FleetKeeper:
@@ -57,12 +60,17 @@ class FleetKeeper:
         interval = self._settings.backend_probe_interval_s
         loop = asyncio.get_running_loop()
         next_probe = loop.time()
+        next_reload_check = loop.time()
         while True:
             if interval and loop.time() >= next_probe:
                 next_probe = loop.time() + interval
                 await self._router.probe()
-            mtime = self._mtime()
-            if mtime != self._file_mtime:
-                self._file_mtime = mtime
-                await self.reload()
-            await asyncio.sleep(_RELOAD_CHECK_S if not interval else min(interval, _RELOAD_CHECK_S))
+            elif interval and self._router.any_down():
+                await self._router.probe(only_down=True)
+            if loop.time() >= next_reload_check:
+                next_reload_check = loop.time() + _RELOAD_CHECK_S
+                mtime = self._mtime()
+                if mtime != self._file_mtime:
+                    self._file_mtime = mtime
+                    await self.reload()
+            await asyncio.sleep(_DOWN_PROBE_S if not interval else min(interval, _DOWN_PROBE_S))

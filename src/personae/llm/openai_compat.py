@@ -18,6 +18,7 @@ import httpx
 
 from personae.errors import ConfigurationError
 from personae.llm.base import (
+    BackendUnreachable,
     ChatTurn,
     ContextOverflowError,
     PermanentBackendError,
@@ -326,7 +327,9 @@ def _delta_text(backend: str, event: dict[str, Any] | _Done | None) -> str:
 
 def _transport_error(backend: str, error: httpx.TransportError) -> TransientBackendError:
     detail = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-    return TransientBackendError(f"{backend} is unreachable ({detail})")
+    if isinstance(error, httpx.ConnectError | httpx.ConnectTimeout):
+        return BackendUnreachable(f"{backend} is unreachable ({detail})")
+    return TransientBackendError(f"{backend} failed ({detail})")
 
 
 def _status_error(backend: str, response: httpx.Response) -> Exception:

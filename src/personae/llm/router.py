@@ -71,11 +71,10 @@ class Router:
     def capacity(self) -> int:
         """Concurrent replies the usable backends can write (the scheduler's limit).
 
-        With every backend down it is still 1: a trickle of jobs is tried, and ends
-        retried or failed-retryable with a clear code, instead of waiting unseen.
+        0 while every backend is down or its breaker open: replies then wait in line
+        (their queue events say why) until a backend is back, or their deadline passes.
         """
-        usable = sum(b.spec.slots for b in self._backends if b.usable())
-        return usable or (1 if self._backends else 0)
+        return sum(b.spec.slots for b in self._backends if b.usable())
 
     def usable_slots(self) -> dict[str, int]:
         """The slots of each usable backend, by name."""
@@ -149,8 +148,12 @@ class Router:
             if not gone.in_flight:
                 await gone.close()
 
-    async def probe(self) -> None:
-        """Ask every backend whether it is alive (active health checks)."""
+    def any_down(self) -> bool:
+        """Whether some backend failed its last probe or has its breaker open."""
+        return any(not b.healthy or b.breaker.state != "closed" for b in self._backends)
+
+    async def probe(self, *, only_down: bool = False) -> None:
+        """Ask every backend (or those `any_down` means) whether it is alive."""
 
         async def _one(backend: Backend) -> None:
             try:
@@ -164,7 +167,13 @@ class Router:
                 )
             backend.healthy = healthy
 
-        await asyncio.gather(*(_one(b) for b in self._backends))
+        await asyncio.gather(
+            *(
+                _one(b)
+                for b in self._backends
+                if not only_down or not b.healthy or b.breaker.state != "closed"
+            )
+        )
 
     async def aclose(self) -> None:
         for backend in self._backends:

@@ -16,6 +16,8 @@ QUEUED, GENERATING, COMPLETE, STOPPED, FAILED = (
     "failed",
 )
 FINAL_STATES = frozenset({COMPLETE, STOPPED, FAILED})
+# Why a reply waits, when it is not just the line: no model answers (all down).
+BACKEND_UNAVAILABLE = "backend_unavailable"
 
 
 def chat_stream(chat_id: str) -> str:
@@ -59,11 +61,22 @@ async def publish_message(events: EventLog, message: MessageRecord) -> None:
 
 
 async def publish_queue_place(
-    events: EventLog, chat_id: str, reply_id: str, position: int, estimated_start_s: float | None
+    events: EventLog,
+    chat_id: str,
+    reply_id: str,
+    position: int,
+    estimated_start_s: float | None,
+    *,
+    reason: str | None = None,
 ) -> None:
-    """Where a reply waits in line, and when it should start."""
-    await events.publish(
-        chat_stream(chat_id),
-        "queue",
-        {"message_id": reply_id, "position": position, "estimated_start_s": estimated_start_s},
-    )
+    """Where a reply waits in line, and when it should start; `reason` says why it
+    waits when the answer is not just the line (BACKEND_UNAVAILABLE: no model answers,
+    so there is no estimate)."""
+    data: dict[str, object] = {
+        "message_id": reply_id,
+        "position": position,
+        "estimated_start_s": estimated_start_s,
+    }
+    if reason is not None:
+        data["reason"] = reason
+    await events.publish(chat_stream(chat_id), "queue", data)

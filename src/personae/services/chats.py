@@ -26,7 +26,7 @@ from personae.errors import (
 from personae.events.base import EventLog
 from personae.services import chat_events
 from personae.services.characters import can_read
-from personae.services.chat_events import QUEUED
+from personae.services.chat_events import BACKEND_UNAVAILABLE, QUEUED
 from personae.services.macros import substitute
 from personae.services.memory import MemoryService
 from personae.services.ratelimit import RateLimiter
@@ -87,6 +87,10 @@ class JobSignals(Protocol):
 
     def estimate_start_s(self, position: int) -> float | None: ...
 
+    def backend_unavailable(self) -> bool:
+        """Whether no backend can take a reply now (replies wait until one is back)."""
+        ...
+
     def service_time_s(self, backend: str) -> float: ...
 
     @property
@@ -97,6 +101,8 @@ class JobSignals(Protocol):
 class QueuePlace:
     position: int
     estimated_start_s: float | None
+    # Why it waits when that is not just the line (chat_events.BACKEND_UNAVAILABLE).
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -190,7 +196,8 @@ async def job_place(
     if job.status != job_repo.QUEUED:
         return None
     position = await job_repo.queue_position(tx, job, max_wait_s=signals.max_wait_s)
-    return QueuePlace(position, signals.estimate_start_s(position))
+    reason = BACKEND_UNAVAILABLE if signals.backend_unavailable() else None
+    return QueuePlace(position, signals.estimate_start_s(position), reason)
 
 
 def check_content(content: str, limit: int) -> None:
@@ -491,6 +498,7 @@ class ChatService:
                 accepted.reply.id,
                 accepted.queue.position,
                 accepted.queue.estimated_start_s,
+                reason=accepted.queue.reason,
             )
         # After the events above: the stream must not show the reply queued once its
         # generation has been announced.

@@ -13,11 +13,12 @@ import contextlib
 import dataclasses
 import logging
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from personae.errors import ContextTooLong
+from personae.errors import ContextTooLong, WorkTimedOut
 from personae.events.base import EventLog
 from personae.llm.base import (
+    BackendUnreachable,
     ChatTurn,
     ContextOverflowError,
     PermanentBackendError,
@@ -28,7 +29,14 @@ from personae.llm.base import (
 from personae.llm.quality import QualityMonitor
 from personae.llm.router import Backend, Choice, Router
 from personae.services import chat_events
-from personae.services.chat_events import COMPLETE, FAILED, GENERATING, QUEUED, STOPPED
+from personae.services.chat_events import (
+    BACKEND_UNAVAILABLE,
+    COMPLETE,
+    FAILED,
+    GENERATING,
+    QUEUED,
+    STOPPED,
+)
 from personae.services.job_state import (
     Draft,
     JobControl,
@@ -46,9 +54,13 @@ from personae.storage.repos import chats as repo
 from personae.storage.repos import jobs as job_repo
 from personae.storage.repos.chats import MessageRecord
 from personae.storage.repos.jobs import JobRecord
+from personae.storage.types import utcnow
 
 log = logging.getLogger("personae.generation")
 _ROOM_WAIT_S = 1.0
+# A reply that found no backend able to take it goes back in line for this long.
+_BACKEND_WAIT_S = 1.0
+_MAX_RETRY_DELAY_S = 30.0
 
 
 class _Interrupted(Exception):
@@ -114,11 +126,17 @@ class GenerationService:
             if job.cancel_requested or control.stop_requested.is_set():
                 await self._finalize(job, reply, draft, STOPPED)
                 return Outcome(STOPPED, 0.0)
-            if job.attempts > job.max_attempts:
-                await self._fail(job, reply, draft, "backend_unavailable", retryable=True)
+            if job.takeovers >= self._settings.job_max_takeovers:
+                await self._quarantine(job, reply, draft)
                 return Outcome(FAILED, 0.0)
             taken, ahead = ahead, None
             status = await self._generate(job, reply, draft, control, context, taken)
+        except WorkTimedOut as error:
+            # Its prompt took too long to build (user input at fault, or a starved
+            # machine): back in line, counted as a takeover, quarantined if it repeats.
+            log.warning("building a reply's prompt ran out of time", extra={"job_id": job.id})
+            await self._requeue_job(job, delay_s=_BACKEND_WAIT_S, error=str(error), takeover=True)
+            return Outcome(QUEUED, time.monotonic() - started)
         except _Interrupted:
             with contextlib.suppress(Exception):  # the job is another's now, or back in line
                 await draft.saved()
@@ -175,6 +193,9 @@ class GenerationService:
         first stream is `ahead`, when one was begun and was asked this reply's prompt."""
         ahead = await self._take_up(ahead, context, draft.text)
         excluded: set[str] = set()
+        # Backends that failed this reply in this run (a half-open trial does not count:
+        # it tells whether the backend is back, not whether this reply can be written).
+        failures = 0
         strict = False
         start_text = draft.text
         monitor = QualityMonitor(self.material.params(context, strict=False).stop)
@@ -189,11 +210,10 @@ class GenerationService:
                 await self._router.wait_for_room(_ROOM_WAIT_S)
                 continue
             if choice is None:
-                return await self._retry_or_fail(
-                    job, reply, draft, "no inference backend is available", control
-                )
+                return await self._retry_or_wait(job, reply, draft, control, failures)
             backend = choice.backend
             taken, ahead = ahead, None
+            trial = backend.breaker.state == "half_open"
             if not backend.breaker.acquire():
                 if taken is not None:
                     await taken.abandon()
@@ -215,6 +235,9 @@ class GenerationService:
             except TransientBackendError as error:
                 backend.breaker.failure()
                 excluded.add(backend.name)
+                # Down for everybody (no connection), or a half-open breaker's trial:
+                # the reply waits for the backend; otherwise it failed this reply.
+                failures += 0 if trial or isinstance(error, BackendUnreachable) else 1
                 log.warning(
                     "backend failed; continuing the reply elsewhere",
                     extra={"job_id": job.id, "backend": backend.name, "error": str(error)},
@@ -327,7 +350,9 @@ class GenerationService:
                 async for piece in pieces:
                     if not piece:
                         continue
-                    first_token_at = first_token_at or time.monotonic()
+                    if first_token_at is None:
+                        first_token_at = time.monotonic()
+                        backend.breaker.success()  # a half-open trial closes at once
                     offset = len(draft.text)
                     draft.text += piece
                     monitor.feed(piece)
@@ -404,32 +429,92 @@ class GenerationService:
         assert updated is not None
         await chat_events.publish_reply_state(self._events, updated)
 
-    async def _retry_or_fail(
-        self, job: JobRecord, reply: MessageRecord, draft: Draft, error: str, control: JobControl
+    async def _retry_or_wait(
+        self, job: JobRecord, reply: MessageRecord, draft: Draft, control: JobControl, failures: int
     ) -> str:
-        """Try again later with backoff, unless attempts are spent or a stop was asked."""
+        """No backend can write the reply now. After `failures` more backend failures
+        of this reply: try again later with backoff, unless its attempts are spent.
+        With none (every backend down, or its breaker open): wait in line for one,
+        until the reply's deadline."""
         if control.stop_requested.is_set() or await self._stop_asked(job):
             await self._finalize(job, reply, draft, STOPPED)
             return STOPPED
-        if job.attempts >= job.max_attempts:
-            await self._fail(job, reply, draft, "backend_unavailable", retryable=True, detail=error)
+        attempts = job.attempts + failures
+        if attempts >= job.max_attempts:
+            detail = f"The model failed this reply {attempts} times."
+            await self._fail(
+                job, reply, draft, "backend_unavailable", retryable=True, detail=detail
+            )
             return FAILED
-        delay = self._settings.job_retry_base_s * 2 ** (job.attempts - 1)
-        log.warning(
-            "reply failed, retrying", extra={"job_id": job.id, "error": error, "delay_s": delay}
-        )
-        await self._requeue(job, reply, draft, delay_s=delay, error=error)
+        deadline = job.created_at + timedelta(seconds=self._settings.reply_deadline_s)
+        left_s = (deadline - utcnow()).total_seconds()
+        if left_s <= 0:
+            detail = "No model answered within the reply's deadline."
+            await self._fail(
+                job, reply, draft, "backend_unavailable", retryable=True, detail=detail
+            )
+            return FAILED
+        if failures:
+            delay = self._settings.job_retry_base_s * 2 ** (attempts - 1)
+            log.warning("reply failed, retrying", extra={"job_id": job.id, "delay_s": delay})
+        else:
+            delay = _BACKEND_WAIT_S
+        delay = min(delay, _MAX_RETRY_DELAY_S, left_s)
+        error = "waiting for an inference backend"
+        await self._requeue(job, reply, draft, delay_s=delay, error=error, failures=failures)
+        await self._announce_waiting_for_backend(job, reply)
         return QUEUED
 
+    async def _announce_waiting_for_backend(self, job: JobRecord, reply: MessageRecord) -> None:
+        """Tell the chat's stream that its reply waits because no model answers."""
+        async with self._db.read() as tx:
+            position = await job_repo.queue_position(
+                tx, job, max_wait_s=self._settings.queue_max_wait_s
+            )
+        await chat_events.publish_queue_place(
+            self._events, reply.chat_id, reply.id, position, None, reason=BACKEND_UNAVAILABLE
+        )
+
+    async def _requeue_job(
+        self, job: JobRecord, *, delay_s: float, error: str, takeover: bool = False
+    ) -> None:
+        async with self._db.write(urgent=True) as tx:
+            await job_repo.requeue(tx, job.id, delay_s=delay_s, error=error, takeover=takeover)
+
+    async def _quarantine(self, job: JobRecord, reply: MessageRecord, draft: Draft) -> None:
+        """End a reply that was taken back too often (its process died while writing it,
+        or its prompt ran out of time, each time): whatever it does must not take the
+        next process down too. Its text is kept."""
+        log.warning(
+            "reply quarantined after repeated takeovers",
+            extra={"job_id": job.id, "takeovers": job.takeovers},
+        )
+        if self._recorder is not None:
+            self._recorder.reply_quarantined()
+        detail = (
+            f"Writing this reply was interrupted {job.takeovers} times, so it was set aside. "
+            "Its text so far is kept; you can ask for another reply."
+        )
+        await self._fail(job, reply, draft, "reply_quarantined", retryable=False, detail=detail)
+
     async def _requeue(
-        self, job: JobRecord, reply: MessageRecord, draft: Draft, *, delay_s: float, error: str
+        self,
+        job: JobRecord,
+        reply: MessageRecord,
+        draft: Draft,
+        *,
+        delay_s: float,
+        error: str,
+        failures: int = 0,
     ) -> None:
         await draft.saved()
         async with self._db.write(urgent=True) as tx:
             await repo.update_message(
                 tx, reply.id, status=QUEUED, content=draft.text, labels=draft.labels
             )
-            await job_repo.requeue(tx, job.id, delay_s=delay_s, error=error)
+            await job_repo.requeue(
+                tx, job.id, delay_s=delay_s, error=error, failed_attempts=failures
+            )
             updated = await repo.get_message(tx, reply.id)
         assert updated is not None
         await chat_events.publish_reply_state(self._events, updated)

@@ -25,6 +25,10 @@ class ReplyRecorder(Protocol):
         """A reply ended in `state`; `generation` is what its message records about it."""
         ...
 
+    def reply_quarantined(self) -> None:
+        """A reply was set aside after being taken back too often (it ends failed)."""
+        ...
+
 
 class Metrics:
     """The metrics of one app, in their own registry."""
@@ -38,6 +42,11 @@ class Metrics:
             "personae_http_requests",
             "HTTP requests by method, route template and status.",
             ["method", "route", "status"],
+            registry=registry,
+        )
+        self.quarantined = Counter(
+            "personae_replies_quarantined",
+            "Replies set aside (failed, reply_quarantined) after being taken back too often.",
             registry=registry,
         )
         self.request_seconds = Histogram(
@@ -114,6 +123,9 @@ class Metrics:
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
         self.request_seconds.labels(method, route).observe(seconds)
+
+    def reply_quarantined(self) -> None:
+        self.quarantined.inc()
 
     def reply_finished(self, state: str, generation: Mapping[str, Any]) -> None:
         self.replies.labels(state).inc()

@@ -89,7 +89,7 @@ class SummaryJobs:
         try:
             text = await self._write(chat.backend, turns, control)
         except (TransientBackendError, PermanentBackendError) as error:
-            if job.attempts >= job.max_attempts:
+            if job.attempts + 1 >= job.max_attempts:
                 return await self._finish(job.id, job_repo.FAILED, str(error))
             async with self._db.write() as tx:
                 await job_repo.requeue(
@@ -97,6 +97,7 @@ class SummaryJobs:
                     job.id,
                     delay_s=self._settings.job_retry_base_s * 2**job.attempts,
                     error=str(error),
+                    failed_attempts=1,
                 )
             return job_repo.QUEUED
         if not text.strip():

@@ -217,6 +217,8 @@ jobs = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("cancel_requested", Boolean, nullable=False, default=False),
     Column("max_attempts", Integer, nullable=False, default=3),
+    # Times taken back from a process that died or whose work ran out of time (0007).
+    Column("takeovers", Integer, nullable=False, default=0, server_default="0"),
     Column("lease_owner", String(64), nullable=True),
     Column("lease_expires_at", UTCDateTime, nullable=True),
     Column("available_at", UTCDateTime, nullable=False),
@@ -225,6 +227,16 @@ jobs = Table(
     Column("started_at", UTCDateTime, nullable=True),
     Column("finished_at", UTCDateTime, nullable=True),
     Index("ix_jobs_status_available", "status", "available_at"),
+)
+
+# One row per running scheduler process, touched every second (migration 0007): the
+# jobs of a process whose heartbeat stopped are taken back without waiting out leases.
+processes = Table(
+    "processes",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("heartbeat_at", UTCDateTime, nullable=False),
 )
 
 # Status and transparency (see migration 0003): probes, incidents, maintenance, webhooks.

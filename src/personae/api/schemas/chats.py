@@ -102,6 +102,8 @@ class SendRequest(Input):
 class QueuePublic(Output):
     position: int
     estimated_start_s: float | None
+    # "backend_unavailable" while no model answers (the reply starts when one is back).
+    reason: str | None = None
 
 
 class ReplyPublic(MessagePublic):

@@ -10,7 +10,7 @@ from sqlalchemy import and_, case, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from personae.storage.tables import chats, jobs
+from personae.storage.tables import chats, jobs, processes
 from personae.storage.types import new_id, utcnow
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
@@ -26,9 +26,12 @@ class JobRecord:
     chat_id: str | None
     message_id: str | None
     payload: dict[str, Any]
+    # Backend failures of this job (a process that died is not one: see takeovers).
     attempts: int
     max_attempts: int
     cancel_requested: bool
+    # Times taken back from a process that died, or whose work ran out of time.
+    takeovers: int
     lease_owner: str | None
     lease_expires_at: datetime | None
     available_at: datetime
@@ -66,9 +69,10 @@ async def insert_job(
         chat_id=chat_id,
         message_id=message_id,
         payload=payload or {},
-        attempts=0 if lease is None else 1,
+        attempts=0,
         max_attempts=max_attempts,
         cancel_requested=False,
+        takeovers=0,
         lease_owner=None if lease is None else lease[0],
         lease_expires_at=None if lease is None else now + timedelta(seconds=lease[1]),
         available_at=now,
@@ -119,10 +123,18 @@ async def claim_next(
     lease_s: float,
     skip_locked: bool,
     max_wait_s: float = 3600.0,
+    created_before: datetime | None = None,
+    kind: str | None = None,
 ) -> JobRecord | None:
-    """Take the job `_next_pick` names and lease it."""
+    """Take the job `_next_pick` names and lease it (only one created before
+    `created_before`, and of `kind`, when given). Taking a job whose lease ran out
+    counts a takeover."""
     now = utcnow()
     query = _next_pick(now, max_wait_s)
+    if created_before is not None:
+        query = query.where(jobs.c.created_at < created_before)
+    if kind is not None:
+        query = query.where(jobs.c.kind == kind)
     if skip_locked:
         query = query.with_for_update(skip_locked=True)
     # One statement: pick and lease together (the classic queue UPDATE ... RETURNING).
@@ -133,7 +145,7 @@ async def claim_next(
             status=RUNNING,
             lease_owner=owner,
             lease_expires_at=now + timedelta(seconds=lease_s),
-            attempts=jobs.c.attempts + 1,
+            takeovers=jobs.c.takeovers + case((jobs.c.status == RUNNING, 1), else_=0),
             started_at=func.coalesce(jobs.c.started_at, now),
         )
         .returning(*(jobs.c[f.name] for f in fields(JobRecord)))
@@ -166,13 +178,24 @@ async def finish(tx: AsyncSession, job_id: str, status: str, error: str | None =
     )
 
 
-async def requeue(tx: AsyncSession, job_id: str, *, delay_s: float, error: str | None) -> None:
-    """Put a job back in line, ready after a delay (retry backoff or a graceful stop)."""
+async def requeue(
+    tx: AsyncSession,
+    job_id: str,
+    *,
+    delay_s: float,
+    error: str | None,
+    failed_attempts: int = 0,
+    takeover: bool = False,
+) -> None:
+    """Put a job back in line, ready after a delay (retry backoff, a wait for a backend,
+    or a graceful stop), counting the backend failures and the takeover it ends with."""
     await tx.execute(
         update(jobs)
         .where(jobs.c.id == job_id)
         .values(
             status=QUEUED,
+            attempts=jobs.c.attempts + failed_attempts,
+            takeovers=jobs.c.takeovers + (1 if takeover else 0),
             available_at=utcnow() + timedelta(seconds=delay_s),
             last_error=error,
             lease_owner=None,
@@ -188,6 +211,43 @@ async def release_running(tx: AsyncSession, *, except_owner: str | None = None) 
         condition = and_(condition, jobs.c.lease_owner != except_owner)
     result = await tx.execute(
         update(jobs).where(condition).values(lease_expires_at=utcnow() - timedelta(seconds=1))
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def heartbeat(tx: AsyncSession, owner: str) -> None:
+    """Say that process `owner` is alive (its row is made on the first beat)."""
+    now = utcnow()
+    touched = await tx.execute(
+        update(processes).where(processes.c.id == owner).values(heartbeat_at=now)
+    )
+    if not touched.rowcount:  # type: ignore[attr-defined]
+        await tx.execute(insert(processes).values(id=owner, started_at=now, heartbeat_at=now))
+
+
+async def forget_process(tx: AsyncSession, owner: str) -> None:
+    """A process that stops cleanly takes its row with it."""
+    await tx.execute(processes.delete().where(processes.c.id == owner))
+
+
+async def release_dead(tx: AsyncSession, *, owner: str, dead_after_s: float) -> int:
+    """Expire the leases of running jobs whose process has not beaten for `dead_after_s`
+    (or has no row), so they are claimed again now; forget those processes. `owner`,
+    the caller, is alive by definition."""
+    cutoff = utcnow() - timedelta(seconds=dead_after_s)
+    alive = select(processes.c.id).where(processes.c.heartbeat_at >= cutoff)
+    result = await tx.execute(
+        update(jobs)
+        .where(
+            jobs.c.status == RUNNING,
+            jobs.c.lease_owner != owner,
+            jobs.c.lease_owner.not_in(alive),
+            jobs.c.lease_expires_at >= utcnow(),
+        )
+        .values(lease_expires_at=utcnow() - timedelta(seconds=1))
+    )
+    await tx.execute(
+        processes.delete().where(processes.c.heartbeat_at < cutoff, processes.c.id != owner)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 

@@ -289,9 +289,12 @@ class ChatView {
   drawState(message) {
     if (message.status === "queued") {
       const place = this.queue.get(message.id);
-      const text = place
-        ? `Waiting in line: position ${place.position}` + (place.estimated_start_s != null ? `, starts in about ${Math.max(1, Math.round(place.estimated_start_s))} s` : "")
-        : "Waiting in line…";
+      let text = "Waiting in line…";
+      if (place && place.reason === "backend_unavailable") {
+        text = "The model is not answering; your reply will start when it is back. Your message is saved.";
+      } else if (place) {
+        text = `Waiting in line: position ${place.position}` + (place.estimated_start_s != null ? `, starts in about ${Math.max(1, Math.round(place.estimated_start_s))} s` : "");
+      }
       return h("p.msg-state.queue-state", { role: "status" }, text);
     }
     if (message.status === "generating") return h("p.msg-state.typing", { "aria-hidden": "true" }, "writing…");

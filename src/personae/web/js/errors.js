@@ -35,6 +35,7 @@ const WORDS = {
   internal_error: () => ["Something went wrong on our side.", "Nothing you sent was lost.", "Try again; if it keeps happening, report it with the reference below."],
   empty_reply: () => ["The model wrote an empty reply.", "Nothing was lost.", "Write another reply with the arrow."],
   interrupted: () => ["The reply was interrupted.", "The text written so far is kept.", "Write another reply with the arrow."],
+  reply_quarantined: () => ["Writing this reply was interrupted again and again, so it was set aside.", "The text written so far is kept.", "Write another reply with the arrow."],
 };
 
 export function explain(error) {
