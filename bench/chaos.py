@@ -22,6 +22,9 @@ with the longest text seen of it before. (The simulation writes the same words
 for every request, so a restart shows only when a sample falls while the redone
 text is shorter than the checkpoint; lost text always shows.)
 
+Every process of the run imports a copy of the personae package taken when the
+run begins, so edits made to the checkout meanwhile do not reach its restarts.
+
 The exit status is 1 when any of those figures is not 0. `--smoke` (CI) is a run
 of under a minute: 4 users, 1 server kill, 1 backend kill, every check made.
 
