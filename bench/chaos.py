@@ -80,7 +80,7 @@ REPLIES_SQL = (
     "SELECT id, chat_id, parent_id, position, status, error_code, content "
     "FROM messages WHERE role = 'assistant'"
 )
-JOBS_SQL = "SELECT message_id, status, attempts, max_attempts, last_error FROM jobs"
+JOBS_SQL = "SELECT message_id, status, attempts, max_attempts, takeovers, last_error FROM jobs"
 
 
 # --- the database, read directly ------------------------------------------------
@@ -499,8 +499,11 @@ def report(findings: Findings, tally: Tally, load_s: float, total_s: float, logs
 def _job_text(job: tuple[Any, ...] | None) -> str:
     if job is None:
         return "no job"
-    _, status, attempts, max_attempts, last_error = job
-    return f"job {status}, claimed {attempts} times (max_attempts {max_attempts}), {last_error}"
+    _, status, attempts, max_attempts, takeovers, last_error = job
+    return (
+        f"job {status}, attempts {attempts} of {max_attempts}, "
+        f"taken back {takeovers} times, {last_error}"
+    )
 
 
 def _evidence(findings: Findings, tally: Tally) -> None:
