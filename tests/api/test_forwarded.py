@@ -8,7 +8,7 @@ import httpx
 import pytest
 import redis.asyncio as redis
 
-from conftest import PASSWORD, REDIS_URL, Api, assert_problem
+from conftest import PASSWORD, REDIS_URL, Api, assert_problem, serve_app
 from personae.app import create_app
 from personae.errors import ConfigurationError
 from personae.settings import Settings, load_settings
@@ -105,3 +105,22 @@ def test_trusted_proxies_are_addresses_or_ranges(
     assert make_settings().trusted_proxies == ["10.0.0.0/8", "192.168.1.1"]
     with pytest.raises(ConfigurationError, match="not an address"):
         load_settings(trusted_proxies="10.0.0.0/8,proxy.example.org")
+
+
+async def test_event_streams_tell_proxies_not_to_buffer_or_cache(
+    make_settings: Callable[..., Settings],
+) -> None:
+    app = create_app(make_settings(sse_heartbeat_s=0.1))
+    async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
+        registered = await client.post(
+            "/api/v1/auth/register", json={"username": "alice", "password": PASSWORD}
+        )
+        client.headers["X-CSRF-Token"] = registered.json()["csrf_token"]
+        character = await client.post("/api/v1/characters", json={"name": "Bramble"})
+        chat = await client.post("/api/v1/chats", json={"character_id": character.json()["id"]})
+        events = f"/api/v1/chats/{chat.json()['id']}/events"
+        async with client.stream("GET", events) as response:
+            assert response.status_code == 200
+            assert response.headers["x-accel-buffering"] == "no"
+            assert response.headers["cache-control"] == "no-cache"
+            assert await anext(response.aiter_lines()) is not None  # it flows at once
