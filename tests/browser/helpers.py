@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import struct
+import tempfile
 import zlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -15,7 +17,12 @@ from personae.app import create_app
 from personae.settings import Settings
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# Tests never rewrite tracked files: screenshots go to a temporary folder unless
+# PERSONAE_SCREENSHOTS_DIR names one (docs/screenshots, to refresh the docs' pictures).
+SCREENSHOTS = Path(
+    os.environ.get("PERSONAE_SCREENSHOTS_DIR")
+    or Path(tempfile.gettempdir()) / "personae-screenshots"
+)
 PHONE = {"width": 360, "height": 740}
 DESKTOP = {"width": 1280, "height": 800}
 
