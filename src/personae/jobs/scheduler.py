@@ -268,6 +268,8 @@ class Scheduler:
         can take replies (nobody knows when one is back)."""
         if self.backend_unavailable():
             return None
+        if position <= self._capacity() - self._busy():
+            return 0.0  # a slot is free for it: it starts at the next claim
         return self._service_times.estimate_start_s(position, self._slots(), self._capacity())
 
     def backend_unavailable(self) -> bool:
