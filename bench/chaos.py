@@ -22,6 +22,9 @@ with the longest text seen of it before. (The simulation writes the same words
 for every request, so a restart shows only when a sample falls while the redone
 text is shorter than the checkpoint; lost text always shows.)
 
+Every process of the run imports a copy of the personae package taken when the
+run begins, so edits made to the checkout meanwhile do not reach its restarts.
+
 The exit status is 1 when any of those figures is not 0. `--smoke` (CI) is a run
 of under a minute: 4 users, 1 server kill, 1 backend kill, every check made.
 
@@ -35,7 +38,9 @@ import argparse
 import asyncio
 import json
 import random
+import shutil
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -52,6 +57,8 @@ import asyncpg
 import httpx
 import redis.asyncio as aioredis
 from processes import Restartable, free_port, personae_env, wait_ready
+
+import personae
 
 PASSWORD = "a long enough passphrase"
 POSTGRES = "postgresql://postgres@127.0.0.1:5432"
@@ -73,7 +80,7 @@ REPLIES_SQL = (
     "SELECT id, chat_id, parent_id, position, status, error_code, content "
     "FROM messages WHERE role = 'assistant'"
 )
-JOBS_SQL = "SELECT message_id, status, attempts, max_attempts, last_error FROM jobs"
+JOBS_SQL = "SELECT message_id, status, attempts, max_attempts, takeovers, last_error FROM jobs"
 
 
 # --- the database, read directly ------------------------------------------------
@@ -190,6 +197,7 @@ class Tally:
     refused: list[str] = field(default_factory=list)
     server_kills: int = 0
     backend_kills: int = 0
+    server_down: str = ""
     # When each kill happened (UTC, as in the servers' logs), to read the logs by.
     kill_times: list[str] = field(default_factory=list)
 
@@ -315,12 +323,32 @@ async def kill_server(
 ) -> None:
     for moment in moments:
         await _sleep_until(started + moment)
-        await wait_ready(url, "/readyz", timeout_s=60)  # kill a server that is up
+        await wait_server_up(server, url)  # kill a server that is up
         server.kill()
         tally.server_kills += 1
         tally.note_kill("server")
         server.start()
-    await wait_ready(url, "/readyz", timeout_s=60)
+    await wait_server_up(server, url)
+
+
+class ServerDown(Exception):
+    """The server did not come back after a start: the run stops and says why."""
+
+
+async def wait_server_up(server: Restartable, url: str, timeout_s: float = 60.0) -> None:
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + timeout_s
+    while True:
+        status = server.exit_status()
+        if status is not None:
+            raise ServerDown(f"the server's start {server.starts} exited with status {status}")
+        try:
+            return await wait_ready(url, "/readyz", timeout_s=1.0)
+        except RuntimeError:
+            if loop.time() > give_up:
+                raise ServerDown(
+                    f"the server's start {server.starts} did not answer within {timeout_s:g} s"
+                ) from None
 
 
 async def kill_backends(
@@ -462,6 +490,8 @@ def report(findings: Findings, tally: Tally, load_s: float, total_s: float, logs
     restarts = "interrupted replies that restarted from scratch although a checkpoint existed"
     print(f"{restarts}: {restarted}")
     print(f"sends refused (409 for the same id and content): {len(tally.refused)}")
+    if tally.server_down:
+        print(f"THE RUN STOPPED EARLY: {tally.server_down}")
     _evidence(findings, tally)
     print(f"\nlogs of every process (and a SQLite database): {logs}")
 
@@ -469,8 +499,11 @@ def report(findings: Findings, tally: Tally, load_s: float, total_s: float, logs
 def _job_text(job: tuple[Any, ...] | None) -> str:
     if job is None:
         return "no job"
-    _, status, attempts, max_attempts, last_error = job
-    return f"job {status}, claimed {attempts} times (max_attempts {max_attempts}), {last_error}"
+    _, status, attempts, max_attempts, takeovers, last_error = job
+    return (
+        f"job {status}, attempts {attempts} of {max_attempts}, "
+        f"taken back {takeovers} times, {last_error}"
+    )
 
 
 def _evidence(findings: Findings, tally: Tally) -> None:
@@ -524,12 +557,14 @@ def server_settings(deployment: Deployment, backend_ports: list[int]) -> dict[st
 
 
 @contextmanager
-def fleet(work: Path, ports: list[int]) -> Iterator[list[tuple[Restartable, str]]]:
+def fleet(
+    work: Path, ports: list[int], env: dict[str, str]
+) -> Iterator[list[tuple[Restartable, str]]]:
     backends = []
     for number, port in enumerate(ports):
         arguments = ["simulate-backend", "--port", str(port), "--slots", str(SLOTS)]
         arguments += ["--tokens-per-second", str(TOKENS_PER_S), "--name", f"sim{number}"]
-        backend = Restartable(f"simulated-backend-{number}", arguments, personae_env(), work)
+        backend = Restartable(f"simulated-backend-{number}", arguments, env, work)
         backend.start()
         backends.append((backend, f"http://127.0.0.1:{port}"))
     try:
@@ -539,21 +574,47 @@ def fleet(work: Path, ports: list[int]) -> Iterator[list[tuple[Restartable, str]
             backend.stop()
 
 
+def snapshot_code(work: Path) -> Path:
+    """A copy of the personae package as it is now, imported by every start of the run.
+
+    Others may be editing the checkout while a run restarts the server twenty
+    times: each start would import whatever is there at that moment, half-edited
+    or not, and a server that cannot start would pass for a finding.
+    """
+    source = Path(personae.__file__).parent
+    folder = work / "code"
+    shutil.copytree(source, folder / "personae", ignore=shutil.ignore_patterns("__pycache__"))
+    repository = Path(__file__).resolve().parents[1]
+    commit = _git(repository, "rev-parse", "--short", "HEAD")
+    edited = _git(repository, "status", "--porcelain", "--", "src")
+    changes = "with uncommitted changes in src" if edited else "no uncommitted changes in src"
+    print(f"code: a copy of {source} taken now (commit {commit or '?'}, {changes})")
+    return folder
+
+
+def _git(repository: Path, *arguments: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(repository), *arguments], capture_output=True, text=True, check=False
+    )
+    return done.stdout.strip()
+
+
 async def chaos(plan: Plan, work: Path, rng: random.Random) -> tuple[Findings, Tally, float]:
     """The load with its faults, then what the database holds; and the load's length."""
     make = postgres_deployment if plan.db == "postgres" else sqlite_deployment
     deployment = await make(work)
     backend_ports, port = [free_port() for _ in range(plan.backends)], free_port()
     url = f"http://127.0.0.1:{port}"
-    env = personae_env(**server_settings(deployment, backend_ports))
+    code = {"PYTHONPATH": str(snapshot_code(work))}
+    env = personae_env(**server_settings(deployment, backend_ports)) | code
     server = Restartable("server", ["serve", "--port", str(port)], env, work)
     try:
-        with fleet(work, backend_ports) as backends:
+        with fleet(work, backend_ports, personae_env() | code) as backends:
             for _, backend_url in backends:
                 await wait_ready(backend_url, "/health")
             server.start()
             try:
-                await wait_ready(url, "/readyz", timeout_s=60)
+                await wait_server_up(server, url)
                 return await _under_load(plan, deployment.store, server, url, backends, rng)
             finally:
                 server.stop()
@@ -579,15 +640,21 @@ async def _under_load(
         sampler = asyncio.create_task(sample_checkpoints(store, checkpoints))
         server_moments = spread(plan.server_kills, plan.seconds, 0.5, rng)
         backend_moments = spread(plan.backend_kills, plan.seconds, 0.3, rng)
-        await asyncio.gather(
-            *(converse(client, user, tally, until) for user in users),
-            kill_server(server, url, server_moments, started, tally),
-            kill_backends(backends, backend_moments, started, tally, rng),
-        )
+        try:
+            async with asyncio.TaskGroup() as load:
+                for user in users:
+                    load.create_task(converse(client, user, tally, until))
+                load.create_task(kill_server(server, url, server_moments, started, tally))
+                load.create_task(kill_backends(backends, backend_moments, started, tally, rng))
+        except* ServerDown as down:
+            tally.server_down = f"{down.exceptions[0]}; its log: {server.log_path}"
         load_s = loop.time() - started
-        await settle(store, loop.time() + SETTLE_S)
-        sampler.cancel()
-        return await examine(store, tally, checkpoints), tally, load_s
+        try:
+            if not tally.server_down:
+                await settle(store, loop.time() + SETTLE_S)
+            return await examine(store, tally, checkpoints), tally, load_s
+        finally:
+            sampler.cancel()
 
 
 def default_seconds(server_kills: int) -> float:
@@ -629,9 +696,12 @@ def main() -> None:
         f"{plan.backends} SIMULATED backends; logs in {work}"
     )
     began = time.monotonic()
-    findings, tally, load_s = asyncio.run(chaos(plan, work, random.Random(arguments.seed)))
+    try:
+        findings, tally, load_s = asyncio.run(chaos(plan, work, random.Random(arguments.seed)))
+    except ServerDown as down:
+        sys.exit(f"the server did not start: {down}; logs in {work}")
     report(findings, tally, load_s, time.monotonic() - began, work)
-    sys.exit(1 if any(findings.figures()) or tally.refused else 0)
+    sys.exit(1 if any(findings.figures()) or tally.refused or tally.server_down else 0)
 
 
 if __name__ == "__main__":

@@ -94,12 +94,13 @@ class Restartable:
     def __init__(self, name: str, arguments: list[str], env: dict[str, str], logs: Path):
         self.name, self._arguments, self._env, self._logs = name, arguments, env, logs
         self.starts = 0
+        self.log_path = logs / f"{name}-00.log"
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         self.starts += 1
-        log = (self._logs / f"{self.name}-{self.starts:02d}.log").open("wb")
-        with log:  # the child keeps its own descriptor
+        self.log_path = self._logs / f"{self.name}-{self.starts:02d}.log"
+        with self.log_path.open("wb") as log:  # the child keeps its own descriptor
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "personae.cli", *self._arguments],
                 env=self._env,
@@ -107,6 +108,10 @@ class Restartable:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+
+    def exit_status(self) -> int | None:
+        """None while it runs (or before its first start)."""
+        return None if self._process is None else self._process.poll()
 
     def kill(self) -> None:
         if self._process is not None:

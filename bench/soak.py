@@ -8,10 +8,11 @@ the reply is final, pauses, sends again, and opens a new chat every few turns
 (so every per-chat cache keeps meeting new chats); one of them, as an attacker
 would, sends messages of the longest allowed length.
 
-Printed per backend: RSS after warm-up (the first sixth of the run, at most 5
-minutes), the peak and the end, the growth from warm-up to the end in percent
-(target: at most 10%), and the replies written. `--smoke` is a run of about 15
-seconds per backend that checks the script works, not the target.
+Printed per backend: RSS at each tenth of the run, after warm-up (the first
+third: bounded caches fill), the peak and the end, the growth from warm-up to
+the end in percent (target: at most 10%), and the replies written. `--smoke`
+is a run of about 10 seconds per backend (2 users, short messages and replies)
+that checks the script works, not the target.
 
 The embedded model's prompt cache in RAM (`PERSONAE_EMBEDDED_CACHE_RAM_MIB`,
 256 MiB on a machine of 16 GiB or more) fills as chats come and go, then stays:
@@ -48,6 +49,13 @@ WORDS = ["tea", "fox", "lantern", "river", "moon", "garden", "storm", "letter", 
 FINAL = {"complete", "failed", "stopped"}
 
 
+@dataclass(frozen=True)
+class Load:
+    users: int
+    duration_s: float
+    longest_message: int = LONGEST_MESSAGE  # what user 0 sends, as an attacker would
+
+
 @dataclass
 class Tally:
     replies: dict[str, int] = field(default_factory=dict)
@@ -73,10 +81,10 @@ def rss_mib(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
-def _message(rng: random.Random, attacker: bool) -> str:
+def _message(rng: random.Random, attacker: bool, longest: int) -> str:
     if attacker:
-        words = " ".join(rng.choice(WORDS) for _ in range(LONGEST_MESSAGE // 5))
-        return words[:LONGEST_MESSAGE]
+        words = " ".join(rng.choice(WORDS) for _ in range(longest // 5))
+        return words[:longest]
     return " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 30))) + "?"
 
 
@@ -126,6 +134,7 @@ async def _chatter(
     character_id: str,
     until: float,
     tally: Tally,
+    longest: int,
 ) -> None:
     auth = {"Authorization": f"Bearer {token}"}
     rng = random.Random(number)
@@ -137,7 +146,7 @@ async def _chatter(
             chat_id = await _new_chat(client, auth, character_id)
         try:
             status = await _turn(
-                client, auth, chat_id, f"u{number}-{turn}", _message(rng, number == 0)
+                client, auth, chat_id, f"u{number}-{turn}", _message(rng, number == 0, longest)
             )
         except httpx.HTTPError:
             tally.send_errors += 1
@@ -154,11 +163,18 @@ async def _watch(pid: int, samples: list[tuple[float, float]], started: float) -
         await asyncio.sleep(2)
 
 
+def _at(samples: list[tuple[float, float]], moment_s: float) -> float:
+    return next((rss for at, rss in samples if at >= moment_s), samples[-1][1])
+
+
 def _report(label: str, samples: list[tuple[float, float]], warmup_s: float, tally: Tally) -> float:
-    after_warmup = next((rss for at, rss in samples if at >= warmup_s), samples[-1][1])
+    after_warmup = _at(samples, warmup_s)
     end = samples[-1][1]
     growth = (end - after_warmup) / after_warmup * 100
+    duration_s = samples[-1][0]
+    tenths = [f"{_at(samples, duration_s * tenth / 10):.0f}" for tenth in range(11)]
     print(f"{label}")
+    print(f"  RSS at each tenth (MiB)  {' '.join(tenths)}")
     print(f"  RSS at start of load     {samples[0][1]:8.1f} MiB")
     print(f"  RSS after warm-up        {after_warmup:8.1f} MiB  ({warmup_s:.0f} s)")
     print(f"  RSS peak                 {max(rss for _, rss in samples):8.1f} MiB")
@@ -168,15 +184,13 @@ def _report(label: str, samples: list[tuple[float, float]], warmup_s: float, tal
     return growth
 
 
-async def soak(
-    label: str, env: dict[str, str], serve: list[str], duration_s: float, users: int
-) -> float:
+async def soak(label: str, env: dict[str, str], serve: list[str], load: Load) -> float:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with cli_process([*serve, "--port", str(port)], env) as server:
         await wait_ready(url, "/readyz")
         async with httpx.AsyncClient(base_url=url, timeout=120) as client:
-            tokens = [await _user(client, f"soak{number:03d}") for number in range(users)]
+            tokens = [await _user(client, f"soak{number:03d}") for number in range(load.users)]
             auth = {"Authorization": f"Bearer {tokens[0]}"}
             character = await client.post(
                 "/api/v1/characters",
@@ -186,18 +200,21 @@ async def soak(
             character_id = character.json()["id"]
             samples: list[tuple[float, float]] = []
             loop = asyncio.get_running_loop()
-            until = loop.time() + duration_s
-            watcher = asyncio.create_task(_watch(server.pid, samples, time.monotonic()))
+            until = loop.time() + load.duration_s
+            started = time.monotonic()
+            watcher = asyncio.create_task(_watch(server.pid, samples, started))
             tally = Tally()
             await asyncio.gather(
                 *(
-                    _chatter(client, token, number, character_id, until, tally)
+                    _chatter(
+                        client, token, number, character_id, until, tally, load.longest_message
+                    )
                     for number, token in enumerate(tokens)
                 )
             )
-            samples.append((duration_s, rss_mib(server.pid)))
+            samples.append((time.monotonic() - started, rss_mib(server.pid)))
             watcher.cancel()
-    warmup_s = min(duration_s / 6, 300.0)
+    warmup_s = load.duration_s / 3
     return _report(label, samples, warmup_s, tally)
 
 
@@ -210,12 +227,13 @@ def _env(work: str, **settings: str) -> dict[str, str]:
         send_rate_per_user="1000000/minute",
         send_rate_per_ip="1000000/minute",
         register_rate_per_ip="1000000/hour",
+        graceful_shutdown_s="2",  # the run is over: no reply needs to finish
         **settings,
     )
 
 
-async def main(duration_s: float, users: int, which: str, overrides: dict[str, str]) -> None:
-    print(f"{users} users, {duration_s:.0f} s of steady chat per backend")
+async def main(load: Load, which: str, overrides: dict[str, str]) -> None:
+    print(f"{load.users} users, {load.duration_s:.0f} s of steady chat per backend")
     print(f"settings given: {overrides or 'none (defaults)'}\n")
     if which in ("both", "embedded"):
         bound = overrides.get("embedded_cache_ram_mib", str(default_cache_ram_mib()))
@@ -225,7 +243,7 @@ async def main(duration_s: float, users: int, which: str, overrides: dict[str, s
         )
         with tempfile.TemporaryDirectory() as work:
             env = _env(work, model_path=str(model), **overrides)
-            await soak("embedded model (SmolLM2-135M)", env, ["serve"], duration_s, users)
+            await soak("embedded model (SmolLM2-135M)", env, ["serve"], load)
         print()
     if which in ("both", "simulated"):
         with tempfile.TemporaryDirectory() as work:
@@ -237,7 +255,7 @@ async def main(duration_s: float, users: int, which: str, overrides: dict[str, s
                 await wait_ready(f"http://127.0.0.1:{sim_port}", "/health")
                 serve = ["serve", "--backend", f"sim=http://127.0.0.1:{sim_port},slots=4"]
                 label = "external backend (SIMULATED, 4 slots)"
-                await soak(label, env, serve, duration_s, users)
+                await soak(label, env, serve, load)
 
 
 if __name__ == "__main__":
@@ -245,12 +263,15 @@ if __name__ == "__main__":
     parser.add_argument("--duration", default="30m", help="per backend: 30m, 90s, 1h")
     parser.add_argument("--users", type=int, default=6)
     parser.add_argument("--backend", choices=("both", "embedded", "simulated"), default="both")
-    parser.add_argument("--smoke", action="store_true", help="about 15 s per backend")
+    parser.add_argument("--smoke", action="store_true", help="about 10 s per backend")
     parser.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE", help="a server setting"
     )
     arguments = parser.parse_args()
-    duration = 15.0 if arguments.smoke else parse_duration(arguments.duration)
     overrides = dict(item.split("=", 1) for item in arguments.set)
     overrides = {name.lower().removeprefix("personae_"): value for name, value in overrides.items()}
-    asyncio.run(main(duration, arguments.users, arguments.backend, overrides))
+    load = Load(arguments.users, parse_duration(arguments.duration))
+    if arguments.smoke:  # the last turns must end soon after the run: short work
+        overrides.setdefault("max_reply_tokens", "24")
+        load = Load(min(arguments.users, 2), 10.0, longest_message=400)
+    asyncio.run(main(load, arguments.backend, overrides))

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from personae import __version__
+from personae.api.forwarded import ForwardedHeadersMiddleware
 from personae.api.middleware import RequestContextMiddleware
 from personae.api.problems import install_error_handlers
 from personae.api.routes import (
@@ -54,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.container = container
     install_error_handlers(app)
-    # Inner to outer: maintenance mode, request metrics, then request ids (outermost).
+    # Inner to outer: maintenance mode, request metrics, request ids, forwarded headers.
     app.add_middleware(MaintenanceMiddleware, container=container)
     app.add_middleware(MetricsMiddleware, container=container)
     app.add_middleware(
@@ -63,6 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_upload_bytes=settings.max_upload_bytes,
         upload_paths=cards.UPLOAD_PATHS,
     )
+    # Outermost: every layer within (logs, rate limits, cookies) sees the real client.
+    app.add_middleware(ForwardedHeadersMiddleware, trusted=settings.trusted_proxy_networks)
     for router in (
         health.router,
         auth.router,

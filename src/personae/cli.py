@@ -239,6 +239,31 @@ def simulate_backend(
     uvicorn.run(simulated_backend_app(options), host="127.0.0.1", port=port, log_level="warning")
 
 
+@app.command()
+def capacity(
+    growth: Annotated[str, typer.Option(help="Traffic growth, like 15%/month.")] = "0%/month",
+    months: Annotated[int, typer.Option(min=0, max=120, help="Months to plan ahead.")] = 6,
+    target_wait: Annotated[str, typer.Option(help="The p95 wait to stay under.")] = "10s",
+    days: Annotated[float, typer.Option(help="Days of recorded traffic to read.")] = 7.0,
+    slots: Annotated[
+        int | None, typer.Option(min=1, help="Today's slots (default: the configured ones).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Backend slots that keep the p95 wait under a target at the busiest hour, now and
+    each month ahead, from the traffic recorded in the database (M/M/c, Erlang C)."""
+    from personae.capacity_report import plan_as_json, read_plan, render_plan
+
+    settings = _settings(data_dir, seed_demo=False)
+    plan = _run(
+        lambda: read_plan(
+            settings, growth=growth, target_wait=target_wait, days=days, months=months, slots=slots
+        )
+    )
+    typer.echo(plan_as_json(plan) if as_json else "\n".join(render_plan(plan)))
+
+
 @models_app.command("pull")
 def models_pull(data_dir: DataDirOption = None) -> None:
     """Fetch the embedded model (SmolLM2-135M-Instruct GGUF) and the embedding model

@@ -172,7 +172,11 @@ def _event_log(settings: Settings) -> EventLog:
 def build_container(settings: Settings) -> Container:
     """Wire the objects a process needs; nothing here touches the network yet."""
     database = Database(settings.resolved_database_url)
-    storage = build_storage(settings.redis_url, memory_keys=settings.rate_limit_memory_keys)
+    storage = build_storage(
+        settings.redis_url,
+        memory_keys=settings.rate_limit_memory_keys,
+        key_prefix=settings.redis_prefix,
+    )
     limiter = RateLimiter(storage, key_prefix=settings.redis_prefix)
     events = _event_log(settings)
     container: Container | None = None

@@ -7,14 +7,16 @@ Every field is documented in docs/settings.md (a test checks it).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -52,6 +54,8 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=8 * 1_048_576, ge=1024)
     graceful_shutdown_s: float = Field(default=20.0, ge=0)
     cpu_budget_s: float = Field(default=5.0, gt=0.0)
+    # Comma-separated in the environment ("10.0.0.0/8,::1"), a list in TOML.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_json: bool = True
 
@@ -142,6 +146,7 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = Field(default=5.0, gt=0.0)
     webhook_max_attempts: int = Field(default=8, ge=1, le=50)
     webhook_retry_base_s: float = Field(default=2.0, ge=0.0)
+    webhook_lease_s: float = Field(default=30.0, gt=0.0)
 
     @classmethod
     def settings_customise_sources(
@@ -157,6 +162,27 @@ class Settings(BaseSettings):
         if config_file:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
         return tuple(sources)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [entry.strip() for entry in value.split(",") if entry.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an address or CIDR range") from None
+        return entries
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(entry, strict=False) for entry in self.trusted_proxies)
 
     @model_validator(mode="after")
     def _refuse_insecure_secret(self) -> Settings:

@@ -27,20 +27,23 @@ ContainerDep = Annotated[Container, Depends(get_container)]
 
 
 def client_ip(request: Request) -> str | None:
+    """The client's address: behind a trusted proxy, the one it forwarded (api/forwarded.py)."""
     return request.client.host if request.client else None
 
 
 def set_session_cookies(
-    response: Response, container: Container, token: str, csrf_token: str
+    request: Request, response: Response, container: Container, token: str, csrf_token: str
 ) -> None:
-    """The session cookie is HttpOnly; the CSRF one is readable by the page on purpose."""
+    """The session cookie is HttpOnly; the CSRF one is readable by the page on purpose.
+    Both are `Secure` when so configured or when the client came over HTTPS."""
     settings = container.settings
+    secure = settings.cookie_secure or request.url.scheme == "https"
     for name, value, http_only in ((SESSION_COOKIE, token, True), (CSRF_COOKIE, csrf_token, False)):
         response.set_cookie(
             name,
             value,
             max_age=settings.session_ttl_s,
-            secure=settings.cookie_secure,
+            secure=secure,
             httponly=http_only,
             samesite="lax",
             path="/",
@@ -79,7 +82,7 @@ async def _principal_or_none(
                 "(the value of the personae_csrf cookie)."
             )
     if principal.session_renewed:
-        set_session_cookies(response, container, cookie, principal.session.csrf_token)
+        set_session_cookies(request, response, container, cookie, principal.session.csrf_token)
     return principal
 
 

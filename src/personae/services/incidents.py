@@ -101,11 +101,18 @@ class IncidentService:
         started_at: datetime | None = None,
     ) -> IncidentView:
         """Open an incident with its first update; `started_at` dates it from when the
-        trouble began (the first failed check) rather than from now."""
+        trouble began (the first failed check) rather than from now.
+
+        An automatic incident is about one component, and opening one while another
+        is open for that component (another process's probes were first) answers the
+        open one, unchanged.
+        """
         title = _check_text("title", title, _MAX_TITLE)
         body = _check_text("body", body, _MAX_BODY)
         _check_choice("status", status, sorted(OPEN_INCIDENT_STATES))
         _check_choice("impact", impact, IMPACTS)
+        if automatic and len(components) != 1:
+            raise ValidationFailed("components: an automatic incident is about one component")
         async with self._db.write() as tx:
             incident_id = await repo.insert_incident(
                 tx,
@@ -116,7 +123,10 @@ class IncidentService:
                 automatic=automatic,
                 started_at=started_at,
             )
-            await repo.insert_incident_update(tx, incident_id, status=status, body=body)
+            if incident_id is not None:
+                await repo.insert_incident_update(tx, incident_id, status=status, body=body)
+        if incident_id is None:
+            return await self._already_open(components[0])
         view = await self.get(incident_id)
         log.info("incident opened", extra={"incident_id": incident_id, "automatic": automatic})
         await self._changed(view)
@@ -172,10 +182,21 @@ class IncidentService:
 
     async def open_automatic(self, component: str) -> IncidentView | None:
         """The unresolved incident the probes opened for `component`, if any."""
-        for view in await self.list_incidents(unresolved_only=True, limit=200):
-            if view.incident.automatic and component in view.incident.components:
-                return view
-        return None
+        async with self._db.read() as tx:
+            incident = await repo.open_automatic_incident(tx, component)
+            if incident is None:
+                return None
+            updates = await repo.list_incident_updates(tx, [incident.id])
+        return IncidentView(incident, updates[incident.id])
+
+    async def _already_open(self, component: str) -> IncidentView:
+        view = await self.open_automatic(component)
+        if view is None:  # resolved between our insert and this read: a rare race
+            raise InvalidTransition(
+                f"An incident about {component} was opened and resolved meanwhile."
+            )
+        log.info("automatic incident already open", extra={"incident_id": view.incident.id})
+        return view
 
     # --- maintenance ------------------------------------------------------------------
 

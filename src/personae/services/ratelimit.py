@@ -43,12 +43,15 @@ class BoundedMemoryStorage(MemoryStorage):
         return count
 
 
-def build_storage(redis_url: str | None, *, memory_keys: int = 100_000) -> Storage:
-    """Shared counters when several processes run (Redis), else in-process memory
-    (the windows of at most `memory_keys` identities)."""
+def build_storage(
+    redis_url: str | None, *, memory_keys: int = 100_000, key_prefix: str = "personae"
+) -> Storage:
+    """Shared counters when several processes run (Redis, every key starting with
+    `key_prefix`), else in-process memory (the windows of at most `memory_keys`
+    identities)."""
     if redis_url:
         uri = "async+" + redis_url if not redis_url.startswith("async+") else redis_url
-        storage = storage_from_string(uri, implementation="redispy")
+        storage = storage_from_string(uri, implementation="redispy", key_prefix=key_prefix)
         assert isinstance(storage, Storage)
         return storage
     return BoundedMemoryStorage(memory_keys)

@@ -5,6 +5,11 @@ then a background task posts it. A receiver that is down or slow only delays
 its own deliveries: each try has a timeout, failures are retried with
 exponential backoff (capped at an hour) up to `webhook_max_attempts`, and
 nothing an operator or a probe does ever waits for a receiver.
+
+Several processes may deliver: each delivery is leased to one of them while it is
+sent, and sent again (by anyone) when its sender dies before recording the try. So
+a delivery arrives at least once, and every try carries the same `Webhook-Id`
+header (the delivery's id) for the receiver to drop repeats by.
 """
 
 from __future__ import annotations
@@ -12,6 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
+import socket
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,6 +38,9 @@ log = logging.getLogger("personae.webhooks")
 _POLL_S = 1.0
 _BATCH = 50
 _MAX_BACKOFF_S = 3600.0
+# A lease outlives the try it covers: a receiver's timeout plus this much.
+_LEASE_MARGIN_S = 1.0
+WEBHOOK_ID_HEADER = "Webhook-Id"
 
 
 def incident_payload(view: IncidentView) -> dict[str, Any]:
@@ -75,6 +86,7 @@ class WebhookService:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
     async def subscribe(self, url: str) -> SubscriptionRecord:
         parts = urlsplit(url)
@@ -132,10 +144,25 @@ class WebhookService:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), _POLL_S)
 
+    @property
+    def _lease_s(self) -> float:
+        settings = self._settings
+        return max(settings.webhook_lease_s, settings.webhook_timeout_s + _LEASE_MARGIN_S)
+
     async def deliver_due(self) -> int:
-        """Try every delivery whose time has come, all at once; returns how many were tried."""
+        """Lease the deliveries whose time has come and nobody holds, and try them all
+        at once; returns how many were tried."""
         async with self._db.read() as tx:
-            due = await repo.due_deliveries(tx, limit=_BATCH)
+            if not await repo.any_due(tx):
+                return 0
+        async with self._db.write() as tx:
+            due = await repo.claim_due(
+                tx,
+                owner=self.owner,
+                lease_s=self._lease_s,
+                limit=_BATCH,
+                skip_locked=not self._db.is_sqlite,
+            )
         await asyncio.gather(*(self._deliver(delivery, url) for delivery, url in due))
         return len(due)
 
@@ -143,7 +170,9 @@ class WebhookService:
         assert self._client is not None
         error: str | None = None
         try:
-            response = await self._client.post(url, json=delivery.payload)
+            response = await self._client.post(
+                url, json=delivery.payload, headers={WEBHOOK_ID_HEADER: delivery.id}
+            )
             if response.status_code >= 300:
                 error = f"the receiver answered {response.status_code}"
         except httpx.HTTPError as failure:
@@ -161,6 +190,7 @@ class WebhookService:
             await repo.record_attempt(
                 tx,
                 delivery.id,
+                owner=self.owner,
                 status=status,
                 attempts=attempts,
                 next_attempt_at=utcnow() + timedelta(seconds=delay),

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from personae.storage.types import UTCDateTime
@@ -253,6 +254,11 @@ probe_results = Table(
     Index("ix_probe_results_component_checked", "component", "checked_at"),
 )
 
+# The rows `ux_incidents_open_automatic` keeps unique: automatic and not yet closed.
+OPEN_AUTOMATIC_INCIDENT = (
+    "automatic_component IS NOT NULL AND status NOT IN ('resolved', 'postmortem')"
+)
+
 incidents = Table(
     "incidents",
     metadata,
@@ -267,7 +273,18 @@ incidents = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Column("monitoring_at", UTCDateTime, nullable=True),
     Column("resolved_at", UTCDateTime, nullable=True),
+    # The one component an automatic incident is about (migration 0008); NULL for an
+    # operator's. The index below allows one open automatic incident per component,
+    # whichever process's probes see the trouble first.
+    Column("automatic_component", String(64), nullable=True),
     Index("ix_incidents_status_created", "status", "created_at"),
+    Index(
+        "ux_incidents_open_automatic",
+        "automatic_component",
+        unique=True,
+        postgresql_where=text(OPEN_AUTOMATIC_INCIDENT),
+        sqlite_where=text(OPEN_AUTOMATIC_INCIDENT),
+    ),
 )
 
 incident_updates = Table(
@@ -328,6 +345,10 @@ webhook_deliveries = Table(
     Column("last_error", Text, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("delivered_at", UTCDateTime, nullable=True),
+    # The process sending it now (migration 0008): one sender at a time; a sender that
+    # died leaves a lease that runs out, and the delivery is sent again.
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_expires_at", UTCDateTime, nullable=True),
     Index("ix_webhook_deliveries_status_next", "status", "next_attempt_at"),
 )
 

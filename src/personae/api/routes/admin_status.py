@@ -1,13 +1,15 @@
-"""The operators' status API: incidents and maintenance (admins and moderators)."""
+"""The operators' status API: incidents and maintenance (admins and moderators), and
+the capacity plan (admins)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Query, status
 
 from personae.api.deps import ContainerDep, CurrentUser
 from personae.api.schemas import statuspage as views
+from personae.api.schemas.capacity import CapacityPlanPublic
 from personae.api.schemas.status import (
     IncidentCreate,
     IncidentUpdateCreate,
@@ -16,6 +18,7 @@ from personae.api.schemas.status import (
     WebhookCreate,
 )
 from personae.errors import Forbidden
+from personae.services import capacity
 from personae.storage.repos.accounts import UserRecord
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
@@ -99,3 +102,31 @@ async def list_webhooks(_user: Staff, container: ContainerDep) -> list[Json]:
 @router.delete("/webhooks/{subscription_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def unsubscribe_webhook(subscription_id: str, _user: Staff, container: ContainerDep) -> None:
     await container.webhooks.unsubscribe(subscription_id)
+
+
+async def _admin(user: CurrentUser) -> UserRecord:
+    if user.role != "admin":
+        raise Forbidden("Only admins see the capacity plan.")
+    return user
+
+
+@router.get("/capacity")
+async def capacity_plan(
+    _user: Annotated[UserRecord, Depends(_admin)],
+    container: ContainerDep,
+    days: Annotated[float, Query(gt=0, le=90, description="the window read")] = 7.0,
+    growth_percent: Annotated[float, Query(gt=-100, le=1000, description="a month")] = 0.0,
+    months: Annotated[int, Query(ge=0, le=36)] = 6,
+    target_wait_s: Annotated[float, Query(ge=0, le=3600, description="p95 wait")] = 10.0,
+    slots: Annotated[int | None, Query(ge=1, le=100_000, description="not the fleet's")] = None,
+) -> CapacityPlanPublic:
+    """Backend slots the busiest hour needs now and each month ahead (M/M/c, Erlang C)."""
+    plan = await capacity.plan_capacity(
+        container.database,
+        days=days,
+        slots=slots or capacity.fleet_slots(container.router, container.settings),
+        monthly_growth=growth_percent / 100.0,
+        months=months,
+        target_wait_s=target_wait_s,
+    )
+    return CapacityPlanPublic.model_validate(plan)

@@ -27,8 +27,10 @@ from personae.services.accounts import NewSession
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
 
 
-def _opened(response: Response, container: ContainerDep, opened: NewSession) -> SessionOpened:
-    set_session_cookies(response, container, opened.token, opened.session.csrf_token)
+def _opened(
+    request: Request, response: Response, container: ContainerDep, opened: NewSession
+) -> SessionOpened:
+    set_session_cookies(request, response, container, opened.token, opened.session.csrf_token)
     return SessionOpened(
         user=UserPublic.model_validate(opened.user),
         csrf_token=opened.session.csrf_token,
@@ -46,7 +48,7 @@ async def register(
     opened = await container.accounts.open_session(
         user, ip=client_ip(request), user_agent=request.headers.get("user-agent")
     )
-    return _opened(response, container, opened)
+    return _opened(request, response, container, opened)
 
 
 @router.post("/auth/login")
@@ -59,7 +61,7 @@ async def login(
         ip=client_ip(request),
         user_agent=request.headers.get("user-agent"),
     )
-    return _opened(response, container, opened)
+    return _opened(request, response, container, opened)
 
 
 @router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)

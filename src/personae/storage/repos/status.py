@@ -7,11 +7,20 @@ from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import case, delete, func, insert, select, update
+from sqlalchemy import case, delete, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from personae.storage.tables import incident_updates, incidents, jobs, maintenances, probe_results
+from personae.storage.tables import (
+    OPEN_AUTOMATIC_INCIDENT,
+    incident_updates,
+    incidents,
+    jobs,
+    maintenances,
+    probe_results,
+)
 from personae.storage.types import new_id, utcnow
 
 CLOSED_INCIDENT_STATES = ("resolved", "postmortem")
@@ -193,25 +202,52 @@ async def insert_incident(
     components: list[str],
     automatic: bool,
     started_at: datetime | None = None,
-) -> str:
-    """Store a new incident; it is dated `started_at` (when the trouble began) if given."""
+) -> str | None:
+    """Store a new incident; it is dated `started_at` (when the trouble began) if given.
+
+    An automatic incident is about its first component, and at most one is open per
+    component (a unique index): when one is already open, nothing is stored and the
+    answer is None, however many processes try at once.
+    """
     now = utcnow()
     incident_id = new_id()
-    await tx.execute(
-        insert(incidents).values(
-            id=incident_id,
-            title=title,
-            status=status,
-            impact=impact,
-            components=components,
-            automatic=automatic,
-            created_at=started_at or now,
-            updated_at=now,
-            monitoring_at=now if status == "monitoring" else None,
-            resolved_at=now if status in CLOSED_INCIDENT_STATES else None,
-        )
+    values = {
+        "id": incident_id,
+        "title": title,
+        "status": status,
+        "impact": impact,
+        "components": components,
+        "automatic": automatic,
+        "automatic_component": components[0] if automatic and components else None,
+        "created_at": started_at or now,
+        "updated_at": now,
+        "monitoring_at": now if status == "monitoring" else None,
+        "resolved_at": now if status in CLOSED_INCIDENT_STATES else None,
+    }
+    dialect_insert = (
+        postgresql_insert if tx.get_bind().dialect.name == "postgresql" else sqlite_insert
     )
-    return incident_id
+    statement = (
+        dialect_insert(incidents)
+        .values(**values)
+        .on_conflict_do_nothing(
+            index_elements=[incidents.c.automatic_component],
+            index_where=text(OPEN_AUTOMATIC_INCIDENT),
+        )
+        .returning(incidents.c.id)
+    )
+    stored = (await tx.execute(statement)).scalar_one_or_none()
+    return None if stored is None else str(stored)
+
+
+async def open_automatic_incident(tx: AsyncSession, component: str) -> IncidentRecord | None:
+    """The open automatic incident about `component`, if there is one."""
+    query = select(incidents).where(
+        incidents.c.automatic_component == component,
+        incidents.c.status.not_in(CLOSED_INCIDENT_STATES),
+    )
+    found = (await tx.execute(query)).mappings().first()
+    return _record(IncidentRecord, found) if found else None
 
 
 async def update_incident(tx: AsyncSession, incident_id: str, **values: Any) -> None:

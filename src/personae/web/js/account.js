@@ -1,10 +1,11 @@
 // Account settings (sessions, API tokens, data export) and the admin page
-// (incidents, maintenance, users).
+// (incidents, maintenance, users, capacity).
 import { del, get, patch, post } from "./api.js";
 import { field, formValues, h, replace, timeAgo } from "./dom.js";
 import { errorBox } from "./errors.js";
 import { loginPath, logout, navigate, session } from "./app.js";
 import { usersSection } from "./users.js";
+import { capacitySection } from "./capacity.js";
 
 function requireUser() {
   if (!session.user) { navigate(loginPath(), { replace: true }); return false; }
@@ -164,5 +165,6 @@ export async function adminPage(target) {
     h("h2", {}, "Maintenance"),
     openMaintenances.length ? h("ul.plain-list", {}, openMaintenances.map(maintenanceItem)) : h("p.empty", {}, "None scheduled."),
     maintenanceForm,
-    session.user.role === "admin" ? usersSection() : null);
+    session.user.role === "admin" ? usersSection() : null,
+    session.user.role === "admin" ? capacitySection() : null);
 }
