@@ -24,6 +24,7 @@ from personae.services.export import ExportService
 from personae.services.generation import GenerationService
 from personae.services.health import HealthService
 from personae.services.incidents import IncidentService
+from personae.services.leadership import Leadership
 from personae.services.loop_watch import LoopWatchdog
 from personae.services.memory import RECALL_INDEX_JOB, SUMMARY_JOB, MemoryService
 from personae.services.messages import MessageService
@@ -41,6 +42,7 @@ from personae.services.webhooks import WebhookService
 from personae.settings import Settings, ensure_secret_key
 from personae.storage import migrate
 from personae.storage.db import Database
+from personae.storage.leader_lock import LeaderLock
 
 log = logging.getLogger("personae.container")
 
@@ -65,6 +67,7 @@ class Container:
     metrics: Metrics
     incidents: IncidentService
     status: StatusService
+    leadership: Leadership
     probes: ProbeRunner
     webhooks: WebhookService
     memory: MemoryService
@@ -113,6 +116,7 @@ class Container:
             recover_all=self.database.is_sqlite,
             slots=self.router.usable_slots,
         )
+        await self.leadership.start()
         self.probes.start()
         self.webhooks.start()
 
@@ -142,6 +146,7 @@ class Container:
         if self._watchdog is not None:
             await self._watchdog.aclose()
         await self.probes.aclose()
+        await self.leadership.aclose()
         await self.webhooks.aclose()
         await self.scheduler.shutdown(self._grace_left())
         await self.fleet.stop()
@@ -190,6 +195,7 @@ def build_container(settings: Settings) -> Container:
     memory = MemoryService(database, settings, recall)
     chats = ChatService(database, events, scheduler, settings, limiter, memory)
     router = Router([], affinity=settings.routing_affinity)
+    leadership = Leadership(LeaderLock(database), check_s=settings.leader_check_s)
     container = Container(
         settings=settings,
         database=database,
@@ -213,8 +219,17 @@ def build_container(settings: Settings) -> Container:
         metrics=metrics,
         incidents=incidents,
         status=status,
+        leadership=leadership,
         probes=ProbeRunner(
-            database, events, settings, incidents, status, metrics, backends, router=router
+            database,
+            events,
+            settings,
+            incidents,
+            status,
+            metrics,
+            backends,
+            router=router,
+            leads=leadership.is_leader,
         ),
         webhooks=webhooks,
         memory=memory,

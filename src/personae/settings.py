@@ -103,6 +103,7 @@ class Settings(BaseSettings):
     reply_deadline_s: float = Field(default=120.0, gt=0.0)
     heartbeat_interval_s: float = Field(default=1.0, gt=0.0)
     heartbeat_timeout_s: float = Field(default=3.0, gt=0.0)
+    leader_check_s: float = Field(default=2.0, gt=0.0)
     checkpoint_interval_s: float = Field(default=0.5, gt=0.0)
     event_log_size: int = Field(default=2000, ge=10)
     event_log_memory_mib: int = Field(default=64, ge=1)

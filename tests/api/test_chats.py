@@ -131,10 +131,12 @@ async def test_another_users_chat_is_not_found(api: Api) -> None:
     assert len(page) == 1
 
 
-async def test_a_reply_that_fails_on_every_retry_ends_failed_and_retryable(
+async def test_a_reply_no_backend_ever_answers_ends_failed_and_retryable_at_its_deadline(
     make_settings: Callable[..., Settings],
 ) -> None:
-    settings = make_settings(job_max_attempts=2, job_retry_base_s=0.05)
+    # The backend refuses every connection: it is down, so the reply waits for it
+    # (no attempt is spent) until its deadline.
+    settings = make_settings(job_max_attempts=2, job_retry_base_s=0.05, reply_deadline_s=2)
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         api = Api(app)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import struct
+import tempfile
 import zlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -15,7 +18,12 @@ from personae.app import create_app
 from personae.settings import Settings
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# Tests never rewrite tracked files: screenshots go to a temporary folder unless
+# PERSONAE_SCREENSHOTS_DIR names one (docs/screenshots, to refresh the docs' pictures).
+SCREENSHOTS = Path(
+    os.environ.get("PERSONAE_SCREENSHOTS_DIR")
+    or Path(tempfile.gettempdir()) / "personae-screenshots"
+)
 PHONE = {"width": 360, "height": 740}
 DESKTOP = {"width": 1280, "height": 800}
 
@@ -125,7 +133,7 @@ async def server_messages(page: Any) -> list[dict[str, Any]]:
 
 
 async def screenshot(page: Any, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(SCREENSHOTS.mkdir, parents=True, exist_ok=True)
     await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
 
 

@@ -53,6 +53,8 @@ _GUESS_FIRST_S = 0.01
 _AHEAD_WAIT_S = 0.1
 # Replies past their deadline ended per round while no backend can take replies.
 _OVERDUE_PER_ROUND = 20
+# How long replies told to pause at shutdown get to checkpoint before they are cancelled.
+_CHECKPOINT_S = 2.0
 _Read = TypeVar("_Read")
 
 
@@ -266,6 +268,8 @@ class Scheduler:
         can take replies (nobody knows when one is back)."""
         if self.backend_unavailable():
             return None
+        if position <= self._capacity() - self._busy():
+            return 0.0  # a slot is free for it: it starts at the next claim
         return self._service_times.estimate_start_s(position, self._slots(), self._capacity())
 
     def backend_unavailable(self) -> bool:
@@ -356,7 +360,10 @@ class Scheduler:
             for running in list(self._running.values()):
                 running.control.shutting_down.set()
             if pending:
-                _, still = await asyncio.wait(pending, timeout=5.0)
+                # Short enough that the whole stop stays inside grace + 4 s, where the
+                # exit deadline (cli) would end the process: a reply that does not
+                # pause (no token comes) is cancelled, which checkpoints it too.
+                _, still = await asyncio.wait(pending, timeout=_CHECKPOINT_S)
                 for task in still:
                     task.cancel()
                 await asyncio.gather(*still, return_exceptions=True)

@@ -234,6 +234,8 @@ class GenerationService:
                     )
             except TransientBackendError as error:
                 backend.breaker.failure()
+                if self._recorder is not None:
+                    self._recorder.stream_failed(backend.name)
                 excluded.add(backend.name)
                 # Down for everybody (no connection), or a half-open breaker's trial:
                 # the reply waits for the backend; otherwise it failed this reply.

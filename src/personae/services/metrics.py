@@ -29,6 +29,10 @@ class ReplyRecorder(Protocol):
         """A reply was set aside after being taken back too often (it ends failed)."""
         ...
 
+    def stream_failed(self, backend: str) -> None:
+        """`backend` failed a reply's stream (the reply goes on elsewhere or later)."""
+        ...
+
 
 class Metrics:
     """The metrics of one app, in their own registry."""
@@ -126,6 +130,10 @@ class Metrics:
 
     def reply_quarantined(self) -> None:
         self.quarantined.inc()
+
+    def stream_failed(self, backend: str) -> None:
+        # A stream that failed is a failed reply as far as its backend's health goes.
+        self.backend_replies.record("failed", {"backend": backend})
 
     def reply_finished(self, state: str, generation: Mapping[str, Any]) -> None:
         self.replies.labels(state).inc()

@@ -105,9 +105,12 @@ class ProbeRunner:
         backends: Backends,
         *,
         router: Router | None = None,
+        leads: Callable[[], bool] = lambda: True,
     ) -> None:
         self._db = database
         self._router = router
+        # Only the cluster's leader probes and keeps incidents (one round, not N).
+        self._leads = leads
         self._events = events
         self._settings = settings
         self._incidents = incidents
@@ -140,6 +143,8 @@ class ProbeRunner:
                 await asyncio.wait_for(self._stop.wait(), self._settings.probe_interval_s)
             if self._stop.is_set():
                 return
+            if not self._leads():
+                continue
             try:
                 await self.run_round()
             except Exception:
