@@ -66,8 +66,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # Outermost: every layer within (logs, rate limits, cookies) sees the real client.
     app.add_middleware(ForwardedHeadersMiddleware, trusted=settings.trusted_proxy_networks)
+    app.include_router(health.router)
+    if settings.role == "worker":
+        return app  # a worker writes replies; its port answers health checks and metrics
     for router in (
-        health.router,
         auth.router,
         cards.router,
         characters.router,

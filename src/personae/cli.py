@@ -75,13 +75,53 @@ def serve(
             help="NAME=URL[,slots=N][,role=fallback][,model=M][,context=N] (repeatable).",
         ),
     ] = None,
+    role: Annotated[
+        str,
+        typer.Option(help="all (one process), or api (HTTP only; `personae worker` writes)."),
+    ] = "all",
 ) -> None:
     """Serve the API and the web app (SQLite and the embedded model by default)."""
+    if role not in ("all", "api"):
+        _fail(f"unknown role '{role}': choose all or api (workers run `personae worker`)")
+    _serve_role(role, host, port, data_dir, model, backend)
+
+
+@app.command()
+def worker(
+    host: Annotated[str | None, typer.Option(help="Address of the health port.")] = None,
+    port: Annotated[int | None, typer.Option(help="The health and metrics port.")] = None,
+    data_dir: DataDirOption = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="A GGUF file to run embedded, or the URL of an OpenAI-compatible server."
+        ),
+    ] = None,
+    backend: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="NAME=URL[,slots=N][,role=fallback][,model=M][,context=N] (repeatable).",
+        ),
+    ] = None,
+) -> None:
+    """Write replies (and run the cluster duties when this process leads); the port
+    answers /healthz, /readyz and /metrics only. Run `personae serve --role api` for HTTP."""
+    _serve_role("worker", host, port, data_dir, model, backend)
+
+
+def _serve_role(
+    role: str,
+    host: str | None,
+    port: int | None,
+    data_dir: Path | None,
+    model: str | None,
+    backend: list[str] | None,
+) -> None:
     import uvicorn
 
     from personae.app import create_app
 
-    model_options: dict[str, Any] = {}
+    model_options: dict[str, Any] = {"role": role}
     if model and model.startswith(("http://", "https://")):
         model_options["backend_url"] = model
     elif model:
@@ -96,7 +136,7 @@ def serve(
         fleet = configured_backends(settings)
     except AppError as error:
         _fail(error.detail)
-    if not fleet:
+    if not fleet and role != "api":
         try:  # before serving: fetch the model on first start, refuse a damaged file
             resolve_model_path(settings)
         except AppError as error:

@@ -92,8 +92,8 @@ class Container:
             return
         if self.settings.seed_demo and await seed_demo_characters(self.database):
             log.info("seeded the demo characters")
-        if not run_jobs:
-            return
+        if not run_jobs or self.settings.role == "api":
+            return  # an api process stores sends; workers write the replies
         await self.router.replace(await open_backends(self.settings))
         self.fleet.start()
         generation = GenerationService(

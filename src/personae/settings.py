@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     secret_key: str | None = None
 
     # --- server ---
+    # all: one process does everything; api: HTTP and streams, no replies written;
+    # worker: replies and cluster duties, a port for health checks and metrics only.
+    role: Literal["all", "api", "worker"] = "all"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)

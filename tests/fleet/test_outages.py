@@ -291,3 +291,62 @@ async def test_the_jobs_of_a_dead_process_are_taken_back_within_5_s(
             assert alive == [scheduler.owner], "the dead process's row is gone"
     finally:
         await backend.stop()
+
+
+async def test_a_breaker_trial_cut_short_by_its_prompt_is_given_back(
+    make_settings: Callable[..., Settings],
+) -> None:
+    backend = RestartableBackend(name="a")
+    await backend.start()
+    try:
+        async with _app_on(make_settings, backend, backend_probe_interval_s=0) as api:
+            generation = api.container.scheduler._generation
+            assert generation is not None
+            material = generation.material
+            build = material.prompt
+            calls = []
+
+            async def slow_once(*args: Any, **kwargs: Any) -> Any:
+                calls.append(1)
+                if len(calls) == 1:
+                    raise WorkTimedOut("building the prompt took too long")
+                return await build(*args, **kwargs)
+
+            material.prompt = slow_once  # type: ignore[method-assign]
+            breaker = api.container.router.backends[0].breaker
+            for _ in range(3):
+                breaker.failure()
+            alice = await api.user("alice")
+            chat_id = await _chat(alice)
+            reply_id = await _send(alice, chat_id, "m1")  # its first try takes the trial
+            reply = await wait_for_reply(alice, chat_id, reply_id, timeout_s=30)
+            assert reply["status"] == "complete", "the next try took the trial and closed it"
+            assert breaker.state == "closed"
+    finally:
+        await backend.stop()
+
+
+async def test_a_reply_that_waited_long_in_line_is_not_failed_by_a_short_outage(
+    make_settings: Callable[..., Settings],
+) -> None:
+    backend = RestartableBackend(name="a")
+    await backend.start()
+    try:
+        settings = {"backend_probe_interval_s": 0, "reply_deadline_s": 3}
+        async with _app_on(make_settings, backend, **settings) as api:
+            alice = await api.user("alice")
+            chat_id = await _chat(alice)
+            _backends_down(api)
+            reply_id = await _send(alice, chat_id, "m1")
+            async with api.container.database.write() as tx:
+                # It has waited in a long line for a minute already.
+                long_ago = utcnow() - timedelta(seconds=60)
+                await tx.execute(
+                    update(jobs).where(jobs.c.message_id == reply_id).values(created_at=long_ago)
+                )
+            await asyncio.sleep(2)  # a 2 s outage: shorter than the deadline
+            _backends_up(api)
+            reply = await wait_for_reply(alice, chat_id, reply_id, timeout_s=30)
+            assert reply["status"] == "complete", "the deadline counts the wait for a backend"
+    finally:
+        await backend.stop()

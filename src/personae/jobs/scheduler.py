@@ -127,6 +127,8 @@ class Scheduler:
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
         self._beat_task: asyncio.Task[None] | None = None
+        # Since when (loop time) no backend can take replies, while that lasts.
+        self._unavailable_since: float | None = None
         self._service_times = ServiceTimes()
         self._slots: Callable[[], dict[str, int]] = dict
         # By reply id: the few replies likely to be claimed next, read ahead.
@@ -268,8 +270,8 @@ class Scheduler:
         can take replies (nobody knows when one is back)."""
         if self.backend_unavailable():
             return None
-        if position <= self._capacity() - self._busy():
-            return 0.0  # a slot is free for it: it starts at the next claim
+        if self._generation is not None and position <= self._capacity() - self._busy():
+            return 0.0  # a slot of this process is free for it: it starts at the next claim
         return self._service_times.estimate_start_s(position, self._slots(), self._capacity())
 
     def backend_unavailable(self) -> bool:
@@ -328,13 +330,21 @@ class Scheduler:
         stopped saying so (they died: waiting out their leases would keep their replies
         waiting, and their slots counted, for the whole lease)."""
         interval = self._settings.heartbeat_interval_s
+        timeout = self._settings.heartbeat_timeout_s
+        loop = asyncio.get_running_loop()
+        last_beat = loop.time()
         while True:
             try:
                 async with self._db.write(urgent=True) as tx:
                     await job_repo.heartbeat(tx, self.owner)
-                    released = await job_repo.release_dead(
-                        tx, owner=self.owner, dead_after_s=self._settings.heartbeat_timeout_s
-                    )
+                    # A process that was itself stalled (its loop, or the database)
+                    # past the timeout judges nobody this round: others were as slow.
+                    released = 0
+                    if loop.time() - last_beat < timeout:
+                        released = await job_repo.release_dead(
+                            tx, owner=self.owner, dead_after_s=timeout
+                        )
+                last_beat = loop.time()
                 if released:
                     log.warning("took back the jobs of a dead process", extra={"count": released})
                     self._wake.set()
@@ -379,6 +389,9 @@ class Scheduler:
         self._beat_task = None
         with contextlib.suppress(Exception):
             async with self._db.write(urgent=True) as tx:
+                # A job cancelled outside its stream (waiting for a slot, building its
+                # prompt) is still ours: back in line, not a takeover for the next one.
+                await job_repo.requeue_owned(tx, self.owner)
                 await job_repo.forget_process(tx, self.owner)
 
     # --- the loop ----------------------------------------------------------------------
@@ -412,7 +425,7 @@ class Scheduler:
                         self._line_empty = queued_before == self._queued_count
                         break
                     self._launch(*claimed, ahead=ahead)
-                if self.backend_unavailable() and not self._stopping:
+                if self._unavailable_for_s() >= self._settings.reply_deadline_s:
                     await self._end_overdue()
                 elif self._busy() >= self._capacity() and not self._stopping:
                     await self._preload_next()
@@ -445,15 +458,28 @@ class Scheduler:
         except Exception:
             log.exception("announcing queue places failed")
 
+    def _unavailable_for_s(self) -> float:
+        """How long no backend has been able to take replies (0 while one can)."""
+        if not self.backend_unavailable() or self._stopping:
+            self._unavailable_since = None
+            return 0.0
+        now = asyncio.get_running_loop().time()
+        if self._unavailable_since is None:
+            self._unavailable_since = now
+        return now - self._unavailable_since
+
     async def _end_overdue(self) -> None:
-        """While no backend can take replies, the replies past their deadline are
-        claimed all the same: finding no backend, each ends failed and says so."""
+        """When no backend has been able to take replies for the reply deadline, the
+        replies that have waited that long too are claimed all the same: finding no
+        backend, each ends failed and says so (not during maintenance: replies wait)."""
+        if self._paused is not None and await self._paused():
+            return
         cutoff = utcnow() - timedelta(seconds=self._settings.reply_deadline_s)
         for _ in range(_OVERDUE_PER_ROUND):
             claimed = await self._claim(created_before=cutoff)
             if claimed is None:
                 return
-            self._launch(*claimed)
+            self._launch(*claimed, past_deadline=True)
 
     async def _claim(
         self, *, created_before: datetime | None = None
@@ -566,11 +592,14 @@ class Scheduler:
         chat_changed_at: datetime | None,
         sent: _Sent | None = None,
         ahead: asyncio.Task[StreamAhead | None] | None = None,
+        *,
+        past_deadline: bool = False,
     ) -> None:
         """Run a claimed job; `sent` is what a send that stored the job leased to us
         knows of its reply (its material, read while the send was stored, is current);
         `ahead`, a stream begun while the claim was stored (used if it is this job's)."""
-        running = _Running(job=job, control=JobControl(on_slot_free=self._wake.set))
+        control = JobControl(on_slot_free=self._wake.set, past_deadline=past_deadline)
+        running = _Running(job=job, control=control)
         if sent is not None and self._generation is not None:
             running.preload = asyncio.create_task(
                 self._material_of_sent(self._generation, sent), name="personae-preload"

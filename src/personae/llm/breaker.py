@@ -57,6 +57,11 @@ class CircuitBreaker:
             self._trial_running = True
         return True
 
+    def release_trial(self) -> None:
+        """The request that took the trial ended without an answer either way (it was
+        never sent): the next request may take the trial."""
+        self._trial_running = False
+
     def success(self) -> None:
         """The backend answered (a first token is enough): close."""
         self._failures = 0

@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from personae.errors import ContextTooLong, WorkTimedOut
 from personae.events.base import EventLog
@@ -54,7 +54,6 @@ from personae.storage.repos import chats as repo
 from personae.storage.repos import jobs as job_repo
 from personae.storage.repos.chats import MessageRecord
 from personae.storage.repos.jobs import JobRecord
-from personae.storage.types import utcnow
 
 log = logging.getLogger("personae.generation")
 _ROOM_WAIT_S = 1.0
@@ -107,6 +106,8 @@ class GenerationService:
         material builds, and abandoned otherwise.
         """
         started = time.monotonic()
+        reply: MessageRecord | None = None
+        draft: Draft | None = None
         current = (
             preloaded is not None
             and preloaded.reply.id == job.message_id
@@ -135,16 +136,25 @@ class GenerationService:
             # Its prompt took too long to build (user input at fault, or a starved
             # machine): back in line, counted as a takeover, quarantined if it repeats.
             log.warning("building a reply's prompt ran out of time", extra={"job_id": job.id})
-            await self._requeue_job(job, delay_s=_BACKEND_WAIT_S, error=str(error), takeover=True)
+            if reply is not None and draft is not None:
+                await self._requeue(
+                    job, reply, draft, delay_s=_BACKEND_WAIT_S, error=str(error), takeover=True
+                )
+            else:
+                await self._requeue_job(
+                    job, delay_s=_BACKEND_WAIT_S, error=str(error), takeover=True
+                )
             return Outcome(QUEUED, time.monotonic() - started)
         except _Interrupted:
             with contextlib.suppress(Exception):  # the job is another's now, or back in line
-                await draft.saved()
+                if draft is not None:
+                    await draft.saved()
             return Outcome(QUEUED, time.monotonic() - started)
         finally:
             if ahead is not None:
                 await ahead.abandon()
         elapsed = time.monotonic() - started
+        assert draft is not None
         if status == COMPLETE and draft.final is not None:
             self.material.remember(context, draft.final)
         await self._summary_if_due(context)
@@ -258,6 +268,11 @@ class GenerationService:
                     job, reply, draft, "backend_error", retryable=True, detail=str(error)
                 )
                 return FAILED
+            finally:
+                # A trial ended by anything but the backend's answer (a prompt out of
+                # time, a cancelled job) gives the trial back: another reply takes it.
+                if trial:
+                    backend.breaker.release_trial()
             backend.breaker.success()
             draft.backend = backend.name
             draft.labels["fallback"] = choice.fallback
@@ -436,8 +451,8 @@ class GenerationService:
     ) -> str:
         """No backend can write the reply now. After `failures` more backend failures
         of this reply: try again later with backoff, unless its attempts are spent.
-        With none (every backend down, or its breaker open): wait in line for one,
-        until the reply's deadline."""
+        With none (every backend down, or its breaker open): wait in line for one; a
+        reply the scheduler claimed past its deadline (`control.past_deadline`) ends."""
         if control.stop_requested.is_set() or await self._stop_asked(job):
             await self._finalize(job, reply, draft, STOPPED)
             return STOPPED
@@ -448,9 +463,7 @@ class GenerationService:
                 job, reply, draft, "backend_unavailable", retryable=True, detail=detail
             )
             return FAILED
-        deadline = job.created_at + timedelta(seconds=self._settings.reply_deadline_s)
-        left_s = (deadline - utcnow()).total_seconds()
-        if left_s <= 0:
+        if control.past_deadline and not failures:
             detail = "No model answered within the reply's deadline."
             await self._fail(
                 job, reply, draft, "backend_unavailable", retryable=True, detail=detail
@@ -461,7 +474,7 @@ class GenerationService:
             log.warning("reply failed, retrying", extra={"job_id": job.id, "delay_s": delay})
         else:
             delay = _BACKEND_WAIT_S
-        delay = min(delay, _MAX_RETRY_DELAY_S, left_s)
+        delay = min(delay, _MAX_RETRY_DELAY_S)
         error = "waiting for an inference backend"
         await self._requeue(job, reply, draft, delay_s=delay, error=error, failures=failures)
         await self._announce_waiting_for_backend(job, reply)
@@ -508,6 +521,7 @@ class GenerationService:
         delay_s: float,
         error: str,
         failures: int = 0,
+        takeover: bool = False,
     ) -> None:
         await draft.saved()
         async with self._db.write(urgent=True) as tx:
@@ -515,7 +529,12 @@ class GenerationService:
                 tx, reply.id, status=QUEUED, content=draft.text, labels=draft.labels
             )
             await job_repo.requeue(
-                tx, job.id, delay_s=delay_s, error=error, failed_attempts=failures
+                tx,
+                job.id,
+                delay_s=delay_s,
+                error=error,
+                failed_attempts=failures,
+                takeover=takeover,
             )
             updated = await repo.get_message(tx, reply.id)
         assert updated is not None

@@ -30,6 +30,9 @@ class JobControl:
     slot_freed: bool = False
     # When the job was claimed (monotonic): how long its reply took to reach a backend.
     claimed_at: float = field(default_factory=time.monotonic)
+    # Claimed because it waited past its deadline while no backend could take replies:
+    # if it still finds none, it ends failed instead of waiting again.
+    past_deadline: bool = False
 
     def should_pause(self) -> bool:
         return self.shutting_down.is_set() or self.lease_lost.is_set()

@@ -6,6 +6,7 @@ there is one process, and it is the leader."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 
@@ -17,6 +18,8 @@ from personae.storage.db import Database
 log = logging.getLogger("personae.leader")
 # pg_advisory_lock's key for "the leader of this database's Personae cluster".
 _LEADER_KEY = 0x5045_5253_4F4E_4145 & 0x7FFF_FFFF_FFFF_FFFF
+# A check that does not answer within this is a lost connection (and so a lost lock).
+_CHECK_TIMEOUT_S = 5.0
 
 
 class LeaderLock:
@@ -34,13 +37,16 @@ class LeaderLock:
         """Take the lock if nobody holds it (never waits)."""
         if self.held:
             return True
-        connection = await self._db.engine.connect()
+        async with asyncio.timeout(_CHECK_TIMEOUT_S):
+            connection = await self._db.engine.connect()
         try:
             query = text("SELECT pg_try_advisory_lock(:key)")
-            taken = bool((await connection.execute(query, {"key": _LEADER_KEY})).scalar())
-            await connection.commit()  # the lock is the session's, not the transaction's
+            async with asyncio.timeout(_CHECK_TIMEOUT_S):
+                taken = bool((await connection.execute(query, {"key": _LEADER_KEY})).scalar())
+                await connection.commit()  # the lock is the session's, not the transaction's
         except BaseException:
-            await connection.close()
+            # It may hold the lock after all: never give it back to the pool.
+            await self._discard(connection)
             raise
         if not taken:
             await connection.close()
@@ -56,8 +62,9 @@ class LeaderLock:
         if connection is None:
             return False
         try:
-            await connection.execute(text("SELECT 1"))
-            await connection.commit()
+            async with asyncio.timeout(_CHECK_TIMEOUT_S):
+                await connection.execute(text("SELECT 1"))
+                await connection.commit()
             return True
         except Exception:
             log.warning("lost the connection that held the leadership", exc_info=True)
@@ -65,16 +72,28 @@ class LeaderLock:
             return False
 
     async def release(self) -> None:
-        connection = self._connection
+        connection, self._connection = self._connection, None
         if connection is None:
             return
-        with contextlib.suppress(Exception):
-            await connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _LEADER_KEY})
-            await connection.commit()
-        await self._drop()
+        try:
+            async with asyncio.timeout(_CHECK_TIMEOUT_S):
+                unlock = text("SELECT pg_advisory_unlock(:key)")
+                await connection.execute(unlock, {"key": _LEADER_KEY})
+                await connection.commit()
+            await connection.close()
+        except Exception:
+            await self._discard(connection)
 
     async def _drop(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
-            with contextlib.suppress(Exception):
-                await connection.close()
+            await self._discard(connection)
+
+    @staticmethod
+    async def _discard(connection: AsyncConnection) -> None:
+        """Close a connection that may still hold the lock for good (a pooled one
+        would keep it, and nobody else could lead)."""
+        with contextlib.suppress(Exception):
+            await connection.invalidate()
+        with contextlib.suppress(Exception):
+            await connection.close()

@@ -1,13 +1,15 @@
-"""Liveness and readiness probes for load balancers and orchestrators."""
+"""Liveness and readiness probes for load balancers and orchestrators, and Prometheus
+metrics: what every role serves (a worker serves nothing else)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from personae.api.deps import ContainerDep
 from personae.api.problems import problem_response
 from personae.errors import ServiceUnavailable
+from personae.services.metrics import CONTENT_TYPE
 
 router = APIRouter(tags=["health"])
 
@@ -27,3 +29,8 @@ async def readyz(container: ContainerDep) -> JSONResponse | dict[str, str]:
     hint = " Run `personae migrate`." if readiness.database == "ok" else ""
     detail = f"Not ready: database {readiness.database}; migrations {readiness.migrations}.{hint}"
     return problem_response(ServiceUnavailable(detail, extra={"ready": False, **checks}))
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(container: ContainerDep) -> Response:
+    return Response(await container.status.metrics_text(), media_type=CONTENT_TYPE)

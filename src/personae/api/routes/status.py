@@ -1,4 +1,4 @@
-"""Status: the Statuspage v2 JSON, the banner's notice, Prometheus metrics."""
+"""Status: the Statuspage v2 JSON, the banner's notice, the status page and its feed."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from personae.api.deps import ContainerDep
 from personae.api.schemas import statuspage as views
 from personae.api.schemas.status import NoticePublic
 from personae.api.status_render import render_feed, render_page
-from personae.services.metrics import CONTENT_TYPE
 
 router = APIRouter(tags=["status"])
 v2 = "/api/v2"
@@ -74,11 +73,6 @@ async def active_maintenances(container: ContainerDep) -> Json:
 async def notice(container: ContainerDep) -> NoticePublic:
     """What the web app's banner should show now (incident, maintenance, slow replies)."""
     return NoticePublic.model_validate(await container.status.notice())
-
-
-@router.get("/metrics", include_in_schema=False)
-async def metrics(container: ContainerDep) -> Response:
-    return Response(await container.status.metrics_text(), media_type=CONTENT_TYPE)
 
 
 @router.get("/status", response_class=HTMLResponse, include_in_schema=False)

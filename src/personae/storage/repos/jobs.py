@@ -215,14 +215,30 @@ async def release_running(tx: AsyncSession, *, except_owner: str | None = None) 
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+def _database_now(tx: AsyncSession) -> Any:
+    """The time by the database's clock on PostgreSQL, where processes on several hosts
+    compare heartbeats (their own clocks may disagree); this process's on SQLite."""
+    return func.now() if tx.get_bind().dialect.name == "postgresql" else utcnow()
+
+
 async def heartbeat(tx: AsyncSession, owner: str) -> None:
     """Say that process `owner` is alive (its row is made on the first beat)."""
-    now = utcnow()
+    now = _database_now(tx)
     touched = await tx.execute(
         update(processes).where(processes.c.id == owner).values(heartbeat_at=now)
     )
     if not touched.rowcount:  # type: ignore[attr-defined]
         await tx.execute(insert(processes).values(id=owner, started_at=now, heartbeat_at=now))
+
+
+async def requeue_owned(tx: AsyncSession, owner: str) -> int:
+    """Put every job still leased to `owner` (stopping) back in line, ready now."""
+    result = await tx.execute(
+        update(jobs)
+        .where(jobs.c.status == RUNNING, jobs.c.lease_owner == owner)
+        .values(status=QUEUED, available_at=utcnow(), lease_owner=None, lease_expires_at=None)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def forget_process(tx: AsyncSession, owner: str) -> None:
@@ -234,7 +250,7 @@ async def release_dead(tx: AsyncSession, *, owner: str, dead_after_s: float) -> 
     """Expire the leases of running jobs whose process has not beaten for `dead_after_s`
     (or has no row), so they are claimed again now; forget those processes. `owner`,
     the caller, is alive by definition."""
-    cutoff = utcnow() - timedelta(seconds=dead_after_s)
+    cutoff = _database_now(tx) - timedelta(seconds=dead_after_s)
     alive = select(processes.c.id).where(processes.c.heartbeat_at >= cutoff)
     result = await tx.execute(
         update(jobs)
