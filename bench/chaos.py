@@ -486,16 +486,20 @@ def fleet(
 
 
 def snapshot_code(work: Path) -> Path:
-    """A copy of the personae package as it is now, imported by every start of the run.
+    """A copy of this checkout's personae package as it is now, imported by every start
+    of the run.
 
     Others may be editing the checkout while a run restarts the server twenty
     times: each start would import whatever is there at that moment, half-edited
     or not, and a server that cannot start would pass for a finding.
     """
-    source = Path(personae.__file__).parent
+    repository = Path(__file__).resolve().parents[1]
+    # This checkout's code, wherever the installed package happens to point.
+    source = repository / "src" / "personae"
+    if not source.is_dir():
+        source = Path(personae.__file__).parent
     folder = work / "code"
     shutil.copytree(source, folder / "personae", ignore=shutil.ignore_patterns("__pycache__"))
-    repository = Path(__file__).resolve().parents[1]
     commit = _git(repository, "rev-parse", "--short", "HEAD")
     edited = _git(repository, "status", "--porcelain", "--", "src")
     changes = "with uncommitted changes in src" if edited else "no uncommitted changes in src"
