@@ -44,9 +44,8 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -55,14 +54,20 @@ from typing import Any
 
 import asyncpg
 import httpx
-import redis.asyncio as aioredis
-from processes import Restartable, free_port, personae_env, wait_ready
+from processes import (
+    Deployment,
+    Restartable,
+    Store,
+    free_port,
+    personae_env,
+    postgres_deployment,
+    sqlite_deployment,
+    wait_ready,
+)
 
 import personae
 
 PASSWORD = "a long enough passphrase"
-POSTGRES = "postgresql://postgres@127.0.0.1:5432"
-REDIS = "redis://127.0.0.1:6379/0"
 SLOTS, TOKENS_PER_S, REPLY_TOKENS = 4, 20.0, 40
 SETTLE_S = 60.0
 SAMPLE_EVERY_S = 0.5
@@ -81,101 +86,6 @@ REPLIES_SQL = (
     "FROM messages WHERE role = 'assistant'"
 )
 JOBS_SQL = "SELECT message_id, status, attempts, max_attempts, takeovers, last_error FROM jobs"
-
-
-# --- the database, read directly ------------------------------------------------
-
-
-class Store:
-    """Read-only access to the server's database, beside the server."""
-
-    async def rows(self, sql: str) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
-
-    async def close(self) -> None:
-        pass
-
-
-class SqliteStore(Store):
-    def __init__(self, path: Path) -> None:
-        self._path = path
-
-    async def rows(self, sql: str) -> list[tuple[Any, ...]]:
-        return await asyncio.to_thread(self._read, sql)
-
-    def _read(self, sql: str) -> list[tuple[Any, ...]]:
-        # A connection a read: a server killed mid-write leaves nothing held here.
-        connection = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True, timeout=5)
-        try:
-            return connection.execute(sql).fetchall()
-        finally:
-            connection.close()
-
-
-class PostgresStore(Store):
-    def __init__(self, url: str) -> None:
-        self._url = url
-        self._pool: asyncpg.Pool | None = None
-
-    async def rows(self, sql: str) -> list[tuple[Any, ...]]:
-        if self._pool is None:
-            self._pool = await asyncpg.create_pool(self._url, min_size=1, max_size=2)
-        async with self._pool.acquire() as connection:
-            return [tuple(record) for record in await connection.fetch(sql)]
-
-    async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-
-
-@dataclass
-class Deployment:
-    """Where the server keeps its data, and how to make and drop it."""
-
-    settings: dict[str, str]
-    store: Store
-    drop: Callable[[], Awaitable[None]]
-
-
-async def sqlite_deployment(work: Path) -> Deployment:
-    async def keep() -> None:  # the database stays beside the logs, to be read
-        return None
-
-    return Deployment({"data_dir": str(work)}, SqliteStore(work / "personae.db"), keep)
-
-
-async def postgres_deployment(work: Path) -> Deployment:
-    name = f"chaos_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(f"{POSTGRES}/postgres")
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-    finally:
-        await admin.close()
-    prefix = f"chaos-{name[6:]}"
-    store = PostgresStore(f"{POSTGRES}/{name}")
-
-    async def drop() -> None:
-        await store.close()
-        admin = await asyncpg.connect(f"{POSTGRES}/postgres")
-        try:
-            await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        finally:
-            await admin.close()
-        keys = aioredis.from_url(REDIS)
-        try:
-            async for key in keys.scan_iter(match=f"{prefix}:*"):
-                await keys.delete(key)
-        finally:
-            await keys.aclose()
-
-    settings = {
-        "data_dir": str(work),
-        "database_url": f"{POSTGRES}/{name}",
-        "redis_url": REDIS,
-        "redis_prefix": prefix,
-    }
-    print(f"PostgreSQL database {name}, Redis key prefix {prefix}: dropped at the end")
-    return Deployment(settings, store, drop)
 
 
 # --- the load -------------------------------------------------------------------
@@ -493,7 +403,8 @@ def report(findings: Findings, tally: Tally, load_s: float, total_s: float, logs
     if tally.server_down:
         print(f"THE RUN STOPPED EARLY: {tally.server_down}")
     _evidence(findings, tally)
-    print(f"\nlogs of every process (and a SQLite database): {logs}")
+    kept = " and the SQLite database" if (logs / "personae.db").exists() else ""
+    print(f"\nlogs of every process{kept}: {logs}")
 
 
 def _job_text(job: tuple[Any, ...] | None) -> str:
@@ -575,16 +486,20 @@ def fleet(
 
 
 def snapshot_code(work: Path) -> Path:
-    """A copy of the personae package as it is now, imported by every start of the run.
+    """A copy of this checkout's personae package as it is now, imported by every start
+    of the run.
 
     Others may be editing the checkout while a run restarts the server twenty
     times: each start would import whatever is there at that moment, half-edited
     or not, and a server that cannot start would pass for a finding.
     """
-    source = Path(personae.__file__).parent
+    repository = Path(__file__).resolve().parents[1]
+    # This checkout's code, wherever the installed package happens to point.
+    source = repository / "src" / "personae"
+    if not source.is_dir():
+        source = Path(personae.__file__).parent
     folder = work / "code"
     shutil.copytree(source, folder / "personae", ignore=shutil.ignore_patterns("__pycache__"))
-    repository = Path(__file__).resolve().parents[1]
     commit = _git(repository, "rev-parse", "--short", "HEAD")
     edited = _git(repository, "status", "--porcelain", "--", "src")
     changes = "with uncommitted changes in src" if edited else "no uncommitted changes in src"
@@ -601,8 +516,10 @@ def _git(repository: Path, *arguments: str) -> str:
 
 async def chaos(plan: Plan, work: Path, rng: random.Random) -> tuple[Findings, Tally, float]:
     """The load with its faults, then what the database holds; and the load's length."""
-    make = postgres_deployment if plan.db == "postgres" else sqlite_deployment
-    deployment = await make(work)
+    if plan.db == "postgres":
+        deployment = await postgres_deployment(work, "chaos")
+    else:
+        deployment = await sqlite_deployment(work)
     backend_ports, port = [free_port() for _ in range(plan.backends)], free_port()
     url = f"http://127.0.0.1:{port}"
     code = {"PYTHONPATH": str(snapshot_code(work))}

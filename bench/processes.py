@@ -1,4 +1,5 @@
-"""Real processes on loopback for the benchmarks: a Personae server, a simulated backend."""
+"""Real processes on loopback for the benchmarks (a Personae server, a simulated backend),
+and the databases they run on (SQLite, or PostgreSQL + Redis made for the run)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,20 @@ import asyncio
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import httpx
+import redis.asyncio as aioredis
 
 LOG_TAIL_BYTES = 4000
 
@@ -127,3 +134,102 @@ class Restartable:
         except subprocess.TimeoutExpired:
             print(f"{self.name} ignored SIGTERM for 30 s: killed", file=sys.stderr)
             self.kill()
+
+
+# Databases beside a server, made for a run and read directly by the benchmark.
+
+POSTGRES = "postgresql://postgres@127.0.0.1:5432"
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+class Store:
+    """Read-only access to the server's database, beside the server."""
+
+    async def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        pass
+
+
+class SqliteStore(Store):
+    def __init__(self, path: Path) -> None:
+        self._path = path
+
+    async def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        return await asyncio.to_thread(self._read, sql)
+
+    def _read(self, sql: str) -> list[tuple[Any, ...]]:
+        # A connection a read: a server killed mid-write leaves nothing held here.
+        connection = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True, timeout=5)
+        try:
+            return connection.execute(sql).fetchall()
+        finally:
+            connection.close()
+
+
+class PostgresStore(Store):
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._pool: asyncpg.Pool | None = None
+
+    async def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        if self._pool is None:
+            self._pool = await asyncpg.create_pool(self._url, min_size=1, max_size=2)
+        async with self._pool.acquire() as connection:
+            return [tuple(record) for record in await connection.fetch(sql)]
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+
+
+@dataclass
+class Deployment:
+    """Where the server keeps its data, and how to make and drop it."""
+
+    settings: dict[str, str]
+    store: Store
+    drop: Callable[[], Awaitable[None]]
+
+
+async def sqlite_deployment(work: Path) -> Deployment:
+    async def keep() -> None:  # the database stays beside the logs, to be read
+        return None
+
+    return Deployment({"data_dir": str(work)}, SqliteStore(work / "personae.db"), keep)
+
+
+async def postgres_deployment(work: Path, label: str) -> Deployment:
+    """A database and a Redis key prefix of the run's own, named LABEL_ and a random id."""
+    name = f"{label}_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(f"{POSTGRES}/postgres")
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+    finally:
+        await admin.close()
+    prefix = name.replace("_", "-")
+    store = PostgresStore(f"{POSTGRES}/{name}")
+
+    async def drop() -> None:
+        await store.close()
+        admin = await asyncpg.connect(f"{POSTGRES}/postgres")
+        try:
+            await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        finally:
+            await admin.close()
+        keys = aioredis.from_url(REDIS)
+        try:
+            async for key in keys.scan_iter(match=f"{prefix}:*"):
+                await keys.delete(key)
+        finally:
+            await keys.aclose()
+
+    settings = {
+        "data_dir": str(work),
+        "database_url": f"{POSTGRES}/{name}",
+        "redis_url": REDIS,
+        "redis_prefix": prefix,
+    }
+    print(f"PostgreSQL database {name}, Redis key prefix {prefix}: dropped at the end")
+    return Deployment(settings, store, drop)
