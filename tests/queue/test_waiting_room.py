@@ -202,3 +202,20 @@ async def test_positions_move_as_the_line_moves_and_the_queue_view_shows_it(
         await asyncio.sleep(1.3)
         after = (await _send(clients["ulrich"], ulrich_chat, "ulrich-1")).json()["reply"]["queue"]
         assert after is None or after["position"] < before["position"]
+
+
+async def test_a_burst_of_sends_gets_distinct_gapless_places(
+    make_settings: Callable[..., Settings],
+) -> None:
+    async with fleet(make_settings, ONE_VERY_SLOW_SLOT, max_reply_tokens=60) as (api, _):
+        names = [f"burst{number}" for number in range(8)]
+        clients = await _users(api, names)
+        chats = {name: await _chat(clients[name]) for name in names}
+        answers = await asyncio.gather(
+            *(_send(clients[name], chats[name], f"{name}-1") for name in names)
+        )
+        places = [answer.json()["reply"]["queue"] for answer in answers]
+        positions = sorted(place["position"] for place in places if place is not None)
+        # At most one started at once on the one slot; every other one has its own place.
+        assert len(positions) >= len(names) - 1
+        assert positions == list(range(1, len(positions) + 1)), positions

@@ -489,6 +489,13 @@ class ChatService:
         if accepted is None:
             assert existing is not None
             return await self._existing(existing, content_hash)
+        if accepted.queue is not None and not self._db.is_sqlite:
+            # Sends committing at once do not see each other inside their transactions
+            # (PostgreSQL): read the place again now that this one is stored, so two
+            # replies are not both told the same place.
+            async with self._db.read() as tx:
+                queue = await queue_place(tx, accepted.reply.id, self._signals)
+            accepted = dataclasses.replace(accepted, queue=queue)
         await chat_events.publish_message(self._events, accepted.message)
         await chat_events.publish_reply_state(self._events, accepted.reply)
         if accepted.queue is not None:
