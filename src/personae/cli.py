@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import FrameType
@@ -170,7 +172,20 @@ def _serve_role(
 
     typer.echo(f"Personae is serving on http://{settings.host}:{settings.port}", err=True)
     deadline.start()
-    _Server(config).run()
+    server = _Server(config)
+    server.run()
+    if server.started:
+        _exit_after_clean_stop()
+
+
+def _exit_after_clean_stop() -> None:
+    """Everything is stored and closed. What is left is the interpreter's own exit,
+    which joins worker threads (a prompt being built, an embedding) and library
+    destructors: under load it outlasted the stop's bound. None of it needs doing."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _fetch_embedding_model(settings: Settings) -> None:
