@@ -4,11 +4,13 @@ chats, users or addresses come by (the memory of a long-running server stays fla
 from __future__ import annotations
 
 import tracemalloc
+from collections.abc import Callable
 
 import httpx
 import pytest
 
-from conftest import Api
+from conftest import REDIS_URL, Api
+from personae.container import build_container
 from personae.errors import RateLimited
 from personae.events.base import parse_event_id
 from personae.events.memory import MemoryEventLog
@@ -69,11 +71,18 @@ async def test_one_busy_stream_stays_within_its_ring() -> None:
     assert log.retained_bytes < 50 * 1000
 
 
-def test_the_app_bounds_its_event_log_by_the_setting(api: Api) -> None:
-    events = api.container.events
-    if not isinstance(events, MemoryEventLog):
+async def test_the_app_bounds_its_event_log_by_the_setting(
+    make_settings: Callable[..., Settings],
+) -> None:
+    if REDIS_URL:
         pytest.skip("with Redis the event log's streams are trimmed in Redis")
-    assert events._max_bytes == api.container.settings.event_log_memory_mib * 2**20
+    container = build_container(make_settings(event_log_memory_mib=1))
+    events = container.events
+    assert isinstance(events, MemoryEventLog)
+    for number in range(100):
+        await _publish_chat(events, f"chat:{number}", tokens=50)
+    assert 0 < events.retained_bytes <= 2**20
+    await container.aclose()
 
 
 async def test_rate_limit_windows_are_kept_for_at_most_the_bound_of_identities() -> None:
@@ -110,7 +119,7 @@ async def test_fixed_window_counters_are_bounded_too() -> None:
     assert await storage.get("counter-999") == 1
 
 
-def test_the_app_bounds_rate_limit_memory_by_the_setting(make_settings: object) -> None:
+def test_without_redis_rate_limits_are_kept_in_bounded_memory() -> None:
     storage = build_storage(None, memory_keys=1234)
     assert isinstance(storage, BoundedMemoryStorage) and storage.max_keys == 1234
 
