@@ -35,6 +35,14 @@ app.add_typer(incident_app, name="incident")
 DataDirOption = Annotated[
     Path | None, typer.Option("--data-dir", help="Where the database and models live.")
 ]
+ModelOption = Annotated[
+    str | None,
+    typer.Option(help="A GGUF file to run embedded, or the URL of an OpenAI-compatible server."),
+]
+BackendOption = Annotated[
+    list[str] | None,
+    typer.Option(help="NAME=URL[,slots=N][,role=fallback][,model=M][,context=N] (repeatable)."),
+]
 
 
 def _settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
@@ -65,18 +73,8 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
     data_dir: DataDirOption = None,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            help="A GGUF file to run embedded, or the URL of an OpenAI-compatible server."
-        ),
-    ] = None,
-    backend: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="NAME=URL[,slots=N][,role=fallback][,model=M][,context=N] (repeatable).",
-        ),
-    ] = None,
+    model: ModelOption = None,
+    backend: BackendOption = None,
     role: Annotated[
         str,
         typer.Option(help="all (one process), or api (HTTP only; `personae worker` writes)."),
@@ -93,18 +91,8 @@ def worker(
     host: Annotated[str | None, typer.Option(help="Address of the health port.")] = None,
     port: Annotated[int | None, typer.Option(help="The health and metrics port.")] = None,
     data_dir: DataDirOption = None,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            help="A GGUF file to run embedded, or the URL of an OpenAI-compatible server."
-        ),
-    ] = None,
-    backend: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="NAME=URL[,slots=N][,role=fallback][,model=M][,context=N] (repeatable).",
-        ),
-    ] = None,
+    model: ModelOption = None,
+    backend: BackendOption = None,
 ) -> None:
     """Write replies (and run the cluster duties when this process leads); the port
     answers /healthz, /readyz and /metrics only. Run `personae serve --role api` for HTTP."""

@@ -73,6 +73,20 @@ async def _app_on(
         await api.aclose()
 
 
+@contextlib.asynccontextmanager
+async def _served(
+    make_settings: Callable[..., Settings], **settings: Any
+) -> AsyncIterator[tuple[Api, RestartableBackend]]:
+    """An app whose one backend is a SIMULATED one, up for the whole block."""
+    backend = RestartableBackend(name="a")
+    await backend.start()
+    try:
+        async with _app_on(make_settings, backend, **settings) as api:
+            yield api, backend
+    finally:
+        await backend.stop()
+
+
 async def _chat(client: httpx.AsyncClient) -> str:
     character = await client.post("/api/v1/characters", json={"name": "Bramble"})
     chat = await client.post("/api/v1/chats", json={"character_id": character.json()["id"]})
@@ -157,33 +171,28 @@ async def _chat_events(api: Api, chat_id: str) -> list[tuple[str, dict[str, Any]
 async def test_a_job_taken_back_3_times_is_quarantined_and_the_server_stays_ready(
     make_settings: Callable[..., Settings],
 ) -> None:
-    backend = RestartableBackend(name="a")
-    await backend.start()
-    try:
-        async with _app_on(make_settings, backend, backend_probe_interval_s=0) as api:
-            alice = await api.user("alice")
-            chat_id = await _chat(alice)
-            first = await _send(alice, chat_id, "m1")
-            await wait_for_reply(alice, chat_id, first)
-            # The next reply was being written by a process that died, twice already.
-            reply_id = await _stored_as_running_elsewhere(api, alice, chat_id, takeovers=2)
-            reply = await wait_for_reply(alice, chat_id, reply_id, timeout_s=20)
-            assert (reply["status"], reply["error_code"], reply["retryable"]) == (
-                "failed",
-                "reply_quarantined",
-                False,
-            )
-            assert reply["content"] == "kept so far", "its text is kept"
-            job = await _job_of(api, reply_id)
-            assert (job["status"], job["takeovers"]) == ("failed", 3)
-            assert (await alice.get("/readyz")).status_code == 200
-            metrics = (await api.client().get("/metrics")).text
-            assert "personae_replies_quarantined_total 1.0" in metrics
-            # The chat goes on.
-            after = await _send(alice, chat_id, "m3")
-            assert (await wait_for_reply(alice, chat_id, after))["status"] == "complete"
-    finally:
-        await backend.stop()
+    async with _served(make_settings, backend_probe_interval_s=0) as (api, _):
+        alice = await api.user("alice")
+        chat_id = await _chat(alice)
+        first = await _send(alice, chat_id, "m1")
+        await wait_for_reply(alice, chat_id, first)
+        # The next reply was being written by a process that died, twice already.
+        reply_id = await _stored_as_running_elsewhere(api, alice, chat_id, takeovers=2)
+        reply = await wait_for_reply(alice, chat_id, reply_id, timeout_s=20)
+        assert (reply["status"], reply["error_code"], reply["retryable"]) == (
+            "failed",
+            "reply_quarantined",
+            False,
+        )
+        assert reply["content"] == "kept so far", "its text is kept"
+        job = await _job_of(api, reply_id)
+        assert (job["status"], job["takeovers"]) == ("failed", 3)
+        assert (await alice.get("/readyz")).status_code == 200
+        metrics = (await api.client().get("/metrics")).text
+        assert "personae_replies_quarantined_total 1.0" in metrics
+        # The chat goes on.
+        after = await _send(alice, chat_id, "m3")
+        assert (await wait_for_reply(alice, chat_id, after))["status"] == "complete"
 
 
 async def _stored_as_running_elsewhere(
@@ -227,126 +236,104 @@ def _backends_up(api: Api) -> None:
 async def test_a_reply_whose_prompt_runs_out_of_time_is_taken_back_then_quarantined(
     make_settings: Callable[..., Settings],
 ) -> None:
-    backend = RestartableBackend(name="a")
-    await backend.start()
-    try:
-        async with _app_on(make_settings, backend, job_max_takeovers=2) as api:
-            generation = api.container.scheduler._generation
-            assert generation is not None
-            material = generation.material
+    async with _served(make_settings, job_max_takeovers=2) as (api, _):
+        generation = api.container.scheduler._generation
+        assert generation is not None
+        material = generation.material
 
-            async def too_slow(*_args: Any, **_kwargs: Any) -> Any:
-                raise WorkTimedOut("building the prompt took too long")
+        async def too_slow(*_args: Any, **_kwargs: Any) -> Any:
+            raise WorkTimedOut("building the prompt took too long")
 
-            material.prompt = too_slow  # type: ignore[method-assign]
-            alice = await api.user("alice")
-            chat_id = await _chat(alice)
-            reply_id = await _send(alice, chat_id, "m1")
-            reply = await wait_for_reply(alice, chat_id, reply_id, timeout_s=20)
-            assert (reply["status"], reply["error_code"]) == ("failed", "reply_quarantined")
-            assert (await _job_of(api, reply_id))["takeovers"] == 2
-            assert (await alice.get("/readyz")).status_code == 200
-    finally:
-        await backend.stop()
+        material.prompt = too_slow  # type: ignore[method-assign]
+        alice = await api.user("alice")
+        chat_id = await _chat(alice)
+        reply_id = await _send(alice, chat_id, "m1")
+        reply = await wait_for_reply(alice, chat_id, reply_id, timeout_s=20)
+        assert (reply["status"], reply["error_code"]) == ("failed", "reply_quarantined")
+        assert (await _job_of(api, reply_id))["takeovers"] == 2
+        assert (await alice.get("/readyz")).status_code == 200
 
 
 async def test_the_jobs_of_a_dead_process_are_taken_back_within_5_s(
     make_settings: Callable[..., Settings],
 ) -> None:
-    backend = RestartableBackend(name="a")
-    await backend.start()
-    try:
-        async with _app_on(
-            make_settings, backend, job_lease_s=60, backend_probe_interval_s=0
-        ) as api:
-            alice = await api.user("alice")
-            chat_id = await _chat(alice)
-            scheduler = api.container.scheduler
-            _backends_down(api)
-            reply_id = await _send(alice, chat_id, "m1")
-            async with api.container.database.write() as tx:
-                # A process that beat 4 s ago holds the job with 60 s of lease left.
-                beat = utcnow() - timedelta(seconds=4)
-                gone = {"id": "gone", "started_at": beat, "heartbeat_at": beat}
-                await tx.execute(insert(processes).values(**gone))
-                await tx.execute(
-                    update(jobs)
-                    .where(jobs.c.message_id == reply_id)
-                    .values(
-                        status="running",
-                        lease_owner="gone",
-                        lease_expires_at=utcnow() + timedelta(seconds=60),
-                    )
+    async with _served(make_settings, job_lease_s=60, backend_probe_interval_s=0) as (api, _):
+        alice = await api.user("alice")
+        chat_id = await _chat(alice)
+        scheduler = api.container.scheduler
+        _backends_down(api)
+        reply_id = await _send(alice, chat_id, "m1")
+        async with api.container.database.write() as tx:
+            # A process that beat 4 s ago holds the job with 60 s of lease left.
+            beat = utcnow() - timedelta(seconds=4)
+            gone = {"id": "gone", "started_at": beat, "heartbeat_at": beat}
+            await tx.execute(insert(processes).values(**gone))
+            await tx.execute(
+                update(jobs)
+                .where(jobs.c.message_id == reply_id)
+                .values(
+                    status="running",
+                    lease_owner="gone",
+                    lease_expires_at=utcnow() + timedelta(seconds=60),
                 )
-            started = asyncio.get_running_loop().time()
-            _backends_up(api)
-            reply = await wait_for_reply(alice, chat_id, reply_id, timeout_s=30)
-            taken_back_s = asyncio.get_running_loop().time() - started
-            assert reply["status"] == "complete"
-            assert taken_back_s < 5, f"taken back after {taken_back_s:.1f} s, not the lease"
-            job = await _job_of(api, reply_id)
-            assert (job["takeovers"], job["attempts"]) == (1, 0), "a dead process is no attempt"
-            async with api.container.database.read() as tx:
-                alive = (await tx.execute(select(processes.c.id))).scalars().all()
-            assert alive == [scheduler.owner], "the dead process's row is gone"
-    finally:
-        await backend.stop()
+            )
+        started = asyncio.get_running_loop().time()
+        _backends_up(api)
+        reply = await wait_for_reply(alice, chat_id, reply_id, timeout_s=30)
+        taken_back_s = asyncio.get_running_loop().time() - started
+        assert reply["status"] == "complete"
+        assert taken_back_s < 5, f"taken back after {taken_back_s:.1f} s, not the lease"
+        job = await _job_of(api, reply_id)
+        assert (job["takeovers"], job["attempts"]) == (1, 0), "a dead process is no attempt"
+        async with api.container.database.read() as tx:
+            alive = (await tx.execute(select(processes.c.id))).scalars().all()
+        assert alive == [scheduler.owner], "the dead process's row is gone"
 
 
 async def test_a_breaker_trial_cut_short_by_its_prompt_is_given_back(
     make_settings: Callable[..., Settings],
 ) -> None:
-    backend = RestartableBackend(name="a")
-    await backend.start()
-    try:
-        async with _app_on(make_settings, backend, backend_probe_interval_s=0) as api:
-            generation = api.container.scheduler._generation
-            assert generation is not None
-            material = generation.material
-            build = material.prompt
-            calls = []
+    async with _served(make_settings, backend_probe_interval_s=0) as (api, _):
+        generation = api.container.scheduler._generation
+        assert generation is not None
+        material = generation.material
+        build = material.prompt
+        calls = []
 
-            async def slow_once(*args: Any, **kwargs: Any) -> Any:
-                calls.append(1)
-                if len(calls) == 1:
-                    raise WorkTimedOut("building the prompt took too long")
-                return await build(*args, **kwargs)
+        async def slow_once(*args: Any, **kwargs: Any) -> Any:
+            calls.append(1)
+            if len(calls) == 1:
+                raise WorkTimedOut("building the prompt took too long")
+            return await build(*args, **kwargs)
 
-            material.prompt = slow_once  # type: ignore[method-assign]
-            breaker = api.container.router.backends[0].breaker
-            for _ in range(3):
-                breaker.failure()
-            alice = await api.user("alice")
-            chat_id = await _chat(alice)
-            reply_id = await _send(alice, chat_id, "m1")  # its first try takes the trial
-            reply = await wait_for_reply(alice, chat_id, reply_id, timeout_s=30)
-            assert reply["status"] == "complete", "the next try took the trial and closed it"
-            assert breaker.state == "closed"
-    finally:
-        await backend.stop()
+        material.prompt = slow_once  # type: ignore[method-assign]
+        breaker = api.container.router.backends[0].breaker
+        for _ in range(3):
+            breaker.failure()
+        alice = await api.user("alice")
+        chat_id = await _chat(alice)
+        reply_id = await _send(alice, chat_id, "m1")  # its first try takes the trial
+        reply = await wait_for_reply(alice, chat_id, reply_id, timeout_s=30)
+        assert reply["status"] == "complete", "the next try took the trial and closed it"
+        assert breaker.state == "closed"
 
 
 async def test_a_reply_that_waited_long_in_line_is_not_failed_by_a_short_outage(
     make_settings: Callable[..., Settings],
 ) -> None:
-    backend = RestartableBackend(name="a")
-    await backend.start()
-    try:
-        settings = {"backend_probe_interval_s": 0, "reply_deadline_s": 3}
-        async with _app_on(make_settings, backend, **settings) as api:
-            alice = await api.user("alice")
-            chat_id = await _chat(alice)
-            _backends_down(api)
-            reply_id = await _send(alice, chat_id, "m1")
-            async with api.container.database.write() as tx:
-                # It has waited in a long line for a minute already.
-                long_ago = utcnow() - timedelta(seconds=60)
-                await tx.execute(
-                    update(jobs).where(jobs.c.message_id == reply_id).values(created_at=long_ago)
-                )
-            await asyncio.sleep(2)  # a 2 s outage: shorter than the deadline
-            _backends_up(api)
-            reply = await wait_for_reply(alice, chat_id, reply_id, timeout_s=30)
-            assert reply["status"] == "complete", "the deadline counts the wait for a backend"
-    finally:
-        await backend.stop()
+    settings = {"backend_probe_interval_s": 0, "reply_deadline_s": 3}
+    async with _served(make_settings, **settings) as (api, _):
+        alice = await api.user("alice")
+        chat_id = await _chat(alice)
+        _backends_down(api)
+        reply_id = await _send(alice, chat_id, "m1")
+        async with api.container.database.write() as tx:
+            # It has waited in a long line for a minute already.
+            long_ago = utcnow() - timedelta(seconds=60)
+            await tx.execute(
+                update(jobs).where(jobs.c.message_id == reply_id).values(created_at=long_ago)
+            )
+        await asyncio.sleep(2)  # a 2 s outage: shorter than the deadline
+        _backends_up(api)
+        reply = await wait_for_reply(alice, chat_id, reply_id, timeout_s=30)
+        assert reply["status"] == "complete", "the deadline counts the wait for a backend"
