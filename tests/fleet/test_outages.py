@@ -337,3 +337,19 @@ async def test_a_reply_that_waited_long_in_line_is_not_failed_by_a_short_outage(
         _backends_up(api)
         reply = await wait_for_reply(alice, chat_id, reply_id, timeout_s=30)
         assert reply["status"] == "complete", "the deadline counts the wait for a backend"
+
+
+async def test_a_reply_that_writes_between_takeovers_is_not_quarantined(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = {"backend_probe_interval_s": 0, "checkpoint_interval_s": 0.01}
+    async with _served(make_settings, **settings) as (api, _):
+        alice = await api.user("alice")
+        chat_id = await _chat(alice)
+        first = await _send(alice, chat_id, "m1")
+        await wait_for_reply(alice, chat_id, first)
+        # Taken back twice already, but this run writes: the count starts again.
+        reply_id = await _stored_as_running_elsewhere(api, alice, chat_id, takeovers=1)
+        reply = await wait_for_reply(alice, chat_id, reply_id, timeout_s=20)
+        assert reply["status"] == "complete"
+        assert (await _job_of(api, reply_id))["takeovers"] == 0

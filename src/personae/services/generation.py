@@ -392,7 +392,7 @@ class GenerationService:
                         # writer must not hold up the tokens (or the slot at the end).
                         if draft.saving is None:
                             draft.saving = asyncio.create_task(
-                                self._checkpoint(job, reply, draft.text),
+                                self._checkpoint(job, reply, draft.text, control),
                                 name="personae-checkpoint",
                             )
         except asyncio.CancelledError:
@@ -429,10 +429,18 @@ class GenerationService:
         writing = dataclasses.replace(reply, status=GENERATING, content=text, error_code=None)
         await chat_events.publish_reply_state(self._events, writing)
 
-    async def _checkpoint(self, job: JobRecord, reply: MessageRecord, text: str) -> bool:
-        """Save the text so far; returns whether a stop was asked (from any process)."""
+    async def _checkpoint(
+        self, job: JobRecord, reply: MessageRecord, text: str, control: JobControl
+    ) -> bool:
+        """Save the text so far; returns whether a stop was asked (from any process).
+        The first checkpoint of a job taken back before clears its takeovers: it wrote
+        something, so what killed its process was not the reply itself (only takeovers
+        in a row with nothing written quarantine a reply)."""
         async with self._db.write(urgent=True) as tx:
             await repo.update_message(tx, reply.id, content=text, status=GENERATING)
+            if job.takeovers and not control.progressed:
+                await job_repo.clear_takeovers(tx, job.id)
+            control.progressed = True
             return await job_repo.is_cancel_requested(tx, job.id)
 
     async def _stop_asked(self, job: JobRecord) -> bool:

@@ -33,6 +33,8 @@ class JobControl:
     # Claimed because it waited past its deadline while no backend could take replies:
     # if it still finds none, it ends failed instead of waiting again.
     past_deadline: bool = False
+    # Its text was checkpointed in this run (it makes progress: not a poison reply).
+    progressed: bool = False
 
     def should_pause(self) -> bool:
         return self.shutting_down.is_set() or self.lease_lost.is_set()

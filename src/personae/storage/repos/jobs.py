@@ -221,6 +221,11 @@ def _database_now(tx: AsyncSession) -> Any:
     return func.now() if tx.get_bind().dialect.name == "postgresql" else utcnow()
 
 
+async def clear_takeovers(tx: AsyncSession, job_id: str) -> None:
+    """The job made progress since it was taken back: its takeovers start again at 0."""
+    await tx.execute(update(jobs).where(jobs.c.id == job_id).values(takeovers=0))
+
+
 async def heartbeat(tx: AsyncSession, owner: str) -> None:
     """Say that process `owner` is alive (its row is made on the first beat)."""
     now = _database_now(tx)
