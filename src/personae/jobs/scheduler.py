@@ -270,9 +270,13 @@ class Scheduler:
         can take replies (nobody knows when one is back)."""
         if self.backend_unavailable():
             return None
-        if self._generation is not None and position <= self._capacity() - self._busy():
+        free = max(0, self._capacity() - self._busy()) if self._generation is not None else 0
+        if position <= free:
             return 0.0  # a slot of this process is free for it: it starts at the next claim
-        return self._service_times.estimate_start_s(position, self._slots(), self._capacity())
+        # The first `free` in line take the free slots; the rest wait for waves.
+        return self._service_times.estimate_start_s(
+            position - free, self._slots(), self._capacity()
+        )
 
     def backend_unavailable(self) -> bool:
         """Whether no backend can take a reply now (all down, or their breakers open)."""
@@ -427,7 +431,8 @@ class Scheduler:
                     self._launch(*claimed, ahead=ahead)
                 if self._unavailable_for_s() >= self._settings.reply_deadline_s:
                     await self._end_overdue()
-                elif self._busy() >= self._capacity() and not self._stopping:
+                elif 0 < self._capacity() <= self._busy() and not self._stopping:
+                    # (Nothing is read ahead while no backend can take replies.)
                     await self._preload_next()
             except Exception:
                 log.exception("claiming jobs failed; trying again shortly")
