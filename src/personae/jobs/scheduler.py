@@ -18,9 +18,10 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TypeVar
 
 from personae.events.base import EventLog
+from personae.jobs.heartbeat import Heartbeat
+from personae.jobs.read_ahead import ReadAhead, let_go, result_or_none
 from personae.jobs.service_times import ServiceTimes
 from personae.services.chat_events import BACKEND_UNAVAILABLE, publish_queue_place
 from personae.services.chats import HeldSlot
@@ -44,9 +45,6 @@ log = logging.getLogger("personae.scheduler")
 _POLL_S = 0.5
 _QUEUE_ANNOUNCE_S = 5.0
 _QUEUE_ANNOUNCE_MAX = 1000
-# A reply's material read ahead of its claim is used only this fresh.
-_PRELOAD_MAX_AGE_S = 2.0
-_PRELOAD_AHEAD = 2
 # How long a send waits for its reply's stream to begin from a guess before storing.
 _GUESS_FIRST_S = 0.01
 # How long a reply that can start waits for its stream begun ahead to have begun.
@@ -55,16 +53,6 @@ _AHEAD_WAIT_S = 0.1
 _OVERDUE_PER_ROUND = 20
 # How long replies told to pause at shutdown get to checkpoint before they are cancelled.
 _CHECKPOINT_S = 2.0
-_Read = TypeVar("_Read")
-
-
-@dataclass
-class _Preload:
-    """A waiting reply's material, read ahead of its claim."""
-
-    reply_id: str
-    read_at: float
-    task: asyncio.Task[Preloaded | None]
 
 
 @dataclass(frozen=True)
@@ -126,15 +114,12 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
-        self._beat_task: asyncio.Task[None] | None = None
+        self._heartbeat = Heartbeat(database, settings, self.owner, self._wake.set)
         # Since when (loop time) no backend can take replies, while that lasts.
         self._unavailable_since: float | None = None
         self._service_times = ServiceTimes()
         self._slots: Callable[[], dict[str, int]] = dict
-        # By reply id: the few replies likely to be claimed next, read ahead.
-        self._preloads: dict[str, _Preload] = {}
-        # The replies first in line when last looked at (while every slot was busy).
-        self._line_head: list[str] = []
+        self._read_ahead = ReadAhead(database, settings)
         # Slots held by sends being stored, for replies that start without a claim, with
         # the reading of what each reply needs (done while its send is stored).
         self._held: dict[HeldSlot, _Holding] = {}
@@ -151,7 +136,7 @@ class Scheduler:
         self._line_empty = False
         self._wake.set()
         if reply_id is not None and self._busy() < self._capacity() and not self._stopping:
-            self._start_preload(reply_id)
+            self._read_ahead.start(reply_id)
 
     def chat_opened(self, chat_id: str) -> None:
         """A client opened a chat (its stream): read what a send to it would need."""
@@ -242,7 +227,7 @@ class Scheduler:
         holding = self._held.pop(slot)
         if self._stopping:  # stopping since the send began: the lease brings the job back
             holding.reading.cancel()
-            self._let_go(holding.ahead)
+            let_go(holding.ahead)
             return
         sent = _Sent(message, reply, chat, holding.reading)
         self._launch(job, None, sent=sent, ahead=holding.ahead)
@@ -251,7 +236,7 @@ class Scheduler:
         holding = self._held.pop(slot, None)
         if holding is not None:
             holding.reading.cancel()
-            self._let_go(holding.ahead)
+            let_go(holding.ahead)
             self._wake.set()
 
     def cancel(self, job_id: str) -> None:
@@ -316,51 +301,18 @@ class Scheduler:
         `recover_all` is for a single-process deployment (SQLite): every running
         job then belongs to a process that is gone, so it need not wait for its lease.
         """
-        self._generation = generation
+        self._generation = self._read_ahead.generation = generation
         self._capacity = capacity
         self._slots = slots
-        async with self._db.write(urgent=True) as tx:
-            # Alive before anything is leased to us (a job of a process with no
-            # heartbeat row is taken back by the others).
-            await job_repo.heartbeat(tx, self.owner)
-            recovered = await job_repo.release_running(tx) if recover_all else 0
+        recovered = await self._heartbeat.start(recover_all=recover_all)
         if recovered:
             log.info("recovered interrupted reply jobs", extra={"count": recovered})
-        self._beat_task = asyncio.create_task(self._beat(), name="personae-heartbeat")
         self._loop_task = asyncio.create_task(self._loop(), name="personae-scheduler")
-
-    async def _beat(self) -> None:
-        """Say this process is alive, and take back at once the jobs of processes that
-        stopped saying so (they died: waiting out their leases would keep their replies
-        waiting, and their slots counted, for the whole lease)."""
-        interval = self._settings.heartbeat_interval_s
-        timeout = self._settings.heartbeat_timeout_s
-        loop = asyncio.get_running_loop()
-        last_beat = loop.time()
-        while True:
-            try:
-                async with self._db.write(urgent=True) as tx:
-                    await job_repo.heartbeat(tx, self.owner)
-                    # A process that was itself stalled (its loop, or the database)
-                    # past the timeout judges nobody this round: others were as slow.
-                    released = 0
-                    if loop.time() - last_beat < timeout:
-                        released = await job_repo.release_dead(
-                            tx, owner=self.owner, dead_after_s=timeout
-                        )
-                last_beat = loop.time()
-                if released:
-                    log.warning("took back the jobs of a dead process", extra={"count": released})
-                    self._wake.set()
-            except Exception:
-                log.exception("the process heartbeat failed; trying again")
-            await asyncio.sleep(interval)
 
     def stop_claiming(self) -> None:
         """Take no new jobs (they wait in the database for another process or the next start)."""
         self._stopping = True
-        for reply_id in list(self._preloads):
-            self._drop_preload(reply_id)
+        self._read_ahead.drop_all()
         self._wake.set()
 
     async def shutdown(self, grace_s: float) -> None:
@@ -381,22 +333,7 @@ class Scheduler:
                 for task in still:
                     task.cancel()
                 await asyncio.gather(*still, return_exceptions=True)
-        await self._stop_beating()
-
-    async def _stop_beating(self) -> None:
-        """Stop the heartbeat and take this process's row away (its jobs are back in
-        line or finished by now)."""
-        if self._beat_task is None:
-            return
-        self._beat_task.cancel()
-        await asyncio.gather(self._beat_task, return_exceptions=True)
-        self._beat_task = None
-        with contextlib.suppress(Exception):
-            async with self._db.write(urgent=True) as tx:
-                # A job cancelled outside its stream (waiting for a slot, building its
-                # prompt) is still ours: back in line, not a takeover for the next one.
-                await job_repo.requeue_owned(tx, self.owner)
-                await job_repo.forget_process(tx, self.owner)
+        await self._heartbeat.stop()
 
     # --- the loop ----------------------------------------------------------------------
 
@@ -417,14 +354,14 @@ class Scheduler:
                     if self._paused is not None and await self._paused():
                         break
                     queued_before = self._queued_count
-                    ahead = self._begin_ahead()
+                    ahead = self._read_ahead.begin_stream()
                     try:
                         claimed = await self._claim()
                     except BaseException:
-                        self._let_go(ahead)
+                        let_go(ahead)
                         raise
                     if claimed is None:
-                        self._let_go(ahead)
+                        let_go(ahead)
                         # Nothing to claim, and nothing queued here while we asked.
                         self._line_empty = queued_before == self._queued_count
                         break
@@ -433,7 +370,7 @@ class Scheduler:
                     await self._end_overdue()
                 elif 0 < self._capacity() <= self._busy() and not self._stopping:
                     # (Nothing is read ahead while no backend can take replies.)
-                    await self._preload_next()
+                    await self._read_ahead.refresh()
             except Exception:
                 log.exception("claiming jobs failed; trying again shortly")
             # asyncio.timeout, not wait_for (which waits in a task of its own): woken,
@@ -506,91 +443,6 @@ class Scheduler:
             changed_at = await chat_repo.prompt_version(tx, job.chat_id) if job.chat_id else None
         return job, changed_at
 
-    async def _preload_next(self) -> None:
-        """While every slot is busy, read the material of the replies first in line
-        (read-only: they stay in line, where a more urgent one may still overtake
-        them). Two, not one: when a slot frees, its user's own next reply often
-        becomes claimable, ahead of the one that was first."""
-        async with self._db.read() as tx:
-            first = await job_repo.list_queued(
-                tx, limit=_PRELOAD_AHEAD, max_wait_s=self._settings.queue_max_wait_s
-            )
-        wanted = [job.message_id for job in first if job.kind == "reply" and job.message_id]
-        self._line_head = wanted
-        now = asyncio.get_running_loop().time()
-        for reply_id, preload in list(self._preloads.items()):
-            if reply_id not in wanted or now - preload.read_at >= _PRELOAD_MAX_AGE_S:
-                self._drop_preload(reply_id)
-        for reply_id in wanted:
-            if reply_id not in self._preloads:
-                self._start_preload(reply_id)
-
-    def _start_preload(self, reply_id: str) -> None:
-        if self._generation is None:
-            return
-        # Drop what went stale unclaimed (another process may have claimed it).
-        now = asyncio.get_running_loop().time()
-        for stale_id, stale in list(self._preloads.items()):
-            if now - stale.read_at >= _PRELOAD_MAX_AGE_S:
-                self._drop_preload(stale_id)
-        self._drop_preload(reply_id)
-        task = asyncio.create_task(
-            self._generation.material.preload(reply_id), name="personae-preload"
-        )
-        task.add_done_callback(lambda done: done.cancelled() or done.exception())
-        self._preloads[reply_id] = _Preload(reply_id, asyncio.get_running_loop().time(), task)
-
-    def _drop_preload(self, reply_id: str) -> None:
-        preload = self._preloads.pop(reply_id, None)
-        if preload is not None:
-            preload.task.cancel()
-
-    def _take_preload(self, job: JobRecord) -> asyncio.Task[Preloaded | None] | None:
-        """The material read ahead for `job`, if any and still fresh."""
-        preload = self._preloads.pop(job.message_id or "", None)
-        if preload is None:
-            return None
-        if asyncio.get_running_loop().time() - preload.read_at >= _PRELOAD_MAX_AGE_S:
-            preload.task.cancel()
-            return None
-        return preload.task
-
-    def _begin_ahead(self) -> asyncio.Task[StreamAhead | None] | None:
-        """While a claim is stored, begin the stream of the reply first in line whose
-        material is read (the claim most likely takes it; see StreamAhead)."""
-        generation = self._generation
-        if generation is None:
-            return None
-        now = asyncio.get_running_loop().time()
-        for reply_id in self._line_head:
-            preload = self._preloads.get(reply_id)
-            if preload is None or now - preload.read_at >= _PRELOAD_MAX_AGE_S:
-                continue
-            task = preload.task
-            if not task.done() or task.cancelled() or task.exception() or not task.result():
-                continue
-            material = task.result()
-            assert material is not None
-            ahead = asyncio.create_task(
-                generation.stream_ahead(material), name="personae-stream-ahead"
-            )
-            ahead.add_done_callback(lambda done: done.cancelled() or done.exception())
-            return ahead
-        return None
-
-    def _let_go(self, ahead: asyncio.Task[StreamAhead | None] | None) -> None:
-        """Abandon a stream begun ahead for a reply this claim did not take."""
-        if ahead is None:
-            return
-
-        async def abandon() -> None:
-            begun = await _result_or_none(ahead)
-            if begun is not None:
-                await begun.abandon()
-
-        task = asyncio.create_task(abandon(), name="personae-stream-abandon")
-        task.add_done_callback(lambda done: done.cancelled() or done.exception())
-
     def _launch(
         self,
         job: JobRecord,
@@ -611,11 +463,11 @@ class Scheduler:
             )
             running.current = True
         else:
-            running.preload = self._take_preload(job) if job.kind == "reply" else None
+            running.preload = self._read_ahead.take(job) if job.kind == "reply" else None
         if ahead is not None and running.preload is not None:
             running.ahead = ahead  # run() takes it up if it was asked this reply's prompt
         else:
-            self._let_go(ahead)
+            let_go(ahead)
         running.chat_changed_at = chat_changed_at
         running.task = asyncio.create_task(self._run(running), name=f"personae-job-{job.id}")
         self._running[job.id] = running
@@ -624,14 +476,14 @@ class Scheduler:
     async def _material_of_sent(generation: GenerationService, sent: _Sent) -> Preloaded | None:
         """The material read while the send was stored, if still right after its commit;
         otherwise read now."""
-        before = await _result_or_none(sent.reading)
+        before = await result_or_none(sent.reading)
         material = before and generation.material.sent_material(
             before, sent.message, sent.reply, sent.chat
         )
         return material or await generation.material.preload_sent(sent.reply)
 
     async def _run(self, running: _Running) -> None:
-        heartbeat = asyncio.create_task(self._heartbeat(running))
+        lease = asyncio.create_task(self._keep_lease(running))
         try:
             generation = self._generation
             assert generation is not None
@@ -642,7 +494,7 @@ class Scheduler:
             if handler is not None:
                 outcome = await handler(running.job, running.control)
             else:
-                preloaded = await _result_or_none(running.preload)
+                preloaded = await result_or_none(running.preload)
                 changed_at = running.chat_changed_at
                 if running.current and preloaded is not None:
                     changed_at = preloaded.context.chat.prompt_version
@@ -661,9 +513,9 @@ class Scheduler:
                 "reply job crashed; its lease will bring it back", extra={"job_id": running.job.id}
             )
         finally:
-            self._let_go(running.ahead)  # ended before run() took it
-            heartbeat.cancel()
-            await asyncio.gather(heartbeat, return_exceptions=True)
+            let_go(running.ahead)  # ended before run() took it
+            lease.cancel()
+            await asyncio.gather(lease, return_exceptions=True)
             self._running.pop(running.job.id, None)
             self._wake.set()
 
@@ -684,11 +536,11 @@ class Scheduler:
             return None
         await asyncio.wait({task}, timeout=_AHEAD_WAIT_S)
         if not task.done():
-            self._let_go(task)
+            let_go(task)
             return None
-        return await _result_or_none(task)
+        return await result_or_none(task)
 
-    async def _heartbeat(self, running: _Running) -> None:
+    async def _keep_lease(self, running: _Running) -> None:
         interval = self._settings.job_lease_s / 3
         while True:
             await asyncio.sleep(interval)
@@ -703,15 +555,3 @@ class Scheduler:
             if not held:
                 running.control.lease_lost.set()
                 return
-
-
-async def _result_or_none(task: asyncio.Task[_Read | None] | None) -> _Read | None:
-    """What a read ahead read, or None if there was none or it failed (the job reads
-    again)."""
-    if task is None:
-        return None
-    try:
-        return await task  # a taken preload is never cancelled: only its job could be
-    except Exception:
-        log.warning("reading a reply ahead failed; reading it again", exc_info=True)
-        return None
