@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import time
 from datetime import datetime
@@ -30,7 +29,6 @@ from personae.llm.quality import QualityMonitor
 from personae.llm.router import Backend, Choice, Router
 from personae.services import chat_events
 from personae.services.chat_events import (
-    BACKEND_UNAVAILABLE,
     COMPLETE,
     FAILED,
     GENERATING,
@@ -48,9 +46,9 @@ from personae.services.job_state import (
 from personae.services.memory import MemoryService
 from personae.services.metrics import ReplyRecorder
 from personae.services.reply_material import ReplyMaterial
+from personae.services.reply_states import ReplyStates
 from personae.settings import Settings
 from personae.storage.db import Database
-from personae.storage.repos import chats as repo
 from personae.storage.repos import jobs as job_repo
 from personae.storage.repos.chats import MessageRecord
 from personae.storage.repos.jobs import JobRecord
@@ -79,13 +77,13 @@ class GenerationService:
         recorder: ReplyRecorder | None = None,
         memory: MemoryService | None = None,
     ) -> None:
-        self._db = database
         self._recorder = recorder
         self._memory = memory
         self._events = events
         self._router = router
         self._settings = settings
         self.material = ReplyMaterial(database, router, settings, memory=memory)
+        self._states = ReplyStates(database, events, settings, recorder)
 
     async def run(
         self,
@@ -118,17 +116,17 @@ class GenerationService:
             if preloaded is None or not current:
                 preloaded = await self.material.preload(job.message_id or "")
             if preloaded is None:
-                await self._finish_job(
+                await self._states.finish_job(
                     job, job_repo.CANCELLED, "reply or chat gone, or reply final"
                 )
                 return Outcome(job_repo.CANCELLED, 0.0)
             reply, context = preloaded.reply, preloaded.context
             draft = Draft(text=reply.content, labels=dict(reply.labels))
             if job.cancel_requested or control.stop_requested.is_set():
-                await self._finalize(job, reply, draft, STOPPED)
+                await self._states.finalize(job, reply, draft, STOPPED)
                 return Outcome(STOPPED, 0.0)
             if job.takeovers >= self._settings.job_max_takeovers:
-                await self._quarantine(job, reply, draft)
+                await self._states.quarantine(job, reply, draft)
                 return Outcome(FAILED, 0.0)
             taken, ahead = ahead, None
             status = await self._generate(job, reply, draft, control, context, taken)
@@ -137,11 +135,11 @@ class GenerationService:
             # machine): back in line, counted as a takeover, quarantined if it repeats.
             log.warning("building a reply's prompt ran out of time", extra={"job_id": job.id})
             if reply is not None and draft is not None:
-                await self._requeue(
+                await self._states.requeue(
                     job, reply, draft, delay_s=_BACKEND_WAIT_S, error=str(error), takeover=True
                 )
             else:
-                await self._requeue_job(
+                await self._states.requeue_job(
                     job, delay_s=_BACKEND_WAIT_S, error=str(error), takeover=True
                 )
             return Outcome(QUEUED, time.monotonic() - started)
@@ -258,13 +256,13 @@ class GenerationService:
             except (ContextTooLong, ContextOverflowError) as error:
                 backend.breaker.success()
                 detail = error.detail if isinstance(error, ContextTooLong) else str(error)
-                await self._fail(
+                await self._states.fail(
                     job, reply, draft, "context_too_long", retryable=False, detail=detail
                 )
                 return FAILED
             except PermanentBackendError as error:
                 backend.breaker.success()
-                await self._fail(
+                await self._states.fail(
                     job, reply, draft, "backend_error", retryable=True, detail=str(error)
                 )
                 return FAILED
@@ -282,7 +280,7 @@ class GenerationService:
                 # Let the scheduler claim it before this job's own writes take the writer.
                 await asyncio.sleep(0)
             if stopped:
-                await self._finalize(job, reply, draft, STOPPED)
+                await self._states.finalize(job, reply, draft, STOPPED)
                 return STOPPED
             if verdict.ok or not self._settings.quality_gate:
                 draft.labels["quality"] = "ok" if verdict.ok else verdict.label
@@ -296,16 +294,16 @@ class GenerationService:
                 monitor = QualityMonitor(self.material.params(context, strict=True).stop)
                 monitor.feed(draft.text)
                 await draft.saved()
-                await self._set_status(reply, draft.text, GENERATING)
+                await self._states.set_status(reply, draft.text, GENERATING)
                 continue
             if verdict.label == "empty":
-                await self._fail(
+                await self._states.fail(
                     job, reply, draft, "empty_reply", retryable=True, detail=verdict.detail
                 )
                 return FAILED
             draft.labels["quality"] = verdict.label
             break
-        await self._finalize(job, reply, draft, COMPLETE, chat_backend=draft.backend)
+        await self._states.finalize(job, reply, draft, COMPLETE, chat_backend=draft.backend)
         return COMPLETE
 
     async def _take_up(
@@ -347,7 +345,7 @@ class GenerationService:
         if not draft.announced:
             draft.announced = True
             try:
-                await self._announce_generating(reply, draft.text)
+                await self._states.announce_generating(reply, draft.text)
             except BaseException:
                 if ahead is not None:
                     await ahead.abandon()
@@ -392,12 +390,14 @@ class GenerationService:
                         # writer must not hold up the tokens (or the slot at the end).
                         if draft.saving is None:
                             draft.saving = asyncio.create_task(
-                                self._checkpoint(job, reply, draft.text, control),
+                                self._states.checkpoint(job, reply, draft.text, control),
                                 name="personae-checkpoint",
                             )
         except asyncio.CancelledError:
             # Hard stop (shutdown past its grace): keep the text and give the job back.
-            await asyncio.shield(self._requeue(job, reply, draft, delay_s=0, error="interrupted"))
+            await asyncio.shield(
+                self._states.requeue(job, reply, draft, delay_s=0, error="interrupted")
+            )
             raise
         draft.generation.update(
             model=backend.spec.model,
@@ -419,40 +419,8 @@ class GenerationService:
         if control.lease_lost.is_set():
             log.warning("lease lost; leaving the job to its new owner", extra={"job_id": job.id})
         else:
-            await self._requeue(job, reply, draft, delay_s=0, error="server shutting down")
+            await self._states.requeue(job, reply, draft, delay_s=0, error="server shutting down")
         raise _Interrupted()
-
-    async def _announce_generating(self, reply: MessageRecord, text: str) -> None:
-        """Tell the stream at once; the database learns it with the first checkpoint
-        (one write fewer before the first token; a crash before it leaves "queued",
-        which is what the recovered job then is)."""
-        writing = dataclasses.replace(reply, status=GENERATING, content=text, error_code=None)
-        await chat_events.publish_reply_state(self._events, writing)
-
-    async def _checkpoint(
-        self, job: JobRecord, reply: MessageRecord, text: str, control: JobControl
-    ) -> bool:
-        """Save the text so far; returns whether a stop was asked (from any process).
-        The first checkpoint of a job taken back before clears its takeovers: it wrote
-        something, so what killed its process was not the reply itself (only takeovers
-        in a row with nothing written quarantine a reply)."""
-        async with self._db.write(urgent=True) as tx:
-            await repo.update_message(tx, reply.id, content=text, status=GENERATING)
-            if job.takeovers and not control.progressed:
-                await job_repo.clear_takeovers(tx, job.id)
-            control.progressed = True
-            return await job_repo.is_cancel_requested(tx, job.id)
-
-    async def _stop_asked(self, job: JobRecord) -> bool:
-        async with self._db.read() as tx:
-            return await job_repo.is_cancel_requested(tx, job.id)
-
-    async def _set_status(self, reply: MessageRecord, text: str, status: str) -> None:
-        async with self._db.write(urgent=True) as tx:
-            await repo.update_message(tx, reply.id, status=status, content=text, error_code=None)
-            updated = await repo.get_message(tx, reply.id)
-        assert updated is not None
-        await chat_events.publish_reply_state(self._events, updated)
 
     async def _retry_or_wait(
         self, job: JobRecord, reply: MessageRecord, draft: Draft, control: JobControl, failures: int
@@ -461,19 +429,19 @@ class GenerationService:
         of this reply: try again later with backoff, unless its attempts are spent.
         With none (every backend down, or its breaker open): wait in line for one; a
         reply the scheduler claimed past its deadline (`control.past_deadline`) ends."""
-        if control.stop_requested.is_set() or await self._stop_asked(job):
-            await self._finalize(job, reply, draft, STOPPED)
+        if control.stop_requested.is_set() or await self._states.stop_asked(job):
+            await self._states.finalize(job, reply, draft, STOPPED)
             return STOPPED
         attempts = job.attempts + failures
         if attempts >= job.max_attempts:
             detail = f"The model failed this reply {attempts} times."
-            await self._fail(
+            await self._states.fail(
                 job, reply, draft, "backend_unavailable", retryable=True, detail=detail
             )
             return FAILED
         if control.past_deadline and not failures:
             detail = "No model answered within the reply's deadline."
-            await self._fail(
+            await self._states.fail(
                 job, reply, draft, "backend_unavailable", retryable=True, detail=detail
             )
             return FAILED
@@ -484,132 +452,6 @@ class GenerationService:
             delay = _BACKEND_WAIT_S
         delay = min(delay, _MAX_RETRY_DELAY_S)
         error = "waiting for an inference backend"
-        await self._requeue(job, reply, draft, delay_s=delay, error=error, failures=failures)
-        await self._announce_waiting_for_backend(job, reply)
+        await self._states.requeue(job, reply, draft, delay_s=delay, error=error, failures=failures)
+        await self._states.announce_waiting_for_backend(job, reply)
         return QUEUED
-
-    async def _announce_waiting_for_backend(self, job: JobRecord, reply: MessageRecord) -> None:
-        """Tell the chat's stream that its reply waits because no model answers."""
-        async with self._db.read() as tx:
-            position = await job_repo.queue_position(
-                tx, job, max_wait_s=self._settings.queue_max_wait_s
-            )
-        await chat_events.publish_queue_place(
-            self._events, reply.chat_id, reply.id, position, None, reason=BACKEND_UNAVAILABLE
-        )
-
-    async def _requeue_job(
-        self, job: JobRecord, *, delay_s: float, error: str, takeover: bool = False
-    ) -> None:
-        async with self._db.write(urgent=True) as tx:
-            await job_repo.requeue(tx, job.id, delay_s=delay_s, error=error, takeover=takeover)
-
-    async def _quarantine(self, job: JobRecord, reply: MessageRecord, draft: Draft) -> None:
-        """End a reply that was taken back too often (its process died while writing it,
-        or its prompt ran out of time, each time): whatever it does must not take the
-        next process down too. Its text is kept."""
-        log.warning(
-            "reply quarantined after repeated takeovers",
-            extra={"job_id": job.id, "takeovers": job.takeovers},
-        )
-        if self._recorder is not None:
-            self._recorder.reply_quarantined()
-        detail = (
-            f"Writing this reply was interrupted {job.takeovers} times, so it was set aside. "
-            "Its text so far is kept; you can ask for another reply."
-        )
-        await self._fail(job, reply, draft, "reply_quarantined", retryable=False, detail=detail)
-
-    async def _requeue(
-        self,
-        job: JobRecord,
-        reply: MessageRecord,
-        draft: Draft,
-        *,
-        delay_s: float,
-        error: str,
-        failures: int = 0,
-        takeover: bool = False,
-    ) -> None:
-        await draft.saved()
-        async with self._db.write(urgent=True) as tx:
-            await repo.update_message(
-                tx, reply.id, status=QUEUED, content=draft.text, labels=draft.labels
-            )
-            await job_repo.requeue(
-                tx,
-                job.id,
-                delay_s=delay_s,
-                error=error,
-                failed_attempts=failures,
-                takeover=takeover,
-            )
-            updated = await repo.get_message(tx, reply.id)
-        assert updated is not None
-        await chat_events.publish_reply_state(self._events, updated)
-
-    async def _fail(
-        self,
-        job: JobRecord,
-        reply: MessageRecord,
-        draft: Draft,
-        code: str,
-        *,
-        retryable: bool,
-        detail: str | None = None,
-    ) -> None:
-        """End a reply as failed, keeping its text, with a code and whether to retry."""
-        log.warning("reply failed", extra={"job_id": job.id, "code": code, "detail": detail})
-        await self._finalize(job, reply, draft, FAILED, error_code=code, retryable=retryable)
-        await self._events.publish(
-            chat_events.chat_stream(reply.chat_id),
-            "error",
-            {
-                "message_id": reply.id,
-                "code": code,
-                "retryable": retryable,
-                "detail": detail or code,
-            },
-        )
-
-    async def _finalize(
-        self,
-        job: JobRecord,
-        reply: MessageRecord,
-        draft: Draft,
-        status: str,
-        *,
-        error_code: str | None = None,
-        retryable: bool = False,
-        chat_backend: str | None = None,
-    ) -> None:
-        """Store how the reply ended (and, for a primary, keep the chat on its backend)."""
-        job_status = {COMPLETE: job_repo.DONE, STOPPED: job_repo.CANCELLED}.get(
-            status, job_repo.FAILED
-        )
-        await draft.saved()
-        async with self._db.write(urgent=True) as tx:
-            await repo.update_message(
-                tx,
-                reply.id,
-                status=status,
-                content=draft.text,
-                error_code=error_code,
-                retryable=retryable,
-                generation=draft.generation or None,
-                labels=draft.labels,
-                backend=draft.backend,
-            )
-            await job_repo.finish(tx, job.id, job_status, error_code)
-            if chat_backend and not draft.labels.get("fallback"):
-                await repo.set_chat_backend(tx, reply.chat_id, chat_backend)
-            updated = await repo.get_message(tx, reply.id)
-        assert updated is not None
-        draft.final = updated
-        await chat_events.publish_reply_state(self._events, updated)
-        if self._recorder is not None:
-            self._recorder.reply_finished(status, draft.generation)
-
-    async def _finish_job(self, job: JobRecord, status: str, note: str) -> None:
-        async with self._db.write(urgent=True) as tx:
-            await job_repo.finish(tx, job.id, status, note)
