@@ -43,6 +43,10 @@ class Backend:
     def usable(self) -> bool:
         return not self.retired and self.healthy and self.breaker.available()
 
+    def is_down(self) -> bool:
+        """Its last probe failed, or its breaker is not closed (asked again often)."""
+        return not self.healthy or self.breaker.state != "closed"
+
     def has_room(self) -> bool:
         return self.in_flight < self.spec.slots
 
@@ -150,7 +154,7 @@ class Router:
 
     def any_down(self) -> bool:
         """Whether some backend failed its last probe or has its breaker open."""
-        return any(not b.healthy or b.breaker.state != "closed" for b in self._backends)
+        return any(b.is_down() for b in self._backends)
 
     async def probe(self, *, only_down: bool = False) -> None:
         """Ask every backend (or those `any_down` means) whether it is alive."""
@@ -167,13 +171,7 @@ class Router:
                 )
             backend.healthy = healthy
 
-        await asyncio.gather(
-            *(
-                _one(b)
-                for b in self._backends
-                if not only_down or not b.healthy or b.breaker.state != "closed"
-            )
-        )
+        await asyncio.gather(*(_one(b) for b in self._backends if not only_down or b.is_down()))
 
     async def aclose(self) -> None:
         for backend in self._backends:
