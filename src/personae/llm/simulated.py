@@ -8,6 +8,9 @@ tokenize and health endpoints, and faults: failures at a given rate, and faults
 armed through `POST /simulation/faults` (hang before the first token, stall
 mid-stream, malformed SSE, an HTTP status, a context-length error). `loop`
 makes it repeat one phrase forever, for testing the quality gate.
+`GET /simulation/stats` counts what it was asked; its `max_in_flight`, the most
+completions ever in flight at once, shows a client that sent more than the slots
+(the rest wait inside for a slot, as on a real server).
 
 Start one with `personae simulate-backend --port P ...`.
 """
@@ -20,6 +23,7 @@ import random
 import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,7 +78,12 @@ class _State:
     answered_prompts: deque[str] = field(default_factory=lambda: deque(maxlen=32))
     # The client connections (address and port) completions came on.
     connections: set[tuple[str, int]] = field(default_factory=set)
+    # Completions being answered (holding a slot or waiting for one), those holding a
+    # slot, and the most of each ever at once (see `_slot`).
+    in_flight: int = 0
+    max_in_flight: int = 0
     active: int = 0
+    max_active: int = 0
     prompt_tokens: int = 0
     cached_tokens: int = 0
     random: random.Random = field(default_factory=random.Random)
@@ -170,6 +179,28 @@ async def _completions(request: Request) -> Response:
     )
 
 
+@asynccontextmanager
+async def _slot(state: _State) -> AsyncIterator[None]:
+    """Hold one of the slots, waiting for it if they are all taken.
+
+    The most completions ever in flight at once (`max_in_flight`) is what a client
+    sent: one that keeps to the slots never makes it exceed them. Those holding a
+    slot (`max_active`) never exceed them, whatever the client does.
+    """
+    state.in_flight += 1
+    state.max_in_flight = max(state.max_in_flight, state.in_flight)
+    try:
+        async with state.slots:
+            state.active += 1
+            state.max_active = max(state.max_active, state.active)
+            try:
+                yield
+            finally:
+                state.active -= 1
+    finally:
+        state.in_flight -= 1
+
+
 async def _stream(
     state: _State,
     prompt: list[str],
@@ -180,41 +211,35 @@ async def _stream(
     prompt_text: str,
 ) -> AsyncIterator[bytes]:
     options = state.options
-    async with state.slots:
-        state.active += 1
-        try:
-            if fault and fault.mode == "hang":
+    async with _slot(state):
+        if fault and fault.mode == "hang":
+            await asyncio.sleep(3600)
+        cached = _cached_prefix(state, prompt)
+        fresh = len(prompt) - cached
+        await asyncio.sleep((options.first_token_ms + fresh * options.prompt_ms_per_token) / 1000)
+        words = _LOOP_PHRASE if options.loop else _WORDS
+        interval = 1.0 / options.tokens_per_second
+        started = time.monotonic()
+        for index in range(max_tokens):
+            if fault and fault.mode == "stall" and index == fault.after_tokens:
                 await asyncio.sleep(3600)
-            cached = _cached_prefix(state, prompt)
-            fresh = len(prompt) - cached
-            await asyncio.sleep(
-                (options.first_token_ms + fresh * options.prompt_ms_per_token) / 1000
-            )
-            words = _LOOP_PHRASE if options.loop else _WORDS
-            interval = 1.0 / options.tokens_per_second
-            started = time.monotonic()
-            for index in range(max_tokens):
-                if fault and fault.mode == "stall" and index == fault.after_tokens:
-                    await asyncio.sleep(3600)
-                if fault and fault.mode == "malformed" and index == fault.after_tokens:
-                    yield b"data: {this is not json\n\n"
-                    return
-                word = words[index % len(words)]
-                yield _chunk(options.name, word if index == 0 and not continuing else " " + word)
-                delay = started + (index + 1) * interval - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            usage = {
-                "prompt_tokens": len(prompt),
-                "completion_tokens": max_tokens,
-                "prompt_tokens_details": {"cached_tokens": cached},
-            }
-            final = {"id": "sim", "object": "chat.completion.chunk", "choices": [], "usage": usage}
-            yield f"data: {json.dumps(final)}\n\ndata: [DONE]\n\n".encode()
-            state.answered_user_turns.append(user_turn)
-            state.answered_prompts.append(prompt_text)
-        finally:
-            state.active -= 1
+            if fault and fault.mode == "malformed" and index == fault.after_tokens:
+                yield b"data: {this is not json\n\n"
+                return
+            word = words[index % len(words)]
+            yield _chunk(options.name, word if index == 0 and not continuing else " " + word)
+            delay = started + (index + 1) * interval - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        usage = {
+            "prompt_tokens": len(prompt),
+            "completion_tokens": max_tokens,
+            "prompt_tokens_details": {"cached_tokens": cached},
+        }
+        final = {"id": "sim", "object": "chat.completion.chunk", "choices": [], "usage": usage}
+        yield f"data: {json.dumps(final)}\n\ndata: [DONE]\n\n".encode()
+        state.answered_user_turns.append(user_turn)
+        state.answered_prompts.append(prompt_text)
 
 
 async def _faults(request: Request) -> Response:
@@ -238,7 +263,10 @@ async def _stats(request: Request) -> Response:
         {
             "requests": state.requests,
             "connections": len(state.connections),
+            "in_flight": state.in_flight,
+            "max_in_flight": state.max_in_flight,
             "active": state.active,
+            "max_active": state.max_active,
             "prompt_tokens": state.prompt_tokens,
             "cached_tokens": state.cached_tokens,
             "last_user_turns": list(state.last_user_turns),
