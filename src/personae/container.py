@@ -10,17 +10,20 @@ from dataclasses import dataclass, field
 from personae.events.base import EventLog
 from personae.events.memory import MemoryEventLog
 from personae.events.redis import RedisEventLog
+from personae.jobs.heartbeat import process_owner
 from personae.jobs.scheduler import Scheduler
 from personae.llm.base import Provider
 from personae.llm.factory import open_backends
 from personae.llm.fleet import FleetKeeper
 from personae.llm.router import Router
+from personae.llm.slots import SharedSlots
 from personae.services.accounts import AccountService
 from personae.services.cards import CardService
 from personae.services.characters import CharacterService
 from personae.services.chats import ChatService
 from personae.services.demo import seed_demo_characters
 from personae.services.export import ExportService
+from personae.services.fleet_view import FleetView
 from personae.services.generation import GenerationService
 from personae.services.health import HealthService
 from personae.services.incidents import IncidentService
@@ -64,6 +67,8 @@ class Container:
     health: HealthService
     router: Router
     fleet: FleetKeeper
+    # The backends as the cluster sees them (None on SQLite: one process sees all).
+    fleet_view: FleetView | None
     metrics: Metrics
     incidents: IncidentService
     status: StatusService
@@ -93,7 +98,10 @@ class Container:
         if self.settings.seed_demo and await seed_demo_characters(self.database):
             log.info("seeded the demo characters")
         if not run_jobs or self.settings.role == "api":
-            return  # an api process stores sends; workers write the replies
+            # An api process stores sends; workers write the replies.
+            if self.fleet_view is not None:
+                await self.fleet_view.start()
+            return
         await self.router.replace(await open_backends(self.settings))
         self.fleet.start()
         generation = GenerationService(
@@ -115,7 +123,10 @@ class Container:
             capacity=self.router.capacity,
             recover_all=self.database.is_sqlite,
             slots=self.router.usable_slots,
+            room=self.router.room_beyond,
         )
+        if self.fleet_view is not None:
+            await self.fleet_view.start()  # after the first beat: slots then count
         await self.leadership.start()
         self.probes.start()
         self.webhooks.start()
@@ -149,6 +160,8 @@ class Container:
         await self.leadership.aclose()
         await self.webhooks.aclose()
         await self.scheduler.shutdown(self._grace_left())
+        if self.fleet_view is not None:
+            await self.fleet_view.aclose()
         await self.fleet.stop()
         await self.router.aclose()
         await self.events.aclose()
@@ -189,13 +202,27 @@ def build_container(settings: Settings) -> Container:
     webhooks = WebhookService(database, settings)
     incidents.subscribe(webhooks.incident_changed)
     status = StatusService(database, settings, incidents, metrics, backends)
-    scheduler = Scheduler(database, events, settings, paused=status.replies_paused)
+    # Several processes share one PostgreSQL: they count backend slots together there,
+    # and estimate the waiting room from what every worker reports of the backends.
+    owner = process_owner()
+    shared = None if database.is_sqlite else SharedSlots(database, owner)
+    router = Router([], affinity=settings.routing_affinity, shared=shared)
+    fleet_view = None if database.is_sqlite else FleetView(database, router)
+    scheduler = Scheduler(
+        database,
+        events,
+        settings,
+        paused=status.replies_paused,
+        owner=owner,
+        fleet=fleet_view,
+    )
     secret_key = ensure_secret_key(settings)
     recall = Recall(database, load_embedder(settings), cached_chats=settings.recall_cached_chats)
     memory = MemoryService(database, settings, recall)
     chats = ChatService(database, events, scheduler, settings, limiter, memory)
-    router = Router([], affinity=settings.routing_affinity)
-    leadership = Leadership(LeaderLock(database), check_s=settings.leader_check_s)
+    leadership = Leadership(
+        LeaderLock(database), check_s=settings.leader_check_s, on_change=metrics.leading
+    )
     container = Container(
         settings=settings,
         database=database,
@@ -212,10 +239,11 @@ def build_container(settings: Settings) -> Container:
         chats=chats,
         messages=MessageService(database, events, scheduler, settings),
         streams=StreamService(database, events, chats, scheduler),
-        queue=QueueService(database, scheduler, router),
+        queue=QueueService(database, scheduler, router, fleet_view),
         health=HealthService(database),
         router=router,
         fleet=FleetKeeper(router, settings),
+        fleet_view=fleet_view,
         metrics=metrics,
         incidents=incidents,
         status=status,

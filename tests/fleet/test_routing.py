@@ -13,6 +13,7 @@ import pytest
 from conftest import Api, fleet, simulated_backend, wait_for_reply
 from personae.app import create_app
 from personae.errors import ConfigurationError
+from personae.llm.router import rendezvous
 from personae.settings import Settings
 
 
@@ -20,6 +21,15 @@ async def _chat(client: httpx.AsyncClient) -> str:
     character = await client.post("/api/v1/characters", json={"name": "Bramble"})
     chat = await client.post("/api/v1/chats", json={"character_id": character.json()["id"]})
     return str(chat.json()["id"])
+
+
+async def _chat_on(client: httpx.AsyncClient, api: Api, backend: str) -> str:
+    """A new chat whose rendezvous order puts `backend` first."""
+    for _ in range(40):
+        chat_id = await _chat(client)
+        if rendezvous(chat_id, api.container.router.backends)[0].name == backend:
+            return chat_id
+    raise AssertionError(f"no chat of 40 hashed to {backend} first")
 
 
 async def _reply(client: httpx.AsyncClient, chat_id: str, text: str) -> dict[str, Any]:
@@ -43,7 +53,7 @@ async def test_a_conversation_stays_on_the_backend_that_served_it(
 ) -> None:
     async with fleet(make_settings, {"a": {}, "b": {}}) as (api, urls):
         alice = await api.user("alice")
-        chat_id = await _chat(alice)
+        chat_id = await _chat_on(alice, api, "a")
         await _arm(urls["a"], mode="status", status=500)  # the first turn fails over to b
         first = await _reply(alice, chat_id, "one")
         assert (first["status"], first["backend"], first["fallback"]) == ("complete", "b", False)
@@ -72,7 +82,7 @@ async def test_a_backend_that_stalls_mid_reply_is_left_and_the_reply_continues_e
         urls,
     ):
         alice = await api.user("alice")
-        chat_id = await _chat(alice)
+        chat_id = await _chat_on(alice, api, "a")
         await _arm(urls["a"], mode="stall", after_tokens=5)
         reply = await _reply(alice, chat_id, "hello")
         assert reply["status"] == "complete"
@@ -94,7 +104,7 @@ async def test_malformed_stream_500_and_429_each_move_the_reply_on(
                 {"mode": "status", "status": 429},
             ]
         ):
-            chat_id = await _chat(alice)
+            chat_id = await _chat_on(alice, api, "a")
             await _arm(urls["a"], **fault)
             reply = await _reply(alice, chat_id, f"m{number}")
             assert (reply["status"], reply["backend"]) == ("complete", "b"), fault
@@ -107,7 +117,7 @@ async def test_an_open_breaker_keeps_requests_away_from_a_failing_backend(
         alice = await api.user("alice")
         await _arm(urls["a"], mode="status", status=500, count=100)
         for number in range(3):  # three failures in a row open a's breaker
-            await _reply(alice, await _chat(alice), f"f{number}")
+            await _reply(alice, await _chat_on(alice, api, "a"), f"f{number}")
         seen = await _requests(urls["a"])
         for number in range(3):
             reply = await _reply(alice, await _chat(alice), f"g{number}")

@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
+import socket
 from collections.abc import Callable
 
 from personae.settings import Settings
@@ -17,6 +20,11 @@ from personae.storage.db import Database
 from personae.storage.repos import jobs as job_repo
 
 log = logging.getLogger("personae.scheduler")
+
+
+def process_owner() -> str:
+    """This process's name in `processes` (and on the jobs and slots it holds)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 class Heartbeat:

@@ -12,19 +12,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import secrets
-import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from personae.events.base import EventLog
-from personae.jobs.heartbeat import Heartbeat
+from personae.jobs.heartbeat import Heartbeat, process_owner
 from personae.jobs.read_ahead import ReadAhead, let_go, result_or_none
 from personae.jobs.service_times import ServiceTimes
 from personae.services.chat_events import BACKEND_UNAVAILABLE, publish_queue_place
 from personae.services.chats import HeldSlot
+from personae.services.fleet_view import FleetView
 from personae.services.generation import GenerationService
 from personae.services.job_state import (
     JobControl,
@@ -99,8 +97,13 @@ class Scheduler:
         settings: Settings,
         *,
         paused: Callable[[], Awaitable[bool]] | None = None,
+        owner: str | None = None,
+        fleet: FleetView | None = None,
     ) -> None:
         self._db = database
+        # The backends as the cluster sees them (several processes share a database):
+        # waiting replies' estimates then come from there, not this process's view.
+        self._fleet = fleet
         # Asked before each claim: while it says yes (maintenance), replies wait in line.
         self._paused = paused
         self._events = events
@@ -109,7 +112,7 @@ class Scheduler:
         # Runners of other job kinds (e.g. "summary"); replies go to `_generation`.
         self._handlers: dict[str, Callable[[JobRecord, JobControl], Awaitable[Outcome]]] = {}
         self._capacity: Callable[[], int] = lambda: 1
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.owner = owner or process_owner()
         self._running: dict[str, _Running] = {}
         self._wake = asyncio.Event()
         self._stopping = False
@@ -119,6 +122,8 @@ class Scheduler:
         self._unavailable_since: float | None = None
         self._service_times = ServiceTimes()
         self._slots: Callable[[], dict[str, int]] = dict
+        # Whether a job beyond the given number running here would find a backend slot.
+        self._room: Callable[[int], Awaitable[bool]] = self._room_here
         self._read_ahead = ReadAhead(database, settings)
         # Slots held by sends being stored, for replies that start without a claim, with
         # the reading of what each reply needs (done while its send is stored).
@@ -253,6 +258,8 @@ class Scheduler:
         """When the reply at `position` in line is likely to start, over the usable
         backends' slots (see `ServiceTimes.estimate_start_s`); None while no backend
         can take replies (nobody knows when one is back)."""
+        if self._fleet is not None:
+            return self._fleet.estimate_start_s(position, self._service_times.overall_s)
         if self.backend_unavailable():
             return None
         free = max(0, self._capacity() - self._busy()) if self._generation is not None else 0
@@ -265,9 +272,13 @@ class Scheduler:
 
     def backend_unavailable(self) -> bool:
         """Whether no backend can take a reply now (all down, or their breakers open)."""
+        if self._fleet is not None:
+            return self._fleet.unavailable()
         return self._generation is not None and self._capacity() <= 0
 
     def service_time_s(self, backend: str) -> float:
+        if self._fleet is not None:
+            return self._fleet.service_s(backend, self._service_times.of(backend))
         return self._service_times.of(backend)
 
     def register(
@@ -277,6 +288,9 @@ class Scheduler:
         self._handlers[kind] = runner
 
     # --- life cycle --------------------------------------------------------------------
+
+    async def _room_here(self, busy: int) -> bool:
+        return busy < self._capacity()
 
     def _busy(self) -> int:
         """Jobs still needing a backend slot (not those only storing how they ended),
@@ -295,6 +309,7 @@ class Scheduler:
         capacity: Callable[[], int],
         recover_all: bool,
         slots: Callable[[], dict[str, int]] = dict,
+        room: Callable[[int], Awaitable[bool]] | None = None,
     ) -> None:
         """Take back the jobs of dead processes, then start claiming.
 
@@ -304,6 +319,7 @@ class Scheduler:
         self._generation = self._read_ahead.generation = generation
         self._capacity = capacity
         self._slots = slots
+        self._room = room or self._room_here
         recovered = await self._heartbeat.start(recover_all=recover_all)
         if recovered:
             log.info("recovered interrupted reply jobs", extra={"count": recovered})
@@ -350,7 +366,7 @@ class Scheduler:
             try:
                 # Not one job more than the slots: a job claimed ahead of its slot
                 # could not be overtaken by a paying tier arriving after it.
-                while self._busy() < self._capacity() and not self._stopping:
+                while not self._stopping and await self._room(self._busy()):
                     if self._paused is not None and await self._paused():
                         break
                     queued_before = self._queued_count
@@ -506,6 +522,8 @@ class Scheduler:
             reply = running.job.kind == "reply"
             if reply and outcome.status == "complete" and outcome.service_s > 0:
                 self._service_times.measure(outcome)
+                if self._fleet is not None and outcome.backend is not None:
+                    await self._fleet.measure(outcome.backend, outcome.service_s)
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -7,11 +7,9 @@ slots, each wave as long as the backends' measured speeds make it.
 
 from __future__ import annotations
 
-import math
-
+from personae.services.fleet_view import DEFAULT_SERVICE_S, start_in_waves_s
 from personae.services.job_state import Outcome
 
-_DEFAULT_SERVICE_S = 8.0
 _EWMA_WEIGHT = 0.2
 
 
@@ -19,8 +17,12 @@ class ServiceTimes:
     """The moving measures of how long a reply takes, overall and by backend."""
 
     def __init__(self) -> None:
-        self._overall_s = _DEFAULT_SERVICE_S
+        self._overall_s = DEFAULT_SERVICE_S
         self._by_backend: dict[str, float] = {}
+
+    @property
+    def overall_s(self) -> float:
+        return self._overall_s
 
     def of(self, backend: str) -> float:
         """How long a reply takes on `backend` (the overall measure until that backend
@@ -40,11 +42,7 @@ class ServiceTimes:
                 )
 
     def estimate_start_s(self, position: int, slots: dict[str, int], capacity: int) -> float:
-        """Waves of `slots` replies (`capacity` when no backend reports slots), each
-        as long as the backends' measures make it (one twice as fast serves twice as
-        many)."""
-        capacity = sum(slots.values()) or max(1, capacity)
-        # Replies a second over all slots; the one-wave time is capacity / that rate.
-        rate = sum(n / self.of(name) for name, n in slots.items())
-        wave_s = capacity / rate if rate > 0 else self._overall_s
-        return round(math.ceil(position / capacity) * wave_s, 1)
+        """`start_in_waves_s` over this process's measures."""
+        return start_in_waves_s(
+            position, slots, self.of, fallback_capacity=capacity, fallback_s=self._overall_s
+        )

@@ -3,21 +3,28 @@
 A conversation stays on the backend that served its previous turn while that
 backend is healthy and has a free slot, so its prompt prefix stays in that
 backend's cache (as SGLang's cache-aware router does); otherwise it goes to the
-least loaded healthy primary. When no primary can take it (all down or full),
-it goes to a fallback backend, and the reply is labelled as such.
+primaries in the order rendezvous hashing of the chat gives, the same order in
+every process. When no primary can take it (all down or full), it goes to a
+fallback backend, and the reply is labelled as such. Taking a backend takes one
+of its slots; with several processes the slots are counted in the database over
+all of them (`SharedSlots`), so a backend never has more requests in flight than
+its slots.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+import math
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from personae.llm.backends import BackendSpec
 from personae.llm.base import Provider
 from personae.llm.breaker import CircuitBreaker
+from personae.llm.slots import SharedSlots
 
 log = logging.getLogger("personae.router")
 
@@ -51,18 +58,54 @@ class Backend:
         return self.in_flight < self.spec.slots
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Choice:
+    """A backend taken for one stream: one of its slots is this stream's until
+    `give_back` (which is safe to call twice)."""
+
     backend: Backend
     fallback: bool
+    # The slot's lease in the shared ledger (None where this process is the only one).
+    lease: str | None = None
+    router: Router | None = field(default=None, repr=False)
+    given_back: bool = False
+
+    async def give_back(self) -> None:
+        if not self.given_back and self.router is not None:
+            self.given_back = True
+            await self.router.give_back(self)
+
+
+def rendezvous(key: str, backends: list[Backend]) -> list[Backend]:
+    """`backends` in the order `key` prefers them (weighted rendezvous hashing): the
+    same in every process, a backend's share of keys in proportion to its slots, and
+    adding or removing a backend moves only the keys that go to or came from it."""
+
+    def score(backend: Backend) -> float:
+        digest = hashlib.blake2b(f"{key}/{backend.name}".encode(), digest_size=8).digest()
+        uniform = (int.from_bytes(digest, "big") + 0.5) / 2**64  # in (0, 1)
+        return -backend.spec.slots / math.log(uniform)
+
+    return sorted(backends, key=score, reverse=True)
 
 
 class Router:
-    """Chooses a backend per reply; knows each backend's load and health."""
+    """Chooses a backend per stream and holds its slot; knows each backend's health.
 
-    def __init__(self, backends: list[Backend], *, affinity: bool = True) -> None:
+    With `shared` slots (several processes on one database), a backend's slots are
+    counted over every process; otherwise this process's own count is the whole truth.
+    """
+
+    def __init__(
+        self,
+        backends: list[Backend],
+        *,
+        affinity: bool = True,
+        shared: SharedSlots | None = None,
+    ) -> None:
         self._backends = list(backends)
         self.affinity = affinity
+        self._shared = shared
         # Backends removed while streams ran on them, closing once those end.
         self._closing: set[asyncio.Future[None]] = set()
         self._turn = -1
@@ -84,53 +127,101 @@ class Router:
         """The slots of each usable backend, by name."""
         return {b.name: b.spec.slots for b in self._backends if b.usable()}
 
-    def choose(self, preferred: str | None, exclude: frozenset[str] = frozenset()) -> Choice | None:
-        """The backend for the next stream of a conversation last served by `preferred`."""
-        candidates = [b for b in self._backends if b.name not in exclude and b.usable()]
-        primaries = [b for b in candidates if b.spec.role == "primary"]
-        if self.affinity and preferred:
-            sticky = next((b for b in primaries if b.name == preferred), None)
-            if sticky is not None and sticky.has_room():
-                return Choice(sticky, fallback=False)
-        with_room = [b for b in primaries if b.has_room()]
-        if with_room:
-            return Choice(self._least_loaded(with_room), fallback=False)
-        fallbacks = [b for b in candidates if b.spec.role == "fallback" and b.has_room()]
-        if fallbacks:
-            return Choice(self._least_loaded(fallbacks), fallback=True)
-        return None
+    async def in_flight(self) -> dict[str, int]:
+        """Requests in flight on each backend, from every process when slots are shared."""
+        if self._shared is None:
+            return {b.name: b.in_flight for b in self._backends}
+        counted = await self._shared.count()
+        return {b.name: counted.get(b.name, 0) for b in self._backends}
 
-    def _least_loaded(self, backends: list[Backend]) -> Backend:
-        """The least loaded (then highest priority) backend; ties taken in turn."""
-        best = min((b.load, -b.spec.priority) for b in backends)
-        tied = sorted(
-            (b for b in backends if (b.load, -b.spec.priority) == best), key=lambda b: b.name
+    async def room_beyond(self, busy_here: int) -> bool:
+        """Whether one more reply would find a free slot, beside the `busy_here` this
+        process runs (those claimed but not yet on a backend count as taking a slot).
+        With shared slots, the free slots are counted over every process."""
+        if self._shared is None:
+            return busy_here < self.capacity()
+        waiting_here = max(0, busy_here - sum(b.in_flight for b in self._backends))
+        counted = await self._shared.count()
+        free = sum(
+            max(0, b.spec.slots - counted.get(b.name, 0)) for b in self._backends if b.usable()
         )
-        self._turn += 1
-        return tied[self._turn % len(tied)]
+        return free > waiting_here
 
-    def all_busy(self, exclude: frozenset[str] = frozenset()) -> bool:
-        """Whether usable backends exist but every slot is taken (wait, don't fail)."""
-        usable = [b for b in self._backends if b.name not in exclude and b.usable()]
-        return bool(usable) and not any(b.has_room() for b in usable)
+    async def take(
+        self,
+        chat_id: str | None,
+        preferred: str | None = None,
+        exclude: frozenset[str] = frozenset(),
+    ) -> Choice | None:
+        """A free slot for the next stream of chat `chat_id`, last served by `preferred`:
+        that backend while it has room (its cache holds the conversation), then the
+        primaries in the chat's rendezvous order, then the fallbacks. None when every
+        usable backend is full (or none is usable)."""
+        candidates = [b for b in self._backends if b.name not in exclude and b.usable()]
+        order = self._order(chat_id, preferred, candidates)
+        return await self._take_first(order)
+
+    async def take_backend(self, backend: Backend) -> Choice | None:
+        """A free slot on `backend` itself (a probe's generation), or None."""
+        return await self._take_first([backend])
+
+    async def _take_first(self, order: list[Backend]) -> Choice | None:
+        if self._shared is None:
+            chosen = next((b for b in order if b.has_room()), None)
+            lease = None
+        else:
+            taken = await self._shared.take_first([(b.name, b.spec.slots) for b in order])
+            chosen = next((b for b in order if taken and b.name == taken[0]), None)
+            lease = taken[1] if taken else None
+        if chosen is None:
+            return None
+        chosen.in_flight += 1
+        return Choice(chosen, chosen.spec.role == "fallback", lease, router=self)
+
+    def _order(
+        self, chat_id: str | None, preferred: str | None, candidates: list[Backend]
+    ) -> list[Backend]:
+        primaries = [b for b in candidates if b.spec.role == "primary"]
+        fallbacks = [b for b in candidates if b.spec.role == "fallback"]
+        if not self.affinity or chat_id is None:
+            return self._by_load(primaries) + self._by_load(fallbacks)
+        sticky = [b for b in primaries if b.name == preferred]
+        rest = [b for b in primaries if b.name != preferred]
+        return sticky + rendezvous(chat_id, rest) + rendezvous(chat_id, fallbacks)
+
+    def _by_load(self, backends: list[Backend]) -> list[Backend]:
+        """Least loaded (then highest priority) first; ties taken in turn."""
+        if not backends:
+            return []
+        self._turn += 1
+        turn = self._turn
+        ranked = sorted(backends, key=lambda b: (b.load, -b.spec.priority, b.name))
+        best = (ranked[0].load, -ranked[0].spec.priority)
+        tied = [b for b in ranked if (b.load, -b.spec.priority) == best]
+        rotated = tied[turn % len(tied) :] + tied[: turn % len(tied)]
+        return rotated + ranked[len(tied) :]
+
+    def has_usable(self, exclude: frozenset[str] = frozenset()) -> bool:
+        """Whether some backend outside `exclude` can take replies (when `take` found
+        none free, they are all busy: wait, don't fail)."""
+        return any(b.name not in exclude and b.usable() for b in self._backends)
 
     async def wait_for_room(self, timeout_s: float) -> None:
-        """Wait until some stream ends (or the timeout passes)."""
+        """Wait until some stream of this process ends (or the timeout passes: a slot
+        freed by another process is seen at the next `take`)."""
         self._room.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._room.wait(), timeout_s)
 
-    @contextlib.contextmanager
-    def using(self, backend: Backend) -> Iterator[None]:
-        """Count a stream against a backend's slots while it runs."""
-        backend.in_flight += 1
-        try:
-            yield
-        finally:
-            backend.in_flight -= 1
-            self._room.set()
-            if backend.retired and not backend.in_flight:
-                self._closing.add(asyncio.ensure_future(backend.close()))
+    async def give_back(self, choice: Choice) -> None:
+        """The stream on `choice` ended: its slot is free again."""
+        backend = choice.backend
+        backend.in_flight -= 1
+        self._room.set()
+        if backend.retired and not backend.in_flight:
+            self._closing.add(asyncio.ensure_future(backend.close()))
+        if choice.lease is not None and self._shared is not None:
+            await self._shared.give_back(choice.lease)
 
     async def replace(self, backends: list[Backend]) -> None:
         """Swap in a new list (hot reload). Streams on a removed backend go on until they

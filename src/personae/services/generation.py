@@ -175,17 +175,22 @@ class GenerationService:
         read ahead or guessed (see StreamAhead): None when no backend has room, or its
         breaker is not closed (a half-open trial is not spent on a guess)."""
         reply, context = material.reply, material.context
-        choice = self._router.choose(context.chat.backend)
-        if choice is None or choice.backend.breaker.state != "closed":
+        choice = await self._router.take(context.chat.id, context.chat.backend)
+        if choice is None:
             return None
         backend = choice.backend
-        turns = await self.material.prompt(context, reply.content, backend)
-        slot = contextlib.ExitStack()
-        slot.enter_context(self._router.using(backend))
+        try:
+            if backend.breaker.state != "closed":
+                await choice.give_back()
+                return None
+            turns = await self.material.prompt(context, reply.content, backend)
+        except BaseException:
+            await choice.give_back()
+            raise
         stats = StreamStats()
         params = self.material.params(context, strict=False)
         pieces = backend.provider.stream_chat(turns, params, cache_key=reply.chat_id, stats=stats)
-        return StreamAhead(choice, turns, params, stats, pieces, slot)
+        return StreamAhead(choice, turns, params, stats, pieces)
 
     async def _generate(
         self,
@@ -212,8 +217,10 @@ class GenerationService:
             if ahead is not None:
                 choice: Choice | None = ahead.choice
             else:
-                choice = self._router.choose(context.chat.backend, frozenset(excluded))
-            if choice is None and self._router.all_busy(frozenset(excluded)):
+                choice = await self._router.take(
+                    context.chat.id, context.chat.backend, frozenset(excluded)
+                )
+            if choice is None and self._router.has_usable(frozenset(excluded)):
                 # Claimed ahead of a free slot: take the first one that frees.
                 await self._router.wait_for_room(_ROOM_WAIT_S)
                 continue
@@ -225,21 +232,19 @@ class GenerationService:
             if not backend.breaker.acquire():
                 if taken is not None:
                     await taken.abandon()
+                await choice.give_back()
                 excluded.add(backend.name)
                 continue
             try:
                 if taken is not None:
-                    turns, params, slot = taken.turns, taken.params, taken.slot
+                    turns, params = taken.turns, taken.params
                 else:
                     turns = await self.material.prompt(context, draft.text, backend)
                     params = self.material.params(context, strict=strict)
-                    slot = contextlib.ExitStack()
-                    slot.enter_context(self._router.using(backend))
                 draft.generation["prompt"] = dict(context.prompt_record)
-                with slot:
-                    stopped = await self._stream(
-                        job, reply, draft, control, backend, turns, monitor, params, taken
-                    )
+                stopped = await self._stream(
+                    job, reply, draft, control, backend, turns, monitor, params, taken
+                )
             except TransientBackendError as error:
                 backend.breaker.failure()
                 if self._recorder is not None:
@@ -271,6 +276,7 @@ class GenerationService:
                 # time, a cancelled job) gives the trial back: another reply takes it.
                 if trial:
                     backend.breaker.release_trial()
+                await choice.give_back()
             backend.breaker.success()
             draft.backend = backend.name
             draft.labels["fallback"] = choice.fallback

@@ -103,15 +103,14 @@ class StreamAhead:
     a guess at its material, while its send is stored). Nothing it yields is published
     or stored unless this process then runs the reply and the reply's own material
     builds the very prompt and sampling it was asked with (the job then `adopt`s it);
-    otherwise it is `abandon`ed and the backend stops."""
+    otherwise it is `abandon`ed and the backend stops. Its `choice` holds the backend
+    slot it counts against until it ends."""
 
     choice: Choice
     turns: list[ChatTurn]
     params: SamplingParams
     stats: StreamStats
     pieces: AsyncGenerator[str, None]
-    # The backend slot it counts against (the router's `using`), held until it ends.
-    slot: contextlib.ExitStack
     started: float = field(default_factory=time.monotonic)
     first: asyncio.Future[str] = field(init=False)
 
@@ -140,4 +139,4 @@ class StreamAhead:
             with contextlib.suppress(Exception):
                 await self.pieces.aclose()
         finally:
-            self.slot.close()
+            await self.choice.give_back()

@@ -256,29 +256,31 @@ class ProbeRunner:
             raise _ProbeFailed(f"the health check gave no answer within {timeout:g} s") from None
         if not healthy:
             raise _ProbeFailed("the health check failed")
-        if backend is not None and not backend.has_room():
-            return f"busy: its {backend.spec.slots} slots are writing replies; health ok; {seen}"
-        return f"{await self._generate(provider, backend)}; {seen}"
+        slot = None
+        if self._router is not None and backend is not None:
+            slot = await self._router.take_backend(backend)
+            if slot is None:
+                slots = backend.spec.slots
+                return f"busy: its {slots} slots are writing replies; health ok; {seen}"
+        try:
+            return f"{await self._generate(provider)}; {seen}"
+        finally:
+            if slot is not None:
+                await slot.give_back()
 
-    async def _generate(self, provider: Provider, backend: Backend | None) -> str:
-        """Four tokens, holding a slot as a reply would (a reply claimed meanwhile waits
-        for it rather than sharing the backend's slot unseen)."""
+    async def _generate(self, provider: Provider) -> str:
+        """Four tokens, on a slot taken as a reply would take it (a reply claimed
+        meanwhile waits for it rather than sharing the backend's slot unseen)."""
         witness = self._metrics.backend_replies
         began = witness.now()
-        slot = (
-            self._router.using(backend)
-            if self._router is not None and backend is not None
-            else contextlib.nullcontext()
-        )
         timeout = self._settings.probe_timeout_s
         pieces = 0
         try:
-            with slot:
-                async with asyncio.timeout(timeout):
-                    stream = provider.stream_chat(_PROBE_PROMPT, _PROBE_PARAMS)
-                    async with aclosing(stream) as pieces_of_text:
-                        async for _piece in pieces_of_text:
-                            pieces += 1
+            async with asyncio.timeout(timeout):
+                stream = provider.stream_chat(_PROBE_PROMPT, _PROBE_PARAMS)
+                async with aclosing(stream) as pieces_of_text:
+                    async for _piece in pieces_of_text:
+                        pieces += 1
         except TimeoutError:
             # Another process's replies may fill the backend: they prove it serves.
             served = witness.completed_since(provider.name, began)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from personae.llm.router import Router
 from personae.services.chats import PRIORITY_BY_ROLE, JobSignals
+from personae.services.fleet_view import FleetView
 from personae.storage.db import Database
 from personae.storage.repos import jobs as job_repo
 from personae.storage.repos.accounts import UserRecord
@@ -44,10 +45,18 @@ class QueueView:
 
 
 class QueueService:
-    def __init__(self, database: Database, signals: JobSignals, router: Router) -> None:
+    def __init__(
+        self,
+        database: Database,
+        signals: JobSignals,
+        router: Router,
+        fleet: FleetView | None = None,
+    ) -> None:
         self._db = database
         self._signals = signals
         self._router = router
+        # With several processes: the backends as every worker reports them.
+        self._fleet = fleet
 
     async def view(self, viewer: UserRecord | None) -> QueueView:
         """Public figures for everybody; staff also see the oldest waits and the backends."""
@@ -65,22 +74,42 @@ class QueueService:
             oldest_s = (now - oldest).total_seconds() if staff and oldest else None
             estimate = self._signals.estimate_start_s(ahead + 1) or 0.0
             tiers.append(TierView(tier, queued, estimate, oldest_s))
-        backends = [
-            BackendView(
-                b.name,
-                b.spec.role,
-                b.spec.slots,
-                b.in_flight,
-                b.healthy,
-                b.breaker.state,
-                round(self._signals.service_time_s(b.name), 2),
-            )
-            for b in self._router.backends
-        ]
+        backends, capacity = self._backends()
         return QueueView(
             length=sum(queued for queued, _ in by_priority.values()),
-            capacity=self._router.capacity(),
+            capacity=capacity,
             running=running,
             tiers=tiers,
             backends=backends if staff else [],
         )
+
+    def _backends(self) -> tuple[list[BackendView], int]:
+        """Each backend as the cluster sees it (this process's router when it is the
+        only one), and the slots of those that can take replies."""
+        if self._fleet is None:
+            views = [
+                BackendView(
+                    b.name,
+                    b.spec.role,
+                    b.spec.slots,
+                    b.in_flight,
+                    b.healthy,
+                    b.breaker.state,
+                    round(self._signals.service_time_s(b.name), 2),
+                )
+                for b in self._router.backends
+            ]
+            return views, self._router.capacity()
+        views = [
+            BackendView(
+                s.name,
+                s.role,
+                s.slots,
+                self._fleet.in_flight.get(s.name, 0),
+                s.healthy,
+                s.breaker,
+                round(self._signals.service_time_s(s.name), 2),
+            )
+            for s in self._fleet.states
+        ]
+        return views, sum(s.slots for s in self._fleet.states if s.usable)

@@ -87,7 +87,7 @@ class SummaryJobs:
             self._settings.summary_max_words,
         )
         try:
-            text = await self._write(chat.backend, turns, control)
+            text = await self._write(chat.id, chat.backend, turns, control)
         except (TransientBackendError, PermanentBackendError) as error:
             if job.attempts + 1 >= job.max_attempts:
                 return await self._finish(job.id, job_repo.FAILED, str(error))
@@ -116,9 +116,9 @@ class SummaryJobs:
         return job_repo.DONE
 
     async def _write(
-        self, preferred: str | None, turns: list[ChatTurn], control: JobControl
+        self, chat_id: str, preferred: str | None, turns: list[ChatTurn], control: JobControl
     ) -> str:
-        choice = self._router.choose(preferred)
+        choice = await self._router.take(chat_id, preferred)
         if choice is None:
             raise TransientBackendError("no inference backend is available")
         backend = choice.backend
@@ -126,12 +126,14 @@ class SummaryJobs:
             max_tokens=self._settings.summary_max_tokens, temperature=0.3, repeat_penalty=1.1
         )
         text = ""
-        with self._router.using(backend):
+        try:
             async with contextlib.aclosing(backend.provider.stream_chat(turns, params)) as pieces:
                 async for piece in pieces:
                     text += piece
                     if control.stop_requested.is_set() or control.should_pause():
                         raise TransientBackendError("interrupted")
+        finally:
+            await choice.give_back()
         return text
 
 

@@ -7,6 +7,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -238,6 +239,32 @@ processes = Table(
     Column("id", String(64), primary_key=True),
     Column("started_at", UTCDateTime, nullable=False),
     Column("heartbeat_at", UTCDateTime, nullable=False),
+)
+
+# One row per request in flight on a backend, by the process that sent it (migration
+# 0009): the slots of every process together; a row lives as long as its process.
+backend_slots = Table(
+    "backend_slots",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("backend", String(64), nullable=False, index=True),
+    Column("owner", String(64), nullable=False, index=True),
+    Column("taken_at", UTCDateTime, nullable=False),
+)
+
+# What the workers last saw of each backend (migration 0009): every process estimates
+# the waiting room's starts from these rows and the slots taken above.
+backend_states = Table(
+    "backend_states",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("slots", Integer, nullable=False),
+    Column("healthy", Boolean, nullable=False),
+    Column("breaker", String(16), nullable=False),
+    Column("usable", Boolean, nullable=False),
+    Column("service_s", Float, nullable=True),
+    Column("reported_at", UTCDateTime, nullable=False),
 )
 
 # Status and transparency (see migration 0003): probes, incidents, maintenance, webhooks.

@@ -10,6 +10,7 @@ from sqlalchemy import and_, case, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from personae.storage.repos import slots as slot_repo
 from personae.storage.tables import chats, jobs, processes
 from personae.storage.types import new_id, utcnow
 
@@ -249,6 +250,7 @@ async def requeue_owned(tx: AsyncSession, owner: str) -> int:
 async def forget_process(tx: AsyncSession, owner: str) -> None:
     """A process that stops cleanly takes its row with it."""
     await tx.execute(processes.delete().where(processes.c.id == owner))
+    await slot_repo.forget_owner(tx, owner)
 
 
 async def release_dead(tx: AsyncSession, *, owner: str, dead_after_s: float) -> int:
@@ -270,6 +272,8 @@ async def release_dead(tx: AsyncSession, *, owner: str, dead_after_s: float) -> 
     await tx.execute(
         processes.delete().where(processes.c.heartbeat_at < cutoff, processes.c.id != owner)
     )
+    # Their backend slots are free again (requests of a dead process are not in flight).
+    await slot_repo.forget_dead(tx)
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
