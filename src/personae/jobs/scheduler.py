@@ -20,6 +20,7 @@ from personae.events.base import EventLog
 from personae.jobs.heartbeat import Heartbeat, process_owner
 from personae.jobs.read_ahead import ReadAhead, let_go, result_or_none
 from personae.jobs.service_times import ServiceTimes
+from personae.jobs.wakeups import Wakeups
 from personae.services.chat_events import BACKEND_UNAVAILABLE, publish_queue_place
 from personae.services.chats import HeldSlot
 from personae.services.fleet_view import FleetView
@@ -117,6 +118,7 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
+        self._wakeups = Wakeups(events)
         self._heartbeat = Heartbeat(database, settings, self.owner, self._wake.set)
         # Since when (loop time) no backend can take replies, while that lasts.
         self._unavailable_since: float | None = None
@@ -140,6 +142,8 @@ class Scheduler:
         self._queued_count += 1
         self._line_empty = False
         self._wake.set()
+        if self._fleet is not None and self._generation is None:
+            self._wakeups.announce()  # an api process: the job runs in a worker
         if reply_id is not None and self._busy() < self._capacity() and not self._stopping:
             self._read_ahead.start(reply_id)
 
@@ -321,6 +325,8 @@ class Scheduler:
         self._slots = slots
         self._room = room or self._room_here
         recovered = await self._heartbeat.start(recover_all=recover_all)
+        if self._fleet is not None:  # jobs are queued by other processes too
+            self._wakeups.listen(self._wake.set)
         if recovered:
             log.info("recovered interrupted reply jobs", extra={"count": recovered})
         self._loop_task = asyncio.create_task(self._loop(), name="personae-scheduler")
@@ -350,6 +356,7 @@ class Scheduler:
                     task.cancel()
                 await asyncio.gather(*still, return_exceptions=True)
         await self._heartbeat.stop()
+        await self._wakeups.aclose()
 
     # --- the loop ----------------------------------------------------------------------
 
