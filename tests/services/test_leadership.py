@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from conftest import POSTGRES_URL
 from personae.services.leadership import Leadership
+from personae.services.metrics import Metrics
 from personae.settings import Settings
 from personae.storage.db import Database
 from personae.storage.leader_lock import LeaderLock
@@ -22,10 +23,14 @@ async def test_the_one_process_on_sqlite_leads(make_settings: Callable[..., Sett
     if POSTGRES_URL:
         pytest.skip("the SQLite deployment's rule")
     database = Database(make_settings().resolved_database_url)
-    leadership = Leadership(LeaderLock(database), check_s=_CHECK_S)
+    metrics = Metrics()
+    leadership = Leadership(LeaderLock(database), check_s=_CHECK_S, on_change=metrics.leading)
+    assert b"\npersonae_leader 0.0\n" in metrics.render()
     await leadership.start()
     assert leadership.is_leader()
+    assert b"\npersonae_leader 1.0\n" in metrics.render()
     await leadership.aclose()
+    assert b"\npersonae_leader 0.0\n" in metrics.render(), "a stopped process leads no more"
     await database.dispose()
 
 

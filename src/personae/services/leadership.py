@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from personae.storage.leader_lock import LeaderLock
 
@@ -19,9 +20,17 @@ log = logging.getLogger("personae.leader")
 class Leadership:
     """Keeps trying to lead, and says whether this process leads now."""
 
-    def __init__(self, lock: LeaderLock, *, check_s: float) -> None:
+    def __init__(
+        self,
+        lock: LeaderLock,
+        *,
+        check_s: float,
+        on_change: Callable[[bool], None] = lambda _leading: None,
+    ) -> None:
         self._lock = lock
         self._check_s = check_s
+        # Told whether this process leads each time that changes (the leader gauge).
+        self._on_change = on_change
         self._task: asyncio.Task[None] | None = None
         self._leading = False
 
@@ -39,7 +48,7 @@ class Leadership:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        self._leading = False
+        self._set(False)
         await self._lock.release()
 
     async def _loop(self) -> None:
@@ -53,6 +62,10 @@ class Leadership:
         except Exception:
             log.warning("checking the leadership failed; trying again", exc_info=True)
             leading = False
+        self._set(leading)
+
+    def _set(self, leading: bool) -> None:
         if leading != self._leading:
             log.info("leadership changed", extra={"leader": leading})
+            self._on_change(leading)
         self._leading = leading

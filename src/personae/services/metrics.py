@@ -123,6 +123,12 @@ class Metrics:
             "The event loop's lag at its last measurement.",
             registry=registry,
         )
+        self.leader = Gauge(
+            "personae_leader",
+            "1 in the process that leads the cluster now (it runs the probes and "
+            "incident rules), else 0.",
+            registry=registry,
+        )
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
@@ -165,6 +171,9 @@ class Metrics:
     def event_loop_lag(self, seconds: float) -> None:
         self.loop_lag.observe(seconds)
         self.loop_lag_last.set(seconds)
+
+    def leading(self, leads: bool) -> None:
+        self.leader.set(1 if leads else 0)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
