@@ -215,6 +215,7 @@ def build_container(settings: Settings) -> Container:
         paused=status.replies_paused,
         owner=owner,
         fleet=fleet_view,
+        leads=lambda: container is not None and container.leadership.is_leader(),
     )
     secret_key = ensure_secret_key(settings)
     recall = Recall(database, load_embedder(settings), cached_chats=settings.recall_cached_chats)

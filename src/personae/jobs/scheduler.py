@@ -100,8 +100,12 @@ class Scheduler:
         paused: Callable[[], Awaitable[bool]] | None = None,
         owner: str | None = None,
         fleet: FleetView | None = None,
+        leads: Callable[[], bool] = lambda: True,
     ) -> None:
         self._db = database
+        # Whether this process leads the cluster: only the leader announces the places
+        # in line (every worker would publish each place once more).
+        self._leads = leads
         # The backends as the cluster sees them (several processes share a database):
         # waiting replies' estimates then come from there, not this process's view.
         self._fleet = fleet
@@ -367,7 +371,7 @@ class Scheduler:
             # Cleared before the work, not after: a slot freed or a job queued while
             # this round claims must wake the next round, not be forgotten.
             self._wake.clear()
-            if loop.time() >= next_announce:
+            if loop.time() >= next_announce and self._leads():
                 next_announce = loop.time() + _QUEUE_ANNOUNCE_S
                 await self._announce_queue()
             try:
