@@ -41,6 +41,9 @@ CHECK_S = 0.5  # PERSONAE_LEADER_CHECK_S
 PROBE_S = 0.5  # PERSONAE_PROBE_INTERVAL_S
 BACKEND = "backend:sim"  # the status component of the workers' backend `sim`
 _LEADER = re.compile(r"^personae_leader (\S+)$", re.MULTILINE)
+_CLUSTER_SLOTS = re.compile(
+    r'^personae_cluster_backend_slots\{backend="sim"\} (\S+)$', re.MULTILINE
+)
 _POLL_S = 0.05
 _QUICK = {
     "leader_check_s": str(CHECK_S),
@@ -113,6 +116,19 @@ async def test_one_process_leads_and_another_takes_over_within_two_checks_of_a_k
         assert successor in running.workers and successor is not leader
         assert took < 2 * CHECK_S, f"the new leader took over after {took:.2f} s"
         await _stays_sole_leader(processes, successor, 4 * CHECK_S)
+        # The cluster's figures come from the leader alone (a sum over processes
+        # counts each once): the backend's slots, and the line by tier.
+        async with httpx.AsyncClient(timeout=3.0) as client:
+            for process in processes:
+                if process.popen.poll() is not None:
+                    continue
+                text = (await client.get(f"{process.url}/metrics")).text
+                slots = _CLUSTER_SLOTS.search(text)
+                if process is successor:
+                    assert slots and float(slots.group(1)) == 4, text
+                    assert 'personae_cluster_queue_length{tier="user"} 0.0' in text
+                else:
+                    assert slots is None, "only the leader exports the cluster's figures"
 
 
 # --- automatic incidents -----------------------------------------------------------------

@@ -240,7 +240,9 @@ def build_container(settings: Settings) -> Container:
         chats=chats,
         messages=MessageService(database, events, scheduler, settings),
         streams=StreamService(database, events, chats, scheduler),
-        queue=QueueService(database, scheduler, router, fleet_view),
+        queue=QueueService(
+            database, scheduler, router, fleet_view, metrics=metrics, leads=leadership.is_leader
+        ),
         health=HealthService(database),
         router=router,
         fleet=FleetKeeper(router, settings),

@@ -147,6 +147,13 @@ async def test_metrics_have_requests_replies_probes_and_queue(
             assert _sample(text, "personae_probe_ok", component="database") == 1
             assert _sample(text, "personae_probes_total", component="event_log", result="ok") == 1
             assert _sample(text, "personae_queue_length") == 0
+            # The one process leads: it exports the cluster's figures too.
+            assert _sample(text, "personae_leader") == 1
+            assert _sample(text, "personae_cluster_queue_length", tier="user") == 0
+            assert _sample(text, "personae_cluster_queue_length", tier="plus") == 0
+            assert _sample(text, "personae_cluster_queue_oldest_wait_seconds") == 0
+            assert _sample(text, "personae_cluster_backend_slots", backend="remote") == 4
+            assert _sample(text, "personae_cluster_backend_slots_busy", backend="remote") == 0
             assert chat_id not in text  # route templates, never raw paths
             await api.aclose()
 

@@ -9,11 +9,14 @@ the probes the health gauges.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from personae.services.backend_replies import BackendReplies
+
+if TYPE_CHECKING:  # (queue.py exports its figures here)
+    from personae.services.queue import QueueView
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -123,6 +126,30 @@ class Metrics:
             "The event loop's lag at its last measurement.",
             registry=registry,
         )
+        # The cluster's figures, set in the leader's /metrics only (0 or absent elsewhere).
+        self.cluster_queue = Gauge(
+            "personae_cluster_queue_length",
+            "Reply jobs waiting to start in the whole cluster, by tier (the leader's only).",
+            ["tier"],
+            registry=registry,
+        )
+        self.cluster_oldest_wait = Gauge(
+            "personae_cluster_queue_oldest_wait_seconds",
+            "How long the reply waiting longest in the cluster has waited (the leader's only).",
+            registry=registry,
+        )
+        self.cluster_slots = Gauge(
+            "personae_cluster_backend_slots",
+            "A backend's slots, as its workers report them (the leader's only).",
+            ["backend"],
+            registry=registry,
+        )
+        self.cluster_slots_busy = Gauge(
+            "personae_cluster_backend_slots_busy",
+            "Requests in flight on a backend from every process (the leader's only).",
+            ["backend"],
+            registry=registry,
+        )
         self.leader = Gauge(
             "personae_leader",
             "1 in the process that leads the cluster now (it runs the probes and "
@@ -171,6 +198,21 @@ class Metrics:
     def event_loop_lag(self, seconds: float) -> None:
         self.loop_lag.observe(seconds)
         self.loop_lag_last.set(seconds)
+
+    def cluster(self, view: QueueView | None) -> None:
+        """The cluster's figures (`view`, in the leader) or none (in other processes)."""
+        gauges = (self.cluster_queue, self.cluster_slots, self.cluster_slots_busy)
+        for gauge in gauges:
+            gauge.clear()
+        if view is None:
+            self.cluster_oldest_wait.set(0)
+            return
+        for tier in view.tiers:
+            self.cluster_queue.labels(tier.tier).set(tier.queued)
+        self.cluster_oldest_wait.set(max((t.oldest_wait_s or 0.0 for t in view.tiers), default=0))
+        for backend in view.backends:
+            self.cluster_slots.labels(backend.name).set(backend.slots)
+            self.cluster_slots_busy.labels(backend.name).set(backend.in_flight)
 
     def leading(self, leads: bool) -> None:
         self.leader.set(1 if leads else 0)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from personae.llm.router import Router
 from personae.services.chats import PRIORITY_BY_ROLE, JobSignals
 from personae.services.fleet_view import FleetView
+from personae.services.metrics import Metrics
 from personae.storage.db import Database
 from personae.storage.repos import jobs as job_repo
 from personae.storage.repos.accounts import UserRecord
@@ -51,19 +53,34 @@ class QueueService:
         signals: JobSignals,
         router: Router,
         fleet: FleetView | None = None,
+        *,
+        metrics: Metrics | None = None,
+        leads: Callable[[], bool] = lambda: True,
     ) -> None:
         self._db = database
         self._signals = signals
         self._router = router
         # With several processes: the backends as every worker reports them.
         self._fleet = fleet
+        self._metrics = metrics
+        self._leads = leads
 
     async def view(self, viewer: UserRecord | None) -> QueueView:
         """Public figures for everybody; staff also see the oldest waits and the backends."""
+        return await self._view(staff=viewer is not None and viewer.role in _STAFF)
+
+    async def export_gauges(self) -> None:
+        """Set the cluster's gauges (the line by tier, each backend's slots and those
+        busy) in the leader's metrics; in any other process, clear them, so a sum over
+        every process's /metrics counts each figure once."""
+        if self._metrics is None:
+            return
+        self._metrics.cluster(await self._view(staff=True) if self._leads() else None)
+
+    async def _view(self, *, staff: bool) -> QueueView:
         async with self._db.read() as tx:
             by_priority = await job_repo.queue_summary(tx)
             running = await job_repo.count_by_status(tx, job_repo.RUNNING)
-        staff = viewer is not None and viewer.role in _STAFF
         now = utcnow()
         plus_priority = max(PRIORITY_BY_ROLE.values())
         tiers = []

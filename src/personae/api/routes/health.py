@@ -33,4 +33,5 @@ async def readyz(container: ContainerDep) -> JSONResponse | dict[str, str]:
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics(container: ContainerDep) -> Response:
+    await container.queue.export_gauges()
     return Response(await container.status.metrics_text(), media_type=CONTENT_TYPE)
