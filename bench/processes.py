@@ -1,10 +1,14 @@
-"""Real processes on loopback for the benchmarks (a Personae server, a simulated backend),
-and the databases they run on (SQLite, or PostgreSQL + Redis made for the run)."""
+"""Real processes on loopback for the benchmarks (a Personae server, a simulated backend,
+nginx in front), and the databases they run on (SQLite, or PostgreSQL + Redis made for
+the run)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import secrets
+import shutil
 import signal
 import socket
 import sqlite3
@@ -12,9 +16,9 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import ExitStack, asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +129,11 @@ class Restartable:
             self._process.send_signal(signal.SIGKILL)
             self._process.wait()
 
+    def terminate(self) -> None:
+        """SIGTERM, without waiting: `exit_status` says when it is done."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+
     def stop(self) -> None:
         if self._process is None or self._process.poll() is not None:
             return
@@ -134,6 +143,121 @@ class Restartable:
         except subprocess.TimeoutExpired:
             print(f"{self.name} ignored SIGTERM for 30 s: killed", file=sys.stderr)
             self.kill()
+
+
+class Served(Restartable):
+    """A `personae` process that listens on a loopback port of its own (its `--port`) and
+    is ready when `ready_path` answers 200 there."""
+
+    def __init__(
+        self, name: str, arguments: list[str], env: dict[str, str], logs: Path, ready_path: str
+    ):
+        self.port = free_port()
+        super().__init__(name, [*arguments, "--port", str(self.port)], env, logs)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ready_path = ready_path
+
+    async def up(self, timeout_s: float = 60.0) -> None:
+        """Wait until it is ready; fails at once if it exits."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + timeout_s
+        while True:
+            status = self.exit_status()
+            if status is not None:
+                raise RuntimeError(f"{self.name} exited with status {status}: {self.log_path}")
+            try:
+                return await wait_ready(self.url, self.ready_path, timeout_s=1.0)
+            except RuntimeError:
+                if loop.time() > give_up:
+                    raise RuntimeError(
+                        f"{self.name} was not ready within {timeout_s:g} s: {self.log_path}"
+                    ) from None
+
+
+async def run_cli(arguments: list[str], env: dict[str, str]) -> str:
+    """`personae ARGUMENTS` to its end (off the event loop): what it printed, or an error
+    with the end of its stderr."""
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "personae.cli", *arguments],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"personae {' '.join(arguments)} failed: {done.stderr[-2000:]}")
+    return done.stdout.strip()
+
+
+# nginx in front of api processes, with the shipped configuration's proxy settings.
+
+NGINX = "/usr/sbin/nginx"
+SHIPPED_NGINX_CONF = Path(__file__).resolve().parents[1] / "deploy" / "nginx.conf"
+
+
+def nginx_config(shipped: str, port: int, upstream_ports: list[int], folder: Path) -> str:
+    """A whole nginx.conf: the shipped server block (deploy/nginx.conf) listening on
+    127.0.0.1:PORT, its upstream's servers replaced by the api ports on 127.0.0.1 (same
+    options), and every path nginx writes (pid, logs, temp files) in `folder`, so it
+    runs in the foreground without root-owned paths."""
+    lines: list[str] = []
+    upstreams = listens = 0
+    for line in shipped.splitlines():
+        words = line.split()
+        if words[:1] == ["server"] and len(words) > 1 and ":" in words[1]:
+            upstreams += 1
+            if upstreams == 1:
+                options = " ".join(["", *words[2:]]).rstrip(";")
+                lines += [f"    server 127.0.0.1:{api}{options};" for api in upstream_ports]
+            continue
+        if words[:1] == ["listen"]:
+            listens += 1
+            if listens == 1:
+                lines.append(f"    listen 127.0.0.1:{port};")
+            continue
+        lines.append(line)
+    if not (upstreams and listens):
+        raise ValueError("deploy/nginx.conf has no upstream server or listen line to replace")
+    temp = "\n".join(
+        f"    {kind}_temp_path {folder / kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    return (
+        f"daemon off;\nworker_processes 1;\npid {folder / 'nginx.pid'};\n"
+        f"error_log {folder / 'error.log'} warn;\n"
+        "events {\n    worker_connections 4096;\n}\n"
+        "http {\n    log_format timed '$time_local $status $request_time $upstream_addr "
+        '$upstream_status "$request"\';\n'
+        f"    access_log {folder / 'access.log'} timed;\n{temp}\n" + "\n".join(lines) + "\n}\n"
+    )
+
+
+@contextmanager
+def nginx(port: int, upstream_ports: list[int], folder: Path) -> Iterator[str]:
+    """nginx in the foreground (a child of this process) in front of the api ports;
+    yields its URL. Stopped on exit, its logs kept in `folder`."""
+    binary = shutil.which("nginx") or NGINX
+    folder.mkdir(parents=True, exist_ok=True)
+    # Run as root, nginx's workers are nobody: they must reach the temp paths.
+    folder.chmod(0o755)
+    config = folder / "nginx.conf"
+    config.write_text(nginx_config(SHIPPED_NGINX_CONF.read_text(), port, upstream_ports, folder))
+    arguments = [binary, "-p", str(folder), "-c", str(config), "-e", str(folder / "error.log")]
+    checked = subprocess.run([*arguments, "-t"], capture_output=True, text=True, check=False)
+    if checked.returncode != 0:
+        raise RuntimeError(f"nginx refused {config}: {checked.stderr.strip()}")
+    with (folder / "nginx.out").open("wb") as out:
+        process = subprocess.Popen(arguments, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 # Databases beside a server, made for a run and read directly by the benchmark.
@@ -233,3 +357,92 @@ async def postgres_deployment(work: Path, label: str) -> Deployment:
     }
     print(f"PostgreSQL database {name}, Redis key prefix {prefix}: dropped at the end")
     return Deployment(settings, store, drop)
+
+
+# A deployment of several processes on loopback (deploy.md): PostgreSQL and Redis, SIMULATED
+# backends, `personae migrate`, api processes behind nginx, workers.
+
+
+@dataclass
+class Cluster:
+    """What `cluster` started; `started` is every process ever started, stopped at the end."""
+
+    work: Path
+    slots: int
+    deployment: Deployment
+    env: dict[str, str] = field(default_factory=dict)
+    backends: list[Served] = field(default_factory=list)
+    apis: list[Served] = field(default_factory=list)
+    workers: list[Served] = field(default_factory=list)
+    url: str = ""
+    started: list[Restartable] = field(default_factory=list)
+
+    def add(self, name: str, arguments: list[str], env: dict[str, str], path: str) -> Served:
+        process = Served(name, arguments, env, self.work, path)
+        self.started.append(process)
+        process.start()
+        return process
+
+    async def use_workers(self, count: int) -> None:
+        """Stop the workers; start `count`, each given the first `count` backends."""
+        await asyncio.gather(*(asyncio.to_thread(worker.stop) for worker in self.workers))
+        arguments = ["worker"]
+        for backend in self.backends[:count]:
+            arguments += ["--backend", f"{backend.name}={backend.url},slots={self.slots}"]
+        self.workers = [
+            self.add(f"worker-{n}-of-{count}", arguments, self.env, "/readyz")
+            for n in range(1, count + 1)
+        ]
+        await asyncio.gather(*(worker.up() for worker in self.workers))
+
+    def stop_all(self) -> None:
+        for process in reversed(self.started):
+            process.terminate()
+        for process in reversed(self.started):
+            process.stop()
+
+
+@asynccontextmanager
+async def cluster(
+    work: Path, *, slots: int, tokens_per_s: float, settings: dict[str, str], code: Path
+) -> AsyncIterator[Cluster]:
+    """2 SIMULATED backends (`slots` each), a fresh PostgreSQL database and Redis prefix,
+    `personae migrate`, 2 api processes behind nginx (which they trust), 2 workers given
+    both backends, all ready; `settings` (PERSONAE_ + key) for every Personae process, which
+    imports the personae package in `code`. Everything stopped and dropped on leaving."""
+    deployment = await postgres_deployment(work, "cluster")
+    imports = {"PYTHONPATH": str(code)}
+    try:
+        with ExitStack() as stops:
+            found = Cluster(work, slots, deployment)
+            stops.callback(found.stop_all)
+            simulation = ["simulate-backend", "--slots", str(slots)]
+            simulation += ["--tokens-per-second", str(tokens_per_s)]
+            found.backends = [
+                found.add(name, [*simulation, "--name", name], personae_env() | imports, "/health")
+                for name in ("sim0", "sim1")
+            ]
+            shared = {
+                **deployment.settings,
+                "environment": "development",
+                "secret_key": secrets.token_urlsafe(48),
+                "auto_migrate": "false",
+                "seed_demo": "false",
+                "log_json": "false",
+                "trusted_proxies": "127.0.0.1",
+                "backends": json.dumps([f"{b.name}={b.url},slots={slots}" for b in found.backends]),
+            }
+            found.env = personae_env(**(shared | settings)) | imports
+            await run_cli(["migrate"], found.env)
+            found.apis = [
+                found.add(f"api-{n}", ["serve", "--role", "api"], found.env, "/readyz")
+                for n in (1, 2)
+            ]
+            await found.use_workers(2)
+            await asyncio.gather(*(served.up() for served in found.backends + found.apis))
+            ports = [api.port for api in found.apis]
+            found.url = stops.enter_context(nginx(free_port(), ports, work / "nginx"))
+            await wait_ready(found.url, "/readyz")
+            yield found
+    finally:
+        await deployment.drop()
