@@ -73,6 +73,7 @@ OPEN_AUTOMATIC_SQL = (
     "WHERE automatic AND status NOT IN ('resolved', 'postmortem')"
 )
 AUTOMATIC_SQL = "SELECT count(*) FROM incidents WHERE automatic"
+SETUP_502: list[str] = []
 
 
 @dataclass(frozen=True)
@@ -187,15 +188,23 @@ class Load:
         return answer
 
 
+async def _post(client: httpx.AsyncClient, path: str, body: Any, **options: Any) -> Any:
+    """A setup request, sent again after a 502: nginx may reuse an idle connection just as
+    the api process closes it (uvicorn closes them after 5 s), and retries no POST."""
+    for _ in range(5):
+        answer = await client.post(path, json=body, **options)
+        if answer.status_code != 502:
+            return answer.raise_for_status().json()
+        SETUP_502.append(path)
+    return answer.raise_for_status().json()
+
+
 async def _register(url: str, name: str) -> User:
     async with httpx.AsyncClient(base_url=url, timeout=30) as own:  # cookies of its own
         body = {"username": name, "password": PASSWORD}
-        opened = await own.post("/api/v1/auth/register", json=body)
-        opened.raise_for_status()
-        csrf = {"X-CSRF-Token": opened.json()["csrf_token"]}
-        made = await own.post("/api/v1/tokens", json={"name": "cluster"}, headers=csrf)
-        made.raise_for_status()
-        return User(name, str(made.json()["token"]))
+        csrf = {"X-CSRF-Token": (await _post(own, "/api/v1/auth/register", body))["csrf_token"]}
+        made = await _post(own, "/api/v1/tokens", {"name": "cluster"}, headers=csrf)
+        return User(name, str(made["token"]))
 
 
 async def make_users(found: Cluster, client: httpx.AsyncClient, count: int) -> list[User]:
@@ -205,11 +214,12 @@ async def make_users(found: Cluster, client: httpx.AsyncClient, count: int) -> l
     role = asyncio.create_task(run_cli(["user", "set-role", "admin", "admin"], found.env))
     users = await asyncio.gather(*(_register(found.url, name) for name in names))
     await role
-    made = await client.post("/api/v1/characters", json={"name": "Bramble"}, headers=admin.auth)
-    character = {"character_id": made.raise_for_status().json()["id"]}
+    made = await _post(client, "/api/v1/characters", {"name": "Bramble"}, headers=admin.auth)
     for user in users:
-        chat = await client.post("/api/v1/chats", json=character, headers=user.auth)
-        user.chat_id = str(chat.raise_for_status().json()["id"])
+        chat = await _post(client, "/api/v1/chats", {"character_id": made["id"]}, headers=user.auth)
+        user.chat_id = str(chat["id"])
+    if SETUP_502:
+        say(f"setup: {len(SETUP_502)} POSTs answered 502 by nginx and sent again")
     return [admin, *users]
 
 
@@ -487,8 +497,7 @@ async def run(plan: Plan, work: Path) -> Outcome:
             say(f"ready: nginx {found.url} in front of {', '.join(a.url for a in found.apis)}")
             async with httpx.AsyncClient(base_url=found.url, timeout=30, limits=limits) as client:
                 admin, *users = await make_users(found, client, plan.users)
-                answer = await client.post("/api/v1/admin/webhooks", json=hooks, headers=admin.auth)
-                answer.raise_for_status()
+                await _post(client, "/api/v1/admin/webhooks", hooks, headers=admin.auth)
                 outcome = await _measure(plan, found, Load(client, Tally()), users)
                 outcome.webhook_ids = receiver.ids
                 return outcome
