@@ -23,6 +23,8 @@ T = TypeVar("T")
 # A stop ends within the grace plus 5 s: the forced exit comes a second early, so
 # the kernel's backstop and the exit itself fit inside the bound.
 _FORCED_EXIT_AFTER_GRACE_S = 4.0
+# How long an idle HTTP connection stays open (see `serve`).
+_KEEP_ALIVE_S = 75
 
 app = typer.Typer(help="Personae: create AI characters and chat with them.", no_args_is_help=True)
 user_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
@@ -142,6 +144,10 @@ def _serve_role(
         port=settings.port,
         log_config=None,
         timeout_graceful_shutdown=int(settings.graceful_shutdown_s),
+        # Longer than a reverse proxy keeps an idle connection (nginx 60 s, cloud load
+        # balancers 60 s): otherwise the proxy may send a request on a connection this
+        # process is closing, and a POST there is a 502 (a proxy does not retry it).
+        timeout_keep_alive=_KEEP_ALIVE_S,
         proxy_headers=False,
     )
     container = application.state.container
