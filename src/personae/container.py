@@ -239,7 +239,7 @@ def build_container(settings: Settings) -> Container:
         ),
         chats=chats,
         messages=MessageService(database, events, scheduler, settings),
-        streams=StreamService(database, events, chats, scheduler),
+        streams=StreamService(database, events, chats),
         queue=QueueService(
             database, scheduler, router, fleet_view, metrics=metrics, leads=leadership.is_leader
         ),

@@ -6,17 +6,14 @@ from __future__ import annotations
 import tracemalloc
 from collections.abc import Callable
 
-import httpx
 import pytest
 
-from conftest import REDIS_URL, Api
+from conftest import REDIS_URL
 from personae.container import build_container
 from personae.errors import RateLimited
 from personae.events.base import parse_event_id
 from personae.events.memory import MemoryEventLog
-from personae.llm.router import Router
 from personae.services.ratelimit import BoundedMemoryStorage, RateLimiter, build_storage
-from personae.services.reply_material import ReplyMaterial
 from personae.settings import Settings
 
 LONG_MESSAGE = "x" * 4000
@@ -122,26 +119,3 @@ async def test_fixed_window_counters_are_bounded_too() -> None:
 def test_without_redis_rate_limits_are_kept_in_bounded_memory() -> None:
     storage = build_storage(None, memory_keys=1234)
     assert isinstance(storage, BoundedMemoryStorage) and storage.max_keys == 1234
-
-
-async def _chats(client: httpx.AsyncClient, count: int) -> list[str]:
-    character = await client.post("/api/v1/characters", json={"name": "Bramble"})
-    chat_ids = []
-    for _ in range(count):
-        chat = await client.post("/api/v1/chats", json={"character_id": character.json()["id"]})
-        chat_ids.append(chat.json()["id"])
-    return chat_ids
-
-
-async def test_kept_chat_material_never_exceeds_the_setting(api: Api) -> None:
-    client = await api.user("keeper")
-    me = (await client.get("/api/v1/me")).json()
-    settings: Settings = api.container.settings.model_copy(update={"cached_chats": 5})
-    material = ReplyMaterial(api.container.database, Router([]), settings)
-    chat_ids = await _chats(client, 12)
-    for chat_id in chat_ids:
-        material.warm(chat_id)
-        # A guess waits for the chat's read: the chat is kept once it answers.
-        assert await material.guess(chat_id, me["id"], "hello") is not None
-    kept = [chat_id for chat_id in chat_ids if material.is_kept(chat_id)]
-    assert kept == chat_ids[-5:]  # the most recently used

@@ -22,21 +22,13 @@ from personae.jobs.read_ahead import ReadAhead, let_go, result_or_none
 from personae.jobs.service_times import ServiceTimes
 from personae.jobs.wakeups import Wakeups
 from personae.services.chat_events import BACKEND_UNAVAILABLE, publish_queue_place
-from personae.services.chats import HeldSlot
 from personae.services.fleet_view import FleetView
 from personae.services.generation import GenerationService
-from personae.services.job_state import (
-    JobControl,
-    Outcome,
-    Preloaded,
-    ReplyContext,
-    StreamAhead,
-)
+from personae.services.job_state import JobControl, Outcome, Preloaded, StreamAhead
 from personae.settings import Settings
 from personae.storage.db import Database
 from personae.storage.repos import chats as chat_repo
 from personae.storage.repos import jobs as job_repo
-from personae.storage.repos.chats import ChatRecord, MessageRecord
 from personae.storage.repos.jobs import JobRecord
 from personae.storage.types import utcnow
 
@@ -44,34 +36,12 @@ log = logging.getLogger("personae.scheduler")
 _POLL_S = 0.5
 _QUEUE_ANNOUNCE_S = 5.0
 _QUEUE_ANNOUNCE_MAX = 1000
-# How long a send waits for its reply's stream to begin from a guess before storing.
-_GUESS_FIRST_S = 0.01
 # How long a reply that can start waits for its stream begun ahead to have begun.
 _AHEAD_WAIT_S = 0.1
 # Replies past their deadline ended per round while no backend can take replies.
 _OVERDUE_PER_ROUND = 20
 # How long replies told to pause at shutdown get to checkpoint before they are cancelled.
 _CHECKPOINT_S = 2.0
-
-
-@dataclass(frozen=True)
-class _Sent:
-    """A reply a send stored leased to this process, and the reading of its material
-    begun while the send was stored."""
-
-    message: MessageRecord
-    reply: MessageRecord
-    chat: ChatRecord
-    reading: asyncio.Task[ReplyContext | None]
-
-
-@dataclass(frozen=True)
-class _Holding:
-    """A slot held for a reply being sent: the reading of the reply's material, and
-    its stream begun from a guess at that material (both while the send is stored)."""
-
-    reading: asyncio.Task[ReplyContext | None]
-    ahead: asyncio.Task[StreamAhead | None]
 
 
 @dataclass
@@ -82,9 +52,7 @@ class _Running:
     preload: asyncio.Task[Preloaded | None] | None = None
     # The chat's prompt version as the claim saw it (whether a preload is still current).
     chat_changed_at: datetime | None = None
-    # The preload was read after the job was stored leased to us: current by construction.
-    current: bool = False
-    # Its first stream, begun before the claim or the send was stored.
+    # Its first stream, begun while the claim was stored.
     ahead: asyncio.Task[StreamAhead | None] | None = None
 
 
@@ -131,126 +99,17 @@ class Scheduler:
         # Whether a job beyond the given number running here would find a backend slot.
         self._room: Callable[[int], Awaitable[bool]] = self._room_here
         self._read_ahead = ReadAhead(database, settings)
-        # Slots held by sends being stored, for replies that start without a claim, with
-        # the reading of what each reply needs (done while its send is stored).
-        self._held: dict[HeldSlot, _Holding] = {}
-        # Whether the last claim found the line empty (and nothing was queued here since).
-        self._line_empty = False
-        self._queued_count = 0
 
     # --- JobSignals --------------------------------------------------------------------
 
     def job_queued(self, reply_id: str | None = None) -> None:
         """Claim soon; `reply_id`, a reply just queued, is read while it is claimed
         when a slot is free (it is then likely the one claimed)."""
-        self._queued_count += 1
-        self._line_empty = False
         self._wake.set()
         if self._fleet is not None and self._generation is None:
             self._wakeups.announce()  # an api process: the job runs in a worker
         if reply_id is not None and self._busy() < self._capacity() and not self._stopping:
             self._read_ahead.start(reply_id)
-
-    def chat_opened(self, chat_id: str) -> None:
-        """A client opened a chat (its stream): read what a send to it would need."""
-        if self._generation is not None and not self._stopping:
-            self._generation.material.warm(chat_id)
-
-    async def hold_slot(self, chat_id: str, author_id: str, content: str) -> HeldSlot | None:
-        """Hold a free slot for a reply being sent to a chat by `author_id` (None when
-        none is free here, jobs do not run here, or replies are paused). The send
-        stores the reply's job leased to this process when nobody waits in line, then
-        starts it with `start_on_slot`: no claim transaction and no wait for the next
-        round of the loop. What the reply needs is read meanwhile, while the send is
-        stored, and its stream begins from what is kept of the chat (a guess, taken up
-        only if the stored message's material builds the same prompt)."""
-        generation = self._generation
-        if generation is None or self._stopping or self._busy() >= self._capacity():
-            return None
-        # Only while nobody waits: a slot freed under load is the next in line's, and
-        # holding it for a send (which would then join the line) would keep it idle.
-        if not self._line_empty:
-            return None
-        if self._paused is not None and await self._paused():
-            return None
-        if self._stopping or self._busy() >= self._capacity():  # taken while we asked
-            return None
-        slot = HeldSlot(self.owner, self._settings.job_lease_s)
-        ahead = asyncio.create_task(
-            self._stream_guessed(generation, chat_id, author_id, content),
-            name="personae-stream-at-send",
-        )
-        ahead.add_done_callback(lambda done: done.cancelled() or done.exception())
-        reading = asyncio.create_task(
-            self._read_after(ahead, generation, chat_id, content), name="personae-read-for-send"
-        )
-        reading.add_done_callback(lambda done: done.cancelled() or done.exception())
-        self._held[slot] = _Holding(reading, ahead)  # counted as busy from here on
-        if generation.material.is_kept(chat_id):
-            # Nothing to read first: the request goes out before the send's transaction
-            # begins (building the prompt takes a fraction of a millisecond).
-            try:
-                await asyncio.wait({ahead}, timeout=_GUESS_FIRST_S)
-            except BaseException:  # the send was cancelled: it never gets the slot
-                self.release_slot(slot)
-                raise
-        return slot
-
-    @staticmethod
-    async def _read_after(
-        ahead: asyncio.Task[StreamAhead | None],
-        generation: GenerationService,
-        chat_id: str,
-        content: str,
-    ) -> ReplyContext | None:
-        """Read the material of the reply to a send once its guessed stream has begun
-        (reads beside the guess's own would delay its request on this event loop)."""
-        await asyncio.wait({ahead}, timeout=_GUESS_FIRST_S)
-        return await generation.material.read_for_send(chat_id, content)
-
-    @staticmethod
-    async def _stream_guessed(
-        generation: GenerationService, chat_id: str, author_id: str, content: str
-    ) -> StreamAhead | None:
-        material = await generation.material.guess(chat_id, author_id, content)
-        ahead = None if material is None else await generation.stream_ahead(material)
-        if ahead is not None:
-            # Done once the request is on the wire: until then the send's own work
-            # (on this event loop) would hold up the request's writing.
-            try:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(_GUESS_FIRST_S):
-                        await ahead.stats.sent.wait()
-            except BaseException:  # cancelled: nobody else will let the stream go
-                await ahead.abandon()
-                raise
-        return ahead
-
-    def start_on_slot(
-        self,
-        slot: HeldSlot,
-        job: JobRecord,
-        message: MessageRecord,
-        reply: MessageRecord,
-        chat: ChatRecord,
-    ) -> None:
-        """Run `job`, stored leased to this process, on `slot`: the reply to `message`,
-        sent to `chat` (as the send's transaction locked it)."""
-        assert slot in self._held and job.lease_owner == self.owner
-        holding = self._held.pop(slot)
-        if self._stopping:  # stopping since the send began: the lease brings the job back
-            holding.reading.cancel()
-            let_go(holding.ahead)
-            return
-        sent = _Sent(message, reply, chat, holding.reading)
-        self._launch(job, None, sent=sent, ahead=holding.ahead)
-
-    def release_slot(self, slot: HeldSlot) -> None:
-        holding = self._held.pop(slot, None)
-        if holding is not None:
-            holding.reading.cancel()
-            let_go(holding.ahead)
-            self._wake.set()
 
     def cancel(self, job_id: str) -> None:
         running = self._running.get(job_id)
@@ -301,10 +160,8 @@ class Scheduler:
         return busy < self._capacity()
 
     def _busy(self) -> int:
-        """Jobs still needing a backend slot (not those only storing how they ended),
-        and slots held for replies being sent."""
-        running = sum(1 for running in self._running.values() if not running.control.slot_freed)
-        return running + len(self._held)
+        """Jobs still needing a backend slot (not those only storing how they ended)."""
+        return sum(1 for running in self._running.values() if not running.control.slot_freed)
 
     @property
     def running_count(self) -> int:
@@ -380,7 +237,6 @@ class Scheduler:
                 while not self._stopping and await self._room(self._busy()):
                     if self._paused is not None and await self._paused():
                         break
-                    queued_before = self._queued_count
                     ahead = self._read_ahead.begin_stream()
                     try:
                         claimed = await self._claim()
@@ -389,8 +245,6 @@ class Scheduler:
                         raise
                     if claimed is None:
                         let_go(ahead)
-                        # Nothing to claim, and nothing queued here while we asked.
-                        self._line_empty = queued_before == self._queued_count
                         break
                     self._launch(*claimed, ahead=ahead)
                 if self._unavailable_for_s() >= self._settings.reply_deadline_s:
@@ -474,23 +328,15 @@ class Scheduler:
         self,
         job: JobRecord,
         chat_changed_at: datetime | None,
-        sent: _Sent | None = None,
         ahead: asyncio.Task[StreamAhead | None] | None = None,
         *,
         past_deadline: bool = False,
     ) -> None:
-        """Run a claimed job; `sent` is what a send that stored the job leased to us
-        knows of its reply (its material, read while the send was stored, is current);
-        `ahead`, a stream begun while the claim was stored (used if it is this job's)."""
+        """Run a claimed job; `ahead`, a stream begun while the claim was stored (used
+        if it is this job's)."""
         control = JobControl(on_slot_free=self._wake.set, past_deadline=past_deadline)
         running = _Running(job=job, control=control)
-        if sent is not None and self._generation is not None:
-            running.preload = asyncio.create_task(
-                self._material_of_sent(self._generation, sent), name="personae-preload"
-            )
-            running.current = True
-        else:
-            running.preload = self._read_ahead.take(job) if job.kind == "reply" else None
+        running.preload = self._read_ahead.take(job) if job.kind == "reply" else None
         if ahead is not None and running.preload is not None:
             running.ahead = ahead  # run() takes it up if it was asked this reply's prompt
         else:
@@ -498,16 +344,6 @@ class Scheduler:
         running.chat_changed_at = chat_changed_at
         running.task = asyncio.create_task(self._run(running), name=f"personae-job-{job.id}")
         self._running[job.id] = running
-
-    @staticmethod
-    async def _material_of_sent(generation: GenerationService, sent: _Sent) -> Preloaded | None:
-        """The material read while the send was stored, if still right after its commit;
-        otherwise read now."""
-        before = await result_or_none(sent.reading)
-        material = before and generation.material.sent_material(
-            before, sent.message, sent.reply, sent.chat
-        )
-        return material or await generation.material.preload_sent(sent.reply)
 
     async def _run(self, running: _Running) -> None:
         lease = asyncio.create_task(self._keep_lease(running))
@@ -522,12 +358,9 @@ class Scheduler:
                 outcome = await handler(running.job, running.control)
             else:
                 preloaded = await result_or_none(running.preload)
-                changed_at = running.chat_changed_at
-                if running.current and preloaded is not None:
-                    changed_at = preloaded.context.chat.prompt_version
                 ahead = await self._begun(running)
                 outcome = await generation.run(
-                    running.job, running.control, preloaded, changed_at, ahead
+                    running.job, running.control, preloaded, running.chat_changed_at, ahead
                 )
             # The measured service time (queue estimates) is that of replies only.
             reply = running.job.kind == "reply"

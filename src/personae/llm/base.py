@@ -8,9 +8,8 @@ maps them to the `AppError` a user sees (`BackendUnavailable`, `ContextTooLong`)
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncGenerator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 Role = Literal["system", "user", "assistant"]
@@ -47,8 +46,6 @@ class StreamStats:
     prompt_tokens: int | None = None
     cached_tokens: int | None = None
     completion_tokens: int | None = None
-    # Set once the request has been written to the backend, or could not be.
-    sent: asyncio.Event = field(default_factory=asyncio.Event, repr=False, compare=False)
 
     @property
     def cached_share(self) -> float | None:
@@ -81,9 +78,7 @@ class Provider(Protocol):
         """Yield the reply's text pieces as the backend produces them.
 
         An async generator, so a caller that stops early can `aclose()` it
-        (`contextlib.aclosing`) and the backend stops generating at once. It sets
-        `stats.sent` once the request is written (or could not be): a send waits
-        for that, briefly, before its own work takes the event loop.
+        (`contextlib.aclosing`) and the backend stops generating at once.
         """
         ...
 

@@ -123,23 +123,13 @@ class OpenAICompatProvider:
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.first_token_timeout
-        sent = (stats or StreamStats()).sent
-
-        async def trace(event: str, _info: dict[str, Any]) -> None:
-            if event.endswith("send_request_body.complete"):  # http11. or http2.
-                sent.set()
-
         request = self._client.build_request(
             "POST",
             "/v1/chat/completions",
             json=self._chat_body(turns, params),
             timeout=self._stream_timeout,
-            extensions={"trace": trace},
         )
-        try:
-            response = await self._send(request, deadline)
-        finally:
-            sent.set()
+        response = await self._send(request, deadline)
         try:
             if response.is_error:
                 raise await self._error_of(response, deadline)

@@ -74,8 +74,6 @@ class _State:
     last_user_turns: deque[str] = field(default_factory=lambda: deque(maxlen=32))
     # The same, of the requests answered to their end (not those the client let go of).
     answered_user_turns: deque[str] = field(default_factory=lambda: deque(maxlen=32))
-    # The whole prompts (every message's text, one a line) of those requests.
-    answered_prompts: deque[str] = field(default_factory=lambda: deque(maxlen=32))
     # The client connections (address and port) completions came on.
     connections: set[tuple[str, int]] = field(default_factory=set)
     # Completions being answered (holding a slot or waiting for one), those holding a
@@ -138,10 +136,6 @@ def _chunk(name: str, text: str) -> bytes:
     return f"data: {json.dumps(event)}\n\n".encode()
 
 
-def _prompt_text(messages: list[Any]) -> str:
-    return "\n".join(str(m.get("content", "")) for m in messages if isinstance(m, dict))
-
-
 def _error(status: int, message: str, kind: str = "server_error") -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status)
 
@@ -174,7 +168,7 @@ async def _completions(request: Request) -> Response:
     last = messages[-1] if messages else {}
     continuing = last.get("role") == "assistant" and bool(str(last.get("content", "")).strip())
     return StreamingResponse(
-        _stream(state, prompt, max_tokens, fault, continuing, user_turn, _prompt_text(messages)),
+        _stream(state, prompt, max_tokens, fault, continuing, user_turn),
         media_type="text/event-stream",
     )
 
@@ -208,7 +202,6 @@ async def _stream(
     fault: _Fault | None,
     continuing: bool,
     user_turn: str,
-    prompt_text: str,
 ) -> AsyncIterator[bytes]:
     options = state.options
     async with _slot(state):
@@ -239,7 +232,6 @@ async def _stream(
         final = {"id": "sim", "object": "chat.completion.chunk", "choices": [], "usage": usage}
         yield f"data: {json.dumps(final)}\n\ndata: [DONE]\n\n".encode()
         state.answered_user_turns.append(user_turn)
-        state.answered_prompts.append(prompt_text)
 
 
 async def _faults(request: Request) -> Response:
@@ -271,7 +263,6 @@ async def _stats(request: Request) -> Response:
             "cached_tokens": state.cached_tokens,
             "last_user_turns": list(state.last_user_turns),
             "answered_user_turns": list(state.answered_user_turns),
-            "answered_prompts": list(state.answered_prompts),
         }
     )
 

@@ -47,41 +47,10 @@ WAITING = "waiting"
 PRIORITY_BY_ROLE = {"plus": 10, "moderator": 10, "admin": 10}
 
 
-@dataclass(eq=False)
-class HeldSlot:
-    """A backend slot of this process, held while a send is stored: when nobody waits
-    in line, the reply's job is stored already leased to `owner` and starts at once
-    (no claim, no wait for the scheduler's next round)."""
-
-    owner: str
-    lease_s: float
-
-
 class JobSignals(Protocol):
     """How the chat service tells the scheduler about work (implemented in jobs/)."""
 
     def job_queued(self, reply_id: str | None = None) -> None: ...
-
-    def chat_opened(self, chat_id: str) -> None:
-        """A client opened the chat: a send to it is likely."""
-
-    async def hold_slot(self, chat_id: str, author_id: str, content: str) -> HeldSlot | None:
-        """A free slot for the reply to `content`, being sent to a chat by `author_id`,
-        or None."""
-
-    def start_on_slot(
-        self,
-        slot: HeldSlot,
-        job: job_repo.JobRecord,
-        message: MessageRecord,
-        reply: MessageRecord,
-        chat: ChatRecord,
-    ) -> None:
-        """Run `job` (stored leased to `slot.owner`) on the held slot: the reply to
-        `message`, sent to `chat` (as the send's transaction locked it)."""
-
-    def release_slot(self, slot: HeldSlot) -> None:
-        """Give a held slot back (nothing when its job was started on it)."""
 
     def cancel(self, job_id: str) -> None: ...
 
@@ -122,10 +91,8 @@ async def insert_reply(
     max_attempts: int,
     swipe_index: int = 0,
     priority: int = 0,
-    slot: HeldSlot | None = None,
 ) -> tuple[MessageRecord, job_repo.JobRecord]:
-    """A reply placeholder and the job that will write it (inside the caller's transaction);
-    with a held `slot`, the job is stored leased to its owner."""
+    """A reply placeholder and the job that will write it (inside the caller's transaction)."""
     reply = await repo.insert_message(
         tx,
         chat_id=chat_id,
@@ -144,7 +111,6 @@ async def insert_reply(
         message_id=reply.id,
         max_attempts=max_attempts,
         priority=priority,
-        lease=(slot.owner, slot.lease_s) if slot is not None else None,
     )
     return reply, job
 
@@ -158,29 +124,20 @@ async def admission_refusal(
     tx: Transaction, user: UserRecord, settings: Settings, signals: JobSignals
 ) -> AppError | None:
     """The error to answer when one more reply may not wait in line, else None."""
-    refusal, _can_start = await admission(tx, user, settings, signals)
-    return refusal
-
-
-async def admission(
-    tx: Transaction, user: UserRecord, settings: Settings, signals: JobSignals
-) -> tuple[AppError | None, bool]:
-    """The refusal to answer, if any, and whether the reply may start at once: nobody
-    waits in line (so nobody is overtaken) and the user has no other reply pending."""
     pending, waiting = await job_repo.admission_counts(tx, user.id)
     if pending >= settings.queue_max_per_user:
         return TooManyPendingReplies(
             f"You have {pending} replies waiting or being written; send again when one "
             "is done. Your message is saved.",
             retry_after=signals.estimate_start_s(1) or 5.0,
-        ), False
+        )
     if waiting >= settings.queue_max_length:
         return QueueFull(
             f"{waiting} replies are waiting, the most we queue. Your message is saved; "
             "send it again (same client_id) in a moment and it will be answered.",
             retry_after=signals.estimate_start_s(waiting) or 30.0,
-        ), False
-    return None, pending == 0 and waiting == 0
+        )
+    return None
 
 
 async def queue_place(tx: Transaction, reply_id: str, signals: JobSignals) -> QueuePlace | None:
@@ -436,26 +393,9 @@ class ChatService:
     ) -> SendResult:
         if self._memory is not None:  # the reply's recall will look for this message
             self._memory.prepare_recall(chat_id, content)
-        # Held before the transaction (asking whether replies are paused may read).
-        slot = await self._signals.hold_slot(chat_id, user.id, content)
-        try:
-            return await self._store_and_queue(user, chat_id, client_id, content, slot)
-        finally:
-            if slot is not None:
-                self._signals.release_slot(slot)
-
-    async def _store_and_queue(
-        self,
-        user: UserRecord,
-        chat_id: str,
-        client_id: str,
-        content: str,
-        slot: HeldSlot | None,
-    ) -> SendResult:
         content_hash = _digest(content)
         refusal: AppError | None = None
         accepted: SendResult | None = None
-        job: job_repo.JobRecord | None = None
         try:
             async with self._db.write() as tx:
                 chat = await repo.lock_chat(tx, chat_id)
@@ -466,14 +406,12 @@ class ChatService:
                 if existing is None or existing.status == WAITING:
                     if existing is not None:
                         self._check_same_content(existing, content_hash)
-                    refusal, can_start = await admission(tx, user, self._settings, self._signals)
+                    refusal = await admission_refusal(tx, user, self._settings, self._signals)
                     message = await self._store_message(
                         tx, chat, user, existing, client_id, content, content_hash, refusal
                     )
                     if refusal is None:
-                        accepted, job = await self._admit(
-                            tx, chat, user, message, slot if can_start else None
-                        )
+                        accepted = await self._admit(tx, chat, user, message)
         except repo.DuplicateMessage:
             # Another process stored this client_id between our read and our insert
             # (the transaction is void: nothing of this attempt was kept).
@@ -509,11 +447,7 @@ class ChatService:
             )
         # After the events above: the stream must not show the reply queued once its
         # generation has been announced.
-        assert job is not None and chat is not None
-        if slot is not None and job.status == job_repo.RUNNING:
-            self._signals.start_on_slot(slot, job, accepted.message, accepted.reply, chat)
-        else:
-            self._signals.job_queued(accepted.reply.id)
+        self._signals.job_queued(accepted.reply.id)
         return accepted
 
     async def _store_message(
@@ -553,15 +487,9 @@ class ChatService:
         )
 
     async def _admit(
-        self,
-        tx: Transaction,
-        chat: ChatRecord,
-        user: UserRecord,
-        message: MessageRecord,
-        slot: HeldSlot | None,
-    ) -> tuple[SendResult, job_repo.JobRecord]:
-        """The reply placeholder and its job, in the same transaction as the message
-        (the job leased to a held `slot`'s owner when it may start at once)."""
+        self, tx: Transaction, chat: ChatRecord, user: UserRecord, message: MessageRecord
+    ) -> SendResult:
+        """The reply placeholder and its job, in the same transaction as the message."""
         reply, job = await insert_reply(
             tx,
             chat_id=chat.id,
@@ -570,7 +498,6 @@ class ChatService:
             parent_id=message.id,
             max_attempts=self._settings.job_max_attempts,
             priority=priority_of(user),
-            slot=slot,
         )
         place = await job_place(tx, job, self._signals)
-        return SendResult(message=message, reply=reply, queue=place), job
+        return SendResult(message=message, reply=reply, queue=place)

@@ -99,9 +99,9 @@ class GenerationService:
         anything; it is used only if the chat has not changed in a way the prompt
         shows since it was read (`chat_changed_at`: the chat's prompt version, read
         by the claim). New messages after this reply do not count. `ahead`, a
-        stream begun before the reply was claimed or stored (from a read-ahead or a
-        guess), is taken up only if it was asked the very prompt this reply's
-        material builds, and abandoned otherwise.
+        stream begun while the reply's claim was stored (from its read-ahead), is
+        taken up only if it was asked the very prompt this reply's material builds,
+        and abandoned otherwise.
         """
         started = time.monotonic()
         reply: MessageRecord | None = None
@@ -153,8 +153,6 @@ class GenerationService:
                 await ahead.abandon()
         elapsed = time.monotonic() - started
         assert draft is not None
-        if status == COMPLETE and draft.final is not None:
-            self.material.remember(context, draft.final)
         await self._summary_if_due(context)
         return Outcome(status, elapsed, draft.backend)
 
@@ -171,9 +169,9 @@ class GenerationService:
             log.exception("queueing a summary failed", extra={"chat_id": context.chat.id})
 
     async def stream_ahead(self, material: Preloaded) -> StreamAhead | None:
-        """Begin the first stream of a reply not yet claimed or stored from `material`,
-        read ahead or guessed (see StreamAhead): None when no backend has room, or its
-        breaker is not closed (a half-open trial is not spent on a guess)."""
+        """Begin the first stream of a reply not yet claimed from `material`, read
+        ahead (see StreamAhead): None when no backend has room, or its breaker is not
+        closed (a half-open trial is not spent on a stream that may be let go of)."""
         reply, context = material.reply, material.context
         choice = await self._router.take(context.chat.id, context.chat.backend)
         if choice is None:

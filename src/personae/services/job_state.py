@@ -1,5 +1,5 @@
 """What a running job and the scheduler share: its control signals, how it ended,
-and a reply's draft and material (read ahead of its claim or after its send)."""
+and a reply's draft and material (read ahead of its claim, or when it starts)."""
 
 from __future__ import annotations
 
@@ -99,8 +99,7 @@ class Preloaded:
 @dataclass
 class StreamAhead:
     """A reply's first backend stream, begun before the reply is claimed (from its
-    read-ahead material, while the claim is stored) or before it is even stored (from
-    a guess at its material, while its send is stored). Nothing it yields is published
+    read-ahead material, while the claim is stored). Nothing it yields is published
     or stored unless this process then runs the reply and the reply's own material
     builds the very prompt and sampling it was asked with (the job then `adopt`s it);
     otherwise it is `abandon`ed and the backend stops. Its `choice` holds the backend

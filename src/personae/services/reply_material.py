@@ -1,22 +1,14 @@
 """What a reply is written from, and the prompt built from it.
 
 The material of a reply (the reply, its chat and character, the history and
-memory) is read from the database ahead of its claim, while its send is
-stored, or when it starts; the prompt and sampling for one backend are built
-from it. Token counts asked of a backend are kept, so a turn asks only for
-the texts it adds.
-
-What a chat's next send will most likely need is kept too (from its last
-reply, or read when a client opens the chat), so that the reply to a send can
-go to a backend before the send is stored: a guess, used only if the stored
-message's own material builds the very same prompt.
+memory) is read from the database ahead of its claim or when it starts; the
+prompt and sampling for one backend are built from it. Token counts asked of a
+backend are kept, so a turn asks only for the texts it adds.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
 import functools
 import hashlib
 from collections import OrderedDict
@@ -34,13 +26,11 @@ from personae.settings import Settings
 from personae.storage.db import Database, Transaction
 from personae.storage.repos import characters as character_repo
 from personae.storage.repos import chats as repo
-from personae.storage.repos import jobs as job_repo
 from personae.storage.repos.characters import CharacterRecord
 from personae.storage.repos.chats import ChatRecord, MessageRecord
-from personae.storage.types import utcnow
 
-# Token counts kept per chat whose material is kept (settings.cached_chats): a
-# chat's prompt has a few dozen texts, each counted once.
+# Token counts kept per chat (settings.cached_chats): a chat's prompt has a few
+# dozen texts, each counted once.
 _TOKEN_COUNTS_PER_CHAT = 40
 _COUNT_REQUESTS_AT_ONCE = 16
 _PROMPT_MARGIN_TOKENS = 16
@@ -62,16 +52,13 @@ class ReplyMaterial:
         self._settings = settings
         self._memory = memory
         self._token_counts: OrderedDict[tuple[str, str], int] = OrderedDict()
-        # By chat id: its material as of its last message, and reads of it in flight.
-        self._kept: OrderedDict[str, ReplyContext] = OrderedDict()
-        self._reading: dict[str, asyncio.Task[ReplyContext | None]] = {}
 
     async def preload(self, reply_id: str) -> Preloaded | None:
         """Read what a reply needs before it can ask a backend: the reply, its chat and
         character, the history and memory. None when the reply is gone or final.
 
         The scheduler calls this ahead of the claim (for the head of the line while
-        every slot is busy, or for a reply just sent), so that when the claim is done
+        every slot is busy, or for a reply just queued), so that when the claim is done
         the reply can go to a backend at once.
         """
         async with self._db.read() as tx:
@@ -84,124 +71,6 @@ class ReplyMaterial:
             history, memory = await self._history_and_memory(chat, reply.position, tx=tx)
         return Preloaded(reply, ReplyContext(chat, character, history, memory))
 
-    async def preload_sent(self, reply: MessageRecord) -> Preloaded | None:
-        """What `preload` reads, for a reply just stored by a send (the reply is known)."""
-        async with self._db.read() as tx:
-            chat, character = await self._chat_and_character(reply.chat_id, tx)
-            if chat is None or character is None:  # the chat was deleted
-                return None
-            history, memory = await self._history_and_memory(chat, reply.position, tx=tx)
-        return Preloaded(reply, ReplyContext(chat, character, history, memory))
-
-    async def read_for_send(self, chat_id: str, content: str | None) -> ReplyContext | None:
-        """The material of the reply to a message being sent, read while the send is
-        stored: the chat as it is before the message, with recall looking for `content`
-        (None: for the chat's newest user message). `sent_material` completes it once
-        the send is committed."""
-        async with self._db.read() as tx:
-            chat, character = await self._chat_and_character(chat_id, tx)
-            if chat is None or character is None:
-                return None
-            history, memory = await self._history_and_memory(
-                chat, chat.next_position, query=content, tx=tx
-            )
-        return ReplyContext(chat, character, history, memory)
-
-    @staticmethod
-    def sent_material(
-        before: ReplyContext, message: MessageRecord, reply: MessageRecord, chat: ChatRecord
-    ) -> Preloaded | None:
-        """The material `read_for_send` read, with the sent `message` added: None unless
-        the message came right after what was read and nothing the prompt shows changed
-        in between (`chat`, as the send locked it, has the same prompt version)."""
-        if (
-            message.position != before.chat.next_position
-            or reply.position != message.position + 1
-            or chat.prompt_version != before.chat.prompt_version
-        ):
-            return None
-        history = [*before.history, message]
-        return Preloaded(reply, ReplyContext(before.chat, before.character, history, before.memory))
-
-    # --- the next send's material, guessed ------------------------------------------
-
-    def remember(self, context: ReplyContext, reply: MessageRecord) -> None:
-        """Keep what the chat's next send will most likely have: the material of
-        `reply`, just finished, with the reply at its end."""
-        chat = context.chat
-        if reply.backend and not reply.labels.get("fallback"):
-            chat = dataclasses.replace(chat, backend=reply.backend)  # as finalize stored it
-        history = [*context.history, reply]
-        self._keep(ReplyContext(chat, context.character, history, context.memory))
-
-    def warm(self, chat_id: str) -> None:
-        """Read a chat's material in the background, unless it is kept or being read
-        (a client that opens a chat is likely to send in it)."""
-        if chat_id in self._kept or chat_id in self._reading:
-            return
-        task = asyncio.create_task(self.read_for_send(chat_id, None), name="personae-warm")
-        self._reading[chat_id] = task
-
-        def done(read: asyncio.Task[ReplyContext | None]) -> None:
-            self._reading.pop(chat_id, None)
-            if not read.cancelled() and read.exception() is None:
-                context = read.result()
-                if context is not None:
-                    self._keep(context)
-
-        task.add_done_callback(done)
-
-    def is_kept(self, chat_id: str) -> bool:
-        """Whether a guess for the chat can be made without waiting for a read."""
-        return chat_id in self._kept and chat_id not in self._reading
-
-    async def guess(self, chat_id: str, author_id: str, content: str) -> Preloaded | None:
-        """The material of the reply to `content`, which `author_id` is sending to a
-        chat, from what is kept of the chat (a read in flight is waited for). None
-        when nothing is kept, the chat is not the author's, the author has a reply
-        pending (the send will wait in line), or the chat changed since in a way its
-        prompt shows (an edit or a deletion is never sent to a backend again)."""
-        reading = self._reading.get(chat_id)
-        if reading is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(reading)
-        kept = self._kept.get(chat_id)
-        if kept is None or kept.chat.owner_id != author_id:
-            return None
-        async with self._db.read_one() as tx:
-            version, pending = await job_repo.prompt_version_and_open_replies(
-                tx, chat_id, author_id
-            )
-        if version != kept.chat.prompt_version:
-            self._kept.pop(chat_id, None)
-            return None
-        if pending:
-            return None
-        self._kept.move_to_end(chat_id)
-        chat = kept.chat
-        position = kept.history[-1].position + 1 if kept.history else chat.next_position
-        message = _provisional(chat.id, "user", position, content, author_id)
-        reply = _provisional(chat.id, "assistant", position + 1, "", None)
-        history = [*kept.history, message]
-        return Preloaded(reply, ReplyContext(chat, kept.character, history, kept.memory))
-
-    def _keep(self, context: ReplyContext) -> None:
-        """Keep `context` as its chat's latest material, unless what is kept is later
-        or recall found something (what it finds depends on the next message)."""
-        chat_id = context.chat.id
-        if context.memory is not None and context.memory.recalled:
-            self._kept.pop(chat_id, None)
-            return
-        kept = self._kept.get(chat_id)
-        if kept is not None and _end(kept) > _end(context):
-            return
-        # The imported card's verbatim JSON is not in a prompt (and may be large).
-        character = dataclasses.replace(context.character, card=None)
-        self._kept[chat_id] = dataclasses.replace(context, character=character)
-        self._kept.move_to_end(chat_id)
-        while len(self._kept) > self._settings.cached_chats:
-            self._kept.popitem(last=False)
-
     @staticmethod
     async def _chat_and_character(
         chat_id: str, tx: Transaction
@@ -213,11 +82,11 @@ class ReplyMaterial:
         return chat, character
 
     async def _history_and_memory(
-        self, chat: ChatRecord, before_position: int, *, tx: Transaction, query: str | None = None
+        self, chat: ChatRecord, before_position: int, *, tx: Transaction
     ) -> tuple[list[MessageRecord], PromptMemory | None]:
         """The history a prompt is built from, and the chat's memory (recall looking
-        for `query`, by default the newest user message), read in `tx` (which read
-        `chat`: its prompt version says whether the last window read still holds)."""
+        for the newest user message), read in `tx` (which read `chat`: its prompt
+        version says whether the last window read still holds)."""
         if self._memory is None:
             history = await repo.list_history(tx, chat.id, before_position=before_position)
             return history, None
@@ -227,7 +96,7 @@ class ReplyMaterial:
         window = await self._memory.history_window(
             chat.id, before_position, budget, tx, version=chat.prompt_version
         )
-        memory = await self._memory.prompt_memory(chat.id, window, query, tx)
+        memory = await self._memory.prompt_memory(chat.id, window, tx=tx)
         return window.messages, memory
 
     async def prompt(self, context: ReplyContext, partial: str, backend: Backend) -> list[ChatTurn]:
@@ -311,37 +180,3 @@ class ReplyMaterial:
 def _book_entries(character: CharacterRecord) -> list[dict[str, Any]]:
     entries = (character.character_book or {}).get("entries")
     return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
-
-
-def _end(context: ReplyContext) -> int:
-    """The place of the last message in `context`'s history (-1 when it has none)."""
-    return context.history[-1].position if context.history else -1
-
-
-def _provisional(
-    chat_id: str, role: str, position: int, content: str, author_id: str | None
-) -> MessageRecord:
-    """A message as a guess has it: only its role, place and text are in a prompt."""
-    now = utcnow()
-    return MessageRecord(
-        id=f"guess-{role}",
-        chat_id=chat_id,
-        author_id=author_id,
-        role=role,
-        position=position,
-        swipe_index=0,
-        selected=True,
-        parent_id=None,
-        client_id=None,
-        content_hash=None,
-        content=content,
-        status=chat_events.COMPLETE if role == "user" else chat_events.QUEUED,
-        error_code=None,
-        retryable=False,
-        rating=None,
-        labels={},
-        backend=None,
-        generation=None,
-        created_at=now,
-        updated_at=now,
-    )

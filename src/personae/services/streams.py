@@ -17,7 +17,7 @@ from typing import Any
 
 from personae.events.base import Event, EventLog, event_time
 from personae.services.chat_events import chat_stream, message_data
-from personae.services.chats import ChatService, JobSignals
+from personae.services.chats import ChatService
 from personae.storage.db import Database
 from personae.storage.repos import chats as repo
 from personae.storage.repos.accounts import UserRecord
@@ -37,17 +37,10 @@ class StreamItem:
 
 
 class StreamService:
-    def __init__(
-        self,
-        database: Database,
-        events: EventLog,
-        chats: ChatService,
-        signals: JobSignals | None = None,
-    ) -> None:
+    def __init__(self, database: Database, events: EventLog, chats: ChatService) -> None:
         self._db = database
         self._events = events
         self._chats = chats
-        self._signals = signals
 
     async def open(
         self,
@@ -60,8 +53,6 @@ class StreamService:
     ) -> AsyncIterator[StreamItem | None]:
         """Check access now, then return the stream (None items are heartbeats)."""
         await self._chats.get_chat(user, chat_id)
-        if self._signals is not None:
-            self._signals.chat_opened(chat_id)
         stream = chat_stream(chat_id)
         cursor = await self._events.last_id(stream)
         if last_event_id and await self._events.covers(stream, last_event_id):

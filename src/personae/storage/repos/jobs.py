@@ -11,7 +11,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from personae.storage.repos import slots as slot_repo
-from personae.storage.tables import chats, jobs, processes
+from personae.storage.tables import jobs, processes
 from personae.storage.types import new_id, utcnow
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
@@ -53,18 +53,13 @@ async def insert_job(
     payload: dict[str, Any] | None = None,
     priority: int = 0,
     max_attempts: int = 3,
-    lease: tuple[str, float] | None = None,
 ) -> JobRecord:
-    """Put a job in line; returns it as stored.
-
-    With `lease` (owner, seconds) the job is stored already claimed by that owner,
-    as `claim_next` would leave it: for a worker that starts it at once.
-    """
+    """Put a job in line; returns it as stored."""
     now = utcnow()
     job = JobRecord(
         id=new_id(),
         kind=kind,
-        status=QUEUED if lease is None else RUNNING,
+        status=QUEUED,
         priority=priority,
         user_id=user_id,
         chat_id=chat_id,
@@ -74,15 +69,12 @@ async def insert_job(
         max_attempts=max_attempts,
         cancel_requested=False,
         takeovers=0,
-        lease_owner=None if lease is None else lease[0],
-        lease_expires_at=None if lease is None else now + timedelta(seconds=lease[1]),
+        lease_owner=None,
+        lease_expires_at=None,
         available_at=now,
         created_at=now,
     )
-    started = {} if lease is None else {"started_at": now}
-    await tx.execute(
-        insert(jobs).values(**{f.name: getattr(job, f.name) for f in fields(job)}, **started)
-    )
+    await tx.execute(insert(jobs).values(**{f.name: getattr(job, f.name) for f in fields(job)}))
     return job
 
 
@@ -325,24 +317,6 @@ async def admission_counts(tx: AsyncSession, user_id: str) -> tuple[int, int]:
     ).where(jobs.c.status.in_((QUEUED, RUNNING)))
     pending, waiting = (await tx.execute(query)).one()
     return int(pending), int(waiting)
-
-
-async def prompt_version_and_open_replies(
-    tx: AsyncSession, chat_id: str, user_id: str
-) -> tuple[datetime | None, int]:
-    """In one statement: the chat's `ChatRecord.prompt_version` and how many replies
-    of `user_id` are queued or being written ((None, 0) once the chat is deleted)."""
-    open_replies = select(func.count()).where(
-        jobs.c.user_id == user_id, jobs.c.status.in_((QUEUED, RUNNING))
-    )
-    query = select(
-        chats.c.prompt_changed_at, chats.c.created_at, open_replies.scalar_subquery()
-    ).where(chats.c.id == chat_id, chats.c.deleted_at.is_(None))
-    row = (await tx.execute(query)).first()
-    if row is None:
-        return None, 0
-    version: datetime = row[0] or row[1]
-    return version, int(row[2])
 
 
 async def queue_summary(tx: AsyncSession) -> dict[int, tuple[int, datetime | None]]:
