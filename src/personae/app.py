@@ -19,6 +19,7 @@ from personae.api.routes import (
     cards,
     characters,
     chats,
+    docs,
     export,
     health,
     memory,
@@ -27,6 +28,7 @@ from personae.api.routes import (
     web,
 )
 from personae.api.routes import status as status_routes
+from personae.api.security_headers import SecurityHeadersMiddleware
 from personae.api.status_middleware import MaintenanceMiddleware, MetricsMiddleware
 from personae.container import build_container
 from personae.settings import Settings, load_settings
@@ -52,6 +54,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Create AI characters and chat with them.",
         lifespan=lifespan,
+        # /docs is Swagger UI from local files (routes/docs.py); no CDN, no ReDoc.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.container = container
     install_error_handlers(app)
@@ -64,6 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_upload_bytes=settings.max_upload_bytes,
         upload_paths=cards.UPLOAD_PATHS,
     )
+    # Headers on every answer, errors included (it sees the scheme the proxy reported).
+    app.add_middleware(SecurityHeadersMiddleware)
     # Outermost: every layer within (logs, rate limits, cookies) sees the real client.
     app.add_middleware(ForwardedHeadersMiddleware, trusted=settings.trusted_proxy_networks)
     app.include_router(health.router)
@@ -80,6 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         queue.router,
     ):
         app.include_router(router)
+    app.include_router(docs.router)
+    app.mount(docs.STATIC_PATH, docs.static_files)
     app.include_router(status_routes.router)
     app.include_router(admin_status.router)
     app.include_router(admin_users.router)

@@ -55,10 +55,14 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_upload_bytes: int = Field(default=8 * 1_048_576, ge=1024)
+    # The most one imported card may store: its files unpacked (CHARX), or its image.
+    card_assets_max_bytes: int = Field(default=16 * 1_048_576, ge=1024)
     graceful_shutdown_s: float = Field(default=20.0, ge=0)
     cpu_budget_s: float = Field(default=5.0, gt=0.0)
     # Comma-separated in the environment ("10.0.0.0/8,::1"), a list in TOML.
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # When set, /metrics answers only `Authorization: Bearer <this>`.
+    metrics_token: str | None = Field(default=None, min_length=16)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_json: bool = True
 
@@ -76,8 +80,18 @@ class Settings(BaseSettings):
     cookie_secure: bool = False
     password_min_length: int = Field(default=10, ge=8)
     login_rate_per_ip: str = "20/minute"
-    login_rate_per_account: str = "10/minute"
+    # Failures of one (username, address) pair before its attempts wait, then the
+    # wait, doubling with each failure up to the max.
+    login_free_failures: int = Field(default=5, ge=1)
+    login_delay_s: int = Field(default=1, ge=1)
+    login_delay_max_s: int = Field(default=900, ge=1)
+    # Failures of one username from every address in a day before addresses that
+    # never signed in to it wait too (high: a stranger must not deny the owner).
+    login_account_free_failures: int = Field(default=1000, ge=1)
     register_rate_per_ip: str = "10/hour"
+    # Quotas per user (0: none): characters kept, and bytes of their cards' files.
+    user_max_characters: int = Field(default=1000, ge=0)
+    user_asset_quota_bytes: int = Field(default=256 * 1_048_576, ge=0)
 
     # --- inference ---
     model_path: Path | None = None
@@ -150,6 +164,8 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = Field(default=8, ge=1, le=50)
     webhook_retry_base_s: float = Field(default=2.0, ge=0.0)
     webhook_lease_s: float = Field(default=30.0, gt=0.0)
+    # Off: webhooks reach only public addresses (never loopback, private networks, ...).
+    webhook_allow_private: bool = False
 
     @classmethod
     def settings_customise_sources(

@@ -152,3 +152,14 @@ def tiny_png(size: int = 64) -> bytes:
         + chunk(b"IDAT", zlib.compress(row * size))
         + chunk(b"IEND", b"")
     )
+
+
+async def wait_until(page: Any, expression: str, timeout_s: float = 30.0) -> None:
+    """Poll `expression` in the page until it is true. (Playwright's wait_for_function
+    evaluates its text with eval, which the app's Content-Security-Policy forbids.)"""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not await page.evaluate(expression):
+        if loop.time() > deadline:
+            raise AssertionError(f"not true within {timeout_s:g} s: {expression}")
+        await asyncio.sleep(0.05)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from browser.helpers import DESKTOP, new_page, public_character, register, screenshot
+from browser.helpers import DESKTOP, new_page, public_character, register, screenshot, wait_until
 
 
 async def test_an_admin_opens_an_incident_and_the_banner_shows_it(
@@ -38,7 +38,7 @@ async def test_an_admin_opens_an_incident_and_the_banner_shows_it(
         await page.get_by_text("None.").first.wait_for()
         await page.get_by_role("link", name="Discover").click()
         await page.get_by_role("heading", name="Discover").wait_for()
-        await page.wait_for_function("document.getElementById('notice').hidden")
+        await wait_until(page, "document.getElementById('notice').hidden")
         assert page.js_errors == []
 
 
@@ -72,7 +72,7 @@ async def test_an_admin_features_a_character_and_changes_a_role(
         await users.get_by_role("heading", name="Users").wait_for()
         await users.get_by_label("Search users").fill("reed")
         await users.get_by_role("button", name="Search").click()
-        await page.wait_for_function("document.querySelectorAll('#users .user-row').length === 1")
+        await wait_until(page, "document.querySelectorAll('#users .user-row').length === 1")
         await users.get_by_label("Role of carol", exact=True).select_option("moderator")
         await users.get_by_role("button", name="Change role of carol").click()
         await users.get_by_text("carol is now moderator.").wait_for()

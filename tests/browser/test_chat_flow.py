@@ -18,6 +18,7 @@ from browser.helpers import (
     send,
     server_messages,
     tiny_png,
+    wait_until,
 )
 
 LAST_REPLY = ".msg-reply >> nth=-1"
@@ -61,9 +62,10 @@ async def test_register_create_chat_stream_swipe_and_rate(browser: Any, start_we
         await page.locator(".msg-reply.status-generating .msg-text:not(:empty)").wait_for()
         partial = await page.locator(LAST_REPLY).locator(".msg-text").inner_text()
         await page.locator(".msg-reply.status-complete >> nth=-1").wait_for()
-        await page.wait_for_function(
+        await wait_until(
+            page,
             "document.querySelectorAll('.msg-reply').length >= 2 && "
-            "document.querySelector('.msg-reply:last-of-type')?.classList.contains('status-complete')"
+            "document.querySelector('.msg-reply:last-of-type')?.classList.contains('status-complete')",
         )
         final = await page.locator(LAST_REPLY).locator(".msg-text").inner_text()
         assert final.startswith(partial.strip()) and len(final) > len(partial)
@@ -76,22 +78,25 @@ async def test_register_create_chat_stream_swipe_and_rate(browser: Any, start_we
         await reply.get_by_role("button", name="Write another reply").click()
         await page.locator(".msg-reply >> nth=-1 >> .swipe-count", has_text="2/2").wait_for()
         await page.locator(".msg-reply.status-complete >> nth=-1").wait_for()
-        await page.wait_for_function(
+        await wait_until(
+            page,
             "document.querySelector('.msg-reply:last-of-type .swipe-count')?.textContent === '2/2'"
             " && document.querySelector('.msg-reply:last-of-type')"
-            "?.classList.contains('status-complete')"
+            "?.classList.contains('status-complete')",
         )
         await page.locator(LAST_REPLY).get_by_role("button", name="Previous reply").click()
-        await page.wait_for_function(
-            "document.querySelector('.msg-reply:last-of-type .swipe-count')?.textContent === '1/2'"
+        await wait_until(
+            page,
+            "document.querySelector('.msg-reply:last-of-type .swipe-count')?.textContent === '1/2'",
         )
         assert await page.locator(LAST_REPLY).locator(".msg-text").inner_text() == final
 
         # Rate it three stars.
         await page.locator(LAST_REPLY).get_by_role("button", name="3 stars").click()
-        await page.wait_for_function(
+        await wait_until(
+            page,
             "document.querySelectorAll('.msg-reply:last-of-type .star[aria-pressed=true]')"
-            ".length === 3"
+            ".length === 3",
         )
         history = await server_messages(page)
         assert history[-1]["rating"] == 3 and history[-1]["swipe_index"] == 0
@@ -114,7 +119,7 @@ async def test_register_create_chat_stream_swipe_and_rate(browser: Any, start_we
         assert "2 pinned" in await panel.locator("summary").inner_text()
         await screenshot(page, "chat-memory-desktop")
         await panel.get_by_role("button", name="Unpin: Alice likes").click()
-        await page.wait_for_function("document.querySelectorAll('.memory-list li').length === 1")
+        await wait_until(page, "document.querySelectorAll('.memory-list li').length === 1")
 
         # What went into the reply: the prompt, part by part, in a dialog.
         await (
@@ -169,17 +174,19 @@ async def test_reload_mid_reply_and_see_it_finish(browser: Any, start_web: Any) 
         await register(page, "bob")
         await open_chat(page, character["id"])
         await send(page, "Tell me a long story about the river.")
-        await page.wait_for_function(
+        await wait_until(
+            page,
             "(document.querySelector('.msg-reply.status-generating .msg-text')?.textContent"
-            " || '').split(' ').length >= 4"
+            " || '').split(' ').length >= 4",
         )
         await page.reload()
         # After the reload the reply is still being written, with its text so far.
         await page.locator(".msg-reply.status-generating .msg-text:not(:empty)").wait_for()
-        await page.wait_for_function(
+        await wait_until(
+            page,
             "document.querySelector('.msg-reply:last-of-type')?.classList.contains("
             "'status-complete')",
-            timeout=30_000,
+            timeout_s=30,
         )
         shown = await page.locator(LAST_REPLY).locator(".msg-text").inner_text()
         history = await server_messages(page)

@@ -12,6 +12,7 @@ from browser.helpers import (
     register,
     screenshot,
     send,
+    wait_until,
 )
 
 NO_SIDEWAYS_SCROLL = "document.documentElement.scrollWidth <= window.innerWidth"
@@ -33,9 +34,10 @@ async def test_the_app_on_a_phone(browser: Any, start_web: Any) -> None:
 
         await open_chat(page, character["id"])
         await send(page, "Good morning! What is the special today?")
-        await page.wait_for_function(
+        await wait_until(
+            page,
             "document.querySelectorAll('.msg-reply').length >= 2 && document.querySelector("
-            "'.msg-reply:last-of-type')?.classList.contains('status-complete')"
+            "'.msg-reply:last-of-type')?.classList.contains('status-complete')",
         )
         assert await page.evaluate(NO_SIDEWAYS_SCROLL)
         # The composer stays reachable at the bottom of a phone screen.

@@ -18,6 +18,7 @@ from browser.helpers import (
     screenshot,
     send,
     server_messages,
+    wait_until,
 )
 from conftest import wait_for_reply
 from personae.storage.tables import sessions
@@ -81,9 +82,10 @@ async def test_a_draft_survives_an_expired_session(browser: Any, start_web: Any)
         await login(page, "dave")
         await page.wait_for_url(f"**{chat_path}")
         await page.locator(".msg-user", has_text=text).wait_for()
-        await page.wait_for_function(
+        await wait_until(
+            page,
             "document.querySelector('.msg-reply:last-of-type')?.classList.contains("
-            "'status-complete')"
+            "'status-complete')",
         )
         assert await page.locator("#composer").input_value() == ""
         history = await server_messages(page)
@@ -136,9 +138,10 @@ async def test_a_send_whose_answer_was_lost_is_stored_once(browser: Any, start_w
 
         await page.unroute("**/api/v1/chats/*/messages/*")
         await alert.get_by_role("button", name="Retry").click()
-        await page.wait_for_function(
+        await wait_until(
+            page,
             "document.querySelector('.msg-reply:last-of-type')?.classList.contains("
-            "'status-complete') && document.querySelectorAll('.msg-user').length === 1"
+            "'status-complete') && document.querySelectorAll('.msg-user').length === 1",
         )
         assert await page.locator("#composer").input_value() == ""
         history = await server_messages(page)
@@ -182,7 +185,7 @@ async def test_an_answer_older_than_the_stream_does_not_undo_it(
         answered = await _answer_sends_once_shown(page, complete)
         await send(page, "Slowly, please.")
         await asyncio.wait_for(answered.wait(), timeout=15)
-        await page.wait_for_function("document.querySelector('#composer').value === ''")
+        await wait_until(page, "document.querySelector('#composer').value === ''")
         reply = page.locator(".msg-reply").last
         assert "status-complete" in (await reply.get_attribute("class") or "")
         history = await server_messages(page)

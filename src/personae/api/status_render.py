@@ -18,7 +18,7 @@ _STATE_WORDS = {
     "major_outage": "Major outage",
     "under_maintenance": "Under maintenance",
 }
-_STYLE = """
+STYLE = """
 body{font-family:system-ui,sans-serif;max-width:860px;margin:2rem auto;padding:0 1rem;color:#222}
 h1{font-size:1.6rem}.banner{padding:1rem;border-radius:6px;font-weight:600;margin:1rem 0}
 .none,.operational{background:#e6f4ea}.busy{background:#e3f0fb}.minor,.degraded_performance{background:#fff4d6}
@@ -69,7 +69,7 @@ def render_page(overview: Overview, uptime: dict[str, list[UptimeDay]]) -> str:
         "<meta name='viewport' content='width=device-width,initial-scale=1'>",
         f"<title>{escape(overview.name)} status</title>",
         "<link rel='alternate' type='application/atom+xml' href='/status/feed.atom'>",
-        f"<style>{_STYLE}</style></head><body>",
+        f"<style>{STYLE}</style></head><body>",
         f"<h1>{escape(overview.name)} status</h1>",
         f'<div class="banner {escape(overview.indicator)}">{escape(overview.description)}</div>',
     ]

@@ -3,12 +3,14 @@ metrics: what every role serves (a worker serves nothing else)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import hmac
+
+from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse, Response
 
 from personae.api.deps import ContainerDep
 from personae.api.problems import problem_response
-from personae.errors import ServiceUnavailable
+from personae.errors import NotAuthenticated, ServiceUnavailable
 from personae.services.metrics import CONTENT_TYPE
 
 router = APIRouter(tags=["health"])
@@ -32,6 +34,11 @@ async def readyz(container: ContainerDep) -> JSONResponse | dict[str, str]:
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics(container: ContainerDep) -> Response:
+async def metrics(container: ContainerDep, authorization: str | None = Header(None)) -> Response:
+    token = container.settings.metrics_token
+    if token is not None and not hmac.compare_digest(
+        (authorization or "").encode(), f"Bearer {token}".encode()
+    ):
+        raise NotAuthenticated("/metrics needs the metrics token (PERSONAE_METRICS_TOKEN).")
     await container.queue.export_gauges()
     return Response(await container.status.metrics_text(), media_type=CONTENT_TYPE)
