@@ -19,11 +19,7 @@ STRANGER = "198.51.100.7"
 
 @pytest.fixture
 async def proxied_api(make_settings: Callable[..., Settings]) -> AsyncIterator[Api]:
-    settings = make_settings(
-        trusted_proxies="10.1.0.0/24, ::1",
-        login_rate_per_ip="3/minute",
-        login_rate_per_account="100/minute",
-    )
+    settings = make_settings(trusted_proxies="10.1.0.0/24, ::1", login_rate_per_ip="3/minute")
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         helper = Api(app)

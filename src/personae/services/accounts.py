@@ -9,7 +9,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Literal
+from typing import Literal, NoReturn
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -25,7 +25,7 @@ from personae.errors import (
     ValidationFailed,
     WeakPassword,
 )
-from personae.services.ratelimit import RateLimiter
+from personae.services.ratelimit import Backoff, RateLimiter
 from personae.settings import Settings
 from personae.storage.db import Database
 from personae.storage.repos import accounts as repo
@@ -36,6 +36,8 @@ Role = Literal["user", "plus", "moderator", "admin"]
 ROLES: tuple[Role, ...] = ("user", "plus", "moderator", "admin")
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{2,31}$")
 _TOKEN_PREFIX = "pk_"
+# Login failures count for a day after the first: past that, the free ones are free again.
+_LOGIN_FAILURES_KEPT_S = 24 * 3600
 # The owner of the demo characters, and names that would look official.
 _RESERVED_USERNAMES = frozenset({"personae", "system", "staff", "moderator"})
 _COMMON_PASSWORDS = frozenset(
@@ -221,23 +223,51 @@ class AccountService:
     async def login(
         self, username: str, password: str, *, ip: str | None, user_agent: str | None
     ) -> NewSession:
-        """Check the password and open a session; rate-limited per IP and per account."""
+        """Check the password and open a session.
+
+        No lockout a stranger could trigger: every attempt counts against the
+        address (one address spraying usernames is stopped), failures slow down
+        their own (username, address) pair with doubling delays, and only past a
+        high bound of failures from everywhere are addresses that never signed in
+        to the account slowed down too. The owner at their own address gets in.
+        """
         name = username.strip().lower()
+        pair = f"{name}@{ip or '-'}"
         if ip is not None:
             await self._limiter.hit("login-ip", ip, self._settings.login_rate_per_ip)
-        await self._limiter.hit("login-account", name, self._settings.login_rate_per_account)
+        await self._limiter.wait_for_delay("login-pair", pair)
+        if not await self._limiter.marked("login-known", pair):
+            await self._limiter.wait_for_delay("login-account", name)
         async with self._db.read() as tx:
             user = await repo.get_user_by_username(tx, name)
         if user is None or user.password_hash is None:
             await self._verify(self._dummy_hash, password)
-            raise InvalidCredentials()
-        if not await self._verify(user.password_hash, password):
-            raise InvalidCredentials()
+            await self._login_failed(name, pair)
+        elif not await self._verify(user.password_hash, password):
+            await self._login_failed(name, pair)
+        await self._limiter.forget("login-pair", pair)
+        await self._limiter.mark("login-known", pair, self._settings.session_ttl_s)
         if self._hasher.check_needs_rehash(user.password_hash):
             new_hash = await self._hash(password)
             async with self._db.write() as tx:
                 await repo.set_password_hash(tx, user.id, new_hash)
         return await self.open_session(user, ip=ip, user_agent=user_agent)
+
+    async def _login_failed(self, name: str, pair: str) -> NoReturn:
+        """Count a failed login against its pair and its account, then refuse it."""
+        settings = self._settings
+        for scope, identity, free in (
+            ("login-pair", pair, settings.login_free_failures),
+            ("login-account", name, settings.login_account_free_failures),
+        ):
+            backoff = Backoff(
+                free_failures=free,
+                first_delay_s=settings.login_delay_s,
+                max_delay_s=settings.login_delay_max_s,
+                remember_s=_LOGIN_FAILURES_KEPT_S,
+            )
+            await self._limiter.fail(scope, identity, backoff)
+        raise InvalidCredentials()
 
     async def open_session(
         self, user: UserRecord, *, ip: str | None, user_agent: str | None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, Storage
@@ -57,6 +58,33 @@ def build_storage(
     return BoundedMemoryStorage(memory_keys)
 
 
+@dataclass(frozen=True)
+class Backoff:
+    """Growing delays instead of a lockout: `free_failures` cost nothing, then each
+    further failure makes the next attempt wait `first_delay_s`, doubling up to
+    `max_delay_s`. Failures are forgotten `remember_s` after the first one."""
+
+    free_failures: int
+    first_delay_s: int
+    max_delay_s: int
+    remember_s: int
+
+    def delay_after(self, failures: int) -> int:
+        """Seconds the next attempt waits after this many failures (0: none)."""
+        if failures < self.free_failures:
+            return 0
+        doublings = min(failures - self.free_failures, 32)
+        return min(self.max_delay_s, self.first_delay_s << doublings)
+
+
+def _refused(retry_after: float) -> RateLimited:
+    retry_after = max(1.0, retry_after)
+    return RateLimited(
+        f"Too many attempts; try again in {int(retry_after + 0.999)} seconds.",
+        retry_after=retry_after,
+    )
+
+
 class RateLimiter:
     """Named limits ("10/minute") keyed by a scope and an identity (user, IP)."""
 
@@ -78,14 +106,48 @@ class RateLimiter:
         if await self._limiter.hit(item, self._prefix, scope, identity):
             return
         stats = await self._limiter.get_window_stats(item, self._prefix, scope, identity)
-        retry_after = max(1.0, stats.reset_time - time.time())
-        raise RateLimited(
-            f"Too many attempts; try again in {int(retry_after + 0.999)} seconds.",
-            retry_after=retry_after,
-        )
+        raise _refused(stats.reset_time - time.time())
 
     async def clear(self, scope: str, identity: str, rate: str) -> None:
         await self._limiter.clear(self._item(rate), self._prefix, scope, identity)
+
+    # --- growing delays (Backoff): counters in the same storage, so shared in Redis ---
+
+    def _key(self, kind: str, scope: str, identity: str) -> str:
+        return f"BACKOFF/{self._prefix}/{kind}/{scope}/{identity}"
+
+    async def wait_for_delay(self, scope: str, identity: str) -> None:
+        """Raise RateLimited (with Retry-After) while a delay set by `fail` runs."""
+        key = self._key("delay", scope, identity)
+        if await self._storage.get(key) > 0:
+            raise _refused(await self._storage.get_expiry(key) - time.time())
+
+    async def fail(self, scope: str, identity: str, backoff: Backoff) -> int:
+        """Count one failure; past the free ones, delay the next attempt. Returns the
+        failures counted."""
+        failures = await self._storage.incr(
+            self._key("failures", scope, identity), backoff.remember_s
+        )
+        delay = backoff.delay_after(failures)
+        if delay:
+            key = self._key("delay", scope, identity)
+            await self._storage.clear(key)  # a counter's expiry is set when it is created
+            await self._storage.incr(key, delay)
+        return failures
+
+    async def forget(self, scope: str, identity: str) -> None:
+        """Forget the failures and the running delay of an identity."""
+        for kind in ("failures", "delay"):
+            await self._storage.clear(self._key(kind, scope, identity))
+
+    async def mark(self, scope: str, identity: str, ttl_s: int) -> None:
+        """Remember a fact about an identity for `ttl_s` seconds (see `marked`)."""
+        key = self._key("mark", scope, identity)
+        await self._storage.clear(key)
+        await self._storage.incr(key, ttl_s)
+
+    async def marked(self, scope: str, identity: str) -> bool:
+        return await self._storage.get(self._key("mark", scope, identity)) > 0
 
     async def aclose(self) -> None:
         """Close the Redis connections the storage opened (limits has no public close)."""
