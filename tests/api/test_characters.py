@@ -23,6 +23,7 @@ FULL_CHARACTER: dict[str, Any] = {
     "tags": ["Adventure", "steampunk"],
     "avatar": "data:image/png;base64,iVBORw0KGgo=",
     "visibility": "unlisted",
+    "definition_visible": True,
     "extensions": {
         "depth_prompt": {"prompt": "Remember the ledger.", "depth": 4, "role": "system"},
         "talkativeness": 0.5,
@@ -57,6 +58,7 @@ async def test_only_a_name_is_required(api: Api) -> None:
     alice = await api.user("alice")
     created = await _create(alice)
     assert created["visibility"] == "public"
+    assert created["definition_visible"] is False
     assert created["tags"] == [] and created["extensions"] == {} and created["avatar"] is None
 
 
@@ -184,6 +186,25 @@ async def test_an_admin_can_delete_anyones_public_character(api: Api) -> None:
     path = f"/api/v1/characters/{created['id']}"
     assert (await admin.delete(path)).status_code == 204
     assert_problem(await alice.get(path), 404, "not_found")
+
+
+async def test_moderators_and_admins_can_delete_private_characters(api: Api) -> None:
+    alice = await api.user("alice")
+    bob = await api.user("bob")
+    staff = {}
+    for name, role in (("mod", "moderator"), ("root", "admin")):
+        staff[role] = await api.user(name)
+        await api.container.accounts.set_role(name, role)
+    for role, client in staff.items():
+        created = await _create(alice, name=f"Hidden from the {role}", visibility="private")
+        path = f"/api/v1/characters/{created['id']}"
+        # Anybody else still finds nothing; staff may not read or rewrite it either.
+        assert_problem(await bob.delete(path), 404, "not_found")
+        assert_problem(await client.get(path), 404, "not_found")
+        assert_problem(await client.patch(path, json={"name": "Mine"}), 404, "not_found")
+        assert (await client.delete(path)).status_code == 204
+        assert_problem(await alice.get(path), 404, "not_found")
+        assert_problem(await client.delete(path), 404, "not_found")
 
 
 async def test_a_moderator_can_delete_but_not_rewrite_anothers_character(api: Api) -> None:

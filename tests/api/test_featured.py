@@ -71,6 +71,21 @@ async def test_an_admin_may_feature_and_a_featured_character_made_private_leaves
     assert await _featured_ids(api.client()) == [character["id"]]
 
 
+async def test_a_moderator_takes_a_character_made_private_off_the_featured_row(
+    api: Api,
+) -> None:
+    alice = await api.user("alice")
+    moderator = await _staff(api, "mod", "moderator")
+    character = await _create(alice)
+    path = f"/api/v1/characters/{character['id']}"
+    assert (await moderator.put(f"{path}/featured")).status_code == 200
+    assert (await alice.patch(path, json={"visibility": "private"})).status_code == 200
+    assert (await moderator.delete(f"{path}/featured")).status_code == 204
+    assert (await alice.patch(path, json={"visibility": "public"})).status_code == 200
+    assert await _featured_ids(api.client()) == []
+    assert (await alice.get(path)).json()["featured"] is False
+
+
 async def test_who_may_feature_what(api: Api) -> None:
     alice = await api.user("alice")
     moderator = await _staff(api, "mod", "moderator")
@@ -86,12 +101,14 @@ async def test_who_may_feature_what(api: Api) -> None:
         # Not even the owner, nor a paying user: only staff choose.
         assert_problem(await alice.request(method, target), 403, "forbidden")
         assert_problem(await plus.request(method, target), 403, "forbidden")
-        for missing in ("01ARZ3NDEKTSV4RRFFQ69G5FAV", private["id"]):
-            assert_problem(await moderator.request(method, url.format(missing)), 404, "not_found")
-    body = assert_problem(
-        await moderator.put(url.format(unlisted["id"])), 409, "character_not_public"
-    )
-    assert "unlisted" in body["detail"]
+        missing = url.format("01ARZ3NDEKTSV4RRFFQ69G5FAV")
+        assert_problem(await moderator.request(method, missing), 404, "not_found")
+    for hidden in (unlisted, private):
+        body = assert_problem(
+            await moderator.put(url.format(hidden["id"])), 409, "character_not_public"
+        )
+        assert hidden["visibility"] in body["detail"]
+        assert (await moderator.delete(url.format(hidden["id"]))).status_code == 204
     # A cookie write without the CSRF header changes nothing.
     moderator_csrf = moderator.headers.pop("X-CSRF-Token")
     assert_problem(await moderator.put(url.format(public["id"])), 403, "csrf_failed")

@@ -39,6 +39,7 @@ async def test_register_create_chat_stream_swipe_and_rate(browser: Any, start_we
         await page.get_by_label("Greeting", exact=True).fill("Welcome in! The kettle is on.")
         await page.get_by_label("Alternate greetings").fill("Oh, hello!\n---\nBack again?")
         await page.get_by_label("Tags").fill("fox, cozy")
+        await page.get_by_label("Show the definition to others").check()
         await page.get_by_label("Avatar picture").set_input_files(
             {"name": "fox.png", "mimeType": "image/png", "buffer": tiny_png()}
         )
@@ -49,6 +50,11 @@ async def test_register_create_chat_stream_swipe_and_rate(browser: Any, start_we
         await page.get_by_role("heading", name="Bramble").wait_for()
         assert await page.locator(".char-head img.avatar").get_attribute("src") is not None
         assert "by alice" in await page.locator(".char-meta").first.inner_text()
+        shown = await page.evaluate(
+            "fetch(location.pathname.replace('/c/', '/api/v1/characters/'))"
+            ".then((r) => r.json()).then((c) => c.definition_visible)"
+        )
+        assert shown is True
         await screenshot(page, "character-desktop")
 
         # Start a chat: the greeting is there, with its alternates as swipes.

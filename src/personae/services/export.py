@@ -62,6 +62,7 @@ def _character(character: CharacterRecord) -> dict[str, Any]:
         "id": character.id,
         "visibility": character.visibility,
         "featured": character.featured,
+        "definition_visible": character.definition_visible,
         "chat_count": character.chat_count,
         "tagline": character.tagline,
         "avatar": character.avatar,

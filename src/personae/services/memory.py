@@ -20,19 +20,12 @@ from typing import Any, TypeVar
 from personae.errors import Conflict, NotFound, ValidationFailed
 from personae.llm.prompt import DEFAULT_TURN_OVERHEAD
 from personae.services.chat_events import FINAL_STATES
-from personae.services.macros import substitute
 from personae.services.prompting import (
     PromptMemory,
-    lore_key,
-    lorebook_of,
-    memory_text,
-    recalled_text,
-    system_prompt,
 )
 from personae.services.recall import Recall, Recalled
 from personae.settings import Settings
 from personae.storage.db import Database, Transaction
-from personae.storage.repos import characters as character_repo
 from personae.storage.repos import chats as chat_repo
 from personae.storage.repos import jobs as job_repo
 from personae.storage.repos import memories as memory_repo
@@ -375,77 +368,3 @@ def _window_start(
         if least >= budget_tokens:
             return boundary
     return start
-
-
-@dataclass(frozen=True)
-class PromptPart:
-    role: str
-    source: str
-    content: str
-
-
-@dataclass(frozen=True)
-class PromptView:
-    message_id: str
-    parts: list[PromptPart]
-    record: dict[str, Any]
-
-
-async def inspect_prompt(db: Database, user: UserRecord, message_id: str) -> PromptView:
-    """The prompt a reply was written from, rebuilt from the ids recorded with it.
-
-    The character's fields are today's (an edit since shows); memories show the
-    text they had when last edited, deleted ones included.
-    """
-    async with db.read() as tx:
-        reply = await chat_repo.get_message(tx, message_id)
-        chat = await chat_repo.get_chat(tx, reply.chat_id) if reply else None
-        if reply is None or chat is None or chat.owner_id != user.id:
-            raise NotFound("No message with this id.")
-        record = (reply.generation or {}).get("prompt")
-        if reply.role != "assistant" or not isinstance(record, dict):
-            raise NotFound("No prompt was recorded for this message.")
-        character = await character_repo.get_character(tx, chat.character_id, include_deleted=True)
-        assert character is not None
-        memory_ids = [i for i, _t in record.get("pinned", [])]
-        summary_ref = record.get("summary")
-        memory_ids += [summary_ref[0]] if summary_ref else []
-        memories = {m.id: m for m in await memory_repo.get_memories(tx, memory_ids)}
-        recalled = await chat_repo.get_history_messages(
-            tx, chat.id, [i for i, _t in record.get("recalled", [])]
-        )
-        history_info = record.get("history") or {}
-        first = (
-            await chat_repo.get_message(tx, history_info["first"])
-            if history_info.get("first")
-            else None
-        )
-        history = (
-            await chat_repo.list_history_between(
-                tx, chat.id, from_position=first.position, before_position=reply.position
-            )
-            if first
-            else []
-        )
-    book = lorebook_of(character)
-    lore_keys = [key for key, _t in record.get("lore", [])]
-    lore = [e for e in book.entries if lore_key(book, e) in lore_keys] if book else []
-    parts = [PromptPart("system", "system", system_prompt(character, chat, lore=lore))]
-    pinned = [memories[i] for i in memory_ids[: len(record.get("pinned", []))] if i in memories]
-    summary = memories.get(summary_ref[0]) if summary_ref else None
-    remembered = memory_text(pinned, summary)
-    if remembered:
-        parts.append(PromptPart("system", "memory", remembered))
-    turns = [m for m in history if m.content.strip()]
-    for message in turns:
-        role = "user" if message.role == "user" else "assistant"
-        parts.append(PromptPart(role, f"message:{message.id}", message.content))
-    recall = recalled_text(character, chat, recalled)
-    if recall:
-        parts.insert(max(len(parts) - 1, 1), PromptPart("system", "recalled", recall))
-    after = substitute(
-        character.post_history_instructions, char=character.name, user=chat.persona_name
-    ).strip()
-    if after:
-        parts.append(PromptPart("system", "post_history_instructions", after))
-    return PromptView(reply.id, parts, record)

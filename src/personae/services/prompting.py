@@ -49,11 +49,18 @@ def system_prompt(
         parts.append(f"{character.name}'s personality: {fill(character.personality)}")
     if character.scenario:
         parts.append(f"Scenario: {fill(character.scenario)}")
-    if chat.persona_description:
-        parts.append(f"About {chat.persona_name}: {fill(chat.persona_description)}")
+    parts.append(persona_text(character, chat))
     if character.example_dialogues:
         parts.append("Example of how the conversation goes:\n" + fill(character.example_dialogues))
     return "\n\n".join(part for part in parts if part)
+
+
+def persona_text(character: CharacterRecord, chat: ChatRecord) -> str:
+    """The chat's persona as the system prompt tells it ("" without a description)."""
+    if not chat.persona_description:
+        return ""
+    described = substitute(chat.persona_description, char=character.name, user=chat.persona_name)
+    return f"About {chat.persona_name}: {described.strip()}"
 
 
 def history_turns(history: Sequence[MessageRecord]) -> list[ChatTurn]:

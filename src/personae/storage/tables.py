@@ -17,6 +17,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 
@@ -116,6 +117,8 @@ characters = Table(
     Column("deleted_at", UTCDateTime, nullable=True),
     # When a moderator featured it on the discover page (migration 0005); null: not featured.
     Column("featured_at", UTCDateTime, nullable=True),
+    # Whether others see its definition when they inspect a reply's prompt (migration 0010).
+    Column("definition_visible", Boolean, nullable=False, default=False, server_default=false()),
     Index("ix_characters_visibility_created", "visibility", "created_at"),
     Index("ix_characters_featured_at", "featured_at"),
 )

@@ -15,7 +15,7 @@ from personae.api.schemas.memory import (
     PersonaUpdate,
     PromptPublic,
 )
-from personae.services.memory import inspect_prompt
+from personae.services.prompt_inspection import inspect_prompt
 
 router = APIRouter(prefix="/api/v1", tags=["memory"])
 
@@ -100,6 +100,7 @@ async def pin_message(message_id: str, user: CurrentUser, container: ContainerDe
 async def message_prompt(
     message_id: str, user: CurrentUser, container: ContainerDep
 ) -> PromptPublic:
-    """The prompt this reply was written from, and what was left out (owner only)."""
+    """The prompt this reply was written from, and what was left out (the chat's owner
+    only; the character's definition as far as its creator lets them see it)."""
     view = await inspect_prompt(container.database, user, message_id)
     return PromptPublic.model_validate(view)

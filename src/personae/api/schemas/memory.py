@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -63,6 +63,10 @@ class PromptPartPublic(Output):
     role: str
     source: str = Field(description="system, memory, message:<id>, recalled, ...")
     content: str
+    redacted: bool = Field(
+        default=False,
+        description="The character's text in this part is hidden: content says so instead.",
+    )
 
 
 class PromptPublic(Output):
@@ -70,6 +74,11 @@ class PromptPublic(Output):
     parts: list[PromptPartPublic]
     included: dict[str, Any] = Field(description="What went in: ids and token counts.")
     left_out: dict[str, Any]
+    definition: Literal["shown", "hidden_by_creator", "character_unavailable"] = Field(
+        default="shown",
+        description="Whether the character's definition is shown: its creator sees it, "
+        "others only while they may read the character and it has definition_visible on.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -81,5 +90,6 @@ class PromptPublic(Output):
                 "parts": value.parts,
                 "included": {k: v for k, v in record.items() if k != "left_out"},
                 "left_out": record.get("left_out", {}),
+                "definition": value.definition,
             }
         return value

@@ -47,6 +47,9 @@ class CharacterRecord:
     created_at: datetime
     updated_at: datetime
     featured_at: datetime | None = None  # set by a moderator; null when not featured
+    # Others see the definition (system prompt, description, lorebook, ...) in a
+    # reply's prompt only when the creator turned this on.
+    definition_visible: bool = False
 
     @property
     def featured(self) -> bool:

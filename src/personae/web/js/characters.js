@@ -211,6 +211,7 @@ export async function editorPage(target, [id]) {
     TEXT_FIELDS.filter(([name]) => !ADVANCED.has(name)).map(textField),
     field("Tags", { name: "tags", value: character ? character.tags.join(", ") : "", hint: "Separated by commas, up to 20." }),
     field("Visibility", { name: "visibility", kind: "select", value: value("visibility") || "public", options: [["public", "Public: listed for everyone"], ["unlisted", "Unlisted: anyone with the link"], ["private", "Private: only me"]] }),
+    field("Show the definition to others", { name: "definition_visible", kind: "checkbox", checked: Boolean(character && character.definition_visible), hint: "When on, people who chat with this character see its system prompt, description and lorebook when they look at a reply's prompt. Off: hidden." }),
     h("details", {},
       h("summary", {}, "More: system prompt, card details, lorebook"),
       TEXT_FIELDS.filter(([name]) => ADVANCED.has(name)).map(textField),
@@ -238,6 +239,7 @@ export async function editorPage(target, [id]) {
         : values[name];
     }
     for (const [name] of SHORT_FIELDS) body[name] = values[name];
+    body.definition_visible = form.querySelector("[name=definition_visible]").checked;
     body.tags = values.tags.split(",").map((t) => t.trim()).filter(Boolean);
     try {
       body.extensions = values.extensions.trim() ? JSON.parse(values.extensions) : {};
