@@ -105,6 +105,8 @@ SETTINGS = {  # for every Personae process, beside those of the deployment
     "quality_gate": "false",
     # A probe round every 2 s: an outage of seconds opens an incident.
     "probe_interval_s": "2",
+    # The webhook receiver listens on 127.0.0.1.
+    "webhook_allow_private": "true",
     # Every user comes from 127.0.0.1.
     "send_rate_per_ip": "1000000/minute",
     "send_rate_per_user": "1000000/minute",

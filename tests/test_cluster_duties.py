@@ -298,9 +298,11 @@ async def test_each_incident_change_reaches_a_webhook_receiver_once(
     database_url: str, tmp_path: Path
 ) -> None:
     receiver = _Receiver()
+    # The receiver listens on 127.0.0.1.
+    hooks = {**_QUICK, "webhook_allow_private": "true"}
     async with (
         serve_app(receiver.app()) as receiver_url,
-        cluster(database_url, tmp_path, apis=2, tokens_per_second=200, **_QUICK) as running,
+        cluster(database_url, tmp_path, apis=2, tokens_per_second=200, **hooks) as running,
         _watching(database_url) as watch,
     ):
         admin = await _admin(running, watch.database)

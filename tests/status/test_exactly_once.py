@@ -68,7 +68,7 @@ async def test_concurrent_senders_deliver_each_event_once_with_its_id(
     make_settings: Callable[..., Settings],
 ) -> None:
     receiver = Receiver()
-    settings = make_settings(probe_interval_s=0)
+    settings = make_settings(probe_interval_s=0, webhook_allow_private=True)
     async with (
         serve_app(receiver.app()) as receiver_url,
         _containers(settings, PROCESSES) as containers,
@@ -97,7 +97,9 @@ async def test_a_delivery_whose_sender_died_is_sent_again_with_the_same_id(
     make_settings: Callable[..., Settings],
 ) -> None:
     receiver = Receiver(hold_first=True)
-    settings = make_settings(probe_interval_s=0, webhook_timeout_s=1.0, webhook_lease_s=0.5)
+    settings = make_settings(
+        probe_interval_s=0, webhook_timeout_s=1.0, webhook_lease_s=0.5, webhook_allow_private=True
+    )
     async with serve_app(receiver.app()) as receiver_url:
         async with _containers(settings, 1) as (doomed,):
             subscription = await doomed.webhooks.subscribe(f"{receiver_url}/hook")

@@ -44,7 +44,11 @@ async def test_incident_changes_reach_receivers_and_a_dead_one_blocks_nothing(
 ) -> None:
     received: list[dict[str, Any]] = []
     settings = make_settings(
-        probe_interval_s=0, webhook_retry_base_s=0.1, webhook_max_attempts=3, webhook_timeout_s=1
+        probe_interval_s=0,
+        webhook_retry_base_s=0.1,
+        webhook_max_attempts=3,
+        webhook_timeout_s=1,
+        webhook_allow_private=True,  # the receivers listen on 127.0.0.1
     )
     async with serve_app(_receiver(received, fail_first=1)) as receiver_url:
         app = create_app(settings)
@@ -92,7 +96,7 @@ async def test_incident_changes_reach_receivers_and_a_dead_one_blocks_nothing(
             missing = await admin.delete(f"/api/v1/admin/webhooks/{dead.json()['id']}")
             assert_problem(missing, 404, "not_found")
             bad = await admin.post("/api/v1/admin/webhooks", json={"url": "ftp://example.org/x"})
-            assert_problem(bad, 422, "validation_error")
+            assert_problem(bad, 422, "webhook_target_refused")
             user = await api.user()
             assert_problem(await user.get("/api/v1/admin/webhooks"), 403, "forbidden")
             await api.aclose()

@@ -6,6 +6,11 @@ its own deliveries: each try has a timeout, failures are retried with
 exponential backoff (capped at an hour) up to `webhook_max_attempts`, and
 nothing an operator or a probe does ever waits for a receiver.
 
+Targets are public http(s) addresses only (`webhook_targets`): checked when
+registered, and again at each try, which connects to the address it checked. A try
+refused or failed counts as one of the attempts; a target that no try can ever reach
+(a URL stored before these checks) fails its delivery at once.
+
 Several processes may deliver: each delivery is leased to one of them while it is
 sent, and sent again (by anyone) when its sender dies before recording the try. So
 a delivery arrives at least once, and every try carries the same `Webhook-Id`
@@ -22,12 +27,13 @@ import secrets
 import socket
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
-from personae.errors import NotFound, ValidationFailed
+from personae.errors import NotFound
+from personae.services import webhook_targets as targets
 from personae.services.incidents import IncidentView
+from personae.services.webhook_targets import Resolver, WebhookTargetRefused
 from personae.settings import Settings
 from personae.storage.db import Database
 from personae.storage.repos import webhooks as repo
@@ -79,19 +85,21 @@ class WebhookService:
         settings: Settings,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
+        resolver: Resolver = targets.system_resolver,
     ) -> None:
         self._db = database
         self._settings = settings
         self._transport = transport
+        self._resolver = resolver
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
     async def subscribe(self, url: str) -> SubscriptionRecord:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValidationFailed("url: must be an http:// or https:// address")
+        """Subscribe `url`; WebhookTargetRefused unless it is an http(s) address whose
+        name resolves to public addresses only (see `webhook_targets`)."""
+        await self._resolve(targets.parse(url))
         async with self._db.write() as tx:
             return await repo.insert_subscription(tx, url)
 
@@ -115,12 +123,24 @@ class WebhookService:
         if queued:
             self._wake.set()
 
+    async def _resolve(self, target: targets.Target) -> list[targets.Address]:
+        return await targets.resolve(
+            target,
+            resolver=self._resolver,
+            allow_private=self._settings.webhook_allow_private,
+            timeout_s=self._settings.webhook_timeout_s,
+        )
+
     # --- delivery ----------------------------------------------------------------------
 
     def start(self) -> None:
         if self._task is None:
+            # Each try connects to the address it checked, named in Host and SNI: a
+            # kept connection would be keyed by that address alone, so none is kept.
             self._client = httpx.AsyncClient(
-                transport=self._transport, timeout=self._settings.webhook_timeout_s
+                transport=self._transport,
+                timeout=self._settings.webhook_timeout_s,
+                limits=httpx.Limits(max_keepalive_connections=0),
             )
             self._task = asyncio.create_task(self._loop(), name="personae-webhooks")
 
@@ -167,23 +187,28 @@ class WebhookService:
         return len(due)
 
     async def _deliver(self, delivery: DeliveryRecord, url: str) -> None:
-        assert self._client is not None
-        error: str | None = None
+        final = False
         try:
-            response = await self._client.post(
-                url, json=delivery.payload, headers={WEBHOOK_ID_HEADER: delivery.id}
-            )
-            if response.status_code >= 300:
-                error = f"the receiver answered {response.status_code}"
-        except httpx.HTTPError as failure:
-            error = f"{type(failure).__name__}: {failure}"[:300] or type(failure).__name__
+            target = targets.parse(url)
+        except WebhookTargetRefused as refused:
+            error: str | None = f"refused: {refused.detail}"
+            final = True  # no later try could be sent
+        else:
+            error = await self._try(delivery, target)
         attempts = delivery.attempts + 1
         delay = min(_MAX_BACKOFF_S, self._settings.webhook_retry_base_s * 2 ** (attempts - 1))
         if error is None:
             status = repo.DELIVERED
-        elif attempts >= self._settings.webhook_max_attempts:
+        elif final or attempts >= self._settings.webhook_max_attempts:
             status = repo.FAILED
-            log.warning("a webhook delivery was dropped", extra={"url": url, "error": error})
+            log.warning(
+                "a webhook delivery was dropped",
+                extra={
+                    "subscription_id": delivery.subscription_id,
+                    "target": targets.redacted(url),
+                    "error": error,
+                },
+            )
         else:
             status = repo.PENDING
         async with self._db.write() as tx:
@@ -196,3 +221,44 @@ class WebhookService:
                 next_attempt_at=utcnow() + timedelta(seconds=delay),
                 error=error,
             )
+
+    async def _try(self, delivery: DeliveryRecord, target: targets.Target) -> str | None:
+        """Post `delivery` once: None when the receiver took it, else what went wrong.
+
+        The whole try (resolving, checking, connecting to each allowed address in
+        turn, the answer) fits in `webhook_timeout_s`, so it ends within its lease.
+        """
+        assert self._client is not None
+        timeout_s = self._settings.webhook_timeout_s
+        error = "no address answered"
+        try:
+            async with asyncio.timeout(timeout_s):
+                for address in await self._resolve(target):
+                    url, headers, extensions = targets.pinned(target, address)
+                    headers[WEBHOOK_ID_HEADER] = delivery.id
+                    try:
+                        response = await self._client.post(
+                            url, json=delivery.payload, headers=headers, extensions=extensions
+                        )
+                    except httpx.ConnectError as failure:
+                        error = _described(failure)
+                        continue
+                    if response.status_code >= 300:
+                        return f"the receiver answered {response.status_code}"
+                    return None
+        except WebhookTargetRefused as refused:
+            return f"refused: {refused.detail}"
+        except TimeoutError:
+            return f"no answer within {timeout_s:g} s"
+        except httpx.HTTPError as failure:
+            return _described(failure)
+        except Exception as failure:
+            # Whatever else breaks a try is counted as one, so that a delivery always
+            # ends: one left unrecorded would be taken again each time its lease ran out.
+            log.exception("a webhook try failed unexpectedly")
+            return _described(failure)
+        return error
+
+
+def _described(failure: Exception) -> str:
+    return f"{type(failure).__name__}: {failure}"[:300]
