@@ -35,6 +35,7 @@ from personae.services.metrics import Metrics
 from personae.services.personas import PersonaService
 from personae.services.probes import ProbeRunner
 from personae.services.queue import QueueService
+from personae.services.quotas import Quotas
 from personae.services.ratelimit import RateLimiter, build_storage
 from personae.services.recall import Recall, load_embedder
 from personae.services.recall_jobs import RecallIndexJobs
@@ -224,6 +225,9 @@ def build_container(settings: Settings) -> Container:
     leadership = Leadership(
         LeaderLock(database), check_s=settings.leader_check_s, on_change=metrics.leading
     )
+    quotas = Quotas(
+        max_characters=settings.user_max_characters, asset_bytes=settings.user_asset_quota_bytes
+    )
     container = Container(
         settings=settings,
         database=database,
@@ -231,11 +235,13 @@ def build_container(settings: Settings) -> Container:
         events=events,
         scheduler=scheduler,
         accounts=AccountService(database, settings, limiter, secret_key),
-        characters=CharacterService(database, cpu_budget_s=settings.cpu_budget_s),
+        characters=CharacterService(database, cpu_budget_s=settings.cpu_budget_s, quotas=quotas),
         cards=CardService(
             database,
             max_upload_bytes=settings.max_upload_bytes,
             cpu_budget_s=settings.cpu_budget_s,
+            card_assets_max_bytes=settings.card_assets_max_bytes,
+            quotas=quotas,
         ),
         chats=chats,
         messages=MessageService(database, events, scheduler, settings),

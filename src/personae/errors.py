@@ -251,6 +251,27 @@ class ArchiveTooLarge(PayloadTooLarge):
     title = "The CHARX archive unpacks to too much data"
 
 
+class CardTooLarge(PayloadTooLarge):
+    """A card whose files (unpacked) are more than one card may store
+    (PERSONAE_CARD_ASSETS_MAX_BYTES); `limit` says how much that is."""
+
+    code = "card_too_large"
+    title = "The card's files are too large"
+
+
+class InvalidAvatar(ValidationFailed):
+    code = "invalid_avatar"
+    title = "An avatar is an uploaded picture or an https URL"
+
+
+class QuotaExceeded(Conflict):
+    """What a user stores is past their quota; `quota`, `used` and `limit` say which
+    and how much."""
+
+    code = "quota_exceeded"
+    title = "You have reached a limit of your account"
+
+
 class InvalidTransition(Conflict):
     """An incident or maintenance asked to move to a state it cannot reach from its own."""
 

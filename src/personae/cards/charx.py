@@ -2,7 +2,10 @@
 
 Archives are read defensively: a cap on the number of files and on the bytes
 they unpack to (counted while reading, not trusted from the headers), and no
-path that could climb out of the archive.
+path that could climb out of the archive. Two byte caps apply: what the archive
+may unpack to at all (`archive_too_large`), and what one card may store
+(`card_too_large`, every file counted, `card.json` too); reading stops at the
+first chunk past the smaller, so a zip bomb is never unpacked further.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from personae.errors import ArchiveTooLarge, CardMissing, InvalidCard
+from personae.errors import ArchiveTooLarge, CardMissing, CardTooLarge, InvalidCard, PayloadTooLarge
 
 CARD_PATH = "card.json"
 MAX_FILES = 1000
@@ -41,20 +44,40 @@ def _safe_path(name: str) -> str:
     return str(path)
 
 
-def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int, cap: int) -> bytes:
+def _too_large(max_unpacked: int, max_card_bytes: int | None) -> PayloadTooLarge:
+    """The refusal for an archive past the smaller of its two byte caps."""
+    if max_card_bytes is not None and max_card_bytes <= max_unpacked:
+        return CardTooLarge(
+            f"The card's files unpack to more than {max_card_bytes} bytes "
+            f"({max_card_bytes / 1_048_576:.1f} MiB), the most one card may store.",
+            extra={"limit": max_card_bytes},
+        )
+    return ArchiveTooLarge(f"The archive unpacks to more than {max_unpacked} bytes.")
+
+
+def _read_member(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int, too_large: PayloadTooLarge
+) -> bytes:
+    """The member's bytes, unpacked a chunk at a time and given up at the first chunk
+    past `budget`."""
     parts: list[bytes] = []
     size = 0
     with archive.open(info) as member:
         while chunk := member.read(_READ_CHUNK):
             size += len(chunk)
             if size > budget:
-                raise ArchiveTooLarge(f"The archive unpacks to more than {cap} bytes.")
+                raise too_large
             parts.append(chunk)
     return b"".join(parts)
 
 
-def read_charx(data: bytes, *, max_unpacked: int) -> tuple[bytes, list[ArchiveFile]]:
-    """The raw `card.json` and every other file of the archive (directories left out)."""
+def read_charx(
+    data: bytes, *, max_unpacked: int, max_card_bytes: int | None = None
+) -> tuple[bytes, list[ArchiveFile]]:
+    """The raw `card.json` and every other file of the archive (directories left out).
+
+    The bytes of every file together may be at most `max_unpacked` and, when given,
+    `max_card_bytes` (what one card may store)."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, ValueError) as error:
@@ -63,8 +86,10 @@ def read_charx(data: bytes, *, max_unpacked: int) -> tuple[bytes, list[ArchiveFi
         members = [info for info in archive.infolist() if not info.is_dir()]
         if len(members) > MAX_FILES:
             raise ArchiveTooLarge(f"The archive holds more than {MAX_FILES} files.")
-        if sum(info.file_size for info in members) > max_unpacked:
-            raise ArchiveTooLarge(f"The archive unpacks to more than {max_unpacked} bytes.")
+        cap = min(max_unpacked, max_card_bytes if max_card_bytes is not None else max_unpacked)
+        too_large = _too_large(max_unpacked, max_card_bytes)
+        if sum(info.file_size for info in members) > cap:
+            raise too_large
         paths = [_safe_path(info.filename) for info in members]
         if CARD_PATH not in paths:
             raise CardMissing("The archive has no card.json at its root.")
@@ -72,10 +97,10 @@ def read_charx(data: bytes, *, max_unpacked: int) -> tuple[bytes, list[ArchiveFi
             raise InvalidCard("The archive holds two files with the same path.")
         card = b""
         files: list[ArchiveFile] = []
-        remaining = max_unpacked
+        remaining = cap
         for info, path in zip(members, paths, strict=True):
             try:
-                content = _read_member(archive, info, remaining, max_unpacked)
+                content = _read_member(archive, info, remaining, too_large)
             except (
                 zipfile.BadZipFile,
                 RuntimeError,

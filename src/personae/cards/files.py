@@ -59,12 +59,17 @@ def _read_png(data: bytes) -> ImportedFile:
     return ImportedFile("png", card, png.without_text(data, CARD_CHUNKS), [])
 
 
-def read_card_file(data: bytes, *, max_unpacked: int) -> ImportedFile:
-    """A card from the bytes of a JSON, PNG or CHARX file (the name is not trusted)."""
+def read_card_file(
+    data: bytes, *, max_unpacked: int, max_card_bytes: int | None = None
+) -> ImportedFile:
+    """A card from the bytes of a JSON, PNG or CHARX file (the name is not trusted);
+    a CHARX's files may unpack to `max_unpacked` bytes, and to `max_card_bytes`."""
     if png.is_png(data):
         return _read_png(data)
     if is_zip(data):
-        card_json, files = read_charx(data, max_unpacked=max_unpacked)
+        card_json, files = read_charx(
+            data, max_unpacked=max_unpacked, max_card_bytes=max_card_bytes
+        )
         return ImportedFile("charx", read_card(decode_json(card_json, "card.json")), None, files)
     if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
         return ImportedFile("json", read_card(decode_json(data, "The file")), None, [])

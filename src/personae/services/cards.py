@@ -19,9 +19,11 @@ from personae.cards.files import (
     read_lorebook_file,
 )
 from personae.cards.lorebook import Lorebook
-from personae.errors import Forbidden, NotFound, PayloadTooLarge
+from personae.errors import CardTooLarge, Forbidden, NotFound, PayloadTooLarge
 from personae.offload import bounded
+from personae.services.avatars import shown_avatar
 from personae.services.characters import can_read
+from personae.services.quotas import Quotas
 from personae.storage.db import Database
 from personae.storage.repos import character_assets as assets_repo
 from personae.storage.repos import characters as repo
@@ -93,11 +95,12 @@ def _main_icon(assets: list[AssetRecord]) -> AssetRecord | None:
 
 
 def _data_url(asset: AssetRecord | None) -> str | None:
-    """The avatar as a data URL, when it is small enough to live in the `avatar` field."""
+    """The avatar as a data URL, when it is small enough to live in the `avatar` field
+    and a picture an avatar may be (PNG, JPEG, GIF or WebP: an SVG icon is not)."""
     if asset is None:
         return None
     url = f"data:{asset.media_type};base64,{base64.b64encode(asset.data).decode('ascii')}"
-    return url if len(url) <= _AVATAR_LIMIT else None
+    return shown_avatar(url) if len(url) <= _AVATAR_LIMIT else None
 
 
 def _avatar_png(character: CharacterRecord, assets: list[AssetRecord]) -> bytes | None:
@@ -152,18 +155,36 @@ def _card_file(
 class CardService:
     """Import and export Character Card V2/V3 files; standalone lorebooks."""
 
-    def __init__(self, database: Database, *, max_upload_bytes: int, cpu_budget_s: float) -> None:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        max_upload_bytes: int,
+        cpu_budget_s: float,
+        card_assets_max_bytes: int | None = None,
+        quotas: Quotas | None = None,
+    ) -> None:
         self._db = database
         self._max_upload_bytes = max_upload_bytes
         self._cpu_budget_s = cpu_budget_s
+        self._card_assets_max_bytes = card_assets_max_bytes
+        self._quotas = quotas or Quotas()
 
     def _read_import(
         self, data: bytes, visibility: str
     ) -> tuple[dict[str, Any], list[AssetRecord]]:
         """The new character's values and assets from a card file (CPU-bound: run off
         the event loop)."""
-        imported = read_card_file(data, max_unpacked=self._max_upload_bytes * UNPACK_FACTOR)
+        cap = self._card_assets_max_bytes
+        imported = read_card_file(
+            data, max_unpacked=self._max_upload_bytes * UNPACK_FACTOR, max_card_bytes=cap
+        )
         assets = _imported_assets(imported)
+        if cap is not None and imported.image is not None and len(imported.image) > cap:
+            raise CardTooLarge(
+                f"The card's image is larger than {cap} bytes, the most one card may store.",
+                extra={"limit": cap},
+            )
         values: dict[str, Any] = {
             **imported.card.fields,
             "tagline": "",
@@ -178,8 +199,9 @@ class CardService:
     ) -> CharacterRecord:
         """A new character from a card file; a refused file leaves nothing stored.
 
-        The file is read and checked in full before the one transaction that
-        stores the character and its assets.
+        The file is read and checked in full (within the card's byte cap) before the
+        one transaction that checks the owner's quotas and stores the character and
+        its assets.
         """
         if len(data) > self._max_upload_bytes:
             raise PayloadTooLarge(f"The file is larger than {self._max_upload_bytes} bytes.")
@@ -191,7 +213,9 @@ class CardService:
             what="reading the card",
             input_at_fault=True,
         )
+        asset_bytes = sum(len(asset.data) for asset in assets)
         async with self._db.write() as tx:
+            await self._quotas.check_new_character(tx, owner.id, asset_bytes=asset_bytes)
             character_id = await repo.insert_character(tx, owner.id, values)
             await assets_repo.insert_assets(tx, character_id, assets)
             character = await repo.get_character(tx, character_id)

@@ -8,7 +8,10 @@ from personae import strict_json
 from personae.cards.lorebook import parse_book
 from personae.errors import Forbidden, InvalidState, NotFound
 from personae.offload import bounded
+from personae.services.avatars import check_avatar
+from personae.services.quotas import Quotas
 from personae.storage.db import Database
+from personae.storage.repos import character_assets as assets_repo
 from personae.storage.repos import characters as repo
 from personae.storage.repos.accounts import UserRecord
 from personae.storage.repos.characters import CharacterRecord, CharacterSort
@@ -29,6 +32,12 @@ def can_read(character: CharacterRecord, viewer: UserRecord | None) -> bool:
     if character.visibility != "private":
         return True
     return viewer is not None and viewer.id == character.owner_id
+
+
+def _can_moderate(character: CharacterRecord, user: UserRecord) -> bool:
+    """Moderators and admins find any character, private ones included, to take it
+    down or off the featured list; reading and listing stay as `can_read` says."""
+    return user.role in _STAFF_ROLES or can_read(character, user)
 
 
 def _normalised(values: dict[str, Any]) -> dict[str, Any]:
@@ -52,12 +61,16 @@ def _can_delete(character: CharacterRecord, user: UserRecord) -> bool:
 class CharacterService:
     """Create, read, change and find characters."""
 
-    def __init__(self, database: Database, *, cpu_budget_s: float) -> None:
+    def __init__(
+        self, database: Database, *, cpu_budget_s: float, quotas: Quotas | None = None
+    ) -> None:
         self._db = database
         self._cpu_budget_s = cpu_budget_s
+        self._quotas = quotas or Quotas()
 
     async def _checked(self, values: dict[str, Any]) -> dict[str, Any]:
         """`_normalised(values)`, off the event loop: everything is checked before any write."""
+        check_avatar(values.get("avatar"))
         return await bounded(
             _normalised,
             values,
@@ -69,6 +82,7 @@ class CharacterService:
     async def create(self, owner: UserRecord, values: dict[str, Any]) -> CharacterRecord:
         values = await self._checked(values)
         async with self._db.write() as tx:
+            await self._quotas.check_new_character(tx, owner.id)
             character_id = await repo.insert_character(tx, owner.id, values)
             character = await repo.get_character(tx, character_id)
         assert character is not None
@@ -98,14 +112,16 @@ class CharacterService:
         return updated
 
     async def delete(self, character_id: str, user: UserRecord) -> None:
-        """Hide a character from everybody; its chats keep working from the stored copy."""
+        """Hide a character from everybody; its chats keep working from the stored copy.
+        Its card files are removed, which gives their bytes back to the owner's quota."""
         async with self._db.write() as tx:
             character = await repo.get_character(tx, character_id)
-            if character is None or not can_read(character, user):
+            if character is None or not _can_moderate(character, user):
                 raise NotFound("No character with this id.")
             if not _can_delete(character, user):
                 raise Forbidden("Only the creator of a character or a moderator can delete it.")
             await repo.soft_delete_character(tx, character_id)
+            await assets_repo.delete_assets(tx, character_id)
 
     async def set_featured(
         self, character_id: str, user: UserRecord, featured: bool
@@ -119,7 +135,7 @@ class CharacterService:
             raise Forbidden("Only moderators and admins choose the featured characters.")
         async with self._db.write() as tx:
             character = await repo.get_character(tx, character_id)
-            if character is None or not can_read(character, user):
+            if character is None or not _can_moderate(character, user):
                 raise NotFound("No character with this id.")
             if featured and character.visibility != "public":
                 raise NotPublic(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from personae.errors import Conflict, NotFound
+from personae.services.avatars import check_avatar
 from personae.storage.db import Database
 from personae.storage.repos import chats as chat_repo
 from personae.storage.repos import personas as repo
@@ -40,6 +41,7 @@ class PersonaService:
         is_default: bool,
     ) -> PersonaRecord:
         """A new persona; the first one of a user is the default."""
+        check_avatar(avatar)
         async with self._db.write() as tx:
             count = await repo.count_personas(tx, user.id)
             if count >= MAX_PERSONAS:
@@ -64,6 +66,7 @@ class PersonaService:
         is_default: bool | None,
     ) -> PersonaRecord:
         """Change a persona; chats that use it take the new name and description."""
+        check_avatar(avatar)
         await self.get(user, persona_id)
         values = {
             key: value

@@ -9,6 +9,7 @@ from pydantic import Field, StringConstraints, field_validator
 
 from personae import strict_json
 from personae.api.schemas.common import Input, Output
+from personae.services.avatars import shown_avatar
 
 Visibility = Literal["public", "unlisted", "private"]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
@@ -37,6 +38,11 @@ class CharacterFields(Input):
     group_only_greetings: list[Greeting] = Field(default_factory=list, max_length=100)
     # A lorebook in the card format (`character_book`); stored normalised.
     character_book: dict[str, Any] | None = None
+    definition_visible: bool = Field(
+        default=False,
+        description="Others see the definition (system prompt, description, lorebook, ...) "
+        "when they inspect a reply's prompt; off: hidden by the creator.",
+    )
 
 
 class CharacterCreate(CharacterFields):
@@ -70,6 +76,7 @@ class CharacterUpdate(Input):
     character_version: str | None = Field(default=None, max_length=64)
     group_only_greetings: list[Greeting] | None = Field(default=None, max_length=100)
     character_book: dict[str, Any] | None = None
+    definition_visible: bool | None = None
 
     # Runs only on fields that were sent, so a missing field keeps its value but an
     # explicit null is refused under the field's own name.
@@ -111,6 +118,9 @@ class CharacterPublic(Output):
     character_book: dict[str, Any] | None
     chat_count: int
     featured: bool = Field(description="Shown in the discover page's Featured row.")
+    definition_visible: bool = Field(
+        description="Others see the definition when they inspect a reply's prompt."
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -120,6 +130,13 @@ class CharacterPublic(Output):
     @classmethod
     def _within_json_limits(cls, value: Any) -> Any:
         return strict_json.sanitised(value)
+
+    # An avatar stored before avatars were checked, which is neither an uploaded
+    # picture nor an https URL (a `javascript:` one, say), is shown as none.
+    @field_validator("avatar")
+    @classmethod
+    def _safe_avatar(cls, value: str | None) -> str | None:
+        return shown_avatar(value)
 
 
 class CharacterPage(Output):

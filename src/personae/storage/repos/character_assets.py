@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from personae.storage.tables import character_assets
@@ -63,3 +63,10 @@ async def list_assets(tx: AsyncSession, character_id: str) -> list[AssetRecord]:
         )
         for row in rows
     ]
+
+
+async def delete_assets(tx: AsyncSession, character_id: str) -> None:
+    """Remove a character's asset files (a deleted character's are of no use to anyone)."""
+    await tx.execute(
+        delete(character_assets).where(character_assets.c.character_id == character_id)
+    )

@@ -81,9 +81,17 @@ export function initials(name) {
   return (name || "?").trim().slice(0, 1).toUpperCase();
 }
 
+// What an avatar may be (the server's rule, checked again here for values stored
+// before it): an uploaded picture as a base64 data: URL, or an https URL.
+const SAFE_AVATAR = /^(data:image\/(png|jpeg|gif|webp);base64,[A-Za-z0-9+/]*={0,2}|https:\/\/[^\s\\\u0000-\u001f\u007f-\u009f]+)$/;
+
+export function safeAvatar(url) {
+  return typeof url === "string" && SAFE_AVATAR.test(url) ? url : null;
+}
+
 // The avatar of a character: its picture, or its initial on a colour taken from its name.
 export function avatar(character, size = "md") {
-  if (character && character.avatar) {
+  if (character && safeAvatar(character.avatar)) {
     return h(`img.avatar.avatar-${size}`, { src: character.avatar, alt: "" });
   }
   const name = character ? character.name : "?";

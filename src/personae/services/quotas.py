@@ -1,0 +1,50 @@
+"""Quotas per user: how many characters one keeps, and how many bytes of card files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from personae.errors import QuotaExceeded
+from personae.storage.repos import characters as characters_repo
+from personae.storage.repos import quotas as repo
+
+
+def _size(count: int) -> str:
+    return f"{count:,} bytes ({count / 1_048_576:.1f} MiB)"
+
+
+@dataclass(frozen=True)
+class Quotas:
+    """The limits of one user; 0 is no limit."""
+
+    max_characters: int = 0
+    asset_bytes: int = 0
+
+    async def check_new_character(
+        self, tx: AsyncSession, owner_id: str, *, asset_bytes: int = 0
+    ) -> None:
+        """Refuse (409 `quota_exceeded`) a character, with `asset_bytes` of card files,
+        that would take the owner past a quota. Runs in the transaction that stores it,
+        with the owner's row held, so two at once cannot both squeeze in."""
+        if not self.max_characters and not (self.asset_bytes and asset_bytes):
+            return
+        await repo.lock_owner(tx, owner_id)
+        if self.max_characters:
+            count = await characters_repo.count_owned(tx, owner_id)
+            if count >= self.max_characters:
+                raise QuotaExceeded(
+                    f"You have {count:,} characters, the most one account may keep "
+                    f"({self.max_characters:,}). Delete one to make room for another.",
+                    extra={"quota": "characters", "used": count, "limit": self.max_characters},
+                )
+        if self.asset_bytes and asset_bytes:
+            used = await repo.owned_asset_bytes(tx, owner_id)
+            if used + asset_bytes > self.asset_bytes:
+                raise QuotaExceeded(
+                    f"Your characters' card files take {_size(used)} of your "
+                    f"{_size(self.asset_bytes)}; this card's {_size(asset_bytes)} do not fit. "
+                    "Delete a character with large files to make room.",
+                    extra={"quota": "asset_bytes", "used": used, "limit": self.asset_bytes},
+                )
