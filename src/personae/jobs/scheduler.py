@@ -137,6 +137,10 @@ class Scheduler:
             position - free, self._slots(), self._capacity()
         )
 
+    async def refresh_estimates(self) -> None:
+        if self._fleet is not None:
+            await self._fleet.refresh_counts()
+
     def backend_unavailable(self) -> bool:
         """Whether no backend can take a reply now (all down, or their breakers open)."""
         if self._fleet is not None:

@@ -56,6 +56,11 @@ class JobSignals(Protocol):
 
     def estimate_start_s(self, position: int) -> float | None: ...
 
+    async def refresh_estimates(self) -> None:
+        """Read what the estimates rest on again now, where it is shared by processes
+        (a place told to one waiting reply must not be a second old)."""
+        ...
+
     def backend_unavailable(self) -> bool:
         """Whether no backend can take a reply now (replies wait until one is back)."""
         ...
@@ -153,6 +158,7 @@ async def job_place(
     if job.status != job_repo.QUEUED:
         return None
     position = await job_repo.queue_position(tx, job, max_wait_s=signals.max_wait_s)
+    await signals.refresh_estimates()
     reason = BACKEND_UNAVAILABLE if signals.backend_unavailable() else None
     return QueuePlace(position, signals.estimate_start_s(position), reason)
 

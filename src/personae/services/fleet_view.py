@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from personae.llm.router import Router
 from personae.storage.db import Database
+from personae.storage.repos import jobs as job_repo
 from personae.storage.repos import slots as slot_repo
 from personae.storage.repos.slots import BackendState
 
@@ -38,6 +39,8 @@ class FleetView:
         self._router = router
         self.states: list[BackendState] = []
         self.in_flight: dict[str, int] = {}
+        # Jobs claimed and not ended (a reply claimed takes a slot before its lease).
+        self.running = 0
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -74,9 +77,18 @@ class FleetView:
                     await slot_repo.report_states(tx, seen)
             async with self._db.read() as tx:
                 self.states = await slot_repo.read_states(tx, fresh_within_s=_FRESH_S)
-                self.in_flight = await slot_repo.count_by_backend(tx)
         except Exception:
             log.warning("reading the backends' shared state failed", exc_info=True)
+        await self.refresh_counts()
+
+    async def refresh_counts(self) -> None:
+        """Read the slots in flight and the jobs running, over every process."""
+        try:
+            async with self._db.read() as tx:
+                self.in_flight = await slot_repo.count_by_backend(tx)
+                self.running = await job_repo.count_by_status(tx, job_repo.RUNNING)
+        except Exception:
+            log.warning("reading the slots in flight failed", exc_info=True)
 
     async def measure(self, backend: str, service_s: float) -> None:
         """A reply on `backend` took `service_s`: move the shared measure towards it."""
@@ -105,7 +117,8 @@ class FleetView:
         usable = [state for state in self.states if state.usable]
         if not usable:
             return None
-        free = sum(max(0, s.slots - self.in_flight.get(s.name, 0)) for s in usable)
+        leased = sum(self.in_flight.get(s.name, 0) for s in usable)
+        free = sum(s.slots for s in usable) - max(leased, self.running)
         if position <= free:
             return 0.0
         return start_in_waves_s(
