@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from personae.errors import QuotaExceeded
+from personae.storage.db import Transaction
 from personae.storage.repos import characters as characters_repo
 from personae.storage.repos import quotas as repo
 
@@ -23,7 +22,7 @@ class Quotas:
     asset_bytes: int = 0
 
     async def check_new_character(
-        self, tx: AsyncSession, owner_id: str, *, asset_bytes: int = 0
+        self, tx: Transaction, owner_id: str, *, asset_bytes: int = 0
     ) -> None:
         """Refuse (409 `quota_exceeded`) a character, with `asset_bytes` of card files,
         that would take the owner past a quota. Runs in the transaction that stores it,

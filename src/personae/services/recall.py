@@ -27,13 +27,12 @@ from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from personae.errors import ConfigurationError
 from personae.llm.embedding_files import find_embedding_dir
 from personae.services.minilm import MiniLMEmbedder
 from personae.settings import Settings
-from personae.storage.db import Database
+from personae.storage.db import Database, Transaction
 from personae.storage.repos import memories as memory_repo
 
 Matrix = npt.NDArray[np.float32]
@@ -227,7 +226,7 @@ class Recall:
             self._chats.popitem(last=False)
         return cached
 
-    async def refresh(self, tx: AsyncSession, chat_id: str) -> int:
+    async def refresh(self, tx: Transaction, chat_id: str) -> int:
         """Read the chat's vectors stored since the last read (all of them the first
         time); returns how many were new."""
         cached = self._cached(chat_id)
@@ -245,7 +244,7 @@ class Recall:
         cached.last_position = fresh[-1][1]
         return len(fresh)
 
-    async def index_due(self, tx: AsyncSession, chat_id: str, *, before_position: int) -> bool:
+    async def index_due(self, tx: Transaction, chat_id: str, *, before_position: int) -> bool:
         """Whether messages before a position wait for vectors (after `refresh`). Asks the
         database only when the position moved past what is known to be covered."""
         cached = self._cached(chat_id)
