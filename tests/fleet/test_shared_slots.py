@@ -72,15 +72,15 @@ async def test_three_processes_never_hold_more_than_a_backends_slots(
         for database, owner in zip(databases, owners, strict=True):
             async with database.write() as tx:
                 await job_repo.heartbeat(tx, owner)
-        routers = [
-            Router([_backend("a", 3), _backend("b", 2)], shared=SharedSlots(database, owner))
-            for database, owner in zip(databases, owners, strict=True)
+        shared = [
+            SharedSlots(database, owner) for database, owner in zip(databases, owners, strict=True)
         ]
+        routers = [Router([_backend("a", 3), _backend("b", 2)], shared=slots) for slots in shared]
         # Twenty takers at once, spread over the three processes, all for one chat.
         taken = await asyncio.gather(*(routers[n % 3].take("chat-1") for n in range(20)))
         held = [choice for choice in taken if choice is not None]
         assert sorted(c.backend.name for c in held) == ["a", "a", "a", "b", "b"]
-        assert await routers[0].in_flight() == {"a": 3, "b": 2}
+        assert await shared[0].count() == {"a": 3, "b": 2}
         assert not await routers[0].room_beyond(0)
 
         # A slot given back in one process is free for another.
@@ -101,7 +101,7 @@ async def test_three_processes_never_hold_more_than_a_backends_slots(
             for number in alive:
                 await job_repo.heartbeat(tx, owners[number])
             await job_repo.release_dead(tx, owner=owners[alive[0]], dead_after_s=1.0)
-        counted = await routers[alive[0]].in_flight()
+        counted = await shared[alive[0]].count()
         assert sum(counted.values()) == 5 - len(dead)
     finally:
         for database in databases:

@@ -127,13 +127,6 @@ class Router:
         """The slots of each usable backend, by name."""
         return {b.name: b.spec.slots for b in self._backends if b.usable()}
 
-    async def in_flight(self) -> dict[str, int]:
-        """Requests in flight on each backend, from every process when slots are shared."""
-        if self._shared is None:
-            return {b.name: b.in_flight for b in self._backends}
-        counted = await self._shared.count()
-        return {b.name: counted.get(b.name, 0) for b in self._backends}
-
     async def room_beyond(self, busy_here: int) -> bool:
         """Whether one more reply would find a free slot, beside the `busy_here` this
         process runs (those claimed but not yet on a backend count as taking a slot).
