@@ -9,6 +9,7 @@ import binascii
 import re
 from urllib.parse import urlsplit
 
+from personae.cards import png
 from personae.errors import InvalidAvatar
 
 MAX_URL_CHARS = 2048
@@ -20,7 +21,7 @@ _UNSAFE_CHARS = re.compile(r"[\x00-\x20\x7f-\x9f\\\u2028\u2029]")
 
 def _image_type(content: bytes) -> str | None:
     """The image type the bytes' signature says, among those an avatar may be."""
-    if content.startswith(b"\x89PNG\r\n\x1a\n"):
+    if content.startswith(png.SIGNATURE):
         return "image/png"
     if content.startswith(b"\xff\xd8\xff"):
         return "image/jpeg"
