@@ -119,6 +119,8 @@ characters = Table(
     Column("featured_at", UTCDateTime, nullable=True),
     # Whether others see its definition when they inspect a reply's prompt (migration 0010).
     Column("definition_visible", Boolean, nullable=False, default=False, server_default=false()),
+    # Its content rating: general, teen or mature (migration 0011).
+    Column("rating", String(16), nullable=False, default="general", server_default="general"),
     Index("ix_characters_visibility_created", "visibility", "created_at"),
     Index("ix_characters_featured_at", "featured_at"),
 )

@@ -12,6 +12,7 @@ from personae.api.schemas.common import Input, Output
 from personae.services.avatars import shown_avatar
 
 Visibility = Literal["public", "unlisted", "private"]
+Rating = Literal["general", "teen", "mature"]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
 LongText = Annotated[str, StringConstraints(max_length=32_000)]
 Greeting = Annotated[str, StringConstraints(max_length=16_000)]
@@ -42,6 +43,11 @@ class CharacterFields(Input):
         default=False,
         description="Others see the definition (system prompt, description, lorebook, ...) "
         "when they inspect a reply's prompt; off: hidden by the creator.",
+    )
+    rating: Rating = Field(
+        default="general",
+        description="The content rating: general (everyone), teen, or mature (confirmed "
+        "adults only).",
     )
 
 
@@ -77,6 +83,7 @@ class CharacterUpdate(Input):
     group_only_greetings: list[Greeting] | None = Field(default=None, max_length=100)
     character_book: dict[str, Any] | None = None
     definition_visible: bool | None = None
+    rating: Rating | None = None
 
     # Runs only on fields that were sent, so a missing field keeps its value but an
     # explicit null is refused under the field's own name.
@@ -121,6 +128,7 @@ class CharacterPublic(Output):
     definition_visible: bool = Field(
         description="Others see the definition when they inspect a reply's prompt."
     )
+    rating: Rating = Field(description="The content rating: general, teen or mature.")
     created_at: datetime
     updated_at: datetime
 

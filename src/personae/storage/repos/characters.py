@@ -50,6 +50,8 @@ class CharacterRecord:
     # Others see the definition (system prompt, description, lorebook, ...) in a
     # reply's prompt only when the creator turned this on.
     definition_visible: bool = False
+    # The content rating: "general", "teen" or "mature".
+    rating: str = "general"
 
     @property
     def featured(self) -> bool:
