@@ -8,7 +8,7 @@ import asyncio
 import secrets
 
 from conftest import REDIS_URL
-from personae.events.base import EventLog
+from personae.events.base import Event, EventLog
 from personae.events.memory import MemoryEventLog
 from personae.events.redis import RedisEventLog
 from personae.jobs.wakeups import Wakeups
@@ -47,3 +47,24 @@ async def test_each_announcement_wakes_every_listening_worker() -> None:
         await api_log.aclose()
         if worker_log is not api_log:
             await worker_log.aclose()
+
+
+class _SwallowingLog(MemoryEventLog):
+    """A log whose blocking read swallows a cancellation and returns empty, as
+    redis-py's does when the cancel lands as the read starts."""
+
+    async def read(self, stream: str, after: str | None, *, wait_s: float) -> list[Event]:
+        try:
+            await asyncio.sleep(wait_s)
+        except asyncio.CancelledError:
+            return []
+        return []
+
+
+async def test_closing_ends_the_listener_even_when_a_read_swallows_the_cancel() -> None:
+    wakeups = Wakeups(_SwallowingLog())
+    wakeups.listen(lambda: None)
+    await asyncio.sleep(0.05)  # the listener is in its blocking read
+    closing = asyncio.create_task(wakeups.aclose())
+    done, _ = await asyncio.wait({closing}, timeout=3)
+    assert closing in done, "closing waits for a listener that never ends"
