@@ -1,6 +1,6 @@
 """No user input can stall the server: hostile patterns, files and JSON get a clear
 answer while the event loop stays free (/healthz, answered on the same loop as the
-work in an in-process app, keeps answering within 100 ms), and nothing is stored."""
+work in an in-process app, keeps answering within half a second), and nothing is stored."""
 
 from __future__ import annotations
 
@@ -27,7 +27,9 @@ from personae.settings import Settings
 from personae.storage.repos import accounts as account_repo
 from personae.storage.repos import characters as character_repo
 
-HEALTH_BOUND_S = 0.1
+# A stalled loop answers in seconds (the catastrophic regex in `re` ran 14 s); half a
+# second leaves room for a loaded CI machine, where 100 ms failed once on PostgreSQL.
+HEALTH_BOUND_S = 0.5
 IMPORT = "/api/v1/characters/import"
 ONE_BACKEND = {"sim": {"slots": 2}}
 
@@ -125,7 +127,7 @@ async def test_a_catastrophic_lorebook_regex_and_a_4000_character_message_stall_
                 f"/api/v1/chats/{chat_id}/messages/trap-1", json={"content": "a" * 3999 + "!"}
             )
             assert sent.status_code == 202, sent.text
-            reply = await wait_for_reply(alice, chat_id, sent.json()["reply"]["id"], timeout_s=30)
+            reply = await wait_for_reply(alice, chat_id, sent.json()["reply"]["id"], timeout_s=60)
         assert reply["status"] == "complete", reply
 
 
