@@ -16,9 +16,7 @@ from conftest import Api, assert_problem, fleet, wait_for_reply
 from personae.settings import Settings
 from personae.storage.tables import jobs
 
-ONE_SLOW_SLOT = {"a": {"slots": 1, "tokens_per_second": 40}}
-# Slower still where the test needs the whole line formed before the first reply ends,
-# even on a busy machine.
+# Slow enough that a line forms before the first reply ends, even on a busy machine.
 ONE_VERY_SLOW_SLOT = {"a": {"slots": 1, "tokens_per_second": 10}}
 
 
@@ -119,7 +117,11 @@ async def test_one_running_reply_per_user(make_settings: Callable[..., Settings]
 async def test_past_the_per_user_bound_a_send_is_refused_but_stored_and_a_resend_works(
     make_settings: Callable[..., Settings],
 ) -> None:
-    async with fleet(make_settings, ONE_SLOW_SLOT, queue_max_per_user=2, max_reply_tokens=10) as (
+    # Each reply takes 2 s: the first is still running when the third is sent, even on
+    # a busy machine.
+    async with fleet(
+        make_settings, ONE_VERY_SLOW_SLOT, queue_max_per_user=2, max_reply_tokens=20
+    ) as (
         api,
         _,
     ):
@@ -147,7 +149,11 @@ async def test_past_the_per_user_bound_a_send_is_refused_but_stored_and_a_resend
 async def test_past_the_queue_bound_a_send_gets_503_with_retry_after_and_is_kept(
     make_settings: Callable[..., Settings],
 ) -> None:
-    async with fleet(make_settings, ONE_SLOW_SLOT, queue_max_length=1, max_reply_tokens=40) as (
+    # The blocker's reply takes 4 s: the line is still the waiter alone when the late
+    # one sends, even on a busy machine.
+    async with fleet(
+        make_settings, ONE_VERY_SLOW_SLOT, queue_max_length=1, max_reply_tokens=40
+    ) as (
         api,
         _,
     ):
@@ -182,10 +188,12 @@ async def test_sends_past_the_rate_limit_get_429_and_are_not_stored(
 async def test_positions_move_as_the_line_moves_and_the_queue_view_shows_it(
     make_settings: Callable[..., Settings],
 ) -> None:
-    async with fleet(make_settings, ONE_SLOW_SLOT, max_reply_tokens=40) as (api, _):
+    # The blocker's reply (6 s) outlasts forming the line even on a busy machine; the
+    # line then moves when it ends, not after a fixed sleep.
+    async with fleet(make_settings, ONE_VERY_SLOW_SLOT, max_reply_tokens=60) as (api, _):
         clients = await _users(api, ["blocker", "ursula", "ulrich", "uma"])
         await api.container.accounts.set_role("uma", "admin")
-        await _line_up(api, clients, ["blocker"])
+        blocker_reply = (await _line_up(api, clients, ["blocker"]))["blocker"]
         await asyncio.sleep(0.2)
         chat_u3 = await _chat(clients["uma"])
         await _line_up(api, clients, ["ursula", "ulrich"])
@@ -199,7 +207,8 @@ async def test_positions_move_as_the_line_moves_and_the_queue_view_shows_it(
         assert staff_view["backends"][0]["name"] == "a"
         ulrich_chat = (await clients["ulrich"].get("/api/v1/chats")).json()["items"][0]["id"]
         before = (await _send(clients["ulrich"], ulrich_chat, "ulrich-1")).json()["reply"]["queue"]
-        await asyncio.sleep(1.3)
+        blocker_chat = (await clients["blocker"].get("/api/v1/chats")).json()["items"][0]["id"]
+        await wait_for_reply(clients["blocker"], blocker_chat, blocker_reply, timeout_s=60)
         after = (await _send(clients["ulrich"], ulrich_chat, "ulrich-1")).json()["reply"]["queue"]
         assert after is None or after["position"] < before["position"]
 
