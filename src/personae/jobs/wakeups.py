@@ -25,7 +25,7 @@ class Wakeups:
         self._events = events
         self._sending: set[asyncio.Task[object]] = set()
         self._listener: asyncio.Task[None] | None = None
-        self._closing = False
+        self._closing = asyncio.Event()
 
     def announce(self) -> None:
         """Tell the workers a job is waiting (without waiting: the send has answered)."""
@@ -47,13 +47,13 @@ class Wakeups:
         # redis-py can swallow a cancellation that lands while a blocking read starts
         # (the read returns instead of raising CancelledError; seen in 1 cancel in 10):
         # the loop must also end on its own flag, or closing waits for ever.
-        while not self._closing:
+        while not self._closing.is_set():
             try:
                 if last is None:
                     last = await self._events.last_id(QUEUED_STREAM) or "0-0"
                 events = await self._events.read(QUEUED_STREAM, last, wait_s=_READ_WAIT_S)
             except Exception:
-                if self._closing:
+                if self._closing.is_set():
                     return
                 log.warning("listening for queued jobs failed; trying again", exc_info=True)
                 await asyncio.sleep(_RETRY_S)
@@ -63,7 +63,7 @@ class Wakeups:
                 wake()
 
     async def aclose(self) -> None:
-        self._closing = True
+        self._closing.set()
         tasks = [*self._sending, *([self._listener] if self._listener else [])]
         for task in tasks:
             task.cancel()
