@@ -126,7 +126,9 @@ class Scheduler:
         backends' slots (see `ServiceTimes.estimate_start_s`); None while no backend
         can take replies (nobody knows when one is back)."""
         if self._fleet is not None:
-            return self._fleet.estimate_start_s(position, self._service_times.overall_s)
+            return self._fleet.estimate_start_s(
+                position, self._service_times.of, self._service_times.overall_s
+            )
         if self.backend_unavailable():
             return None
         free = max(0, self._capacity() - self._busy()) if self._generation is not None else 0

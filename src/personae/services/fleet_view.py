@@ -111,9 +111,13 @@ class FleetView:
         measured = next((s.service_s for s in self.states if s.name == backend), None)
         return measured if measured is not None else fallback_s
 
-    def estimate_start_s(self, position: int, fallback_s: float) -> float | None:
+    def estimate_start_s(
+        self, position: int, local_s: Callable[[str], float], fallback_s: float
+    ) -> float | None:
         """When the reply at `position` in line starts: at once when a slot is free for
-        it, else in waves over the usable backends; None while none is usable."""
+        it, else in waves over the usable backends; None while none is usable. A
+        backend with no shared measure yet (one read at most a second ago) counts with
+        this process's own, `local_s`."""
         usable = [state for state in self.states if state.usable]
         if not usable:
             return None
@@ -124,7 +128,7 @@ class FleetView:
         return start_in_waves_s(
             position - free,
             {s.name: s.slots for s in usable},
-            lambda name: self.service_s(name, fallback_s),
+            lambda name: self.service_s(name, local_s(name)),
             fallback_s=fallback_s,
         )
 
