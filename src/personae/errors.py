@@ -109,6 +109,11 @@ class Forbidden(AppError):
     title = "You may not do this"
 
 
+class DefinitionHidden(Forbidden):
+    code = "definition_hidden"
+    title = "The creator keeps this character's definition hidden"
+
+
 # --- 404/409: the thing you asked about --------------------------------------
 
 

@@ -16,6 +16,7 @@ from card_samples import HAPPY_PNG, LOREBOOK, V1_CARD, V2_CARD, V3_CARD, b64, ca
 from conftest import Api, assert_problem
 from personae.cards import png
 from personae.services.prompting import build_prompt, system_prompt
+from personae.storage.repos import characters as character_repo
 from personae.storage.repos.chats import ChatRecord
 
 IMPORT = "/api/v1/characters/import"
@@ -161,7 +162,9 @@ async def test_html_in_card_fields_is_kept_as_text(api: Api) -> None:
 async def test_creator_notes_never_reach_the_prompt_and_macros_are_filled(api: Api) -> None:
     alice = await api.user("alice")
     created = await imported(alice, json.dumps(V2_CARD).encode())
-    character = await api.container.characters.get(created["id"], None)
+    async with api.container.database.read() as tx:
+        character = await character_repo.get_character(tx, created["id"])
+    assert character is not None
     now = datetime.now(UTC)
     chat = ChatRecord("c", "o", character.id, character.name, "t", "Sam", "", 0, None, now, now)
     system = system_prompt(character, chat)

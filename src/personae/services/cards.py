@@ -19,10 +19,10 @@ from personae.cards.files import (
     read_lorebook_file,
 )
 from personae.cards.lorebook import Lorebook
-from personae.errors import CardTooLarge, Forbidden, NotFound, PayloadTooLarge
+from personae.errors import CardTooLarge, DefinitionHidden, Forbidden, NotFound, PayloadTooLarge
 from personae.offload import bounded
 from personae.services.avatars import shown_avatar
-from personae.services.characters import can_read
+from personae.services.characters import can_read, sees_definition
 from personae.services.quotas import Quotas
 from personae.storage.db import Database
 from personae.storage.repos import character_assets as assets_repo
@@ -235,6 +235,11 @@ class CardService:
             character = await repo.get_character(tx, character_id)
             if character is None or not can_read(character, viewer):
                 raise NotFound("No character with this id.")
+            if not sees_definition(character, viewer):
+                raise DefinitionHidden(
+                    "This character's creator keeps its definition to themselves, so it "
+                    "cannot be exported. You can still chat with it."
+                )
             assets = await assets_repo.list_assets(tx, character_id) if container != "json" else []
         content = await bounded(
             _card_file,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from personae import strict_json
@@ -32,6 +33,34 @@ def can_read(character: CharacterRecord, viewer: UserRecord | None) -> bool:
     if character.visibility != "private":
         return True
     return viewer is not None and viewer.id == character.owner_id
+
+
+def sees_definition(character: CharacterRecord, viewer: UserRecord | None) -> bool:
+    """Whether `viewer` may read the character's definition: its creator and staff
+    always, others only while the creator shows it (`definition_visible`)."""
+    if viewer is not None and (viewer.id == character.owner_id or viewer.role in _STAFF_ROLES):
+        return True
+    return character.definition_visible
+
+
+def shown_to(character: CharacterRecord, viewer: UserRecord | None) -> CharacterRecord:
+    """The character as `viewer` sees it: the definition (system prompt, description,
+    personality, scenario, example dialogues, post-history instructions, lorebook and
+    the imported card) comes back empty unless they may read it. The name, tagline,
+    greetings, tags and avatar are the character's public face."""
+    if sees_definition(character, viewer):
+        return character
+    return replace(
+        character,
+        description="",
+        personality="",
+        scenario="",
+        example_dialogues="",
+        system_prompt="",
+        post_history_instructions="",
+        character_book=None,
+        card=None,
+    )
 
 
 def _can_moderate(character: CharacterRecord, user: UserRecord) -> bool:
@@ -94,7 +123,7 @@ class CharacterService:
             character = await repo.get_character(tx, character_id)
         if character is None or not can_read(character, viewer):
             raise NotFound("No character with this id.")
-        return character
+        return shown_to(character, viewer)
 
     async def update(
         self, character_id: str, user: UserRecord, values: dict[str, Any]
@@ -161,7 +190,7 @@ class CharacterService:
         featured: bool | None = None,
     ) -> list[CharacterRecord]:
         async with self._db.read() as tx:
-            return await repo.search_characters(
+            found = await repo.search_characters(
                 tx,
                 viewer_id=viewer.id if viewer else None,
                 query=query.strip() if query else None,
@@ -172,3 +201,4 @@ class CharacterService:
                 offset=offset,
                 featured=featured,
             )
+        return [shown_to(character, viewer) for character in found]
