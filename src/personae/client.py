@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-_FINAL = frozenset({"complete", "stopped", "failed"})
+_FINAL = frozenset({"complete", "stopped", "failed", "filtered"})
 
 
 class ApiError(Exception):
