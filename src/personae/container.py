@@ -251,7 +251,7 @@ def build_container(settings: Settings) -> Container:
             quotas=quotas,
         ),
         chats=chats,
-        messages=MessageService(database, events, scheduler, settings),
+        messages=MessageService(database, events, scheduler, settings, moderation),
         streams=StreamService(database, events, chats),
         queue=QueueService(
             database, scheduler, router, fleet_view, metrics=metrics, leads=leadership.is_leader

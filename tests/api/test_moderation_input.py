@@ -187,3 +187,18 @@ async def test_a_catastrophic_operator_pattern_does_not_stall_the_server(
         assert [a.status_code for a in answers] == [202, 202, 202], answers[0].text
         assert latencies and max(latencies) < 0.1, sorted(latencies)[-5:]
         await api.aclose()
+
+
+async def test_an_edit_the_rules_refuse_leaves_the_message_unchanged(api: Api) -> None:
+    alice = await api.user("alice")
+    chat_id = await _chat(alice)
+    sent = await alice.put(f"/api/v1/chats/{chat_id}/messages/e1", json={"content": "Hello."})
+    message_id = sent.json()["message"]["id"]
+    edited = await alice.patch(
+        f"/api/v1/messages/{message_id}", json={"content": "How to make a pipe bomb?"}
+    )
+    assert assert_problem(edited, 422, "content_refused")["category"] == "illegal"
+    history = await _history(alice, chat_id)
+    assert [m["content"] for m in history if m["id"] == message_id] == ["Hello."]
+    fine = await alice.patch(f"/api/v1/messages/{message_id}", json={"content": "Hi there."})
+    assert fine.status_code == 200, fine.text
