@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from conftest import Api, assert_problem, serve_app
+from conftest import Api, assert_problem, fleet, serve_app
 from personae.app import create_app
 from personae.services.moderation_classifier import (
     ClassifierUnavailable,
@@ -136,3 +136,29 @@ def test_a_guard_models_answer_is_read_in_llama_guard_style() -> None:
         parse_guard_answer("I cannot help with that")
     with pytest.raises(ClassifierUnavailable):
         parse_guard_answer("unsafe\nS42")
+
+
+async def test_a_guard_model_through_a_backend_refuses_and_its_nonsense_fails_open(
+    make_settings: Callable[..., Settings],
+) -> None:
+    backends = {"guard": {"slots": 2}}
+    async with fleet(make_settings, backends, moderation_classifier="guard") as (api, urls):
+        alice = await api.user("alice")
+        chat_id = await _chat(alice)
+        async with httpx.AsyncClient(base_url=urls["guard"]) as sim:
+            armed = await sim.post(
+                "/simulation/faults", json={"mode": "script", "text": "unsafe\nS5", "count": 1}
+            )
+            armed.raise_for_status()
+            refused = await alice.put(
+                f"/api/v1/chats/{chat_id}/messages/a", json={"content": "Nice hat."}
+            )
+            assert assert_problem(refused, 422, "content_refused")["category"] == "harassment"
+            asked = (await sim.get("/simulation/stats")).json()["last_user_turns"]
+            assert "S1: Sexual content involving minors." in asked[-1]
+            assert "Nice hat." in asked[-1]
+        # Unarmed, the simulated words are no verdict: the rules alone decide.
+        sent = await alice.put(f"/api/v1/chats/{chat_id}/messages/b", json={"content": "Hi."})
+        assert sent.status_code == 202, sent.text
+        failures = (await alice.get("/metrics")).text
+        assert 'personae_moderation_classifier_failures_total{classifier="guard"} 1.0' in failures
