@@ -32,7 +32,7 @@ from personae.services.moderation_classifier import (
     GuardModel,
     OpenAIModeration,
 )
-from personae.services.moderation_rules import CATEGORIES, Action, RulesFile
+from personae.services.moderation_rules import CATEGORIES, Action, RuleSet, RulesFile
 from personae.settings import Settings
 
 log = logging.getLogger("personae.moderation")
@@ -149,14 +149,18 @@ class ModerationService:
         if self._rules is None:
             return Verdict()
         rules = self._rules
-        hits = set(
-            await bounded(
-                lambda: rules.current().match(text),
-                budget_s=self._settings.cpu_budget_s,
-                what="checking the message against the content rules",
-                input_at_fault=direction == "input",
-            )
+
+        def match() -> tuple[RuleSet, list[str]]:
+            current = rules.current()  # (a changed file is read and compiled here too)
+            return current, current.match(text)
+
+        policy, found = await bounded(
+            match,
+            budget_s=self._settings.cpu_budget_s,
+            what="checking the message against the content rules",
+            input_at_fault=direction == "input",
         )
+        hits = set(found)
         classified = False
         if classify and self._classifier is not None:
             try:
@@ -169,7 +173,6 @@ class ModerationService:
                 )
                 if self._recorder is not None:
                     self._recorder.moderation_classifier_failed(self._classifier.name)
-        policy = rules.current()
         actions: dict[str, Action] = {}
         for category in CATEGORIES:
             if category in hits:
