@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-_FINAL = frozenset({"complete", "stopped", "failed"})
+_FINAL = frozenset({"complete", "stopped", "failed", "filtered"})
 
 
 class ApiError(Exception):
@@ -21,6 +21,7 @@ class ApiError(Exception):
         self.code = str(body.get("code", "error"))
         self.detail = str(body.get("detail", ""))
         self.request_id = body.get("request_id")
+        self.body = body
         super().__init__(f"{self.code}: {self.detail} (request {self.request_id})")
 
 

@@ -21,6 +21,7 @@ from personae.services.accounts import AccountService
 from personae.services.cards import CardService
 from personae.services.characters import CharacterService
 from personae.services.chats import ChatService
+from personae.services.crisis import CrisisDirectory
 from personae.services.demo import seed_demo_characters
 from personae.services.export import ExportService
 from personae.services.fleet_view import FleetView
@@ -32,6 +33,7 @@ from personae.services.loop_watch import LoopWatchdog
 from personae.services.memory import RECALL_INDEX_JOB, SUMMARY_JOB, MemoryService
 from personae.services.messages import MessageService
 from personae.services.metrics import Metrics
+from personae.services.moderation import ModerationService
 from personae.services.personas import PersonaService
 from personae.services.probes import ProbeRunner
 from personae.services.queue import QueueService
@@ -79,6 +81,7 @@ class Container:
     memory: MemoryService
     personas: PersonaService
     exports: ExportService
+    moderation: ModerationService
     # Set when the server begins to stop: open streams end so clients reconnect elsewhere.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
@@ -112,6 +115,7 @@ class Container:
             self.settings,
             recorder=self.metrics,
             memory=self.memory,
+            moderation=self.moderation,
         )
         self.scheduler.register(
             SUMMARY_JOB, SummaryJobs(self.database, self.router, self.settings).run
@@ -165,6 +169,7 @@ class Container:
             await self.fleet_view.aclose()
         await self.fleet.stop()
         await self.router.aclose()
+        await self.moderation.aclose()
         await self.events.aclose()
         await self.limiter.aclose()
         await self.database.dispose()
@@ -221,7 +226,9 @@ def build_container(settings: Settings) -> Container:
     secret_key = ensure_secret_key(settings)
     recall = Recall(database, load_embedder(settings), cached_chats=settings.recall_cached_chats)
     memory = MemoryService(database, settings, recall)
-    chats = ChatService(database, events, scheduler, settings, limiter, memory)
+    moderation = ModerationService(settings, router=router, recorder=metrics)
+    crisis = CrisisDirectory(settings.crisis_resources_file)
+    chats = ChatService(database, events, scheduler, settings, limiter, memory, moderation, crisis)
     leadership = Leadership(
         LeaderLock(database), check_s=settings.leader_check_s, on_change=metrics.leading
     )
@@ -244,7 +251,7 @@ def build_container(settings: Settings) -> Container:
             quotas=quotas,
         ),
         chats=chats,
-        messages=MessageService(database, events, scheduler, settings),
+        messages=MessageService(database, events, scheduler, settings, moderation),
         streams=StreamService(database, events, chats),
         queue=QueueService(
             database, scheduler, router, fleet_view, metrics=metrics, leads=leadership.is_leader
@@ -272,5 +279,6 @@ def build_container(settings: Settings) -> Container:
         memory=memory,
         personas=PersonaService(database),
         exports=ExportService(database, cpu_budget_s=settings.cpu_budget_s),
+        moderation=moderation,
     )
     return container

@@ -69,6 +69,15 @@ class JsonNotFinite(ValidationFailed):
     title = "The JSON holds NaN or Infinity, which JSON does not allow"
 
 
+class ContentRefused(AppError):
+    """A user message a moderation category blocks; nothing of it is stored. Carries
+    `category`, a plain `reason` and `appeal` (where to ask for a review)."""
+
+    code = "content_refused"
+    status = 422
+    title = "The content rules refused this message"
+
+
 class InputTooComplex(ValidationFailed):
     """Work on what a user sent ran past its time budget (PERSONAE_CPU_BUDGET_S)."""
 

@@ -151,6 +151,19 @@ class Settings(BaseSettings):
     send_rate_per_ip: str = "120/minute"
     rate_limit_memory_keys: int = Field(default=100_000, ge=100)
 
+    # --- moderation (docs/moderation.md) ---
+    moderation_enabled: bool = True
+    moderation_rules_file: Path | None = None
+    moderation_classifier: Literal["none", "openai", "guard"] = "none"
+    moderation_classifier_url: str | None = None
+    moderation_classifier_api_key: str | None = None
+    moderation_classifier_model: str | None = None
+    moderation_classifier_timeout_s: float = Field(default=3.0, gt=0.0)
+    moderation_classifier_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    moderation_guard_backend: str | None = None
+    moderation_classify_output: bool = False
+    crisis_resources_file: Path | None = None
+
     # --- status and transparency ---
     probe_interval_s: float = Field(default=30.0, ge=0.0)
     probe_timeout_s: float = Field(default=10.0, gt=0.0)
@@ -202,6 +215,14 @@ class Settings(BaseSettings):
     @property
     def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         return tuple(ipaddress.ip_network(entry, strict=False) for entry in self.trusted_proxies)
+
+    @model_validator(mode="after")
+    def _classifier_has_url(self) -> Settings:
+        if self.moderation_classifier == "openai" and not self.moderation_classifier_url:
+            raise ValueError(
+                "PERSONAE_MODERATION_CLASSIFIER=openai needs PERSONAE_MODERATION_CLASSIFIER_URL"
+            )
+        return self
 
     @model_validator(mode="after")
     def _refuse_insecure_secret(self) -> Settings:

@@ -55,14 +55,31 @@ async def _converse(client: PersonaeClient, chat_id: str, name: str) -> None:
         if not line.strip():
             continue
         sys.stdout.write(f"{name}: ")
-        async for event in client.reply_stream(chat_id, line):
-            if event.name == "token":
-                sys.stdout.write(event.data["text"])
-                sys.stdout.flush()
-            elif event.name == "reply_state" and event.data["status"] == "failed":
-                sys.stdout.write(
-                    f"\n[the reply failed ({event.data['error_code']}); your message is saved]"
-                )
-            elif event.name == "queue":
-                sys.stdout.write(f"[waiting: place {event.data.get('position')}] ")
+        try:
+            await _stream_reply(client, chat_id, line)
+        except ApiError as error:
+            if error.code != "content_refused":
+                raise
+            sys.stdout.write(
+                f"\n[not sent: {error.body.get('reason')} ({error.body.get('category')}). "
+                f"{error.detail}]"
+            )
         sys.stdout.write("\n\n")
+
+
+async def _stream_reply(client: PersonaeClient, chat_id: str, line: str) -> None:
+    async for event in client.reply_stream(chat_id, line):
+        if event.name == "token":
+            sys.stdout.write(event.data["text"])
+            sys.stdout.flush()
+        elif event.name == "reply_state" and event.data["status"] == "failed":
+            sys.stdout.write(
+                f"\n[the reply failed ({event.data['error_code']}); your message is saved]"
+            )
+        elif event.name == "reply_state" and event.data["status"] == "filtered":
+            sys.stdout.write(
+                f"\n[the rest of the reply was filtered ({event.data['filtered_category']}): "
+                "only the text before it is kept]"
+            )
+        elif event.name == "queue":
+            sys.stdout.write(f"[waiting: place {event.data.get('position')}] ")

@@ -262,6 +262,12 @@ def _compile(pattern: str, flags: str) -> _Pattern | None:
         return None
 
 
+def compile_pattern(pattern: str, flags: str = "") -> _Pattern | None:
+    """A user's or operator's pattern as lorebook keys are run (RE2, else `regex` with a
+    timeout per search); None when neither engine reads it. Moderation rules use it."""
+    return _compile(pattern, flags)
+
+
 def _key_pattern(key: str, entry: Entry) -> _Pattern | None:
     """A pattern for keys written `/pattern/flags` (or any key when `use_regex` is set)."""
     written = _REGEX_KEY.match(key)

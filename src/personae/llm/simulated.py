@@ -6,7 +6,8 @@ chat completions over HTTP, a limited number of slots, a prompt prefix cache
 (reported as `usage.prompt_tokens_details.cached_tokens`, as vLLM does), the
 tokenize and health endpoints, and faults: failures at a given rate, and faults
 armed through `POST /simulation/faults` (hang before the first token, stall
-mid-stream, malformed SSE, an HTTP status, a context-length error). `loop`
+mid-stream, malformed SSE, an HTTP status, a context-length error), and `script`:
+the next replies say the fault's `text`, word by word, instead of the word list. `loop`
 makes it repeat one phrase forever, for testing the quality gate.
 `GET /simulation/stats` counts what it was asked; its `max_in_flight`, the most
 completions ever in flight at once, shows a client that sent more than the slots
@@ -61,6 +62,7 @@ class _Fault:
     remaining: int
     after_tokens: int = 0
     status: int = 500
+    text: str = ""
 
 
 @dataclass
@@ -211,6 +213,9 @@ async def _stream(
         fresh = len(prompt) - cached
         await asyncio.sleep((options.first_token_ms + fresh * options.prompt_ms_per_token) / 1000)
         words = _LOOP_PHRASE if options.loop else _WORDS
+        if fault and fault.mode == "script":
+            words = tuple(fault.text.split())
+            max_tokens = min(max_tokens, len(words))
         interval = 1.0 / options.tokens_per_second
         started = time.monotonic()
         for index in range(max_tokens):
@@ -235,7 +240,8 @@ async def _stream(
 
 
 async def _faults(request: Request) -> Response:
-    """Arm a fault for the next `count` requests: hang, stall, malformed, status, context."""
+    """Arm a fault for the next `count` requests: hang, stall, malformed, status, context,
+    or script (say `text`)."""
     state: _State = request.app.state.simulation
     body = await request.json()
     state.faults.append(
@@ -244,6 +250,7 @@ async def _faults(request: Request) -> Response:
             remaining=int(body.get("count", 1)),
             after_tokens=int(body.get("after_tokens", 0)),
             status=int(body.get("status", 500)),
+            text=str(body.get("text", "")),
         )
     )
     return JSONResponse({"armed": body})

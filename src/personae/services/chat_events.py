@@ -7,15 +7,17 @@ from typing import Any
 from personae.events.base import EventLog
 from personae.storage.repos.chats import MessageRecord
 
-# Reply states: queued -> generating -> complete | stopped | failed
-QUEUED, GENERATING, COMPLETE, STOPPED, FAILED = (
+# Reply states: queued -> generating -> complete | stopped | failed | filtered
+# (filtered: moderation ended it at a sentence; the text before it is kept).
+QUEUED, GENERATING, COMPLETE, STOPPED, FAILED, FILTERED = (
     "queued",
     "generating",
     "complete",
     "stopped",
     "failed",
+    "filtered",
 )
-FINAL_STATES = frozenset({COMPLETE, STOPPED, FAILED})
+FINAL_STATES = frozenset({COMPLETE, STOPPED, FAILED, FILTERED})
 # Why a reply waits, when it is not just the line: no model answers (all down).
 BACKEND_UNAVAILABLE = "backend_unavailable"
 
@@ -45,6 +47,7 @@ def message_data(message: MessageRecord) -> dict[str, Any]:
         "backend": message.backend,
         "fallback": bool(message.labels.get("fallback", False)),
         "quality": message.labels.get("quality"),
+        "filtered_category": message.filtered_category,
         "created_at": message.created_at.isoformat(),
         "updated_at": message.updated_at.isoformat(),
     }

@@ -27,8 +27,10 @@ from personae.events.base import EventLog
 from personae.services import chat_events
 from personae.services.characters import can_read
 from personae.services.chat_events import BACKEND_UNAVAILABLE, QUEUED
+from personae.services.crisis import CrisisDirectory
 from personae.services.macros import substitute
 from personae.services.memory import MemoryService
+from personae.services.moderation import InputCheck, ModerationService
 from personae.services.ratelimit import RateLimiter
 from personae.settings import Settings
 from personae.storage.db import Database, Transaction
@@ -84,6 +86,10 @@ class SendResult:
     message: MessageRecord
     reply: MessageRecord
     queue: QueuePlace | None
+    # Moderation's word on the message: categories allowed with a warning, and crisis
+    # resources when it shows intent of self-harm (see services/moderation.py).
+    warnings: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    crisis_resources: list[dict[str, str]] = dataclasses.field(default_factory=list)
 
 
 async def insert_reply(
@@ -202,7 +208,11 @@ class ChatService:
         settings: Settings,
         limiter: RateLimiter,
         memory: MemoryService | None = None,
+        moderation: ModerationService | None = None,
+        crisis: CrisisDirectory | None = None,
     ) -> None:
+        self._moderation = moderation
+        self._crisis = crisis or CrisisDirectory()
         self._db = database
         self._events = events
         self._signals = signals
@@ -343,11 +353,15 @@ class ChatService:
         content: str,
         *,
         ip: str | None = None,
+        languages: list[str] | None = None,
     ) -> SendResult:
         """Store a message and queue its reply, once per client_id.
 
         The same client_id again returns the same pair, whether the first try
         finished, is running in this process (it waits for it), or died halfway.
+        A message the content rules refuse raises ContentRefused before anything is
+        stored; `languages` (most wanted first) choose the crisis resources shown
+        with a message that shows intent of self-harm.
         """
         if not _CLIENT_ID.match(client_id):
             raise ValidationFailed("client_id has 1 to 64 letters, digits, '-' or '_'.")
@@ -355,6 +369,38 @@ class ChatService:
         await self._limiter.hit("send-user", user.id, self._settings.send_rate_per_user)
         if ip is not None:
             await self._limiter.hit("send-ip", ip, self._settings.send_rate_per_ip)
+        check = await self._moderate(user, chat_id, client_id, content)
+        result = await self._send_deduplicated(user, chat_id, client_id, content)
+        if check is None:
+            return result
+        crisis = self._crisis.for_languages(languages or []) if check.self_harm else []
+        return dataclasses.replace(result, warnings=check.warnings, crisis_resources=crisis)
+
+    async def _moderate(
+        self, user: UserRecord, chat_id: str, client_id: str, content: str
+    ) -> InputCheck | None:
+        """Check a message against the content rules before anything of it is stored
+        (off the event loop; a classifier's call holds no transaction). A message
+        already stored under this client_id is not refused again: it was let in."""
+        if self._moderation is None or not self._moderation.enabled:
+            return None
+        async with self._db.read() as tx:
+            chat = await repo.get_chat(tx, chat_id)
+            if chat is None or chat.owner_id != user.id:
+                raise NotFound("No chat with this id.")
+            character = await character_repo.get_character(tx, chat.character_id)
+            stored = await repo.get_by_client_id(tx, chat_id, user.id, client_id)
+        rating = character.rating if character is not None else "general"
+        try:
+            return await self._moderation.check_input(content, rating)
+        except AppError:
+            if stored is not None and stored.status != WAITING:
+                return None
+            raise
+
+    async def _send_deduplicated(
+        self, user: UserRecord, chat_id: str, client_id: str, content: str
+    ) -> SendResult:
         key = (chat_id, user.id, client_id)
         running = self._in_flight.get(key)
         if running is not None:

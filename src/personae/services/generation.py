@@ -31,6 +31,7 @@ from personae.services import chat_events
 from personae.services.chat_events import (
     COMPLETE,
     FAILED,
+    FILTERED,
     GENERATING,
     QUEUED,
     STOPPED,
@@ -45,6 +46,7 @@ from personae.services.job_state import (
 )
 from personae.services.memory import MemoryService
 from personae.services.metrics import ReplyRecorder
+from personae.services.moderation import ModerationService, SentenceGate
 from personae.services.reply_material import ReplyMaterial
 from personae.services.reply_states import ReplyStates
 from personae.settings import Settings
@@ -76,7 +78,9 @@ class GenerationService:
         *,
         recorder: ReplyRecorder | None = None,
         memory: MemoryService | None = None,
+        moderation: ModerationService | None = None,
     ) -> None:
+        self._moderation = moderation
         self._recorder = recorder
         self._memory = memory
         self._events = events
@@ -211,6 +215,7 @@ class GenerationService:
         start_text = draft.text
         monitor = QualityMonitor(self.material.params(context, strict=False).stop)
         monitor.feed(draft.text)
+        gate = self._gate(context)
         while True:
             if ahead is not None:
                 choice: Choice | None = ahead.choice
@@ -241,7 +246,7 @@ class GenerationService:
                     params = self.material.params(context, strict=strict)
                 draft.generation["prompt"] = dict(context.prompt_record)
                 stopped = await self._stream(
-                    job, reply, draft, control, backend, turns, monitor, params, taken
+                    job, reply, draft, control, backend, turns, monitor, params, taken, gate
                 )
             except TransientBackendError as error:
                 backend.breaker.failure()
@@ -278,6 +283,14 @@ class GenerationService:
             backend.breaker.success()
             draft.backend = backend.name
             draft.labels["fallback"] = choice.fallback
+            if draft.filtered is None and gate is not None:  # the unfinished last sentence
+                await self._filter_at(draft, await gate.finish(draft.text))
+            if draft.filtered is not None:
+                control.free_slot()
+                await self._states.finalize(
+                    job, reply, draft, FILTERED, filtered_category=draft.filtered
+                )
+                return FILTERED
             verdict = monitor.verdict()
             if stopped or verdict.ok or strict or not self._settings.quality_gate:
                 control.free_slot()  # no further stream: the next job may take the slot
@@ -294,6 +307,8 @@ class GenerationService:
                 draft.generation["rejected"] = {"text": draft.text, "reason": verdict.label}
                 draft.labels["regenerated"] = True
                 draft.text = start_text
+                if gate is not None:
+                    gate.reset(len(start_text))
                 strict = True
                 monitor = QualityMonitor(self.material.params(context, strict=True).stop)
                 monitor.feed(draft.text)
@@ -309,6 +324,23 @@ class GenerationService:
             break
         await self._states.finalize(job, reply, draft, COMPLETE, chat_backend=draft.backend)
         return COMPLETE
+
+    def _gate(self, context: ReplyContext) -> SentenceGate | None:
+        """What checks the reply's sentences as they come (None: moderation is off)."""
+        if self._moderation is None or not self._moderation.enabled:
+            return None
+        return SentenceGate(self._moderation, context.character.rating)
+
+    async def _filter_at(self, draft: Draft, hit: tuple[int, str] | None) -> bool:
+        """End the draft before the sentence moderation blocked, if one was; the text
+        from there on is neither stored nor shown (the final state carries the rest)."""
+        if hit is None:
+            return False
+        start, category = hit
+        draft.text = draft.text[:start].rstrip()
+        draft.filtered = category
+        log.info("reply filtered", extra={"category": category})
+        return True
 
     async def _take_up(
         self, ahead: StreamAhead | None, context: ReplyContext, partial: str
@@ -342,9 +374,11 @@ class GenerationService:
         monitor: QualityMonitor,
         params: SamplingParams,
         ahead: StreamAhead | None = None,
+        gate: SentenceGate | None = None,
     ) -> bool:
         """One stream from one backend into the draft (`ahead`'s, begun before the
-        claim, when given); returns whether a stop was asked."""
+        claim, when given); returns whether a stop was asked. Each sentence completed
+        goes through `gate`: one it blocks ends the stream (`draft.filtered`)."""
         stats = StreamStats() if ahead is None else ahead.stats
         if not draft.announced:
             draft.announced = True
@@ -384,6 +418,10 @@ class GenerationService:
                         await self._pause(job, reply, draft, control)
                     if monitor.looping:
                         return False  # the pattern repeated 4 times: stop the stream here
+                    if gate is not None and await self._filter_at(
+                        draft, await gate.feed(draft.text)
+                    ):
+                        return False
                     if draft.saving is not None and draft.saving.done() and await draft.saved():
                         control.stop_requested.set()
                         return True

@@ -69,6 +69,8 @@ class Draft:
     saving: asyncio.Task[bool] | None = None
     # The reply as its end was stored.
     final: MessageRecord | None = None
+    # The moderation category that ended the reply at a sentence (state "filtered").
+    filtered: str | None = None
 
     async def saved(self) -> bool:
         """Wait for the checkpoint being stored, if any; whether it found a stop asked."""

@@ -17,8 +17,10 @@ from personae.services.chats import (
     priority_of,
     queue_place,
 )
+from personae.services.moderation import ModerationService
 from personae.settings import Settings
 from personae.storage.db import Database, Transaction
+from personae.storage.repos import characters as character_repo
 from personae.storage.repos import chats as repo
 from personae.storage.repos import jobs as job_repo
 from personae.storage.repos.accounts import UserRecord
@@ -30,8 +32,14 @@ _STOP_WAIT_S = 3.0
 
 class MessageService:
     def __init__(
-        self, database: Database, events: EventLog, signals: JobSignals, settings: Settings
+        self,
+        database: Database,
+        events: EventLog,
+        signals: JobSignals,
+        settings: Settings,
+        moderation: ModerationService | None = None,
     ) -> None:
+        self._moderation = moderation
         self._db = database
         self._events = events
         self._signals = signals
@@ -88,8 +96,17 @@ class MessageService:
         return reply, queue
 
     async def edit(self, user: UserRecord, message_id: str, content: str) -> MessageRecord:
-        """Change a message's text (not while its reply is being written)."""
+        """Change a message's text (not while its reply is being written). New text the
+        content rules refuse raises ContentRefused, the message unchanged."""
         check_content(content, self._settings.message_max_chars)
+        if self._moderation is not None and self._moderation.enabled:
+            async with self._db.read() as tx:
+                message = await self._owned(tx, user, message_id)
+                chat = await repo.get_chat(tx, message.chat_id)
+                character_id = chat.character_id if chat is not None else ""
+                character = await character_repo.get_character(tx, character_id)
+            rating = character.rating if character is not None else "general"
+            await self._moderation.check_input(content, rating)
         async with self._db.write() as tx:
             message = await self._owned(tx, user, message_id)
             if message.role == "assistant" and message.status not in FINAL_STATES:

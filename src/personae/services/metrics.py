@@ -150,6 +150,19 @@ class Metrics:
             ["backend"],
             registry=registry,
         )
+        self.moderation = Counter(
+            "personae_moderation_actions",
+            "Moderation decisions by direction (input, output), category and action "
+            "(refused, filtered, warned, crisis).",
+            ["direction", "category", "action"],
+            registry=registry,
+        )
+        self.moderation_classifier_failures = Counter(
+            "personae_moderation_classifier_failures",
+            "Texts the moderation classifier gave no answer for (the rules alone decided).",
+            ["classifier"],
+            registry=registry,
+        )
         self.leader = Gauge(
             "personae_leader",
             "1 in the process that leads the cluster now (it runs the probes and "
@@ -183,6 +196,12 @@ class Metrics:
         if isinstance(prompt, int) and isinstance(cached, int):
             self.prompt_tokens.labels("yes").inc(min(cached, prompt))
             self.prompt_tokens.labels("no").inc(max(0, prompt - cached))
+
+    def moderation_action(self, direction: str, category: str, action: str) -> None:
+        self.moderation.labels(direction, category, action).inc()
+
+    def moderation_classifier_failed(self, classifier: str) -> None:
+        self.moderation_classifier_failures.labels(classifier).inc()
 
     def probe(self, component: str, ok: bool, latency_ms: int) -> None:
         self.probes.labels(component, "ok" if ok else "failed").inc()

@@ -12,6 +12,7 @@ from personae.services.chat_events import (
     BACKEND_UNAVAILABLE,
     COMPLETE,
     FAILED,
+    FILTERED,
     GENERATING,
     QUEUED,
     STOPPED,
@@ -169,11 +170,15 @@ class ReplyStates:
         error_code: str | None = None,
         retryable: bool = False,
         chat_backend: str | None = None,
+        filtered_category: str | None = None,
     ) -> None:
-        """Store how the reply ended (and, for a primary, keep the chat on its backend)."""
-        job_status = {COMPLETE: job_repo.DONE, STOPPED: job_repo.CANCELLED}.get(
-            status, job_repo.FAILED
-        )
+        """Store how the reply ended (and, for a primary, keep the chat on its backend).
+        A filtered reply's job is done: the reply ended as the rules say it must."""
+        job_status = {
+            COMPLETE: job_repo.DONE,
+            FILTERED: job_repo.DONE,
+            STOPPED: job_repo.CANCELLED,
+        }.get(status, job_repo.FAILED)
         await draft.saved()
         async with self._db.write(urgent=True) as tx:
             await repo.update_message(
@@ -186,6 +191,7 @@ class ReplyStates:
                 generation=draft.generation or None,
                 labels=draft.labels,
                 backend=draft.backend,
+                filtered_category=filtered_category,
             )
             await job_repo.finish(tx, job.id, job_status, error_code)
             if chat_backend and not draft.labels.get("fallback"):

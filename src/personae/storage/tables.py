@@ -206,6 +206,8 @@ messages = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("deleted_at", UTCDateTime, nullable=True),
+    # The moderation category that ended a reply in state "filtered".
+    Column("filtered_category", String(32), nullable=True),
     UniqueConstraint("chat_id", "author_id", "client_id", name="uq_messages_client_id"),
     UniqueConstraint("chat_id", "position", "swipe_index", name="uq_messages_position"),
 )

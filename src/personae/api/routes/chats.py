@@ -13,6 +13,8 @@ from personae.api.schemas.chats import (
     ChatPage,
     ChatPublic,
     ChatUpdate,
+    ContentWarningPublic,
+    CrisisResourcePublic,
     MessagePage,
     MessagePublic,
     QueuePublic,
@@ -22,6 +24,7 @@ from personae.api.schemas.chats import (
 )
 from personae.api.sse import event_stream_response
 from personae.services.chats import SendResult
+from personae.services.crisis import accepted_languages
 
 router = APIRouter(prefix="/api/v1/chats", tags=["chats"])
 
@@ -31,7 +34,12 @@ ClientId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 def send_accepted(result: SendResult) -> SendAccepted:
     queue = QueuePublic.model_validate(result.queue) if result.queue else None
     reply = ReplyPublic.model_validate(result.reply).model_copy(update={"queue": queue})
-    return SendAccepted(message=MessagePublic.model_validate(result.message), reply=reply)
+    return SendAccepted(
+        message=MessagePublic.model_validate(result.message),
+        reply=reply,
+        warnings=[ContentWarningPublic.model_validate(w) for w in result.warnings],
+        crisis_resources=[CrisisResourcePublic.model_validate(r) for r in result.crisis_resources],
+    )
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -101,10 +109,17 @@ async def send_message(
     request: Request,
     user: CurrentUser,
     container: ContainerDep,
+    accept_language: Annotated[str | None, Header()] = None,
 ) -> SendAccepted:
-    """Store the message and queue its reply; the same client_id again returns the same pair."""
+    """Store the message and queue its reply; the same client_id again returns the same pair.
+    A message the content rules refuse is answered 422 content_refused, nothing stored."""
     result = await container.chats.send(
-        user, chat_id, client_id, body.content, ip=client_ip(request)
+        user,
+        chat_id,
+        client_id,
+        body.content,
+        ip=client_ip(request),
+        languages=accepted_languages(accept_language),
     )
     return send_accepted(result)
 

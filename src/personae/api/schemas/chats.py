@@ -9,9 +9,11 @@ from pydantic import Field, model_validator
 
 from personae.api.schemas.common import Input, Output
 
-# Replies: queued -> generating -> complete | stopped | failed. A user message is
-# complete, or waiting when the waiting room refused it (send it again to retry).
-ReplyStatus = Literal["queued", "generating", "complete", "stopped", "failed", "waiting"]
+# Replies: queued -> generating -> complete | stopped | failed | filtered. A user
+# message is complete, or waiting when the waiting room refused it (send it again).
+ReplyStatus = Literal[
+    "queued", "generating", "complete", "stopped", "failed", "filtered", "waiting"
+]
 
 
 class PersonaIn(Input):
@@ -74,6 +76,9 @@ class MessagePublic(Output):
     quality: str | None = Field(
         default=None, description="ok, or why the quality gate flagged the reply."
     )
+    filtered_category: str | None = Field(
+        default=None, description="The moderation category that ended a filtered reply."
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -110,9 +115,24 @@ class ReplyPublic(MessagePublic):
     queue: QueuePublic | None = None
 
 
+class CrisisResourcePublic(Output):
+    name: str
+    contact: str
+    url: str
+
+
+class ContentWarningPublic(Output):
+    category: str
+    reason: str
+
+
 class SendAccepted(Output):
     message: MessagePublic
     reply: ReplyPublic
+    # Categories the content rules allow here with a warning.
+    warnings: list[ContentWarningPublic] = Field(default_factory=list)
+    # Whom to reach, when the message shows intent of self-harm (else empty).
+    crisis_resources: list[CrisisResourcePublic] = Field(default_factory=list)
 
 
 class MessageUpdate(Input):

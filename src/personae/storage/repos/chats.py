@@ -65,6 +65,8 @@ class MessageRecord:
     created_at: datetime
     updated_at: datetime
     swipe_count: int = 1
+    # The moderation category that ended the reply (status "filtered"), else None.
+    filtered_category: str | None = None
 
 
 _MESSAGE_FIELDS = [f.name for f in fields(MessageRecord) if f.name != "swipe_count"]
@@ -241,7 +243,7 @@ async def insert_message(
         updated_at=now,
     )
     # Columns left out stay SQL NULL (a JSON column given None would store JSON null).
-    unset = {"error_code", "rating", "backend", "generation"}
+    unset = {"error_code", "rating", "backend", "generation", "filtered_category"}
     values = {name: getattr(record, name) for name in _MESSAGE_FIELDS if name not in unset}
     try:
         await tx.execute(insert(messages).values(**values))

@@ -1,12 +1,25 @@
 // My chats, and the chat itself: a live stream first, then the history.
 import { ApiError, del, get, patch, post, put } from "./api.js";
+import { appealButton, crisisNotice } from "./moderation.js";
 import { h, replace, timeAgo } from "./dom.js";
 import { errorBox, explainCode } from "./errors.js";
 import { loginPath, navigate } from "./app.js";
 import { MemoryPanel, showPrompt } from "./memory.js";
 import { addPending, deliver, loadDraft, newClientId, pendingSends, removePending, saveDraft } from "./pending.js";
 
-const FINAL = new Set(["complete", "stopped", "failed"]);
+const FINAL = new Set(["complete", "stopped", "failed", "filtered"]);
+
+// The moderation categories in plain words (docs/moderation.md).
+const CATEGORY_WORDS = {
+  sexual_minors: "sexual content involving minors",
+  self_harm: "self-harm",
+  violence: "violence",
+  hate: "hate",
+  harassment: "harassment",
+  sexual: "sexual content",
+  illegal: "illegal acts",
+};
+const categoryWords = (code) => CATEGORY_WORDS[code] || code;
 
 export async function chatsPage(target) {
   const chats = await get("/api/v1/chats?limit=100");
@@ -183,6 +196,7 @@ class ChatView {
     this.listEl = h("ol.messages", { "aria-label": `Messages with ${name}` });
     this.liveEl = h("p.live-status", { role: "status" });
     this.statusEl = h("div.send-status", { "aria-live": "polite" });
+    this.noticeEl = h("div.chat-notices", {});
     this.input = h("textarea#composer", {
       rows: 2, placeholder: `Message ${name}`, "aria-label": `Message ${name}`,
       oninput: () => saveDraft(this.chatId, this.input.value),
@@ -204,6 +218,7 @@ class ChatView {
         this.memory.el,
         this.liveEl,
         this.listEl,
+        this.noticeEl,
         this.statusEl,
         form));
     this.drawTitle();
@@ -275,7 +290,7 @@ class ChatView {
       this.drawState(message),
       h("div.msg-actions", {},
         isReply ? this.drawSwipes(message, latest, running) : null,
-        isReply && FINAL.has(message.status) && message.status !== "failed" ? this.drawStars(message) : null,
+        isReply && FINAL.has(message.status) && !["failed", "filtered"].includes(message.status) ? this.drawStars(message) : null,
         running && isReply ? h("button.btn.btn-small", { type: "button", onclick: () => this.act(() => post(`/api/v1/messages/${message.id}/stop`)) }, "Stop") : null,
         !running && message.content.trim() ? h("button.btn.btn-small.btn-quiet", { type: "button", "aria-label": "Pin this message to memory", onclick: () => this.memory.pinMessage(message.id) }, "Pin") : null,
         isReply && message.parent_id && !running && message.status !== "queued"
@@ -300,6 +315,11 @@ class ChatView {
     if (message.status === "generating") return h("p.msg-state.typing", { "aria-hidden": "true" }, "writing…");
     if (message.status === "waiting") return h("p.msg-state", {}, "Stored; waiting for room in line. It will be answered when you retry.");
     if (message.status === "stopped") return h("p.msg-state", {}, "Stopped; the text written so far is kept.");
+    if (message.status === "filtered") {
+      return h("p.msg-state.filtered-state", { role: "note" },
+        `This reply was stopped because it went into ${categoryWords(message.filtered_category)} (category: ${message.filtered_category}), which the content rules do not allow in this chat. `,
+        "The text before that is kept; the rest was not. Regenerate for another reply.");
+    }
     if (message.status === "failed") {
       const words = explainCode(message.error_code, message.retryable);
       return h("div.error-box.msg-error", {},
@@ -412,6 +432,7 @@ class ChatView {
       const accepted = await deliver(send);
       if (this.input.value.trim() === send.content) { this.input.value = ""; saveDraft(this.chatId, ""); }
       replace(this.statusEl);
+      this.showModeration(accepted);
       if (accepted.reply.queue) this.queue.set(accepted.reply.id, accepted.reply.queue);
       this.applyMessage(accepted.message);
       this.applyMessage(accepted.reply);
@@ -419,12 +440,38 @@ class ChatView {
       const problem = error instanceof ApiError ? error : new ApiError(0, { detail: String(error) });
       // Put the text back in the box if it was emptied meanwhile: it is never lost.
       if (!this.input.value.trim()) { this.input.value = send.content; saveDraft(this.chatId, send.content); }
-      this.showError(problem, problem.status === 401 ? null : () => this.deliver(send));
+      if (problem.code === "content_refused") this.showRefusal(problem, send);
+      else this.showError(problem, problem.status === 401 ? null : () => this.deliver(send));
       if (typeof problem.problem.message === "object" && problem.problem.message) this.applyMessage(problem.problem.message);
     } finally {
       this.sendButton.disabled = false;
       this.drawPending();
     }
+  }
+
+  // A refused message: why (reason and category), what to do, and a review to ask for.
+  showRefusal(error, send) {
+    const category = error.problem.category;
+    replace(this.statusEl, h("div.error-box.refusal", { role: "alert" },
+      h("p.error-what", {}, error.problem.reason || "The content rules refused this message."),
+      h("p.refusal-category", {}, `Category: ${categoryWords(category)} (${category})`),
+      h("p", {}, error.detail),
+      error.requestId ? h("p.error-ref", {}, `Reference: ${error.requestId}`) : null,
+      h("div.row", {}, appealButton(error.problem.appeal, { category, content: send.content, chat_id: this.chatId }))));
+    this.statusEl.scrollIntoView({ block: "nearest" });
+  }
+
+  // What moderation said of a sent message: warnings, and crisis resources (a notice
+  // that stays until hidden, while the chat goes on).
+  showModeration(accepted) {
+    const warnings = accepted.warnings || [];
+    const resources = accepted.crisis_resources || [];
+    const shown = this.noticeEl.querySelector(".crisis-notice");
+    const hide = (event) => event.target.closest(".crisis-notice").remove();
+    replace(this.noticeEl,
+      resources.length ? crisisNotice(resources, hide) : shown,
+      warnings.map((w) => h("p.notice.notice-warning.content-warning", { role: "note" }, w.reason)));
+    if (resources.length || warnings.length) this.noticeEl.scrollIntoView({ block: "nearest" });
   }
 
   async resendPending() {

@@ -28,7 +28,7 @@ const WORDS = {
   payload_too_large: () => ["This is too large for the server.", "Nothing was changed.", "Make it smaller (a smaller picture, a shorter text) and try again."],
   validation_error: (e) => ["Some fields need another look.", "Nothing was changed.", e.errors.length ? e.errors.map((x) => `${x.field}: ${x.message}`).join("; ") : e.detail],
   context_too_long: () => ["This message does not fit in the model's memory.", "Your text is kept here.", "Shorten it and send it again."],
-  content_refused: (e) => ["This was refused by the content rules.", "Your text is kept here.", e.detail || "Rephrase it and try again."],
+  content_refused: (e) => [e.problem?.reason || "This was refused by the content rules.", "Nothing was sent: your text is kept here.", e.detail || "Change it and send it again."],
   invalid_card: (e) => ["This card could not be read.", "Nothing was imported.", e.detail],
   card_missing: () => ["This file carries no character card.", "Nothing was imported.", "Pick a card PNG, JSON or CHARX file."],
   card_too_large: (e) => ["This card's files are larger than one card may store.", "Nothing was imported.", e.detail || "Import the card with fewer or smaller files."],

@@ -61,8 +61,10 @@ export async function deliver(send) {
     if (loadDraft(send.chat_id) === send.content) saveDraft(send.chat_id, "");
     return accepted;
   } catch (error) {
-    // Already stored with other text, or the chat is gone: keeping it would retry forever.
-    if (error instanceof ApiError && (error.code === "client_id_reused" || error.status === 404 || error.code === "validation_error")) {
+    // Already stored with other text, or the chat is gone, or the content rules refused
+    // it (the text stays in the draft to edit): keeping it would retry forever.
+    const final = ["client_id_reused", "validation_error", "content_refused"];
+    if (error instanceof ApiError && (final.includes(error.code) || error.status === 404)) {
       removePending(send.client_id);
     }
     throw error;
