@@ -109,6 +109,14 @@ class Forbidden(AppError):
     title = "You may not do this"
 
 
+class AccountSuspended(AppError):
+    """A moderator suspended the account; `until` (ISO 8601, UTC) says when it ends."""
+
+    code = "account_suspended"
+    status = 403
+    title = "Your account is suspended"
+
+
 # --- 404/409: the thing you asked about --------------------------------------
 
 
