@@ -11,7 +11,8 @@ from personae.storage.db import Transaction
 from personae.storage.repos import accounts as accounts_repo
 from personae.storage.repos import characters as characters_repo
 from personae.storage.repos import reports as repo
-from personae.storage.repos.reports import ReviewedMessage
+from personae.storage.repos import reviewed_messages as reviewed
+from personae.storage.repos.reviewed_messages import ReviewedMessage
 
 # Messages shown either side of a reported one.
 AROUND = 3
@@ -36,10 +37,10 @@ def _message(message: ReviewedMessage) -> dict[str, Any]:
 
 
 async def message_context(tx: Transaction, message_id: str) -> dict[str, Any]:
-    message = await repo.get_reviewed_message(tx, message_id)
+    message = await reviewed.get_reviewed_message(tx, message_id)
     if message is None:
         return {"found": False}
-    around = await repo.messages_around(tx, message.chat_id, message.position, span=AROUND)
+    around = await reviewed.messages_around(tx, message.chat_id, message.position, span=AROUND)
     owner = await accounts_repo.get_user(tx, message.chat_owner_id)
     return {
         "found": True,

@@ -15,6 +15,7 @@ from personae.storage.repos import accounts as accounts_repo
 from personae.storage.repos import characters as characters_repo
 from personae.storage.repos import chats as chats_repo
 from personae.storage.repos import reports as repo
+from personae.storage.repos import reviewed_messages as reviewed
 from personae.storage.repos.accounts import UserRecord
 from personae.storage.repos.reports import AppealRecord, AuditRecord, ReportRecord, Resolution
 from personae.storage.types import utcnow
@@ -290,11 +291,11 @@ class ModerationDesk:
         return {"until": until.isoformat(), "hours": hours, "from": kind, "from_id": target}
 
     async def _remove_message(self, tx: Transaction, message_id: str) -> None:
-        message = await repo.get_reviewed_message(tx, message_id)
+        message = await reviewed.get_reviewed_message(tx, message_id)
         if message is None:
             raise NotFound("The reported message no longer exists.")
         live = await chats_repo.get_message(tx, message_id)
-        await repo.mark_removed(tx, message_id, utcnow())
+        await reviewed.mark_removed(tx, message_id, utcnow())
         if live is not None and live.selected:
             others = await chats_repo.list_swipes(tx, live.chat_id, live.position)
             if others:
@@ -311,7 +312,7 @@ class ModerationDesk:
             )
             user_id = character.owner_id if character else ""
         elif report.target_kind == "message":
-            message = await repo.get_reviewed_message(tx, report.target_id)
+            message = await reviewed.get_reviewed_message(tx, report.target_id)
             if message is None:
                 user_id = ""
             elif message.role == "user" and message.author_id:

@@ -15,6 +15,7 @@ from personae.storage.repos import accounts as accounts_repo
 from personae.storage.repos import characters as characters_repo
 from personae.storage.repos import chats as chats_repo
 from personae.storage.repos import reports as repo
+from personae.storage.repos import reviewed_messages as reviewed
 from personae.storage.repos.accounts import UserRecord
 from personae.storage.repos.reports import AppealRecord, ReportRecord, WarningRecord
 
@@ -152,7 +153,7 @@ class ReportService:
         await self._limiter.hit("report-user", user.id, self._rate)
         async with self._db.write() as tx:
             if message_id is not None:
-                message = await repo.get_reviewed_message(tx, message_id)
+                message = await reviewed.get_reviewed_message(tx, message_id)
                 if (
                     message is None
                     or message.chat_owner_id != user.id
