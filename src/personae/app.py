@@ -24,7 +24,9 @@ from personae.api.routes import (
     health,
     memory,
     messages,
+    moderation_queue,
     queue,
+    reports,
     web,
 )
 from personae.api.routes import status as status_routes
@@ -92,6 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(status_routes.router)
     app.include_router(admin_status.router)
     app.include_router(admin_users.router)
+    app.include_router(reports.router)
+    app.include_router(moderation_queue.router)
     # The web app answers only addresses no route claimed.
     app.router.default = web.WebAppFallback(app.router.default)
     return app

@@ -34,6 +34,7 @@ from personae.services.memory import RECALL_INDEX_JOB, SUMMARY_JOB, MemoryServic
 from personae.services.messages import MessageService
 from personae.services.metrics import Metrics
 from personae.services.moderation import ModerationService
+from personae.services.moderator_actions import ModerationDesk
 from personae.services.personas import PersonaService
 from personae.services.probes import ProbeRunner
 from personae.services.queue import QueueService
@@ -41,6 +42,7 @@ from personae.services.quotas import Quotas
 from personae.services.ratelimit import RateLimiter, build_storage
 from personae.services.recall import Recall, load_embedder
 from personae.services.recall_jobs import RecallIndexJobs
+from personae.services.reports import ReportService
 from personae.services.status import StatusService
 from personae.services.streams import StreamService
 from personae.services.summaries import SummaryJobs
@@ -82,6 +84,8 @@ class Container:
     personas: PersonaService
     exports: ExportService
     moderation: ModerationService
+    reports: ReportService
+    moderation_desk: ModerationDesk
     # Set when the server begins to stop: open streams end so clients reconnect elsewhere.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
@@ -280,5 +284,7 @@ def build_container(settings: Settings) -> Container:
         personas=PersonaService(database),
         exports=ExportService(database, cpu_budget_s=settings.cpu_budget_s),
         moderation=moderation,
+        reports=ReportService(database, limiter, rate_per_user=settings.report_rate_per_user),
+        moderation_desk=ModerationDesk(database),
     )
     return container

@@ -123,6 +123,14 @@ class DefinitionHidden(Forbidden):
     title = "The creator keeps this character's definition hidden"
 
 
+class AccountSuspended(AppError):
+    """A moderator suspended the account; `until` (ISO 8601, UTC) says when it ends."""
+
+    code = "account_suspended"
+    status = 403
+    title = "Your account is suspended"
+
+
 # --- 404/409: the thing you asked about --------------------------------------
 
 

@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     # never signed in to it wait too (high: a stranger must not deny the owner).
     login_account_free_failures: int = Field(default=1000, ge=1)
     register_rate_per_ip: str = "10/hour"
+    # Reports and appeals one user may file (together).
+    report_rate_per_user: str = "30/hour"
     # Quotas per user (0: none): characters kept, and bytes of their cards' files.
     user_max_characters: int = Field(default=1000, ge=0)
     user_asset_quota_bytes: int = Field(default=256 * 1_048_576, ge=0)

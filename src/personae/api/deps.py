@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request, Response
 
 from personae.container import Container
-from personae.errors import CsrfFailed, NotAuthenticated, SessionExpired
+from personae.errors import AccountSuspended, CsrfFailed, NotAuthenticated, SessionExpired
 from personae.services.accounts import Principal
 from personae.storage.repos.accounts import UserRecord
 
@@ -104,6 +104,8 @@ async def _optional_user(
     """The caller if known; a stale session cookie on a public page is just a visitor."""
     try:
         principal = await _principal_or_none(request, response, container)
+    except AccountSuspended:
+        return None  # a suspended account browses public pages as a visitor
     except (NotAuthenticated, SessionExpired):
         if _bearer_token(request) is not None:
             raise

@@ -15,6 +15,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from personae.errors import (
+    AccountSuspended,
     Conflict,
     Forbidden,
     InvalidCredentials,
@@ -59,6 +60,16 @@ class OwnAdminRole(Conflict):
 def _check_role(role: str) -> None:
     if role not in ROLES:
         raise ValidationFailed(f"Unknown role '{role}'; choose one of {', '.join(ROLES)}.")
+
+
+def check_not_suspended(user: UserRecord) -> None:
+    """Refuse a suspended account (403 account_suspended with `until`) until its time ends."""
+    until = user.suspended_until
+    if until is not None and user.suspended_at(utcnow()):
+        raise AccountSuspended(
+            f"A moderator suspended this account until {until.isoformat()}.",
+            extra={"until": until.isoformat()},
+        )
 
 
 @dataclass(frozen=True)
@@ -245,6 +256,8 @@ class AccountService:
             await self._login_failed(name, pair)
         elif not await self._verify(user.password_hash, password):
             await self._login_failed(name, pair)
+        # Only who knows the password learns that the account is suspended.
+        check_not_suspended(user)
         await self._limiter.forget("login-pair", pair)
         await self._limiter.mark("login-known", pair, self._settings.session_ttl_s)
         if self._hasher.check_needs_rehash(user.password_hash):
@@ -295,6 +308,7 @@ class AccountService:
         session, user = found
         if session.expires_at <= now:
             raise SessionExpired("Your session has expired; log in again. Nothing was lost.")
+        check_not_suspended(user)
         renew_after = timedelta(seconds=self._settings.session_renew_after_s)
         if now - session.last_seen_at < renew_after:
             return Principal(user=user, via="session", session=session)
@@ -345,6 +359,7 @@ class AccountService:
             user = await repo.get_user(tx, record.user_id) if record else None
         if record is None or user is None:
             raise NotAuthenticated("This API token is unknown or was revoked.")
+        check_not_suspended(user)
         now = utcnow()
         if record.last_used_at is None or now - record.last_used_at > timedelta(minutes=1):
             async with self._db.write() as tx:

@@ -29,8 +29,9 @@ class NotPublic(InvalidState):
 
 
 def can_read(character: CharacterRecord, viewer: UserRecord | None) -> bool:
-    """Private characters exist only for their owner; unlisted ones for whoever has the id."""
-    if character.visibility != "private":
+    """Private characters exist only for their owner; unlisted ones for whoever has the id.
+    A character a moderator hid exists only for its owner, whatever its visibility."""
+    if character.visibility != "private" and character.hidden_at is None:
         return True
     return viewer is not None and viewer.id == character.owner_id
 

@@ -14,6 +14,7 @@ from personae.api.deps import (
 )
 from personae.api.schemas.accounts import (
     LoginRequest,
+    MePublic,
     RegisterRequest,
     SessionOpened,
     SessionPublic,
@@ -71,8 +72,12 @@ async def logout(principal: CurrentPrincipal, response: Response, container: Con
 
 
 @router.get("/me")
-async def me(user: CurrentUser) -> UserPublic:
-    return UserPublic.model_validate(user)
+async def me(user: CurrentUser, container: ContainerDep) -> MePublic:
+    """The caller, with the warnings moderators gave them."""
+    warnings = await container.reports.warnings(user)
+    return MePublic.model_validate(
+        {**UserPublic.model_validate(user).model_dump(), "warnings": warnings}
+    )
 
 
 @router.get("/me/sessions")

@@ -27,6 +27,22 @@ class UserPublic(Output):
     display_name: str
     role: str
     created_at: datetime
+    suspended_until: datetime | None = Field(
+        default=None, description="Until when a moderator suspended the account, if ever."
+    )
+
+
+class WarningShown(Output):
+    id: str
+    reason: str | None
+    note: str
+    created_at: datetime
+
+
+class MePublic(UserPublic):
+    warnings: list[WarningShown] = Field(
+        default_factory=list, description="Warnings moderators gave you, newest first."
+    )
 
 
 class SessionOpened(Output):

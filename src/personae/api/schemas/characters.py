@@ -129,6 +129,10 @@ class CharacterPublic(Output):
         description="Others see the definition when they inspect a reply's prompt."
     )
     rating: Rating = Field(description="The content rating: general, teen or mature.")
+    hidden: bool = Field(
+        default=False,
+        description="A moderator hid it: only its owner (and moderators) still see it.",
+    )
     created_at: datetime
     updated_at: datetime
 

@@ -28,6 +28,11 @@ class UserRecord:
     password_hash: str | None
     role: str
     created_at: datetime
+    # Until when a moderator suspended the account; None or past: not suspended.
+    suspended_until: datetime | None = None
+
+    def suspended_at(self, now: datetime) -> bool:
+        return self.suspended_until is not None and self.suspended_until > now
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ def _user(row: RowMapping) -> UserRecord:
         password_hash=row["password_hash"],
         role=row["role"],
         created_at=row["created_at"],
+        suspended_until=row["suspended_until"],
     )
 
 
@@ -145,6 +151,14 @@ async def get_user_by_username(tx: AsyncSession, username: str) -> UserRecord | 
 async def set_user_role(tx: AsyncSession, user_id: str, role: str) -> None:
     await tx.execute(
         update(users).where(users.c.id == user_id).values(role=role, updated_at=utcnow())
+    )
+
+
+async def set_suspended_until(tx: AsyncSession, user_id: str, until: datetime | None) -> None:
+    await tx.execute(
+        update(users)
+        .where(users.c.id == user_id)
+        .values(suspended_until=until, updated_at=utcnow())
     )
 
 

@@ -52,10 +52,16 @@ class CharacterRecord:
     definition_visible: bool = False
     # The content rating: "general", "teen" or "mature".
     rating: str = "general"
+    # When a moderator hid it; hidden characters exist only for their owner and staff.
+    hidden_at: datetime | None = None
 
     @property
     def featured(self) -> bool:
         return self.featured_at is not None
+
+    @property
+    def hidden(self) -> bool:
+        return self.hidden_at is not None
 
 
 # Fields a creator writes; everything else is kept by the server.
@@ -71,6 +77,7 @@ EDITABLE_FIELDS = frozenset(
         "created_at",
         "updated_at",
         "featured_at",
+        "hidden_at",
     }
 )
 
@@ -160,6 +167,15 @@ async def set_featured(tx: AsyncSession, character_id: str, featured_at: datetim
     )
 
 
+async def set_hidden(tx: AsyncSession, character_id: str, hidden_at: datetime | None) -> None:
+    """Hide a character from everybody but its owner (and staff), or show it again.
+    A hidden character leaves the featured row too."""
+    values: dict[str, Any] = {"hidden_at": hidden_at}
+    if hidden_at is not None:
+        values["featured_at"] = None
+    await tx.execute(update(characters).where(characters.c.id == character_id).values(**values))
+
+
 async def add_chat_count(tx: AsyncSession, character_id: str, delta: int) -> None:
     await tx.execute(
         update(characters)
@@ -190,7 +206,9 @@ async def search_characters(
     if owner_id is not None and owner_id == viewer_id:
         statement = statement.where(characters.c.owner_id == owner_id)
     else:
-        statement = statement.where(characters.c.visibility == "public")
+        statement = statement.where(
+            characters.c.visibility == "public", characters.c.hidden_at.is_(None)
+        )
         if owner_id is not None:
             statement = statement.where(characters.c.owner_id == owner_id)
     if query:

@@ -6,8 +6,10 @@ import { discoverPage, characterPage, editorPage } from "./characters.js";
 import { chatsPage, chatPage } from "./chat.js";
 import { accountPage, adminPage } from "./account.js";
 import { flushAllPending } from "./pending.js";
+import { moderationPage } from "./moderators.js";
+import { myReportsPage } from "./reports.js";
 
-export const session = { user: undefined };
+export const session = { user: undefined, suspendedUntil: null };
 
 const ROUTES = [
   [/^\/$/, discoverPage, "Discover"],
@@ -20,6 +22,8 @@ const ROUTES = [
   [/^\/chats\/([^/]+)$/, chatPage, "Chat"],
   [/^\/account$/, accountPage, "Account"],
   [/^\/admin$/, adminPage, "Admin"],
+  [/^\/moderation$/, moderationPage, "Moderation"],
+  [/^\/reports$/, myReportsPage, "Your reports"],
 ];
 // Addresses served by the server itself, never by this app.
 const SERVER_PATHS = /^\/(api|status|healthz|readyz|metrics|docs|openapi\.json)(\/|$)/;
@@ -40,9 +44,13 @@ export function loginPath() {
 export async function loadUser() {
   try {
     session.user = await get("/api/v1/me");
+    session.suspendedUntil = null;
   } catch (error) {
-    if (!(error instanceof ApiError) || error.status !== 401) throw error;
+    // A suspended account browses as a visitor; the banner says until when.
+    const suspended = error instanceof ApiError && error.code === "account_suspended";
+    if (!(error instanceof ApiError) || (error.status !== 401 && !suspended)) throw error;
     session.user = null;
+    session.suspendedUntil = suspended ? error.problem.until || null : null;
   }
   renderNav();
   return session.user;
@@ -93,8 +101,12 @@ function renderNav() {
     user ? link("/chats", "Chats") : null,
     user ? link("/create", "Create") : null,
     h("a", { href: "/status" }, "Status"),
+    user && (user.role === "admin" || user.role === "moderator") ? link("/moderation", "Moderation") : null,
     user && (user.role === "admin" || user.role === "moderator") ? link("/admin", "Admin") : null,
-    user ? link("/account", user.display_name || user.username) : link("/login", "Log in"));
+    user ? link("/account", user.display_name || user.username) : link("/login", "Log in"),
+    session.suspendedUntil
+      ? h("span.suspended-note", { role: "status" }, `Your account is suspended until ${new Date(session.suspendedUntil).toLocaleString()}.`)
+      : null);
 }
 
 // --- the notice banner -----------------------------------------------------

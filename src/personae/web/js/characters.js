@@ -3,6 +3,7 @@ import { ApiError, api, del, get, patch, post, put, query } from "./api.js";
 import { avatar, field, formValues, h, replace } from "./dom.js";
 import { errorBox } from "./errors.js";
 import { loginPath, navigate, session } from "./app.js";
+import { reportButton } from "./reports.js";
 
 const AVATAR_MAX_CHARS = 400_000; // the API takes 512,000; the body limit is 1 MiB
 const GREETING_SEPARATOR = /\n-{3,}\n/;
@@ -119,6 +120,7 @@ export async function characterPage(target, [id]) {
         h("div", {},
           h("h1", {}, character.name),
           character.featured ? h("p", {}, h("span.label.label-featured", {}, "Featured")) : null,
+          character.hidden ? h("p", {}, h("span.label.label-hidden", { title: "A moderator hid this character: only you (and moderators) see it" }, "Hidden by a moderator")) : null,
           character.tagline ? h("p.tagline", {}, character.tagline) : null,
           h("p.char-meta", {}, `by ${character.owner_username} · ${character.chat_count} chats · ${character.visibility}`),
           h("p.tags", {}, character.tags.map((t) => h("a.tag", { href: `/${query({ tag: t })}` }, `#${t}`))))),
@@ -129,7 +131,9 @@ export async function characterPage(target, [id]) {
         staff && (character.featured || character.visibility === "public")
           ? h("button.btn", { type: "button", "aria-pressed": character.featured ? "true" : "false", onclick: toggleFeatured }, character.featured ? "Unfeature" : "Feature")
           : null,
-        mine || staff ? h("button.btn.btn-danger", { type: "button", onclick: remove }, "Delete") : null),
+        mine || staff ? h("button.btn.btn-danger", { type: "button", onclick: remove }, "Delete") : null,
+        mine ? null : reportButton("character", character.id, "Report character"),
+        mine ? null : reportButton("user", character.owner_id, "Report creator")),
       session.user ? personaChoice : null,
       session.user ? persona : null,
       status,

@@ -6,6 +6,7 @@ import { errorBox, explainCode } from "./errors.js";
 import { loginPath, navigate } from "./app.js";
 import { MemoryPanel, showPrompt } from "./memory.js";
 import { addPending, deliver, loadDraft, newClientId, pendingSends, removePending, saveDraft } from "./pending.js";
+import { reportButton } from "./reports.js";
 
 const FINAL = new Set(["complete", "stopped", "failed", "filtered"]);
 
@@ -296,7 +297,8 @@ class ChatView {
         isReply && message.parent_id && !running && message.status !== "queued"
           ? h("button.btn.btn-small.btn-quiet", { type: "button", onclick: () => showPrompt(message.id, (error) => this.showError(error)) }, "What went into this reply") : null,
         !running ? h("button.btn.btn-small.btn-quiet", { type: "button", onclick: () => this.edit(message, el) }, "Edit") : null,
-        h("button.btn.btn-small.btn-quiet", { type: "button", "aria-label": "Delete this message", onclick: () => this.remove(message) }, "Delete")));
+        h("button.btn.btn-small.btn-quiet", { type: "button", "aria-label": "Delete this message", onclick: () => this.remove(message) }, "Delete"),
+        isReply && FINAL.has(message.status) ? reportButton("message", message.id) : null));
     this.elements.set(message.id, el);
     return el;
   }
