@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         max_upload_bytes=settings.max_upload_bytes,
         upload_paths=cards.UPLOAD_PATHS,
+        body_timeout_s=settings.request_body_timeout_s,
     )
     # Headers on every answer, errors included (it sees the scheme the proxy reported).
     app.add_middleware(SecurityHeadersMiddleware)
