@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from personae import __version__
 from personae.api.forwarded import ForwardedHeadersMiddleware
 from personae.api.middleware import RequestContextMiddleware
+from personae.api.openapi import problem_openapi
 from personae.api.problems import install_error_handlers
 from personae.api.routes import (
     admin_status,
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.container = container
+    app.openapi = problem_openapi(app)  # type: ignore[method-assign]
     install_error_handlers(app)
     # Inner to outer: maintenance mode, request metrics, request ids, forwarded headers.
     app.add_middleware(MaintenanceMiddleware, container=container)
