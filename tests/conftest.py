@@ -242,11 +242,14 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
 
 
 @asynccontextmanager
-async def serve_app(app: Any) -> AsyncIterator[str]:
-    """Serve an app on a free loopback port with uvicorn (a real HTTP server); yields its URL."""
+async def serve_app(app: Any, **config: Any) -> AsyncIterator[str]:
+    """Serve an app on a free loopback port with uvicorn (a real HTTP server); yields its
+    URL. `config`: more of uvicorn.Config's options."""
     import uvicorn
 
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on")
+    config = uvicorn.Config(
+        app, **{"host": "127.0.0.1", "port": 0, "log_config": None, "lifespan": "on", **config}
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:

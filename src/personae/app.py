@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from personae import __version__
 from personae.api.forwarded import ForwardedHeadersMiddleware
 from personae.api.middleware import RequestContextMiddleware
+from personae.api.openapi import problem_openapi
 from personae.api.problems import install_error_handlers
 from personae.api.routes import (
     admin_status,
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.container = container
+    app.openapi = problem_openapi(app)  # type: ignore[method-assign]
     install_error_handlers(app)
     # Inner to outer: maintenance mode, request metrics, request ids, forwarded headers.
     app.add_middleware(MaintenanceMiddleware, container=container)
@@ -70,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         max_upload_bytes=settings.max_upload_bytes,
         upload_paths=cards.UPLOAD_PATHS,
+        body_timeout_s=settings.request_body_timeout_s,
     )
     # Headers on every answer, errors included (it sees the scheme the proxy reported).
     app.add_middleware(SecurityHeadersMiddleware)

@@ -111,6 +111,7 @@ def _serve_role(
 ) -> None:
     import uvicorn
 
+    from personae.api.request_timeouts import head_timeout_protocol
     from personae.app import create_app
 
     model_options: dict[str, Any] = {"role": role}
@@ -148,6 +149,9 @@ def _serve_role(
         # balancers 60 s): otherwise the proxy may send a request on a connection this
         # process is closing, and a POST there is a 502 (a proxy does not retry it).
         timeout_keep_alive=_KEEP_ALIVE_S,
+        # uvicorn bounds no request head: this protocol closes a connection whose head
+        # takes longer than PERSONAE_REQUEST_HEAD_TIMEOUT_S (slowloris).
+        http=head_timeout_protocol(settings.request_head_timeout_s),
         proxy_headers=False,
     )
     container = application.state.container

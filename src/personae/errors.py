@@ -53,6 +53,15 @@ class PayloadTooLarge(AppError):
     title = "The request body is too large"
 
 
+class RequestTimedOut(AppError):
+    """The client stopped sending its body (PERSONAE_REQUEST_BODY_TIMEOUT_S)."""
+
+    code = "request_timeout"
+    status = 408
+    title = "The request body stopped arriving"
+    retryable = True
+
+
 class ContextTooLong(AppError):
     code = "context_too_long"
     status = 422

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_upload_bytes: int = Field(default=8 * 1_048_576, ge=1024)
+    # Slow clients: the most a request head may take to arrive (then the connection
+    # closes), and the longest wait for the next part of a body (then 408).
+    request_head_timeout_s: float = Field(default=10.0, gt=0.0)
+    request_body_timeout_s: float = Field(default=30.0, gt=0.0)
     # The most one imported card may store: its files unpacked (CHARX), or its image.
     card_assets_max_bytes: int = Field(default=16 * 1_048_576, ge=1024)
     graceful_shutdown_s: float = Field(default=20.0, ge=0)

@@ -10,7 +10,8 @@ from urllib.parse import parse_qsl
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from personae.api.problems import internal_error_response, problem_response
-from personae.errors import AppError, NotFound, PayloadTooLarge, ValidationFailed
+from personae.api.request_timeouts import BodyTimedOut, receive_with_timeout
+from personae.errors import AppError, NotFound, PayloadTooLarge, RequestTimedOut, ValidationFailed
 from personae.logs import request_id_var
 
 log = logging.getLogger("personae.http")
@@ -54,12 +55,13 @@ def _refuse_nul(scope: Scope) -> AppError | None:
     return None
 
 
-async def _read_body(receive: Receive, limit: int) -> list[Message] | None:
-    """The request's body messages, or None as soon as the body passes `limit` bytes."""
+async def _read_body(receive: Receive, limit: int, timeout_s: float) -> list[Message] | None:
+    """The request's body messages, or None as soon as the body passes `limit` bytes;
+    `BodyTimedOut` when the client sends nothing for `timeout_s`."""
     messages: list[Message] = []
     size = 0
     while True:
-        message = await receive()
+        message = await receive_with_timeout(receive, timeout_s)
         messages.append(message)
         if message["type"] != "http.request":
             return messages  # the client went away: let the app see it
@@ -81,8 +83,9 @@ def _replay(messages: list[Message], receive: Receive) -> Receive:
 
 
 class RequestContextMiddleware:
-    """Gives every request an id (header, logs, error bodies), caps the body size,
-    and turns any unexpected exception into a generic problem+json 500."""
+    """Gives every request an id (header, logs, error bodies), caps the body size and
+    the wait for each part of it, and turns any unexpected exception into a generic
+    problem+json 500."""
 
     def __init__(
         self,
@@ -91,8 +94,10 @@ class RequestContextMiddleware:
         max_body_bytes: int,
         max_upload_bytes: int | None = None,
         upload_paths: re.Pattern[str] | None = None,
+        body_timeout_s: float = 30.0,
     ) -> None:
         self.app = app
+        self.body_timeout_s = body_timeout_s
         self.max_body_bytes = max_body_bytes
         self.max_upload_bytes = max_upload_bytes or max_body_bytes
         self.upload_paths = upload_paths
@@ -104,18 +109,25 @@ class RequestContextMiddleware:
         return self.max_body_bytes
 
     async def _admit(self, scope: Scope, receive: Receive) -> tuple[AppError | None, Receive]:
-        """Refuse what must not reach the app: a body over the limit, NUL in the address."""
+        """Refuse what must not reach the app: a body over the limit or too slow to
+        arrive, NUL in the address."""
         limit = self._limit(scope)
         too_large = PayloadTooLarge(f"The request body is larger than {limit} bytes.")
         length = _content_length(scope)
         if length is not None and length > limit:
             return too_large, receive
         refused = _refuse_nul(scope)
-        if refused is not None or length is not None:
+        if refused is not None:
             return refused, receive
-        # A body without a length (chunked) is read here, up to the limit: raised from
-        # inside the app, the error would be turned into a 400 by FastAPI's body parsing.
-        buffered = await _read_body(receive, limit)
+        # The body is read here, up to the limit and with a bound on each wait: raised
+        # from inside the app, an error would be turned into a 400 by FastAPI's body
+        # parsing. Reading first also frees the app from ever waiting on a slow client.
+        try:
+            buffered = await _read_body(receive, limit, self.body_timeout_s)
+        except BodyTimedOut:
+            return RequestTimedOut(
+                f"No part of the request body arrived for {self.body_timeout_s:g} seconds."
+            ), receive
         if buffered is None:
             return too_large, receive
         return None, _replay(buffered, receive)
@@ -140,7 +152,10 @@ class RequestContextMiddleware:
         try:
             refused, receive = await self._admit(scope, receive)
             if refused is not None:
-                await problem_response(refused)(scope, receive, send_with_id)
+                # A client this slow might trickle the rest of its body for ever, each
+                # byte resetting uvicorn's idle timer: the connection ends with the answer.
+                headers = {"Connection": "close"} if refused.status == 408 else None
+                await problem_response(refused, headers)(scope, receive, send_with_id)
             else:
                 await self.app(scope, receive, send_with_id)
         except Exception:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, UploadFile, status
 from fastapi.responses import Response
@@ -47,14 +47,22 @@ async def export_card_json(
     return _download(await container.cards.export_card(character_id, viewer, "json", spec=spec))
 
 
-@router.get("/{character_id}/card.png")
+def _binary(media_type: str) -> dict[int | str, dict[str, Any]]:
+    """The document's word for a file download (FastAPI would say application/json)."""
+    schema = {"type": "string", "format": "binary"}
+    return {200: {"content": {media_type: {"schema": schema}}, "description": "The file"}}
+
+
+@router.get("/{character_id}/card.png", response_class=Response, responses=_binary("image/png"))
 async def export_card_png(
     character_id: str, viewer: OptionalUser, container: ContainerDep
 ) -> Response:
     return _download(await container.cards.export_card(character_id, viewer, "png"))
 
 
-@router.get("/{character_id}/card.charx")
+@router.get(
+    "/{character_id}/card.charx", response_class=Response, responses=_binary("application/zip")
+)
 async def export_card_charx(
     character_id: str, viewer: OptionalUser, container: ContainerDep
 ) -> Response:
