@@ -177,6 +177,20 @@ ROUTES: dict[str, Row] = {
     "POST /api/v1/admin/webhooks": Row(STAFF, json={"url": "http://127.0.0.1:9/hook"}),
     "GET /api/v1/admin/webhooks": Row(STAFF),
     "DELETE /api/v1/admin/webhooks/{subscription_id}": Row(STAFF, fresh=True),
+    # reports, appeals and the moderators' queue
+    "POST /api/v1/reports": Row(
+        SIGNED_IN, json={"target": "user", "target_id": "{user_id}", "reason": "spam"}
+    ),
+    "GET /api/v1/reports/mine": Row(SIGNED_IN),
+    "POST /api/v1/appeals": Row(SIGNED_IN, json={"category": "violence", "content": "A duel."}),
+    "GET /api/v1/moderation/queue": Row(STAFF),
+    "GET /api/v1/moderation/audit": Row(STAFF),
+    "POST /api/v1/moderation/reports/{report_id}/actions": Row(
+        STAFF, json={"action": "dismiss", "note": "checked"}
+    ),
+    "POST /api/v1/moderation/appeals/{appeal_id}/actions": Row(
+        STAFF, json={"action": "uphold", "note": "checked"}
+    ),
     # admins only
     "GET /api/v1/admin/capacity": Row(ADMIN),
     "GET /api/v1/admin/users": Row(ADMIN),
@@ -201,6 +215,8 @@ class Things:
     maintenance_id: str
     subscription_id: str
     user_id: str
+    report_id: str
+    appeal_id: str
 
 
 def _api_routes(app: Any) -> Iterator[tuple[str, str]]:
@@ -259,6 +275,19 @@ async def _make_things(api: Api, clients: dict[str, httpx.AsyncClient]) -> Thing
     )
     webhook = await api.container.webhooks.subscribe("http://127.0.0.1:9/hook")
     other = (await clients["other"].get("/api/v1/me")).json()
+    # Filed by another user, so no staff member acts on their own case.
+    reported = _created(await owner.post("/api/v1/characters", json={"name": "Loud"}))
+    report = _created(
+        await clients["other"].post(
+            "/api/v1/reports",
+            json={"target": "character", "target_id": reported["id"], "reason": "spam"},
+        )
+    )
+    appeal = _created(
+        await clients["other"].post(
+            "/api/v1/appeals", json={"category": "violence", "content": "A duel at dawn."}
+        )
+    )
     return Things(
         character_id=character["id"],
         chat_id=chat["id"],
@@ -273,6 +302,8 @@ async def _make_things(api: Api, clients: dict[str, httpx.AsyncClient]) -> Thing
         maintenance_id=maintenance["id"],
         subscription_id=webhook.id,
         user_id=other["id"],
+        report_id=report["id"],
+        appeal_id=appeal["id"],
     )
 
 
@@ -394,6 +425,7 @@ async def test_each_identity_gets_what_its_row_says(make_settings: Callable[...,
         webhook_allow_private=True,
         queue_max_per_user=1000,
         send_rate_per_user="1000/minute",
+        report_rate_per_user="1000/hour",
     ) as (api, _urls):
         app = api.app
         clients = await _identities(api)
