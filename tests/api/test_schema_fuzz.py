@@ -209,8 +209,13 @@ def _fuzz(
     )
     def run(case: Any) -> None:
         response = case.call(base_url=url, headers=headers, timeout=30)
+        checks = CHECKS
+        if response.status_code == 413:
+            # A body past the size limit is refused before it is read: that refusal
+            # (documented, problem+json) is not one schemathesis counts as one.
+            checks = [check for check in CHECKS if check is not negative_data_rejection]
         try:
-            case.validate_response(response, checks=CHECKS)
+            case.validate_response(response, checks=checks)
         except (AssertionError, FailureGroup) as failure:
             # One report per kind of failure (the check's line, "- ST105 ...").
             kinds = [line for line in str(failure).splitlines() if line.startswith("- ")]
@@ -234,6 +239,9 @@ def test_the_api_keeps_to_its_openapi_document(
         for operation in operations
         if (operation.method.upper(), operation.path) not in SKIPPED
     ]
+    # A maintenance the fuzzer schedules may be under way at once, and a maintenance
+    # makes every write a 503 (as it should): those operations go last.
+    operations.sort(key=lambda operation: "/maintenances" in operation.path)
     assert len(operations) > 50
     started = time.monotonic()
     failures: list[str] = []
