@@ -43,6 +43,7 @@ from personae.services.status import StatusService
 from personae.services.streams import StreamService
 from personae.services.summaries import SummaryJobs
 from personae.services.webhooks import WebhookService
+from personae.services.wellbeing import WellbeingService
 from personae.settings import Settings, ensure_secret_key
 from personae.storage import migrate
 from personae.storage.db import Database
@@ -79,6 +80,7 @@ class Container:
     memory: MemoryService
     personas: PersonaService
     exports: ExportService
+    wellbeing: WellbeingService
     # Set when the server begins to stop: open streams end so clients reconnect elsewhere.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
@@ -272,5 +274,6 @@ def build_container(settings: Settings) -> Container:
         memory=memory,
         personas=PersonaService(database),
         exports=ExportService(database, cpu_budget_s=settings.cpu_budget_s),
+        wellbeing=WellbeingService(database, settings),
     )
     return container

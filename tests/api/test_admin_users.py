@@ -30,7 +30,16 @@ async def test_an_admin_lists_searches_and_pages_through_users(api: Api) -> None
     body = listed.json()
     assert [u["username"] for u in body["items"]] == ["carol", "bob", "albert", "alice", "root"]
     assert body["has_more"] is False
-    assert set(body["items"][0]) == {"id", "username", "display_name", "role", "created_at"}
+    assert set(body["items"][0]) == {
+        "id",
+        "username",
+        "display_name",
+        "role",
+        "created_at",
+        "age_declared_at",
+        "adult",
+        "show_mature",
+    }
 
     found = await admin.get("/api/v1/admin/users", params={"q": "AL"})
     assert [u["username"] for u in found.json()["items"]] == ["carol", "albert", "alice"]
