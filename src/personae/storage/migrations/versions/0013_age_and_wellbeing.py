@@ -18,22 +18,22 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("users") as batch:
-        batch.add_column(sa.Column("age_declared_at", sa.DateTime(timezone=True), nullable=True))
-        batch.add_column(sa.Column("adult_from", sa.Date(), nullable=True))
-        batch.add_column(
-            sa.Column("show_mature", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
-        batch.add_column(
-            sa.Column("wellbeing_dismissed_at", sa.DateTime(timezone=True), nullable=True)
-        )
+    # Plain ADD COLUMN, not a batch: on SQLite a batch copies the table and drops the
+    # old one, and dropping users would cascade to every row that refers to it.
+    op.add_column("users", sa.Column("age_declared_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("users", sa.Column("adult_from", sa.Date(), nullable=True))
+    op.add_column(
+        "users",
+        sa.Column("show_mature", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
+    op.add_column(
+        "users", sa.Column("wellbeing_dismissed_at", sa.DateTime(timezone=True), nullable=True)
+    )
     op.create_index("ix_messages_author_created", "messages", ["author_id", "created_at"])
 
 
 def downgrade() -> None:
     op.drop_index("ix_messages_author_created", table_name="messages")
-    with op.batch_alter_table("users") as batch:
-        batch.drop_column("wellbeing_dismissed_at")
-        batch.drop_column("show_mature")
-        batch.drop_column("adult_from")
-        batch.drop_column("age_declared_at")
+    # Plain DROP COLUMN (SQLite 3.35 and later), for the same reason as above.
+    for column in ("wellbeing_dismissed_at", "show_mature", "adult_from", "age_declared_at"):
+        op.drop_column("users", column)
