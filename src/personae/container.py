@@ -47,6 +47,7 @@ from personae.services.status import StatusService
 from personae.services.streams import StreamService
 from personae.services.summaries import SummaryJobs
 from personae.services.webhooks import WebhookService
+from personae.services.wellbeing import WellbeingService
 from personae.settings import Settings, ensure_secret_key
 from personae.storage import migrate
 from personae.storage.db import Database
@@ -86,6 +87,7 @@ class Container:
     moderation: ModerationService
     reports: ReportService
     moderation_desk: ModerationDesk
+    wellbeing: WellbeingService
     # Set when the server begins to stop: open streams end so clients reconnect elsewhere.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
@@ -286,5 +288,6 @@ def build_container(settings: Settings) -> Container:
         moderation=moderation,
         reports=ReportService(database, limiter, rate_per_user=settings.report_rate_per_user),
         moderation_desk=ModerationDesk(database),
+        wellbeing=WellbeingService(database, settings),
     )
     return container

@@ -140,6 +140,14 @@ class AccountSuspended(AppError):
     title = "Your account is suspended"
 
 
+class AdultConfirmationRequired(Forbidden):
+    """Mature content (a mature character, the setting that lists them) for somebody
+    who is not a confirmed adult."""
+
+    code = "adult_confirmation_required"
+    title = "This needs an account confirmed as 18 or older"
+
+
 # --- 404/409: the thing you asked about --------------------------------------
 
 
@@ -168,6 +176,13 @@ class ClientIdReused(Conflict):
 class InvalidState(Conflict):
     code = "invalid_state"
     title = "Not possible in the current state"
+
+
+class AgeAlreadyDeclared(Conflict):
+    """The first age declaration stands; only an admin can clear it."""
+
+    code = "age_already_declared"
+    title = "Your age was already declared"
 
 
 # --- 429/503: load, on purpose ------------------------------------------------

@@ -132,6 +132,12 @@ class Settings(BaseSettings):
     event_log_memory_mib: int = Field(default=64, ge=1)
     sse_heartbeat_s: float = Field(default=15.0, gt=0.0)
 
+    # --- well-being ---
+    # The time-spent notice shows once a chatting session lasts this long (minutes;
+    # fractions allowed); a gap longer than the second setting ends a session.
+    wellbeing_session_minutes: float = Field(default=60.0, gt=0.0, le=24 * 60)
+    wellbeing_session_gap_minutes: float = Field(default=30.0, gt=0.0, le=24 * 60)
+
     # --- memory: personas, lorebooks, pinned memories, summary, recall ---
     memory_max_pinned: int = Field(default=15, ge=0, le=100)
     memory_max_chars: int = Field(default=2000, ge=1, le=32_000)

@@ -37,6 +37,9 @@ async def test_an_admin_lists_searches_and_pages_through_users(api: Api) -> None
         "role",
         "created_at",
         "suspended_until",
+        "age_declared_at",
+        "adult",
+        "show_mature",
     }
 
     found = await admin.get("/api/v1/admin/users", params={"q": "AL"})

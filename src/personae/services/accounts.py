@@ -8,7 +8,7 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Literal, NoReturn
 
 from argon2 import PasswordHasher
@@ -16,6 +16,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from personae.errors import (
     AccountSuspended,
+    AdultConfirmationRequired,
+    AgeAlreadyDeclared,
     Conflict,
     Forbidden,
     InvalidCredentials,
@@ -26,6 +28,7 @@ from personae.errors import (
     ValidationFailed,
     WeakPassword,
 )
+from personae.services import content_ratings
 from personae.services.ratelimit import Backoff, RateLimiter
 from personae.settings import Settings
 from personae.storage.db import Database
@@ -70,6 +73,13 @@ def check_not_suspended(user: UserRecord) -> None:
             f"A moderator suspended this account until {until.isoformat()}.",
             extra={"until": until.isoformat()},
         )
+
+
+def _already_declared() -> AgeAlreadyDeclared:
+    return AgeAlreadyDeclared(
+        "Your age was already declared and cannot be changed here; if it is wrong, "
+        "ask an admin to clear it, then declare it again."
+    )
 
 
 @dataclass(frozen=True)
@@ -223,6 +233,62 @@ class AccountService:
                 "`personae user set-role` on the server."
             )
         return await self._store_role(user_id, role)
+
+    # --- age and mature content ---------------------------------------------------
+
+    async def declare_age(self, user: UserRecord, birth_date: date) -> UserRecord:
+        """Record the user's self-declared age once (content_ratings says what is kept).
+
+        A later declaration is refused, so a minor cannot become adult by declaring
+        again; an admin can clear a wrong declaration (`reset_age`).
+        """
+        today = content_ratings.today()
+        problem = None
+        if birth_date > today:
+            problem = "A birth date cannot be in the future."
+        elif birth_date < content_ratings.birthday_in(
+            today, today.year - content_ratings.OLDEST_AGE
+        ):
+            problem = (
+                f"A birth date more than {content_ratings.OLDEST_AGE} years back is not valid."
+            )
+        if problem:
+            raise ValidationFailed(
+                problem, extra={"errors": [{"field": "birth_date", "message": problem}]}
+            )
+        if user.age_declared_at is not None:
+            raise _already_declared()
+        adult_from = max(content_ratings.adult_from(birth_date), today)
+        async with self._db.write() as tx:
+            if not await repo.declare_age(tx, user.id, declared_at=utcnow(), adult_from=adult_from):
+                raise _already_declared()
+            updated = await repo.get_user(tx, user.id)
+        assert updated is not None
+        return updated
+
+    async def set_show_mature(self, user: UserRecord, show_mature: bool) -> UserRecord:
+        """Turn mature characters in discovery on (confirmed adults only) or off."""
+        if show_mature and not content_ratings.is_adult(user):
+            raise AdultConfirmationRequired(
+                "Only an account confirmed as 18 or older can show mature characters; "
+                "confirm your age first."
+            )
+        async with self._db.write() as tx:
+            await repo.set_show_mature(tx, user.id, show_mature)
+            updated = await repo.get_user(tx, user.id)
+        assert updated is not None
+        return updated
+
+    async def reset_age(self, admin: UserRecord, user_id: str) -> UserRecord:
+        """Clear an account's age declaration so it can declare again (admins only)."""
+        self._require_admin(admin)
+        async with self._db.write() as tx:
+            if await repo.get_user(tx, user_id) is None:
+                raise NotFound("No user with this id.")
+            await repo.reset_age(tx, user_id)
+            updated = await repo.get_user(tx, user_id)
+        assert updated is not None
+        return updated
 
     @staticmethod
     def _require_admin(user: UserRecord) -> None:

@@ -23,6 +23,7 @@ from personae.errors import CardTooLarge, DefinitionHidden, Forbidden, NotFound,
 from personae.offload import bounded
 from personae.services.avatars import shown_avatar
 from personae.services.characters import can_read, sees_definition
+from personae.services.content_ratings import check_may_open
 from personae.services.quotas import Quotas
 from personae.storage.db import Database
 from personae.storage.repos import character_assets as assets_repo
@@ -235,6 +236,7 @@ class CardService:
             character = await repo.get_character(tx, character_id)
             if character is None or not can_read(character, viewer):
                 raise NotFound("No character with this id.")
+            check_may_open(character.rating, character.owner_id, viewer)
             if not sees_definition(character, viewer):
                 raise DefinitionHidden(
                     "This character's creator keeps its definition to themselves, so it "

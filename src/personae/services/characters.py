@@ -10,6 +10,7 @@ from personae.cards.lorebook import parse_book
 from personae.errors import Forbidden, InvalidState, NotFound
 from personae.offload import bounded
 from personae.services.avatars import check_avatar
+from personae.services.content_ratings import check_may_open, lists_mature
 from personae.services.quotas import Quotas
 from personae.storage.db import Database
 from personae.storage.repos import character_assets as assets_repo
@@ -119,11 +120,13 @@ class CharacterService:
         return character
 
     async def get(self, character_id: str, viewer: UserRecord | None) -> CharacterRecord:
-        """A character the viewer may read; others' private ones are simply not found."""
+        """A character the viewer may read; others' private ones are simply not found,
+        and a mature one is refused to a viewer who is neither an adult nor its owner."""
         async with self._db.read() as tx:
             character = await repo.get_character(tx, character_id)
         if character is None or not can_read(character, viewer):
             raise NotFound("No character with this id.")
+        check_may_open(character.rating, character.owner_id, viewer)
         return shown_to(character, viewer)
 
     async def update(
@@ -190,6 +193,8 @@ class CharacterService:
         offset: int = 0,
         featured: bool | None = None,
     ) -> list[CharacterRecord]:
+        """Characters for discovery and search; mature ones only for a confirmed adult
+        who turned them on (and always the viewer's own)."""
         async with self._db.read() as tx:
             found = await repo.search_characters(
                 tx,
@@ -201,5 +206,6 @@ class CharacterService:
                 limit=limit,
                 offset=offset,
                 featured=featured,
+                include_mature=lists_mature(viewer),
             )
         return [shown_to(character, viewer) for character in found]

@@ -27,6 +27,7 @@ from personae.events.base import EventLog
 from personae.services import chat_events
 from personae.services.characters import can_read
 from personae.services.chat_events import BACKEND_UNAVAILABLE, QUEUED
+from personae.services.content_ratings import check_may_chat
 from personae.services.crisis import CrisisDirectory
 from personae.services.macros import substitute
 from personae.services.memory import MemoryService
@@ -241,6 +242,7 @@ class ChatService:
             character = await character_repo.get_character(tx, character_id)
             if character is None or not can_read(character, user):
                 raise NotFound("No character with this id.")
+            check_may_chat(character.rating, user)
             if persona_name is None:
                 persona = await _persona_for(tx, user, persona_id)
                 if persona is not None:
@@ -453,6 +455,7 @@ class ChatService:
                 chat = await repo.lock_chat(tx, chat_id)
                 if chat is None or chat.owner_id != user.id:
                     raise NotFound("No chat with this id.")
+                check_may_chat(chat.character_rating, user)
                 # Keyed by author: another user's chat can hold no message of this user.
                 existing = await repo.get_by_client_id(tx, chat_id, user.id, client_id)
                 if existing is None or existing.status == WAITING:

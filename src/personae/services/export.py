@@ -54,6 +54,10 @@ def _account(user: UserRecord) -> dict[str, Any]:
         "display_name": user.display_name,
         "role": user.role,
         "created_at": user.created_at,
+        # What is kept of the age declaration (never a birth date), and the setting.
+        "age_declared_at": user.age_declared_at,
+        "adult_from": user.adult_from.isoformat() if user.adult_from else None,
+        "show_mature": user.show_mature,
     }
 
 

@@ -17,6 +17,7 @@ from personae.services.chats import (
     priority_of,
     queue_place,
 )
+from personae.services.content_ratings import check_may_chat
 from personae.services.moderation import ModerationService
 from personae.settings import Settings
 from personae.storage.db import Database, Transaction
@@ -66,6 +67,7 @@ class MessageService:
                 raise InvalidState("Only a character's reply can be swiped.")
             chat = await repo.lock_chat(tx, message.chat_id)
             assert chat is not None
+            check_may_chat(chat.character_rating, user)
             if await repo.latest_position(tx, chat.id) != message.position:
                 raise InvalidState("Only the latest reply can be swiped.")
             swipes = await repo.list_swipes(tx, chat.id, message.position)

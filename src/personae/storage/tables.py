@@ -7,6 +7,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     Float,
     ForeignKey,
     Index,
@@ -55,6 +56,14 @@ users = Table(
     Column("deleted_at", UTCDateTime, nullable=True),
     # Until when a moderator suspended the account (migration 0014); null or past: not.
     Column("suspended_until", UTCDateTime, nullable=True),
+    # The age declaration: when it was made, and the day from which the account is
+    # adult (the day of the declaration for an adult, the 18th birthday for a minor);
+    # the birth date itself is not kept.
+    Column("age_declared_at", UTCDateTime, nullable=True),
+    Column("adult_from", Date, nullable=True),
+    Column("show_mature", Boolean, nullable=False, default=False, server_default=false()),
+    # The last time the user put the time-spent notice away.
+    Column("wellbeing_dismissed_at", UTCDateTime, nullable=True),
 )
 
 sessions = Table(
@@ -217,6 +226,8 @@ messages = Table(
     Column("removed_at", UTCDateTime, nullable=True),
     UniqueConstraint("chat_id", "author_id", "client_id", name="uq_messages_client_id"),
     UniqueConstraint("chat_id", "position", "swipe_index", name="uq_messages_position"),
+    # The time-spent notice reads a user's recent messages.
+    Index("ix_messages_author_created", "author_id", "created_at"),
 )
 
 jobs = Table(

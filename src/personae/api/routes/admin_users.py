@@ -47,3 +47,9 @@ async def change_role(
     return UserPublic.model_validate(
         await container.accounts.change_role(admin, user_id, body.role)
     )
+
+
+@router.delete("/{user_id}/age")
+async def reset_age(user_id: str, admin: Admin, container: ContainerDep) -> UserPublic:
+    """Clear an account's age declaration (a wrong one), so the user can declare again."""
+    return UserPublic.model_validate(await container.accounts.reset_age(admin, user_id))

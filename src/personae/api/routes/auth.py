@@ -13,8 +13,10 @@ from personae.api.deps import (
     set_session_cookies,
 )
 from personae.api.schemas.accounts import (
+    AgeDeclaration,
     LoginRequest,
     MePublic,
+    MeUpdate,
     RegisterRequest,
     SessionOpened,
     SessionPublic,
@@ -22,6 +24,7 @@ from personae.api.schemas.accounts import (
     TokenCreated,
     TokenPublic,
     UserPublic,
+    WellbeingPublic,
 )
 from personae.services.accounts import NewSession
 
@@ -78,6 +81,34 @@ async def me(user: CurrentUser, container: ContainerDep) -> MePublic:
     return MePublic.model_validate(
         {**UserPublic.model_validate(user).model_dump(), "warnings": warnings}
     )
+
+
+@router.patch("/me")
+async def update_me(body: MeUpdate, user: CurrentUser, container: ContainerDep) -> UserPublic:
+    """Settings of one's account: `show_mature` (confirmed adults only)."""
+    return UserPublic.model_validate(
+        await container.accounts.set_show_mature(user, body.show_mature)
+    )
+
+
+@router.post("/me/age")
+async def declare_age(
+    body: AgeDeclaration, user: CurrentUser, container: ContainerDep
+) -> UserPublic:
+    """Declare one's birth date, once; 18 or older makes the account a confirmed adult."""
+    return UserPublic.model_validate(await container.accounts.declare_age(user, body.parsed))
+
+
+@router.get("/me/wellbeing")
+async def wellbeing(user: CurrentUser, container: ContainerDep) -> WellbeingPublic:
+    """How long the current chatting session lasts, and whether to suggest a break."""
+    return WellbeingPublic.model_validate(await container.wellbeing.status(user))
+
+
+@router.post("/me/wellbeing/dismiss")
+async def dismiss_wellbeing(user: CurrentUser, container: ContainerDep) -> WellbeingPublic:
+    """Put the time-spent notice away until another full session length has passed."""
+    return WellbeingPublic.model_validate(await container.wellbeing.dismiss(user))
 
 
 @router.get("/me/sessions")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
+from datetime import date, datetime
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, StrictBool, field_validator, model_validator
 
 from personae.api.schemas.common import Input, Output
+from personae.services.content_ratings import today
 
 
 class RegisterRequest(Input):
@@ -30,6 +31,24 @@ class UserPublic(Output):
     suspended_until: datetime | None = Field(
         default=None, description="Until when a moderator suspended the account, if ever."
     )
+    age_declared_at: datetime | None = Field(
+        default=None, description="When the user declared their age; null until then."
+    )
+    adult: bool = Field(default=False, description="A confirmed adult (18 or older).")
+    show_mature: bool = Field(
+        default=False, description="Mature characters are listed in discovery and search."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _adult_today(cls, value: Any) -> Any:
+        is_adult = getattr(value, "is_adult", None)
+        if callable(is_adult):
+            fields = {
+                name: getattr(value, name) for name in cls.model_fields if hasattr(value, name)
+            }
+            return {**fields, "adult": is_adult(today())}
+        return value
 
 
 class WarningShown(Output):
@@ -43,6 +62,39 @@ class MePublic(UserPublic):
     warnings: list[WarningShown] = Field(
         default_factory=list, description="Warnings moderators gave you, newest first."
     )
+
+
+class AgeDeclaration(Input):
+    birth_date: str = Field(
+        min_length=10, max_length=10, description="YYYY-MM-DD", examples=["1990-05-17"]
+    )
+
+    @field_validator("birth_date")
+    @classmethod
+    def _a_date(cls, value: str) -> str:
+        try:
+            date.fromisoformat(value)
+        except ValueError:
+            raise ValueError("must be a date written YYYY-MM-DD") from None
+        if not value[4] == value[7] == "-":
+            raise ValueError("must be a date written YYYY-MM-DD")
+        return value
+
+    @property
+    def parsed(self) -> date:
+        return date.fromisoformat(self.birth_date)
+
+
+class MeUpdate(Input):
+    show_mature: StrictBool = Field(description="List mature characters (confirmed adults only).")
+
+
+class WellbeingPublic(Output):
+    session_minutes: float = Field(description="How long the current chatting session lasts.")
+    session_started_at: datetime | None
+    notice_due: bool = Field(description="Show the time-spent notice now.")
+    notice: str | None = Field(description="The notice's text while it is due.")
+    threshold_minutes: float = Field(description="PERSONAE_WELLBEING_SESSION_MINUTES.")
 
 
 class SessionOpened(Output):

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from personae.api.schemas.common import Input, Output
+from personae.services.wellbeing import AI_NOTICE
 
 # Replies: queued -> generating -> complete | stopped | failed | filtered. A user
 # message is complete, or waiting when the waiting room refused it (send it again).
@@ -45,6 +46,10 @@ class ChatPublic(Output):
     title: str
     persona_name: str
     persona_id: str | None = None
+    character_rating: str = Field(default="general", description="general, teen or mature")
+    ai_notice: str = Field(
+        default=AI_NOTICE, description="Show this in the chat: the character is an AI."
+    )
     created_at: datetime
     updated_at: datetime
 

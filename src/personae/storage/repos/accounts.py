@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, or_, select, update
@@ -30,9 +30,18 @@ class UserRecord:
     created_at: datetime
     # Until when a moderator suspended the account; None or past: not suspended.
     suspended_until: datetime | None = None
+    # The age declaration (None until made) and the day the account is adult from.
+    age_declared_at: datetime | None = None
+    adult_from: date | None = None
+    show_mature: bool = False
+    wellbeing_dismissed_at: datetime | None = None
 
     def suspended_at(self, now: datetime) -> bool:
         return self.suspended_until is not None and self.suspended_until > now
+
+    def is_adult(self, today: date) -> bool:
+        """Whether the account is a confirmed adult on `today`."""
+        return self.adult_from is not None and self.adult_from <= today
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,10 @@ def _user(row: RowMapping) -> UserRecord:
         role=row["role"],
         created_at=row["created_at"],
         suspended_until=row["suspended_until"],
+        age_declared_at=row["age_declared_at"],
+        adult_from=row["adult_from"],
+        show_mature=bool(row["show_mature"]),
+        wellbeing_dismissed_at=row["wellbeing_dismissed_at"],
     )
 
 
@@ -160,6 +173,40 @@ async def set_suspended_until(tx: AsyncSession, user_id: str, until: datetime | 
         .where(users.c.id == user_id)
         .values(suspended_until=until, updated_at=utcnow())
     )
+
+
+async def declare_age(
+    tx: AsyncSession, user_id: str, *, declared_at: datetime, adult_from: date
+) -> bool:
+    """Store an age declaration unless one is stored already (then False): the first
+    declaration stands, whichever process writes first."""
+    result = await tx.execute(
+        update(users)
+        .where(users.c.id == user_id, users.c.age_declared_at.is_(None))
+        .values(age_declared_at=declared_at, adult_from=adult_from, updated_at=utcnow())
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def reset_age(tx: AsyncSession, user_id: str) -> None:
+    """Forget the age declaration (an admin's correction); mature content goes off too."""
+    await tx.execute(
+        update(users)
+        .where(users.c.id == user_id)
+        .values(age_declared_at=None, adult_from=None, show_mature=False, updated_at=utcnow())
+    )
+
+
+async def set_show_mature(tx: AsyncSession, user_id: str, show_mature: bool) -> None:
+    await tx.execute(
+        update(users)
+        .where(users.c.id == user_id)
+        .values(show_mature=show_mature, updated_at=utcnow())
+    )
+
+
+async def set_wellbeing_dismissed(tx: AsyncSession, user_id: str, when: datetime) -> None:
+    await tx.execute(update(users).where(users.c.id == user_id).values(wellbeing_dismissed_at=when))
 
 
 async def set_password_hash(tx: AsyncSession, user_id: str, password_hash: str) -> None:

@@ -199,10 +199,17 @@ async def search_characters(
     limit: int,
     offset: int,
     featured: bool | None = None,
+    include_mature: bool = True,
 ) -> list[CharacterRecord]:
     """Public characters (or one owner's, all of them when the viewer is that owner);
-    `featured` keeps only featured ones (True) or only the others (False)."""
+    `featured` keeps only featured ones (True) or only the others (False). Without
+    `include_mature`, mature characters are left out except the viewer's own."""
     statement = _base_query()
+    if not include_mature:
+        not_mature = characters.c.rating != "mature"
+        statement = statement.where(
+            or_(not_mature, characters.c.owner_id == viewer_id) if viewer_id else not_mature
+        )
     if owner_id is not None and owner_id == viewer_id:
         statement = statement.where(characters.c.owner_id == owner_id)
     else:

@@ -35,6 +35,8 @@ class ChatRecord:
     updated_at: datetime
     persona_id: str | None = None
     prompt_changed_at: datetime | None = None
+    # The character's content rating now (the mature gate reads it on every send).
+    character_rating: str = "general"
 
     @property
     def prompt_version(self) -> datetime:
@@ -86,7 +88,11 @@ def _chat_query() -> Any:
     """A chat with its character's name (built once: a Select is immutable, and building
     this join took a tenth of a millisecond on every read)."""
     return (
-        select(*chats.c, characters.c.name.label("character_name"))
+        select(
+            *chats.c,
+            characters.c.name.label("character_name"),
+            characters.c.rating.label("character_rating"),
+        )
         .select_from(chats.join(characters, characters.c.id == chats.c.character_id))
         .where(chats.c.deleted_at.is_(None))
     )

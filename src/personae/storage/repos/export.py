@@ -23,7 +23,11 @@ async def owned_chats(
 ) -> list[ChatRecord]:
     """One owner's chats (not deleted) in id order, after the id `after`."""
     statement = (
-        select(*chats.c, characters.c.name.label("character_name"))
+        select(
+            *chats.c,
+            characters.c.name.label("character_name"),
+            characters.c.rating.label("character_rating"),
+        )
         .select_from(chats.join(characters, characters.c.id == chats.c.character_id))
         .where(chats.c.owner_id == owner_id, chats.c.deleted_at.is_(None))
     )

@@ -21,6 +21,35 @@ async function guarded(status, action, retry) {
   }
 }
 
+// Age and mature content: the one-time age declaration, then the discovery setting.
+function ageSection(user, status, reload) {
+  const setUser = async (changed) => { session.user = changed; await reload(); };
+  const ageForm = h("form.inline-form", {
+    onsubmit: (event) => {
+      event.preventDefault();
+      const birthDate = formValues(ageForm).birth_date;
+      if (!confirm("Your birth date can be declared only once. Is it right?")) return;
+      guarded(status, async () => setUser(await post("/api/v1/me/age", { birth_date: birthDate })));
+    },
+  }, field("Your birth date", { name: "birth_date", kind: "date", required: true, max: new Date().toISOString().slice(0, 10), hint: "Declared once. Only whether you are 18 or older is kept, not the date." }),
+  h("button.btn", { type: "submit" }, "Confirm my age"));
+  const toggle = field("Show mature characters in discovery and search", {
+    name: "show_mature", kind: "checkbox", checked: Boolean(user.show_mature), disabled: !user.adult,
+    hint: user.adult ? "Off: mature characters stay out of lists; links to them still open." : "Only for accounts confirmed as 18 or older.",
+  });
+  toggle.querySelector("input").addEventListener("change", (event) => {
+    const wanted = event.target.checked;
+    guarded(status, async () => setUser(await patch("/api/v1/me", { show_mature: wanted })), () => setUser(session.user));
+  });
+  let state;
+  if (!user.age_declared_at) state = "Your age is not confirmed: mature characters are hidden and you cannot chat with them.";
+  else if (user.adult) state = "Confirmed: 18 or older.";
+  else state = "Your account is not confirmed as 18 or older, so mature characters stay hidden. If your declared age is wrong, ask an admin to clear it.";
+  return [
+    h("h2#age", {}, "Age and mature content"),
+    h("section.card", {}, h("p.age-state", {}, state), user.age_declared_at ? null : ageForm, toggle)];
+}
+
 export async function accountPage(target) {
   if (!requireUser()) return;
   const [sessions, tokens, personas] = await Promise.all([
@@ -79,6 +108,7 @@ export async function accountPage(target) {
         h("strong", {}, w.reason || "warning"), h("span.char-meta", {}, ` · ${timeAgo(w.created_at)}`),
         w.note ? h("p", {}, w.note) : null)))) : null,
     status,
+    ageSection(user, status, reload),
     personaSection,
     h("h2", {}, "Devices logged in"),
     h("ul.plain-list", {}, sessions.map((s) => h("li.row.spread", {},

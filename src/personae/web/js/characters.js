@@ -8,12 +8,21 @@ import { reportButton } from "./reports.js";
 const AVATAR_MAX_CHARS = 400_000; // the API takes 512,000; the body limit is 1 MiB
 const GREETING_SEPARATOR = /\n-{3,}\n/;
 
+const RATINGS = [["general", "General: for everyone"], ["teen", "Teen: 13 and up"], ["mature", "Mature: confirmed adults (18+) only"]];
+
+// A badge for the ratings that are not "general".
+export function ratingBadge(rating) {
+  if (rating === "mature") return h("span.label.label-mature", { title: "Rated mature: for accounts confirmed as 18 or older" }, "Mature 18+");
+  if (rating === "teen") return h("span.label.label-teen", { title: "Rated teen: 13 and up" }, "Teen");
+  return null;
+}
+
 function characterCard(character) {
   return h("li.char-card", {},
     h("a.char-link", { href: `/c/${character.id}` },
       avatar(character, "md"),
       h("span.char-text", {},
-        h("span.char-name", {}, character.name, character.featured ? h("span.label.label-featured", {}, "Featured") : null),
+        h("span.char-name", {}, character.name, character.featured ? h("span.label.label-featured", {}, "Featured") : null, ratingBadge(character.rating)),
         h("span.char-tagline", {}, character.tagline || "\u00a0"),
         h("span.char-meta", {}, `by ${character.owner_username} · ${character.chat_count} chats`))));
 }
@@ -119,7 +128,7 @@ export async function characterPage(target, [id]) {
         avatar(character, "lg"),
         h("div", {},
           h("h1", {}, character.name),
-          character.featured ? h("p", {}, h("span.label.label-featured", {}, "Featured")) : null,
+          character.featured || character.rating !== "general" ? h("p.char-labels", {}, character.featured ? h("span.label.label-featured", {}, "Featured") : null, ratingBadge(character.rating)) : null,
           character.hidden ? h("p", {}, h("span.label.label-hidden", { title: "A moderator hid this character: only you (and moderators) see it" }, "Hidden by a moderator")) : null,
           character.tagline ? h("p.tagline", {}, character.tagline) : null,
           h("p.char-meta", {}, `by ${character.owner_username} · ${character.chat_count} chats · ${character.visibility}`),
@@ -215,6 +224,7 @@ export async function editorPage(target, [id]) {
     TEXT_FIELDS.filter(([name]) => !ADVANCED.has(name)).map(textField),
     field("Tags", { name: "tags", value: character ? character.tags.join(", ") : "", hint: "Separated by commas, up to 20." }),
     field("Visibility", { name: "visibility", kind: "select", value: value("visibility") || "public", options: [["public", "Public: listed for everyone"], ["unlisted", "Unlisted: anyone with the link"], ["private", "Private: only me"]] }),
+    field("Content rating", { name: "rating", kind: "select", value: value("rating") || "general", options: RATINGS, hint: "Mature characters are hidden from discovery except for adults who turned them on, and only accounts confirmed as 18 or older can chat with them." }),
     field("Show the definition to others", { name: "definition_visible", kind: "checkbox", checked: Boolean(character && character.definition_visible), hint: "When on, people who chat with this character see its system prompt, description and lorebook when they look at a reply's prompt. Off: hidden." }),
     h("details", {},
       h("summary", {}, "More: system prompt, card details, lorebook"),
@@ -236,7 +246,7 @@ export async function editorPage(target, [id]) {
 
   async function save() {
     const values = formValues(form);
-    const body = { name: values.name, visibility: values.visibility, avatar: avatarValue };
+    const body = { name: values.name, visibility: values.visibility, rating: values.rating, avatar: avatarValue };
     for (const [name] of TEXT_FIELDS) {
       body[name] = name.endsWith("greetings")
         ? values[name].split(GREETING_SEPARATOR).map((s) => s.trim()).filter(Boolean)

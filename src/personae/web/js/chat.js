@@ -4,6 +4,7 @@ import { appealButton, crisisNotice } from "./moderation.js";
 import { h, replace, timeAgo } from "./dom.js";
 import { errorBox, explainCode } from "./errors.js";
 import { loginPath, navigate } from "./app.js";
+import { ratingBadge } from "./characters.js";
 import { MemoryPanel, showPrompt } from "./memory.js";
 import { addPending, deliver, loadDraft, newClientId, pendingSends, removePending, saveDraft } from "./pending.js";
 import { reportButton } from "./reports.js";
@@ -21,6 +22,8 @@ const CATEGORY_WORDS = {
   illegal: "illegal acts",
 };
 const categoryWords = (code) => CATEGORY_WORDS[code] || code;
+const WELLBEING_CHECK_MS = 60_000;
+const AI_NOTICE = "This is an AI character, not a real person. Treat everything it says as fiction.";
 
 export async function chatsPage(target) {
   const chats = await get("/api/v1/chats?limit=100");
@@ -79,12 +82,34 @@ class ChatView {
     this.openStream();
     await this.loadHistory();
     await this.resendPending();
+    this.checkWellbeing();
+    // The server measures the session from what is sent, in every tab alike.
+    this.wellbeingTimer = setInterval(() => this.checkWellbeing(), WELLBEING_CHECK_MS);
   }
 
   close() {
     this.closed = true;
     if (this.source) this.source.close();
     clearTimeout(this.refreshTimer);
+    clearInterval(this.wellbeingTimer);
+  }
+
+  // --- well-being ---------------------------------------------------------------------
+
+  async checkWellbeing() {
+    try {
+      this.drawWellbeing(await get("/api/v1/me/wellbeing"));
+    } catch { /* only a suggestion: the next check tries again */ }
+  }
+
+  drawWellbeing(status) {
+    this.wellbeingEl.hidden = !status.notice_due;
+    replace(this.wellbeingEl, status.notice_due ? [
+      h("p", {}, status.notice),
+      h("button.btn.btn-small", {
+        type: "button",
+        onclick: () => this.act(async () => this.drawWellbeing(await post("/api/v1/me/wellbeing/dismiss"))),
+      }, "Dismiss")] : null);
   }
 
   // --- the stream ---------------------------------------------------------------
@@ -209,11 +234,15 @@ class ChatView {
     this.sendButton = h("button.btn.btn-primary.send", { type: "submit" }, "Send");
     const form = h("form.composer", { onsubmit: (event) => { event.preventDefault(); this.send(); } }, this.input, this.sendButton);
     this.titleEl = h("div.chat-title-line", {});
+    // Always on screen, whatever the character says about itself.
+    this.aiNoticeEl = h("p.ai-notice", { role: "note" }, this.chat.ai_notice || AI_NOTICE);
+    this.wellbeingEl = h("div.wellbeing", { role: "status", hidden: true });
     replace(this.target,
       h("div.chat", {},
         h("header.chat-head", {},
           h("a.back", { href: "/chats", "aria-label": "Back to my chats" }, "‹"),
           h("h1", {}, h("a", { href: `/c/${this.chat.character_id}` }, name)),
+          ratingBadge(this.chat.character_rating),
           this.chat.persona_name ? h("span.char-meta", {}, `as ${this.chat.persona_name}`) : null),
         this.titleEl,
         this.memory.el,
@@ -221,7 +250,8 @@ class ChatView {
         this.listEl,
         this.noticeEl,
         this.statusEl,
-        form));
+        // Kept on screen with the composer (it sticks to the bottom while the chat scrolls).
+        h("div.chat-foot", {}, this.wellbeingEl, this.aiNoticeEl, form)));
     this.drawTitle();
   }
 
@@ -438,6 +468,7 @@ class ChatView {
       if (accepted.reply.queue) this.queue.set(accepted.reply.id, accepted.reply.queue);
       this.applyMessage(accepted.message);
       this.applyMessage(accepted.reply);
+      this.checkWellbeing();
     } catch (error) {
       const problem = error instanceof ApiError ? error : new ApiError(0, { detail: String(error) });
       // Put the text back in the box if it was emptied meanwhile: it is never lost.

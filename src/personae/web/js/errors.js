@@ -18,6 +18,8 @@ const WORDS = {
   not_authenticated: () => ["You are not logged in.", "Nothing was lost: what you typed is kept on this device.", "Log in and it will be sent."],
   invalid_credentials: () => ["That username and password do not match.", "Nothing was changed.", "Check them and try again."],
   csrf_failed: () => ["The page's security token did not match.", "Nothing was changed.", "Reload the page and try again."],
+  adult_confirmation_required: (e) => ["This is for accounts confirmed as 18 or older.", "Nothing was changed; anything you typed is kept.", e.detail || "Confirm your age on your account page."],
+  age_already_declared: (e) => ["Your age was already declared.", "Nothing was changed.", e.detail || "If it is wrong, ask an admin to clear it."],
   forbidden: () => ["You may not change this.", "Nothing was changed.", "Only its owner can."],
   account_suspended: (e) => ["A moderator suspended your account.", "Nothing was lost: your chats and characters are kept.", e.problem && e.problem.until ? `You can log in again after ${new Date(e.problem.until).toLocaleString()}.` : "Try again later."],
   already_reported: () => ["You reported this already.", "Your first report is kept.", "A moderator will look at it; see Your reports."],
@@ -75,5 +77,6 @@ export function errorBox(error, { retry, login } = {}) {
     words.requestId ? h("p.error-ref", {}, `Reference: ${words.requestId}`) : null,
     h("div.row", {},
       retry ? h("button.btn", { type: "button", onclick: retry }, "Retry") : null,
-      login ? h("a.btn.btn-primary", { href: login }, "Log in") : null));
+      login ? h("a.btn.btn-primary", { href: login }, "Log in") : null,
+      error.code === "adult_confirmation_required" ? h("a.btn.btn-primary.confirm-age", { href: "/account#age" }, "Confirm your age") : null));
 }

@@ -1,5 +1,5 @@
 // The admin page's Users section: list and search accounts, change a role.
-import { get, patch, query } from "./api.js";
+import { del, get, patch, query } from "./api.js";
 import { field, formValues, h, replace, timeAgo } from "./dom.js";
 import { errorBox } from "./errors.js";
 import { session } from "./app.js";
@@ -25,12 +25,23 @@ export function usersSection() {
         replace(status, errorBox(error, { retry: save }));
       }
     };
+    const clearAge = async () => {
+      if (!confirm(`Clear the age ${user.username} declared? They will declare it again.`)) return;
+      try {
+        const changed = await del(`/api/v1/admin/users/${user.id}/age`);
+        item.replaceWith(row(changed));
+        replace(status, h("p", { role: "status" }, `${changed.username} can declare their age again.`));
+      } catch (error) {
+        replace(status, errorBox(error, { retry: clearAge }));
+      }
+    };
     const you = session.user && session.user.id === user.id;
     const item = h("li.user-row", { dataset: { id: user.id } },
       h("span.user-who", {}, h("strong", {}, user.username), you ? " (you)" : null,
-        h("span.char-meta", {}, ` · ${user.display_name} · ${user.role} · joined ${timeAgo(user.created_at)}`)),
+        h("span.char-meta", {}, ` · ${user.display_name} · ${user.role} · joined ${timeAgo(user.created_at)}${user.age_declared_at ? (user.adult ? " · adult" : " · under 18") : ""}`)),
       h("span.row", {}, choice,
-        h("button.btn.btn-small", { type: "button", "aria-label": `Change role of ${user.username}`, onclick: save }, "Change role")));
+        h("button.btn.btn-small", { type: "button", "aria-label": `Change role of ${user.username}`, onclick: save }, "Change role"),
+        user.age_declared_at ? h("button.btn.btn-small.btn-quiet", { type: "button", "aria-label": `Clear the declared age of ${user.username}`, onclick: clearAge }, "Clear age") : null));
     return item;
   };
 

@@ -18,12 +18,15 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("characters") as batch:
-        batch.add_column(
-            sa.Column("definition_visible", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
+    # Plain ALTER TABLE, not a batch: on SQLite a batch rebuilds the table and drops
+    # the old one, which cascades to (or, once a chat refers to it, fails on) every
+    # row that refers to it.
+    op.add_column(
+        "characters",
+        sa.Column("definition_visible", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("characters") as batch:
-        batch.drop_column("definition_visible")
+    # Plain ALTER TABLE (SQLite 3.35 and later), not a batch: see upgrade().
+    op.drop_column("characters", "definition_visible")

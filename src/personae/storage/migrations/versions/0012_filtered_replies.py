@@ -17,10 +17,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("messages") as batch:
-        batch.add_column(sa.Column("filtered_category", sa.String(32), nullable=True))
+    # Plain ALTER TABLE, not a batch: on SQLite a batch rebuilds the table and drops
+    # the old one, which cascades to (or, once a chat refers to it, fails on) every
+    # row that refers to it.
+    op.add_column("messages", sa.Column("filtered_category", sa.String(32), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("messages") as batch:
-        batch.drop_column("filtered_category")
+    # Plain ALTER TABLE (SQLite 3.35 and later), not a batch: see upgrade().
+    op.drop_column("messages", "filtered_category")

@@ -3,7 +3,7 @@ moderators' audit log and warnings; characters.hidden_at, messages.removed_at an
 users.suspended_until, the effects of moderators' actions
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision = "0012"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
@@ -36,12 +36,12 @@ def _resolution() -> list[sa.Column]:  # type: ignore[type-arg]
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("users") as batch:
-        batch.add_column(_time("suspended_until", nullable=True))
-    with op.batch_alter_table("characters") as batch:
-        batch.add_column(_time("hidden_at", nullable=True))
-    with op.batch_alter_table("messages") as batch:
-        batch.add_column(_time("removed_at", nullable=True))
+    # Plain ALTER TABLE, not a batch: on SQLite a batch rebuilds the table and drops
+    # the old one, which cascades to (or, once a chat refers to it, fails on) every
+    # row that refers to it.
+    op.add_column("users", _time("suspended_until", nullable=True))
+    op.add_column("characters", _time("hidden_at", nullable=True))
+    op.add_column("messages", _time("removed_at", nullable=True))
     op.create_table(
         "reports",
         sa.Column("id", _ID, nullable=False),
@@ -127,9 +127,7 @@ def downgrade() -> None:
     op.drop_table("appeals")
     op.drop_index("ux_reports_open", table_name="reports")
     op.drop_table("reports")
-    with op.batch_alter_table("messages") as batch:
-        batch.drop_column("removed_at")
-    with op.batch_alter_table("characters") as batch:
-        batch.drop_column("hidden_at")
-    with op.batch_alter_table("users") as batch:
-        batch.drop_column("suspended_until")
+    # Plain ALTER TABLE (SQLite 3.35 and later), not a batch: see upgrade().
+    op.drop_column("messages", "removed_at")
+    op.drop_column("characters", "hidden_at")
+    op.drop_column("users", "suspended_until")
