@@ -107,6 +107,11 @@ ROUTES: dict[str, Row] = {
     "POST /api/v1/auth/logout": Row(SIGNED_IN, own_session=True),
     "GET /api/v1/me": Row(SIGNED_IN),
     "GET /api/v1/me/export": Row(SIGNED_IN),
+    "PATCH /api/v1/me": Row(SIGNED_IN, json={"show_mature": False}),
+    # A date that is not one: declaring for real would stand for good.
+    "POST /api/v1/me/age": Row(SIGNED_IN, json={"birth_date": "1990-02-30"}),
+    "GET /api/v1/me/wellbeing": Row(SIGNED_IN),
+    "POST /api/v1/me/wellbeing/dismiss": Row(SIGNED_IN),
     "GET /api/v1/me/sessions": Row(SIGNED_IN),
     "DELETE /api/v1/me/sessions/{session_id}": Row(OWNER, fresh=True),
     "POST /api/v1/tokens": Row(SIGNED_IN, json={"name": "matrix"}),
@@ -195,6 +200,7 @@ ROUTES: dict[str, Row] = {
     "GET /api/v1/admin/capacity": Row(ADMIN),
     "GET /api/v1/admin/users": Row(ADMIN),
     "PATCH /api/v1/admin/users/{user_id}": Row(ADMIN, json={"role": "user"}),
+    "DELETE /api/v1/admin/users/{user_id}/age": Row(ADMIN),
 }
 
 
