@@ -228,7 +228,8 @@ def creator_id(response: httpx.Response) -> str:
 
 async def test_a_mature_characters_page_and_card_are_for_adults_and_its_owner(api: Api) -> None:
     creator = await api.user("uma")
-    mature = await _create(creator, name="Velvet", rating="mature")
+    # Its creator shows the definition, so only the rating can refuse the card.
+    mature = await _create(creator, name="Velvet", rating="mature", definition_visible=True)
     path = f"/api/v1/characters/{mature['id']}"
     anonymous = api.client()
     body = assert_problem(await anonymous.get(path), 403, GATE)

@@ -21,6 +21,9 @@ ONE_BACKEND = {"sim": {"slots": 2}}
 
 
 async def _chat(client: httpx.AsyncClient, rating: str = "general") -> str:
+    if rating == "mature":  # chatting with a mature character needs a confirmed adult
+        declared = await client.post("/api/v1/me/age", json={"birth_date": "1990-05-17"})
+        assert declared.status_code == 200 or declared.json()["code"] == "age_already_declared"
     character = await client.post("/api/v1/characters", json={"name": "Bramble", "rating": rating})
     assert character.status_code == 201, character.text
     chat = await client.post("/api/v1/chats", json={"character_id": character.json()["id"]})
