@@ -59,9 +59,9 @@ class JobSignals(Protocol):
 
     def estimate_start_s(self, position: int) -> float | None: ...
 
-    async def refresh_estimates(self) -> None:
-        """Read what the estimates rest on again now, where it is shared by processes
-        (a place told to one waiting reply must not be a second old)."""
+    async def refresh_estimates(self, tx: Transaction) -> None:
+        """Read what the estimates rest on again now, in `tx`, where it is shared by
+        processes (a place told to one waiting reply must not be a second old)."""
         ...
 
     def backend_unavailable(self) -> bool:
@@ -165,7 +165,7 @@ async def job_place(
     if job.status != job_repo.QUEUED:
         return None
     position = await job_repo.queue_position(tx, job, max_wait_s=signals.max_wait_s)
-    await signals.refresh_estimates()
+    await signals.refresh_estimates(tx)
     reason = BACKEND_UNAVAILABLE if signals.backend_unavailable() else None
     return QueuePlace(position, signals.estimate_start_s(position), reason)
 
@@ -390,12 +390,11 @@ class ChatService:
             chat = await repo.get_chat(tx, chat_id)
             if chat is None or chat.owner_id != user.id:
                 raise NotFound("No chat with this id.")
-            character = await character_repo.get_character(tx, chat.character_id)
-            stored = await repo.get_by_client_id(tx, chat_id, user.id, client_id)
-        rating = character.rating if character is not None else "general"
         try:
-            return await self._moderation.check_input(content, rating)
+            return await self._moderation.check_input(content, chat.character_rating)
         except AppError:
+            async with self._db.read() as tx:
+                stored = await repo.get_by_client_id(tx, chat_id, user.id, client_id)
             if stored is not None and stored.status != WAITING:
                 return None
             raise

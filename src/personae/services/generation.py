@@ -284,7 +284,7 @@ class GenerationService:
             draft.backend = backend.name
             draft.labels["fallback"] = choice.fallback
             if draft.filtered is None and gate is not None:  # the unfinished last sentence
-                await self._filter_at(draft, await gate.finish(draft.text))
+                self._filter_at(draft, await gate.finish(draft.text))
             if draft.filtered is not None:
                 control.free_slot()
                 await self._states.finalize(
@@ -331,7 +331,7 @@ class GenerationService:
             return None
         return SentenceGate(self._moderation, context.character.rating)
 
-    async def _filter_at(self, draft: Draft, hit: tuple[int, str] | None) -> bool:
+    def _filter_at(self, draft: Draft, hit: tuple[int, str] | None) -> bool:
         """End the draft before the sentence moderation blocked, if one was; the text
         from there on is neither stored nor shown (the final state carries the rest)."""
         if hit is None:
@@ -418,9 +418,7 @@ class GenerationService:
                         await self._pause(job, reply, draft, control)
                     if monitor.looping:
                         return False  # the pattern repeated 4 times: stop the stream here
-                    if gate is not None and await self._filter_at(
-                        draft, await gate.feed(draft.text)
-                    ):
+                    if gate is not None and self._filter_at(draft, await gate.feed(draft.text)):
                         return False
                     if draft.saving is not None and draft.saving.done() and await draft.saved():
                         control.stop_requested.set()

@@ -21,7 +21,6 @@ from personae.services.content_ratings import check_may_chat
 from personae.services.moderation import ModerationService
 from personae.settings import Settings
 from personae.storage.db import Database, Transaction
-from personae.storage.repos import characters as character_repo
 from personae.storage.repos import chats as repo
 from personae.storage.repos import jobs as job_repo
 from personae.storage.repos.accounts import UserRecord
@@ -105,9 +104,7 @@ class MessageService:
             async with self._db.read() as tx:
                 message = await self._owned(tx, user, message_id)
                 chat = await repo.get_chat(tx, message.chat_id)
-                character_id = chat.character_id if chat is not None else ""
-                character = await character_repo.get_character(tx, character_id)
-            rating = character.rating if character is not None else "general"
+            rating = chat.character_rating if chat is not None else "general"
             await self._moderation.check_input(content, rating)
         async with self._db.write() as tx:
             message = await self._owned(tx, user, message_id)
