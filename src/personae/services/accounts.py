@@ -38,6 +38,8 @@ from personae.storage.types import utcnow
 
 Role = Literal["user", "plus", "moderator", "admin"]
 ROLES: tuple[Role, ...] = ("user", "plus", "moderator", "admin")
+# The roles that may moderate: take characters down, work the moderation queue.
+STAFF_ROLES = frozenset({"moderator", "admin"})
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{2,31}$")
 _TOKEN_PREFIX = "pk_"
 # Login failures count for a day after the first: past that, the free ones are free again.

@@ -9,6 +9,7 @@ from personae import strict_json
 from personae.cards.lorebook import parse_book
 from personae.errors import Forbidden, InvalidState, NotFound
 from personae.offload import bounded
+from personae.services.accounts import STAFF_ROLES
 from personae.services.avatars import check_avatar
 from personae.services.content_ratings import check_may_open, lists_mature
 from personae.services.quotas import Quotas
@@ -18,8 +19,6 @@ from personae.storage.repos import characters as repo
 from personae.storage.repos.accounts import UserRecord
 from personae.storage.repos.characters import CharacterRecord, CharacterSort
 from personae.storage.types import utcnow
-
-_STAFF_ROLES = frozenset({"moderator", "admin"})
 
 
 class NotPublic(InvalidState):
@@ -40,7 +39,7 @@ def can_read(character: CharacterRecord, viewer: UserRecord | None) -> bool:
 def sees_definition(character: CharacterRecord, viewer: UserRecord | None) -> bool:
     """Whether `viewer` may read the character's definition: its creator and staff
     always, others only while the creator shows it (`definition_visible`)."""
-    if viewer is not None and (viewer.id == character.owner_id or viewer.role in _STAFF_ROLES):
+    if viewer is not None and (viewer.id == character.owner_id or viewer.role in STAFF_ROLES):
         return True
     return character.definition_visible
 
@@ -68,7 +67,7 @@ def shown_to(character: CharacterRecord, viewer: UserRecord | None) -> Character
 def _can_moderate(character: CharacterRecord, user: UserRecord) -> bool:
     """Moderators and admins find any character, private ones included, to take it
     down or off the featured list; reading and listing stay as `can_read` says."""
-    return user.role in _STAFF_ROLES or can_read(character, user)
+    return user.role in STAFF_ROLES or can_read(character, user)
 
 
 def _normalised(values: dict[str, Any]) -> dict[str, Any]:
@@ -86,7 +85,7 @@ def _normalised(values: dict[str, Any]) -> dict[str, Any]:
 
 def _can_delete(character: CharacterRecord, user: UserRecord) -> bool:
     """The creator, or staff taking a character down; nobody else."""
-    return user.id == character.owner_id or user.role in _STAFF_ROLES
+    return user.id == character.owner_id or user.role in STAFF_ROLES
 
 
 class CharacterService:
@@ -164,7 +163,7 @@ class CharacterService:
         Featuring twice keeps the first time; unfeaturing works whatever the visibility,
         so a character made private since can still be taken off the list.
         """
-        if user.role not in _STAFF_ROLES:
+        if user.role not in STAFF_ROLES:
             raise Forbidden("Only moderators and admins choose the featured characters.")
         async with self._db.write() as tx:
             character = await repo.get_character(tx, character_id)

@@ -9,7 +9,8 @@ from typing import Any, Literal
 
 from personae.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from personae.services import case_context
-from personae.services.reports import NOTE_MAX_CHARS
+from personae.services.accounts import STAFF_ROLES
+from personae.services.reports import check_note
 from personae.storage.db import Database, Transaction
 from personae.storage.repos import accounts as accounts_repo
 from personae.storage.repos import characters as characters_repo
@@ -24,7 +25,6 @@ REPORT_ACTIONS = ("dismiss", "hide_character", "remove_message", "warn", "suspen
 APPEAL_ACTIONS = ("uphold", "overturn")
 # The longest suspension a moderator gives at once: a year.
 SUSPEND_MAX_HOURS = 24 * 366
-_STAFF_ROLES = frozenset({"moderator", "admin"})
 CaseKind = Literal["report", "appeal"]
 
 
@@ -74,15 +74,8 @@ class QueueItem:
 
 
 def require_staff(user: UserRecord) -> None:
-    if user.role not in _STAFF_ROLES:
+    if user.role not in STAFF_ROLES:
         raise Forbidden("Only moderators and admins work the moderation queue.")
-
-
-def _check_note(note: str) -> str:
-    note = note.strip()
-    if len(note) > NOTE_MAX_CHARS:
-        raise ValidationFailed(f"A note has at most {NOTE_MAX_CHARS} characters.")
-    return note
 
 
 class ModerationDesk:
@@ -188,7 +181,7 @@ class ModerationDesk:
             raise ValidationFailed(
                 f"Unknown action '{action}'; one of {', '.join(REPORT_ACTIONS)}."
             )
-        note = _check_note(note)
+        note = check_note(note)
         async with self._db.write() as tx:
             report = await repo.get_report(tx, report_id)
             if report is None:
@@ -334,7 +327,7 @@ class ModerationDesk:
             raise ValidationFailed(
                 f"Unknown action '{action}'; one of {', '.join(APPEAL_ACTIONS)}."
             )
-        note = _check_note(note)
+        note = check_note(note)
         async with self._db.write() as tx:
             appeal = await repo.get_appeal(tx, appeal_id)
             if appeal is None:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from personae.llm.router import Router
+from personae.services.accounts import STAFF_ROLES
 from personae.services.chats import PRIORITY_BY_ROLE, JobSignals
 from personae.services.fleet_view import FleetView
 from personae.services.metrics import Metrics
@@ -13,8 +14,6 @@ from personae.storage.db import Database
 from personae.storage.repos import jobs as job_repo
 from personae.storage.repos.accounts import UserRecord
 from personae.storage.types import utcnow
-
-_STAFF = frozenset({"moderator", "admin"})
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,7 @@ class QueueService:
 
     async def view(self, viewer: UserRecord | None) -> QueueView:
         """Public figures for everybody; staff also see the oldest waits and the backends."""
-        return await self._view(staff=viewer is not None and viewer.role in _STAFF)
+        return await self._view(staff=viewer is not None and viewer.role in STAFF_ROLES)
 
     async def export_gauges(self) -> None:
         """Set the cluster's gauges (the line by tier, each backend's slots and those

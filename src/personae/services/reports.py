@@ -53,7 +53,8 @@ class Filed:
     appeals: list[AppealRecord]
 
 
-def _check_note(note: str | None) -> str:
+def check_note(note: str | None) -> str:
+    """A report's, appeal's or moderator's note, trimmed; refused past the limit."""
     note = (note or "").strip()
     if len(note) > NOTE_MAX_CHARS:
         raise ValidationFailed(
@@ -85,7 +86,7 @@ class ReportService:
             raise ValidationFailed(
                 f"Unknown reason '{reason}'; choose one of {', '.join(REASONS)}."
             )
-        note = _check_note(note)
+        note = check_note(note)
         await self._limiter.hit("report-user", reporter.id, self._rate)
         async with self._db.write() as tx:
             snapshot = await self._visible_target(tx, reporter, target_kind, target_id)
@@ -149,7 +150,7 @@ class ReportService:
             raise ValidationFailed("Name the category of the refusal you appeal.")
         if content is None and message_id is None:
             raise ValidationFailed("An appeal needs the refused content or a message_id.")
-        note = _check_note(note)
+        note = check_note(note)
         await self._limiter.hit("report-user", user.id, self._rate)
         async with self._db.write() as tx:
             if message_id is not None:
