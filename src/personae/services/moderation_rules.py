@@ -25,11 +25,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Protocol, cast
 
-import re2
-
 from personae.cards.lorebook import compile_pattern
 from personae.errors import ConfigurationError
 from personae.offload import check_deadline
+from personae.services.content_ratings import RATINGS
 
 log = logging.getLogger("personae.moderation")
 
@@ -42,7 +41,6 @@ CATEGORIES = (
     "sexual",
     "illegal",
 )
-RATINGS = ("general", "teen", "mature")
 Action = Literal["block", "warn", "allow"]
 ACTIONS: tuple[Action, ...] = ("block", "warn", "allow")
 _RELOAD_CHECK_S = 1.0
@@ -52,16 +50,6 @@ _MAX_RULES = 2000
 
 class Matcher(Protocol):
     def found_in(self, text: str) -> bool: ...
-
-
-@dataclass(frozen=True)
-class _Words:
-    """A category's words, as one case-insensitive RE2 alternation at word boundaries."""
-
-    compiled: Any  # re2's compiled pattern (the package has no type hints)
-
-    def found_in(self, text: str) -> bool:
-        return self.compiled.search(text) is not None
 
 
 @dataclass(frozen=True)
@@ -153,10 +141,9 @@ def _words_matcher(words: list[str]) -> Matcher | None:
         return None
     # Spaces in a phrase match any run of whitespace.
     written = "|".join(r"\s+".join(re.escape(part) for part in w.split()) for w in words)
-    options = re2.Options()
-    options.log_errors = False
-    options.case_sensitive = False
-    return _Words(re2.compile(rf"\b(?:{written})\b", options))
+    # One case-insensitive alternation at word boundaries, which RE2 runs (escaped
+    # words are always within its reach).
+    return compile_pattern(rf"\b(?:{written})\b", "i")
 
 
 def compile_rules(sources: list[_Source], name: str) -> RuleSet:
