@@ -26,7 +26,7 @@ from personae.services.fleet_view import FleetView
 from personae.services.generation import GenerationService
 from personae.services.job_state import JobControl, Outcome, Preloaded, StreamAhead
 from personae.settings import Settings
-from personae.storage.db import Database
+from personae.storage.db import Database, Transaction
 from personae.storage.repos import chats as chat_repo
 from personae.storage.repos import jobs as job_repo
 from personae.storage.repos.jobs import JobRecord
@@ -139,9 +139,9 @@ class Scheduler:
             position - free, self._slots(), self._capacity()
         )
 
-    async def refresh_estimates(self) -> None:
+    async def refresh_estimates(self, tx: Transaction) -> None:
         if self._fleet is not None:
-            await self._fleet.refresh_counts()
+            await self._fleet.refresh_counts(tx)
 
     def backend_unavailable(self) -> bool:
         """Whether no backend can take a reply now (all down, or their breakers open)."""

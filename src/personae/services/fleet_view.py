@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable
 
 from personae.llm.router import Router
-from personae.storage.db import Database
+from personae.storage.db import Database, Transaction
 from personae.storage.repos import jobs as job_repo
 from personae.storage.repos import slots as slot_repo
 from personae.storage.repos.slots import BackendState
@@ -77,18 +77,14 @@ class FleetView:
                     await slot_repo.report_states(tx, seen)
             async with self._db.read() as tx:
                 self.states = await slot_repo.read_states(tx, fresh_within_s=_FRESH_S)
+                await self.refresh_counts(tx)
         except Exception:
             log.warning("reading the backends' shared state failed", exc_info=True)
-        await self.refresh_counts()
 
-    async def refresh_counts(self) -> None:
-        """Read the slots in flight and the jobs running, over every process."""
-        try:
-            async with self._db.read() as tx:
-                self.in_flight = await slot_repo.count_by_backend(tx)
-                self.running = await job_repo.count_by_status(tx, job_repo.RUNNING)
-        except Exception:
-            log.warning("reading the slots in flight failed", exc_info=True)
+    async def refresh_counts(self, tx: Transaction) -> None:
+        """Read the slots in flight and the jobs running, over every process, in `tx`."""
+        self.in_flight = await slot_repo.count_by_backend(tx)
+        self.running = await job_repo.count_by_status(tx, job_repo.RUNNING)
 
     async def measure(self, backend: str, service_s: float) -> None:
         """A reply on `backend` took `service_s`: move the shared measure towards it."""
