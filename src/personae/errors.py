@@ -246,6 +246,39 @@ class ModelFileError(ConfigurationError):
     title = "The model file is missing or damaged"
 
 
+class UnknownModel(ModelFileError):
+    """A model name that is not in the catalogue (`personae models list`)."""
+
+    code = "unknown_model"
+    title = "No such model in the catalogue"
+
+
+class ModelNotPulled(ModelFileError):
+    """A catalogue model asked for (`serve --model NAME`) whose file is not there yet."""
+
+    code = "model_not_pulled"
+    title = "The model has not been pulled"
+
+
+class ModelDownloadFailed(ModelFileError):
+    """The hub refused or lost a download (404, a token needed, the connection dropped)."""
+
+    code = "model_download_failed"
+    title = "The model could not be downloaded"
+
+
+class ModelChecksumMismatch(ModelFileError):
+    """A downloaded file whose sha256 is not the expected one (it is deleted)."""
+
+    code = "model_checksum_mismatch"
+    title = "The downloaded model is not the expected file"
+
+
+class NotEnoughDiskSpace(ModelFileError):
+    code = "not_enough_disk_space"
+    title = "Not enough free disk space for the model"
+
+
 class InternalError(AppError):
     code = "internal_error"
     status = 500

@@ -101,6 +101,8 @@ class Settings(BaseSettings):
 
     # --- inference ---
     model_path: Path | None = None
+    # Where `personae models pull` fetches hub models (like huggingface_hub's HF_ENDPOINT).
+    hf_endpoint: str = Field(default="https://huggingface.co", pattern=r"^https?://[^\s]+$")
     backend_url: str | None = None
     backend_api_key: str | None = None
     backend_model: str = "default"
