@@ -198,6 +198,7 @@ ROUTES: dict[str, Row] = {
     ),
     # admins only
     "GET /api/v1/admin/capacity": Row(ADMIN),
+    "GET /api/v1/admin/models": Row(ADMIN),
     "GET /api/v1/admin/users": Row(ADMIN),
     "PATCH /api/v1/admin/users/{user_id}": Row(ADMIN, json={"role": "user"}),
     "DELETE /api/v1/admin/users/{user_id}/age": Row(ADMIN),

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, status
 from personae.api.deps import ContainerDep, CurrentUser
 from personae.api.schemas import statuspage as views
 from personae.api.schemas.capacity import CapacityPlanPublic
+from personae.api.schemas.models import ModelsPublic
 from personae.api.schemas.status import (
     IncidentCreate,
     IncidentUpdateCreate,
@@ -19,6 +20,7 @@ from personae.api.schemas.status import (
 )
 from personae.errors import Forbidden
 from personae.services import capacity
+from personae.services.models import models_view
 from personae.storage.repos.accounts import UserRecord
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
@@ -106,8 +108,11 @@ async def unsubscribe_webhook(subscription_id: str, _user: Staff, container: Con
 
 async def _admin(user: CurrentUser) -> UserRecord:
     if user.role != "admin":
-        raise Forbidden("Only admins see the capacity plan.")
+        raise Forbidden("Only admins see the capacity plan and the models.")
     return user
+
+
+Admin = Annotated[UserRecord, Depends(_admin)]
 
 
 @router.get("/capacity")
@@ -130,3 +135,10 @@ async def capacity_plan(
         target_wait_s=target_wait_s,
     )
     return CapacityPlanPublic.model_validate(plan)
+
+
+@router.get("/models")
+async def models(_user: Admin, container: ContainerDep) -> ModelsPublic:
+    """Which model answers on each backend, and what a bigger one from the catalogue
+    would give (`personae models list`)."""
+    return ModelsPublic.model_validate(models_view(container.router, container.settings))

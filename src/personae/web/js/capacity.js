@@ -1,5 +1,6 @@
-// The admin page's Capacity section: the backend slots the busiest hour needs now
-// and month by month as traffic grows (the figures of `personae capacity`).
+// The admin page's Capacity section: which model answers and what a bigger one from the
+// catalogue would give (`personae models list`), then the backend slots the busiest hour
+// needs now and month by month as traffic grows (the figures of `personae capacity`).
 import { get, query } from "./api.js";
 import { field, formValues, h, replace } from "./dom.js";
 import { errorBox } from "./errors.js";
@@ -28,6 +29,33 @@ function planView(plan) {
     h("p", { role: "status" }, h("strong", {}, shortfall(plan))));
 }
 
+function answeringItem(a) {
+  const kind = a.embedded ? `embedded${a.params ? `, ${a.params}` : ""}` : `backend ${a.backend}`;
+  return h("li", {}, h("strong", {}, a.label), ` (${kind})`);
+}
+
+function modelsView(view) {
+  return h("div", {},
+    h("ul.plain-list", { "aria-label": "Models answering" }, view.answering.map(answeringItem)),
+    view.suggestion
+      ? h("p", { role: "note" }, `A bigger model: a ${view.suggestion.params} model (${view.suggestion.label}) needs ~${view.suggestion.ram_gb} GB RAM and ${view.suggestion.gives}. On the server: `,
+        h("code", {}, view.suggestion.command), ", then restart with ", h("code", {}, `personae serve --model ${view.suggestion.name}`), ".")
+      : null);
+}
+
+function modelsBlock() {
+  const block = h("div#models", { "aria-live": "polite" });
+  const load = async () => {
+    try {
+      replace(block, modelsView(await get("/api/v1/admin/models")));
+    } catch (error) {
+      replace(block, errorBox(error, { retry: load }));
+    }
+  };
+  load();
+  return h("div", {}, h("h3", {}, "Which model answers"), block);
+}
+
 export function capacitySection() {
   const result = h("div", { "aria-live": "polite" });
   const load = async (growth, wait) => {
@@ -45,6 +73,8 @@ export function capacitySection() {
   load(15, 10);
   return h("section#capacity", { "aria-labelledby": "capacity-heading" },
     h("h2#capacity-heading", {}, "Capacity"),
+    modelsBlock(),
+    h("h3", {}, "Slots"),
     h("p.hint", {}, "Backend slots that keep the p95 wait under the target at the busiest hour of the last 7 days, now and as traffic grows (an M/M/c queue)."),
     form, result);
 }
