@@ -187,6 +187,8 @@ def test_model_option_keeps_paths_and_urls_and_names_the_choices(tmp_path: Path)
     assert model_option("smollm2-135m", tmp_path) == {}  # the default: fetched on first start
     with pytest.raises(UnknownModel, match="personae models list"):
         model_option("gpt-5", tmp_path)
+    with pytest.raises(ModelNotPulled, match=r"personae models pull hf:a/b/c\.gguf"):
+        model_option("hf:a/b/c.gguf", tmp_path)
 
 
 def test_serve_with_an_unpulled_catalogue_model_says_to_pull_it(
