@@ -36,10 +36,12 @@ from personae.services.ratelimit import RateLimiter
 from personae.settings import Settings
 from personae.storage.db import Database, Transaction
 from personae.storage.repos import characters as character_repo
+from personae.storage.repos import chat_list as chat_list_repo
 from personae.storage.repos import chats as repo
 from personae.storage.repos import jobs as job_repo
 from personae.storage.repos import personas as persona_repo
 from personae.storage.repos.accounts import UserRecord
+from personae.storage.repos.chat_list import ChatSummaryRecord
 from personae.storage.repos.chats import ChatRecord, MessageRecord
 from personae.storage.types import utcnow
 
@@ -290,9 +292,12 @@ class ChatService:
             raise NotFound("No chat with this id.")
         return chat
 
-    async def list_chats(self, user: UserRecord, *, limit: int, offset: int) -> list[ChatRecord]:
+    async def list_chats(
+        self, user: UserRecord, *, limit: int, offset: int
+    ) -> list[ChatSummaryRecord]:
+        """The user's chats, latest first, each with its last message and character avatar."""
         async with self._db.read() as tx:
-            return await repo.list_chats(tx, user.id, limit=limit, offset=offset)
+            return await chat_list_repo.list_chat_summaries(tx, user.id, limit=limit, offset=offset)
 
     async def rename_chat(self, user: UserRecord, chat_id: str, title: str) -> ChatRecord:
         await self.get_chat(user, chat_id)
