@@ -103,8 +103,10 @@ async def test_the_list_is_one_query_however_many_chats(api: Api) -> None:
         await _chat(alice, character_id)
     with _statements(api.container.database) as six_chats:
         assert len((await alice.get("/api/v1/chats")).json()["items"]) == 6
-    assert len(six_chats) == len(one_chat)
-    assert sum("last_message" in statement for statement in six_chats) == 1
+    # (Other statements, the session's, vary with timing: only these are counted.)
+    for seen in (one_chat, six_chats):
+        assert sum(" messages" in statement for statement in seen) == 1, seen
+        assert sum(" characters" in statement for statement in seen) == 1, seen
 
 
 async def test_other_peoples_chats_are_not_listed(api: Api) -> None:

@@ -44,6 +44,7 @@ from personae.storage.repos.accounts import UserRecord
 from personae.storage.repos.chat_list import ChatSummaryRecord
 from personae.storage.repos.chats import ChatRecord, MessageRecord
 from personae.storage.types import utcnow
+from personae.words import plural
 
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 REPLY_JOB = "reply"
@@ -141,13 +142,15 @@ async def admission_refusal(
     pending, waiting = await job_repo.admission_counts(tx, user.id)
     if pending >= settings.queue_max_per_user:
         return TooManyPendingReplies(
-            f"You have {pending} replies waiting or being written; send again when one "
+            f"You have {plural(pending, 'reply', 'replies')} waiting or being written; send "
+            "again when one "
             "is done. Your message is saved.",
             retry_after=signals.estimate_start_s(1) or 5.0,
         )
     if waiting >= settings.queue_max_length:
         return QueueFull(
-            f"{waiting} replies are waiting, the most we queue. Your message is saved; "
+            f"{plural(waiting, 'reply', 'replies')} {'is' if waiting == 1 else 'are'} waiting, "
+            "the most we queue. Your message is saved; "
             "send it again (same client_id) in a moment and it will be answered.",
             retry_after=signals.estimate_start_s(waiting) or 30.0,
         )
