@@ -35,7 +35,7 @@ function chatItem(chat) {
         h("span.chat-title", {}, chat.title || chat.character_name),
         h("time.chat-time", { datetime: when, title: new Date(when).toLocaleString() }, shortTime(when))),
       h("span.chat-character", {}, chat.character_name),
-      h("span.chat-last", {}, last)));
+      h("span.chat-last", {}, renderMarkdown(last))));
 }
 
 // Replies are written by code point (the server counts characters, not UTF-16 units).

@@ -133,7 +133,8 @@ export function avatar(character, size = "md") {
   const name = character ? character.name : "?";
   let hue = 0;
   for (const ch of name) hue = (hue * 31 + ch.codePointAt(0)) % 360;
-  return h(`span.avatar.avatar-${size}.avatar-letter`, {
-    "aria-hidden": "true", style: `background: hsl(${hue} 45% 35%)`,
-  }, initials(name));
+  const letter = h(`span.avatar.avatar-${size}.avatar-letter`, { "aria-hidden": "true" }, initials(name));
+  // Set through the style object: the Content-Security-Policy refuses style attributes.
+  letter.style.backgroundColor = `hsl(${hue} 45% 35%)`;
+  return letter;
 }

@@ -80,14 +80,14 @@ export function drawMessage(view, message) {
   const body = h("div.msg-body", {},
     h("div.msg-who", {}, who,
       message.fallback ? h("span.label.label-fallback", { title: "Written by a smaller fallback model because the main ones were busy or down" }, "fallback model") : null,
-      message.quality && message.quality !== "ok" ? h("span.label.label-quality", { title: "The quality check flagged this reply" }, message.quality) : null),
+      message.quality && message.quality !== "ok" ? h("span.label.label-quality", { title: "The quality check flagged this reply" }, message.quality) : null,
+      actionMenu(`More actions for this message from ${who}`, actions, el)),
     h("div.msg-text", {}, renderMarkdown(message.content)),
     drawState(view, message),
     h("div.msg-actions", {},
       isReply ? drawSwipes(view, message, latest, running) : null,
       isReply && showsStars(message, latest) ? drawStars(view, message) : null,
-      running && isReply ? h("button.btn.btn-small", { type: "button", onclick: () => view.act(() => post(`/api/v1/messages/${message.id}/stop`)) }, "Stop") : null,
-      actionMenu(`More actions for this message from ${who}`, actions, el)),
+      running && isReply ? h("button.btn.btn-small", { type: "button", onclick: () => view.act(() => post(`/api/v1/messages/${message.id}/stop`)) }, "Stop") : null),
     h("div.report-holder", {}));
   el.append(view.avatarFor(isReply), body);
   return el;
