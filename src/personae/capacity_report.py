@@ -14,6 +14,7 @@ from personae.services.capacity import CapacityPlan, MonthPlan
 from personae.settings import Settings
 from personae.storage import migrate
 from personae.storage.db import Database
+from personae.words import plural
 
 
 def _existing_database_url(settings: Settings) -> str:
@@ -84,13 +85,29 @@ def _month_row(month: MonthPlan, slots: int) -> str:
     )
 
 
+def _slots(count: int) -> str:
+    return plural(count, "slot")
+
+
+def _verb(count: int, one: str, many: str) -> str:
+    return one if count == 1 else many
+
+
 def _shortfall(plan: CapacityPlan) -> str:
     if plan.short_from_month is None:
         horizon = "at this growth" if plan.monthly_growth > 0 else "while traffic does not grow"
-        return f"Today's {plan.slots} slots stay enough {horizon}."
+        return (
+            f"Today's {_slots(plan.slots)} {_verb(plan.slots, 'stays', 'stay')} enough {horizon}."
+        )
     if plan.short_from_month == 0:
-        return f"Today's {plan.slots} slots are already not enough at the busiest hour."
-    return f"Today's {plan.slots} slots stop being enough in month {plan.short_from_month}."
+        return (
+            f"Today's {_slots(plan.slots)} {_verb(plan.slots, 'is', 'are')} already not enough "
+            "at the busiest hour."
+        )
+    return (
+        f"Today's {_slots(plan.slots)} {_verb(plan.slots, 'stops', 'stop')} being enough in "
+        f"month {plan.short_from_month}."
+    )
 
 
 def render_plan(plan: CapacityPlan) -> list[str]:
@@ -98,7 +115,7 @@ def render_plan(plan: CapacityPlan) -> list[str]:
     lines = [
         f"Backend jobs of the last {plan.days:g} days, p95 wait under "
         f"{_seconds(plan.target_wait_s)}, growth {_growth(plan.monthly_growth)}, "
-        f"{plan.slots} slots today."
+        f"{_slots(plan.slots)} today."
     ]
     if plan.busiest_hour is None:
         return [*lines, f"Nothing to size: {plan.note}."]

@@ -53,3 +53,9 @@ async def test_server_pages_still_answer(client: httpx.AsyncClient) -> None:
     assert (await client.get("/docs")).status_code == 200
     notice = await client.get("/api/v1/notice")
     assert notice.json()["kind"] == "none"
+
+
+async def test_the_status_page_links_back_to_the_app(client: httpx.AsyncClient) -> None:
+    page = (await client.get("/status")).text
+    assert '<a href="/">← Back to Personae</a>' in page
+    assert "<a href='/'>Open the app</a>" in page

@@ -19,9 +19,12 @@ from personae.settings import Settings
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Tests never rewrite tracked files: screenshots go to a temporary folder unless
-# PERSONAE_SCREENSHOTS_DIR names one (docs/screenshots, to refresh the docs' pictures).
+# PERSONAE_UPDATE_SCREENSHOTS=1 (docs/screenshots, to refresh the docs' pictures) or
+# PERSONAE_SCREENSHOTS_DIR names one.
+DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 SCREENSHOTS = Path(
     os.environ.get("PERSONAE_SCREENSHOTS_DIR")
+    or (DOCS_SCREENSHOTS if os.environ.get("PERSONAE_UPDATE_SCREENSHOTS") == "1" else None)
     or Path(tempfile.gettempdir()) / "personae-screenshots"
 )
 PHONE = {"width": 360, "height": 740}
@@ -114,6 +117,12 @@ async def open_chat(page: Any, character_id: str) -> None:
     await page.goto(f"/c/{character_id}")
     await page.get_by_role("button", name="Start a chat").click()
     await page.locator("#composer").wait_for()
+
+
+async def message_action(message: Any, name: str) -> None:
+    """Choose `name` in a message's "⋯" menu (its actions other than swipes, stars, Stop)."""
+    await message.get_by_role("button", name="More actions").click()
+    await message.get_by_role("menuitem", name=name).click()
 
 
 async def send(page: Any, text: str) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from browser.helpers import (
     DESKTOP,
+    message_action,
     new_page,
     open_chat,
     public_character,
@@ -113,7 +114,7 @@ async def test_register_create_chat_stream_swipe_and_rate(browser: Any, start_we
         await page.get_by_label("Chat title").fill("Tea with Bramble")
         await page.get_by_role("button", name="Save title").click()
         await page.locator(".chat-title", has_text="Tea with Bramble").wait_for()
-        await page.locator(LAST_REPLY).get_by_role("button", name="Pin this message").click()
+        await message_action(page.locator(LAST_REPLY), "Pin to memory")
         panel = page.locator(".memory-panel")
         pinned = panel.get_by_role("list", name="Pinned facts").locator("li")
         await pinned.first.wait_for()
@@ -128,9 +129,7 @@ async def test_register_create_chat_stream_swipe_and_rate(browser: Any, start_we
         await wait_until(page, "document.querySelectorAll('.memory-list li').length === 1")
 
         # What went into the reply: the prompt, part by part, in a dialog.
-        await (
-            page.locator(LAST_REPLY).get_by_role("button", name="What went into this reply").click()
-        )
+        await message_action(page.locator(LAST_REPLY), "What went into this reply")
         dialog = page.get_by_role("dialog", name="What went into this reply")
         await dialog.wait_for()
         parts = dialog.get_by_role("list", name="Parts of the prompt").locator("li")

@@ -8,6 +8,7 @@ from typing import Any
 
 from browser.helpers import (
     DESKTOP,
+    message_action,
     new_page,
     open_chat,
     public_character,
@@ -72,7 +73,7 @@ async def test_a_reply_is_reported_from_the_chat_and_a_removed_one_leaves_it(
         await register(page, "dana")
         await open_chat(page, character["id"])
         greeting = page.locator("li.msg-reply", has_text="Welcome in!")
-        await greeting.get_by_role("button", name="Report: report this message").click()
+        await message_action(greeting, "Report")
         form = greeting.locator("form.report-form")
         await form.get_by_label("Why?").select_option("violence")
         await form.get_by_role("button", name="Send report").click()

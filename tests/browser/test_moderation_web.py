@@ -11,6 +11,7 @@ import httpx
 
 from browser.helpers import (
     PHONE,
+    message_action,
     new_page,
     open_chat,
     public_character,
@@ -105,7 +106,7 @@ async def test_refusals_crisis_resources_and_filtered_replies_explain_themselves
         assert "harassment" in state
         await filtered.scroll_into_view_if_needed()
         await screenshot(page, "chat-filtered-phone")
-        await filtered.get_by_role("button", name="Regenerate").click()
+        await message_action(filtered, "Regenerate")
         await wait_until(page, "!document.querySelector('.msg-reply.status-filtered')")
         await replies_done(page, 4)
         assert page.js_errors == []

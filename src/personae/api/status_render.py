@@ -29,6 +29,7 @@ h1{font-size:1.6rem}.banner{padding:1rem;border-radius:6px;font-weight:600;margi
 .up{background:#3ba55c}.part{background:#f0b232}.down{background:#d83c3e}.nodata{background:#ccc}
 .incident{margin:1rem 0;padding:.6rem 1rem;border-left:4px solid #999}
 .update{margin:.4rem 0}.muted{color:#666;font-size:.85rem}
+.app-link a{display:inline-block;padding:.5rem 0;color:#4b2e83;font-weight:600;text-decoration:none}
 """
 
 
@@ -70,6 +71,8 @@ def render_page(overview: Overview, uptime: dict[str, list[UptimeDay]]) -> str:
         f"<title>{escape(overview.name)} status</title>",
         "<link rel='alternate' type='application/atom+xml' href='/status/feed.atom'>",
         f"<style>{STYLE}</style></head><body>",
+        # The page is often reached from the app's banner: a way back to it.
+        f'<nav class="app-link"><a href="/">← Back to {escape(overview.name)}</a></nav>',
         f"<h1>{escape(overview.name)} status</h1>",
         f'<div class="banner {escape(overview.indicator)}">{escape(overview.description)}</div>',
     ]
@@ -109,7 +112,7 @@ def render_page(overview: Overview, uptime: dict[str, list[UptimeDay]]) -> str:
     parts.append(
         f'<p class="muted">Updated {escape(iso(overview.updated_at) or "")}. '
         "Also as <a href='/api/v2/summary.json'>JSON</a> and "
-        "<a href='/status/feed.atom'>Atom</a>.</p></body></html>"
+        "<a href='/status/feed.atom'>Atom</a>. <a href='/'>Open the app</a>.</p></body></html>"
     )
     return "".join(parts)
 

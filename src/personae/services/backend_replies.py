@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from personae.words import plural
+
 _KEPT_PER_BACKEND = 256
 _KEPT_BACKENDS = 64  # backends renamed by reloads must not grow this forever
 
@@ -39,7 +41,8 @@ class ReplySummary:
         if not self.replies:
             return f"no reply finished in the last {window_s:g} s"
         complete = self.replies - self.failed
-        text = f"{complete} of {self.replies} replies in the last {window_s:g} s complete"
+        replies = plural(self.replies, "reply", "replies")
+        text = f"{complete} of {replies} in the last {window_s:g} s complete"
         if self.first_token_s is not None:
             text += f", first token after {self.first_token_s:.2f} s (median)"
         return text

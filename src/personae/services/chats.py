@@ -36,12 +36,15 @@ from personae.services.ratelimit import RateLimiter
 from personae.settings import Settings
 from personae.storage.db import Database, Transaction
 from personae.storage.repos import characters as character_repo
+from personae.storage.repos import chat_list as chat_list_repo
 from personae.storage.repos import chats as repo
 from personae.storage.repos import jobs as job_repo
 from personae.storage.repos import personas as persona_repo
 from personae.storage.repos.accounts import UserRecord
+from personae.storage.repos.chat_list import ChatSummaryRecord
 from personae.storage.repos.chats import ChatRecord, MessageRecord
 from personae.storage.types import utcnow
+from personae.words import plural
 
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 REPLY_JOB = "reply"
@@ -139,13 +142,15 @@ async def admission_refusal(
     pending, waiting = await job_repo.admission_counts(tx, user.id)
     if pending >= settings.queue_max_per_user:
         return TooManyPendingReplies(
-            f"You have {pending} replies waiting or being written; send again when one "
+            f"You have {plural(pending, 'reply', 'replies')} waiting or being written; send "
+            "again when one "
             "is done. Your message is saved.",
             retry_after=signals.estimate_start_s(1) or 5.0,
         )
     if waiting >= settings.queue_max_length:
         return QueueFull(
-            f"{waiting} replies are waiting, the most we queue. Your message is saved; "
+            f"{plural(waiting, 'reply', 'replies')} {'is' if waiting == 1 else 'are'} waiting, "
+            "the most we queue. Your message is saved; "
             "send it again (same client_id) in a moment and it will be answered.",
             retry_after=signals.estimate_start_s(waiting) or 30.0,
         )
@@ -290,9 +295,12 @@ class ChatService:
             raise NotFound("No chat with this id.")
         return chat
 
-    async def list_chats(self, user: UserRecord, *, limit: int, offset: int) -> list[ChatRecord]:
+    async def list_chats(
+        self, user: UserRecord, *, limit: int, offset: int
+    ) -> list[ChatSummaryRecord]:
+        """The user's chats, latest first, each with its last message and character avatar."""
         async with self._db.read() as tx:
-            return await repo.list_chats(tx, user.id, limit=limit, offset=offset)
+            return await chat_list_repo.list_chat_summaries(tx, user.id, limit=limit, offset=offset)
 
     async def rename_chat(self, user: UserRecord, chat_id: str, title: str) -> ChatRecord:
         await self.get_chat(user, chat_id)

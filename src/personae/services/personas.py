@@ -9,6 +9,7 @@ from personae.storage.repos import chats as chat_repo
 from personae.storage.repos import personas as repo
 from personae.storage.repos.accounts import UserRecord
 from personae.storage.repos.personas import PersonaRecord
+from personae.words import plural
 
 MAX_PERSONAS = 50
 
@@ -45,7 +46,9 @@ class PersonaService:
         async with self._db.write() as tx:
             count = await repo.count_personas(tx, user.id)
             if count >= MAX_PERSONAS:
-                raise Conflict(f"You have {count} personas, the most kept; delete one first.")
+                raise Conflict(
+                    f"You have {plural(count, 'persona')}, the most kept; delete one first."
+                )
             persona_id = await repo.insert_persona(
                 tx, user_id=user.id, name=name.strip(), description=description, avatar=avatar
             )

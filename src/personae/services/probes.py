@@ -46,6 +46,7 @@ from personae.storage.db import Database
 from personae.storage.repos import status as repo
 from personae.storage.repos.status import ProbeRecord
 from personae.storage.types import utcnow
+from personae.words import plural
 
 log = logging.getLogger("personae.probes")
 _RECOVERY_PASSES = 2
@@ -169,7 +170,7 @@ class ProbeRunner:
         results = list(await asyncio.gather(*(self._timed(c, f) for c, f in checks.items())))
         backends = [r for r in results if r.component.startswith("backend:")]
         fleet_ok = any(r.ok for r in backends)
-        detail = f"{sum(r.ok for r in backends)} of {len(backends)} backends answer"
+        detail = f"{sum(r.ok for r in backends)} of {plural(len(backends), 'backend')} answer"
         results.append(ProbeRecord("inference", fleet_ok, 0, detail, utcnow()))
         for result in results:
             self._metrics.probe(result.component, result.ok, result.latency_ms)
@@ -261,7 +262,8 @@ class ProbeRunner:
             slot = await self._router.take_backend(backend)
             if slot is None:
                 slots = backend.spec.slots
-                return f"busy: its {slots} slots are writing replies; health ok; {seen}"
+                are = "is" if slots == 1 else "are"
+                return f"busy: its {plural(slots, 'slot')} {are} writing replies; health ok; {seen}"
         try:
             return f"{await self._generate(provider)}; {seen}"
         finally:
@@ -285,9 +287,11 @@ class ProbeRunner:
             # Another process's replies may fill the backend: they prove it serves.
             served = witness.completed_since(provider.name, began)
             if served:
-                return f"busy: the probe waited while {served} replies completed"
+                return (
+                    f"busy: the probe waited while {plural(served, 'reply', 'replies')} completed"
+                )
             raise _ProbeFailed(f"no answer within {timeout:g} s") from None
-        return f"healthy; generated {pieces} pieces"
+        return f"healthy; generated {plural(pieces, 'piece')}"
 
     # --- automatic incidents -----------------------------------------------------------
 

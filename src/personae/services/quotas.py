@@ -8,6 +8,7 @@ from personae.errors import QuotaExceeded
 from personae.storage.db import Transaction
 from personae.storage.repos import characters as characters_repo
 from personae.storage.repos import quotas as repo
+from personae.words import plural
 
 
 def _size(count: int) -> str:
@@ -34,7 +35,7 @@ class Quotas:
             count = await characters_repo.count_owned(tx, owner_id)
             if count >= self.max_characters:
                 raise QuotaExceeded(
-                    f"You have {count:,} characters, the most one account may keep "
+                    f"You have {plural(count, 'character')}, the most one account may keep "
                     f"({self.max_characters:,}). Delete one to make room for another.",
                     extra={"quota": "characters", "used": count, "limit": self.max_characters},
                 )

@@ -11,6 +11,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
 from personae.errors import RateLimited
+from personae.words import plural
 
 
 class BoundedMemoryStorage(MemoryStorage):
@@ -80,7 +81,7 @@ class Backoff:
 def _refused(retry_after: float) -> RateLimited:
     retry_after = max(1.0, retry_after)
     return RateLimited(
-        f"Too many attempts; try again in {int(retry_after + 0.999)} seconds.",
+        f"Too many attempts; try again in {plural(int(retry_after + 0.999), 'second')}.",
         retry_after=retry_after,
     )
 

@@ -34,6 +34,7 @@ from personae.storage.repos import jobs as job_repo
 from personae.storage.repos import status as repo
 from personae.storage.repos.status import MaintenanceRecord
 from personae.storage.types import utcnow
+from personae.words import plural
 
 STATE_WINDOW = 10
 UPTIME_DAYS = 90
@@ -434,7 +435,9 @@ class StatusService:
         room = await self.waiting_room()
         if room.stuck(self._settings.probe_queue_wait_s):
             message = (
-                f"{room.waiting} replies are waiting and none is being written; the longest "
+                f"{plural(room.waiting, 'reply', 'replies')} "
+                f"{'is' if room.waiting == 1 else 'are'} waiting and none is being written; "
+                "the longest "
                 f"has waited {_about(room.oldest_wait_s)}. Your messages are saved and "
                 "answered in turn."
             )

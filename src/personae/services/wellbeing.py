@@ -20,6 +20,7 @@ from personae.storage.repos import accounts as account_repo
 from personae.storage.repos import activity as repo
 from personae.storage.repos.accounts import UserRecord
 from personae.storage.types import utcnow
+from personae.words import plural
 
 AI_NOTICE = (
     "This is an AI character, not a real person. Treat everything it says as fiction: "
@@ -46,7 +47,7 @@ def _notice_text(minutes: float) -> str:
     elif minutes >= 59:
         spent = "an hour"
     else:
-        spent = f"{max(1, round(minutes))} minutes"
+        spent = plural(max(1, round(minutes)), "minute")
     return f"You've been chatting for {spent} — time for a break?"
 
 

@@ -12,6 +12,7 @@ from personae.api.schemas.chats import (
     ChatCreate,
     ChatPage,
     ChatPublic,
+    ChatSummaryPublic,
     ChatUpdate,
     ContentWarningPublic,
     CrisisResourcePublic,
@@ -62,7 +63,9 @@ async def list_chats(
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> ChatPage:
     chats = await container.chats.list_chats(user, limit=limit, offset=offset)
-    return ChatPage(items=[ChatPublic.model_validate(c) for c in chats], limit=limit, offset=offset)
+    return ChatPage(
+        items=[ChatSummaryPublic.model_validate(c) for c in chats], limit=limit, offset=offset
+    )
 
 
 @router.get("/{chat_id}")

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from personae.api.schemas.common import Input, Output
+from personae.services.avatars import shown_avatar
 from personae.services.wellbeing import AI_NOTICE
 
 # Replies: queued -> generating -> complete | stopped | failed | filtered. A user
@@ -54,8 +55,31 @@ class ChatPublic(Output):
     updated_at: datetime
 
 
+class ChatSummaryPublic(ChatPublic):
+    """A chat as the list of chats shows it."""
+
+    character_avatar: str | None = Field(
+        default=None, description="The character's avatar, as its `avatar` field."
+    )
+    last_message: str | None = Field(
+        default=None,
+        description="The start (up to 200 characters, on one line) of the chat's last "
+        "message with text; null in a chat without one.",
+    )
+    last_message_role: str | None = Field(
+        default=None, description="Who wrote it: user or assistant."
+    )
+    last_message_at: datetime | None = Field(default=None, description="When it was sent.")
+
+    # An avatar stored before avatars were checked is shown as none (as on characters).
+    @field_validator("character_avatar")
+    @classmethod
+    def _safe_avatar(cls, value: str | None) -> str | None:
+        return shown_avatar(value)
+
+
 class ChatPage(Output):
-    items: list[ChatPublic]
+    items: list[ChatSummaryPublic]
     limit: int
     offset: int
 

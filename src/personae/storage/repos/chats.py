@@ -156,19 +156,6 @@ async def lock_chat(tx: AsyncSession, chat_id: str) -> ChatRecord | None:
     return _chat(row) if row else None
 
 
-async def list_chats(
-    tx: AsyncSession, owner_id: str, *, limit: int, offset: int
-) -> list[ChatRecord]:
-    query = (
-        _chat_query()
-        .where(chats.c.owner_id == owner_id)
-        .order_by(chats.c.updated_at.desc(), chats.c.id.desc())
-        .limit(limit)
-        .offset(offset)
-    )
-    return [_chat(row) for row in (await tx.execute(query)).mappings()]
-
-
 async def update_chat(tx: AsyncSession, chat_id: str, **values: Any) -> None:
     await tx.execute(
         update(chats).where(chats.c.id == chat_id).values(updated_at=utcnow(), **values)

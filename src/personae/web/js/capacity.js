@@ -2,16 +2,16 @@
 // catalogue would give (`personae models list`), then the backend slots the busiest hour
 // needs now and month by month as traffic grows (the figures of `personae capacity`).
 import { get, query } from "./api.js";
-import { field, formValues, h, replace } from "./dom.js";
+import { field, formValues, h, plural, replace } from "./dom.js";
 import { errorBox } from "./errors.js";
 
 const seconds = (s) => (s === null ? "unbounded" : `${s < 10 ? s.toFixed(2) : s.toFixed(1)} s`);
 const percent = (share) => `${Math.round(share * 100)}%`;
 
 function shortfall(plan) {
-  if (plan.short_from_month === null) return `Today's ${plan.slots} slots stay enough ${plan.monthly_growth > 0 ? "at this growth" : "while traffic does not grow"}.`;
-  if (plan.short_from_month === 0) return `Today's ${plan.slots} slots are already not enough at the busiest hour.`;
-  return `Today's ${plan.slots} slots stop being enough in month ${plan.short_from_month}.`;
+  if (plan.short_from_month === null) return `Today's ${plural(plan.slots, "slot")} ${plan.slots === 1 ? "stays" : "stay"} enough ${plan.monthly_growth > 0 ? "at this growth" : "while traffic does not grow"}.`;
+  if (plan.short_from_month === 0) return `Today's ${plural(plan.slots, "slot")} ${plan.slots === 1 ? "is" : "are"} already not enough at the busiest hour.`;
+  return `Today's ${plural(plan.slots, "slot")} ${plan.slots === 1 ? "stops" : "stop"} being enough in month ${plan.short_from_month}.`;
 }
 
 function planView(plan) {
@@ -22,7 +22,7 @@ function planView(plan) {
     h("td", {}, String(m.slots_needed)), h("td", {}, seconds(m.p95_wait_s)), h("td", {}, percent(m.utilisation)));
   return h("div", {},
     h("p", {}, `Busiest hour ${hour}:00 UTC: ${plan.arrivals_per_hour.toFixed(1)} jobs an hour, ${seconds(plan.mean_service_s)} each; `
-      + `utilisation ${percent(plan.utilisation)} on ${plan.slots} slots (${percent(plan.average_utilisation)} over the window).`),
+      + `utilisation ${percent(plan.utilisation)} on ${plural(plan.slots, "slot")} (${percent(plan.average_utilisation)} over the window).`),
     h("table.capacity-table", { "aria-label": "Slots needed by month" },
       h("thead", {}, h("tr", {}, ["Month", "Jobs/hour", "Slots needed", `p95 wait on ${plan.slots}`, "Utilisation"].map((t) => h("th", { scope: "col" }, t)))),
       h("tbody", {}, plan.months.map(row))),

@@ -1,6 +1,6 @@
 // Discover, a character's page, and the character editor.
 import { ApiError, api, del, get, patch, post, put, query } from "./api.js";
-import { avatar, field, formValues, h, replace } from "./dom.js";
+import { avatar, field, formValues, h, plural, replace } from "./dom.js";
 import { errorBox } from "./errors.js";
 import { loginPath, navigate, session } from "./app.js";
 import { reportButton } from "./reports.js";
@@ -24,7 +24,7 @@ function characterCard(character) {
       h("span.char-text", {},
         h("span.char-name", {}, character.name, character.featured ? h("span.label.label-featured", {}, "Featured") : null, ratingBadge(character.rating)),
         h("span.char-tagline", {}, character.tagline || "\u00a0"),
-        h("span.char-meta", {}, `by ${character.owner_username} · ${character.chat_count} chats`))));
+        h("span.char-meta", {}, `by ${character.owner_username} · ${plural(character.chat_count, "chat")}`))));
 }
 
 function grid(characters, empty) {
@@ -131,7 +131,7 @@ export async function characterPage(target, [id]) {
           character.featured || character.rating !== "general" ? h("p.char-labels", {}, character.featured ? h("span.label.label-featured", {}, "Featured") : null, ratingBadge(character.rating)) : null,
           character.hidden ? h("p", {}, h("span.label.label-hidden", { title: "A moderator hid this character: only you (and moderators) see it" }, "Hidden by a moderator")) : null,
           character.tagline ? h("p.tagline", {}, character.tagline) : null,
-          h("p.char-meta", {}, `by ${character.owner_username} · ${character.chat_count} chats · ${character.visibility}`),
+          h("p.char-meta", {}, `by ${character.owner_username} · ${plural(character.chat_count, "chat")} · ${character.visibility}`),
           h("p.tags", {}, character.tags.map((t) => h("a.tag", { href: `/${query({ tag: t })}` }, `#${t}`))))),
       h("div.row", {},
         h("button.btn.btn-primary", { type: "button", onclick: start }, session.user ? "Start a chat" : "Log in to chat"),

@@ -1,27 +1,15 @@
 // My chats, and the chat itself: a live stream first, then the history.
-import { ApiError, del, get, patch, post, put } from "./api.js";
+import { ApiError, del, get, patch, post } from "./api.js";
 import { appealButton, crisisNotice } from "./moderation.js";
-import { h, replace, timeAgo } from "./dom.js";
-import { errorBox, explainCode } from "./errors.js";
-import { loginPath, navigate } from "./app.js";
+import { avatar, h, replace, shortTime } from "./dom.js";
+import { errorBox } from "./errors.js";
+import { loginPath, session } from "./app.js";
 import { ratingBadge } from "./characters.js";
-import { MemoryPanel, showPrompt } from "./memory.js";
+import { renderMarkdown } from "./markdown.js";
+import { MemoryPanel } from "./memory.js";
+import { FINAL, categoryWords, drawMessage } from "./message.js";
 import { addPending, deliver, loadDraft, newClientId, pendingSends, removePending, saveDraft } from "./pending.js";
-import { reportButton } from "./reports.js";
 
-const FINAL = new Set(["complete", "stopped", "failed", "filtered"]);
-
-// The moderation categories in plain words (docs/moderation.md).
-const CATEGORY_WORDS = {
-  sexual_minors: "sexual content involving minors",
-  self_harm: "self-harm",
-  violence: "violence",
-  hate: "hate",
-  harassment: "harassment",
-  sexual: "sexual content",
-  illegal: "illegal acts",
-};
-const categoryWords = (code) => CATEGORY_WORDS[code] || code;
 const WELLBEING_CHECK_MS = 60_000;
 const AI_NOTICE = "This is an AI character, not a real person. Treat everything it says as fiction.";
 
@@ -30,11 +18,24 @@ export async function chatsPage(target) {
   replace(target,
     h("h1", {}, "My chats"),
     chats.items.length
-      ? h("ul.chat-list", {}, chats.items.map((chat) => h("li", {},
-        h("a.chat-item", { href: `/chats/${chat.id}` },
-          h("span.chat-title", {}, chat.title || chat.character_name),
-          h("span.char-meta", {}, `${chat.character_name} · ${timeAgo(chat.updated_at)}`)))))
+      ? h("ul.chat-list", {}, chats.items.map((chat) => h("li", {}, chatItem(chat))))
       : h("p.empty", {}, "No chats yet. ", h("a", { href: "/" }, "Find a character"), " and start one."));
+}
+
+// One chat in the list: the character's avatar, the chat's title, the last message
+// on one line, and when it was written.
+function chatItem(chat) {
+  const when = chat.last_message_at || chat.updated_at;
+  const last = chat.last_message
+    ? `${chat.last_message_role === "user" ? "You: " : ""}${chat.last_message}` : "No messages yet";
+  return h("a.chat-item", { href: `/chats/${chat.id}` },
+    avatar({ name: chat.character_name, avatar: chat.character_avatar, avatar_url: chat.character_avatar_url }, "sm"),
+    h("span.chat-item-text", {},
+      h("span.chat-item-head", {},
+        h("span.chat-title", {}, chat.title || chat.character_name),
+        h("time.chat-time", { datetime: when, title: new Date(when).toLocaleString() }, shortTime(when))),
+      h("span.chat-character", {}, chat.character_name),
+      h("span.chat-last", {}, renderMarkdown(last))));
 }
 
 // Replies are written by code point (the server counts characters, not UTF-16 units).
@@ -167,7 +168,7 @@ class ChatView {
     if (message.status === "queued") { message.status = "generating"; this.queue.delete(id); this.redraw(message); return; }
     const el = this.elements.get(id);
     const textEl = el && el.querySelector(".msg-text");
-    if (textEl) { textEl.textContent = message.content; this.stickToBottom(); } else this.redraw(message);
+    if (textEl) { textEl.replaceChildren(...renderMarkdown(message.content)); this.stickToBottom(); } else this.redraw(message);
   }
 
   applyMessage(message) {
@@ -307,84 +308,22 @@ class ChatView {
   }
 
   draw(message) {
-    const isReply = message.role === "assistant";
-    const latest = message.position === this.latestPosition();
-    const running = !FINAL.has(message.status) && message.status !== "waiting";
-    const who = isReply ? this.chat.character_name : this.chat.persona_name || "You";
-    const el = h(`li.msg.msg-${isReply ? "reply" : "user"}.status-${message.status}`, {
-      dataset: { id: message.id, position: String(message.position) },
-    },
-      h("div.msg-who", {}, who,
-        message.fallback ? h("span.label.label-fallback", { title: "Written by a smaller fallback model because the main ones were busy or down" }, "fallback model") : null,
-        message.quality && message.quality !== "ok" ? h("span.label.label-quality", { title: "The quality check flagged this reply" }, message.quality) : null),
-      h("div.msg-text", {}, message.content),
-      this.drawState(message),
-      h("div.msg-actions", {},
-        isReply ? this.drawSwipes(message, latest, running) : null,
-        isReply && FINAL.has(message.status) && !["failed", "filtered"].includes(message.status) ? this.drawStars(message) : null,
-        running && isReply ? h("button.btn.btn-small", { type: "button", onclick: () => this.act(() => post(`/api/v1/messages/${message.id}/stop`)) }, "Stop") : null,
-        !running && message.content.trim() ? h("button.btn.btn-small.btn-quiet", { type: "button", "aria-label": "Pin this message to memory", onclick: () => this.memory.pinMessage(message.id) }, "Pin") : null,
-        isReply && message.parent_id && !running && message.status !== "queued"
-          ? h("button.btn.btn-small.btn-quiet", { type: "button", onclick: () => showPrompt(message.id, (error) => this.showError(error)) }, "What went into this reply") : null,
-        !running ? h("button.btn.btn-small.btn-quiet", { type: "button", onclick: () => this.edit(message, el) }, "Edit") : null,
-        h("button.btn.btn-small.btn-quiet", { type: "button", "aria-label": "Delete this message", onclick: () => this.remove(message) }, "Delete"),
-        isReply && FINAL.has(message.status) ? reportButton("message", message.id) : null));
+    const el = drawMessage(this, message);
     this.elements.set(message.id, el);
     return el;
   }
 
-  drawState(message) {
-    if (message.status === "queued") {
-      const place = this.queue.get(message.id);
-      let text = "Waiting in line…";
-      if (place && place.reason === "backend_unavailable") {
-        text = "The model is not answering; your reply will start when it is back. Your message is saved.";
-      } else if (place) {
-        text = `Waiting in line: position ${place.position}` + (place.estimated_start_s != null ? `, starts in about ${Math.max(1, Math.round(place.estimated_start_s))} s` : "");
-      }
-      return h("p.msg-state.queue-state", { role: "status" }, text);
+  // The avatar beside a message: the character's for its replies, the persona's (or
+  // the account's) initial for the user's. Built once, copied for each message.
+  avatarFor(isReply) {
+    if (!this.avatars) {
+      const me = this.chat.persona_name || session.user?.display_name || session.user?.username || "You";
+      this.avatars = {
+        reply: avatar(this.character || { name: this.chat.character_name }, "sm"),
+        user: avatar({ name: me }, "sm"),
+      };
     }
-    if (message.status === "generating") return h("p.msg-state.typing", { "aria-hidden": "true" }, "writing…");
-    if (message.status === "waiting") return h("p.msg-state", {}, "Stored; waiting for room in line. It will be answered when you retry.");
-    if (message.status === "stopped") return h("p.msg-state", {}, "Stopped; the text written so far is kept.");
-    if (message.status === "filtered") {
-      return h("p.msg-state.filtered-state", { role: "note" },
-        `This reply was stopped because it went into ${categoryWords(message.filtered_category)} (category: ${message.filtered_category}), which the content rules do not allow in this chat. `,
-        "The text before that is kept; the rest was not. Regenerate for another reply.");
-    }
-    if (message.status === "failed") {
-      const words = explainCode(message.error_code, message.retryable);
-      return h("div.error-box.msg-error", {},
-        h("p.error-what", {}, words.what), h("p", {}, `${words.lost} ${words.todo}`));
-    }
-    return null;
-  }
-
-  drawSwipes(message, latest, running) {
-    const count = message.swipe_count || 1;
-    const index = message.swipe_index;
-    const select = (n) => this.act(() => patch(`/api/v1/messages/${message.id}`, { swipe: n }));
-    const canGoBack = index > 0;
-    const canGoOn = index < count - 1 || (latest && !running);
-    const forward = () => (index < count - 1 ? select(index + 1) : this.regenerate(message));
-    return h("span.swipes", {},
-      h("button.btn.btn-small.swipe-prev", { type: "button", "aria-label": "Previous reply", disabled: !canGoBack || running, onclick: () => select(index - 1) }, "‹"),
-      h("span.swipe-count", { "aria-label": `Reply ${index + 1} of ${count}` }, `${index + 1}/${count}`),
-      h("button.btn.btn-small.swipe-next", { type: "button", "aria-label": index < count - 1 ? "Next reply" : "Write another reply", disabled: !canGoOn || running, onclick: forward }, "›"),
-      latest && !running ? h("button.btn.btn-small.btn-quiet.regenerate", { type: "button", onclick: () => this.regenerate(message) }, "Regenerate") : null);
-  }
-
-  drawStars(message) {
-    return h("span.stars", { role: "group", "aria-label": "Rate this reply" },
-      [1, 2, 3, 4].map((stars) => h("button.star", {
-        type: "button",
-        "aria-label": `${stars} star${stars > 1 ? "s" : ""}`,
-        "aria-pressed": message.rating != null && stars <= message.rating ? "true" : "false",
-        onclick: () => this.act(async () => {
-          const rated = await put(`/api/v1/messages/${message.id}/rating`, { stars });
-          this.applyMessage(rated);
-        }),
-      }, message.rating != null && stars <= message.rating ? "★" : "☆")));
+    return this.avatars[isReply ? "reply" : "user"].cloneNode(true);
   }
 
   regenerate(message) {
@@ -438,12 +377,14 @@ class ChatView {
     this.listEl.querySelectorAll(".pending").forEach((el) => el.remove());
     for (const send of pendingSends(this.chatId)) {
       this.listEl.append(h("li.msg.msg-user.pending", { dataset: { clientId: send.client_id } },
-        h("div.msg-who", {}, "You"),
-        h("div.msg-text", {}, send.content),
-        h("p.msg-state", {}, "Not sent yet: kept on this device."),
-        h("div.msg-actions", {},
-          h("button.btn.btn-small", { type: "button", onclick: () => this.deliver(send) }, "Retry"),
-          h("button.btn.btn-small.btn-quiet", { type: "button", onclick: () => { removePending(send.client_id); this.drawPending(); } }, "Discard"))));
+        this.avatarFor(false),
+        h("div.msg-body", {},
+          h("div.msg-who", {}, "You"),
+          h("div.msg-text", {}, renderMarkdown(send.content)),
+          h("p.msg-state", {}, "Not sent yet: kept on this device."),
+          h("div.msg-actions", {},
+            h("button.btn.btn-small", { type: "button", onclick: () => this.deliver(send) }, "Retry"),
+            h("button.btn.btn-small.btn-quiet", { type: "button", onclick: () => { removePending(send.client_id); this.drawPending(); } }, "Discard")))));
     }
   }
 

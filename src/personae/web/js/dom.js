@@ -77,6 +77,30 @@ export function timeAgo(iso) {
   return new Date(iso).toLocaleDateString();
 }
 
+// "1 chat", "2 chats", "0 chats": the count and its noun, singular only for one.
+export function plural(count, one, many = `${one}s`) {
+  return `${count} ${count === 1 ? one : many}`;
+}
+
+// When something happened, short, for lists: "just now", "5 min", "3 h", "yesterday",
+// a weekday within the week, else the date.
+export function shortTime(iso, now = new Date()) {
+  const then = new Date(iso);
+  const minutes = Math.floor((now - then) / 60_000);
+  if (minutes < 1) return "just now";
+  if (minutes < 60) return `${minutes} min`;
+  const days = Math.round((startOfDay(now) - startOfDay(then)) / 86_400_000);
+  if (days === 0) return `${Math.floor(minutes / 60)} h`;
+  if (days === 1) return "yesterday";
+  if (days < 7) return then.toLocaleDateString(undefined, { weekday: "long" });
+  const sameYear = then.getFullYear() === now.getFullYear();
+  return then.toLocaleDateString(undefined, sameYear ? { day: "numeric", month: "short" } : { dateStyle: "medium" });
+}
+
+function startOfDay(date) {
+  return new Date(date.getFullYear(), date.getMonth(), date.getDate()).getTime();
+}
+
 export function initials(name) {
   return (name || "?").trim().slice(0, 1).toUpperCase();
 }
@@ -89,15 +113,28 @@ export function safeAvatar(url) {
   return typeof url === "string" && SAFE_AVATAR.test(url) ? url : null;
 }
 
-// The avatar of a character: its picture, or its initial on a colour taken from its name.
+// A path on this server: "//host" and "/\\host" would lead elsewhere.
+const SAME_ORIGIN_PATH = /^\/(?![/\\])[^\s\\]*$/;
+
+// The one place that says where a character's picture is: an `avatar_url` served by
+// this server (a path) when the character has one, else its `avatar` field.
+export function avatarSource(character) {
+  if (!character) return null;
+  const served = character.avatar_url;
+  if (typeof served === "string" && SAME_ORIGIN_PATH.test(served)) return served;
+  return safeAvatar(character.avatar);
+}
+
+// The avatar of a character (or a person: {name}): its picture, or its initial on a
+// colour taken from its name.
 export function avatar(character, size = "md") {
-  if (character && safeAvatar(character.avatar)) {
-    return h(`img.avatar.avatar-${size}`, { src: character.avatar, alt: "" });
-  }
+  const source = avatarSource(character);
+  if (source) return h(`img.avatar.avatar-${size}`, { src: source, alt: "" });
   const name = character ? character.name : "?";
   let hue = 0;
   for (const ch of name) hue = (hue * 31 + ch.codePointAt(0)) % 360;
-  return h(`span.avatar.avatar-${size}.avatar-letter`, {
-    "aria-hidden": "true", style: `background: hsl(${hue} 45% 35%)`,
-  }, initials(name));
+  const letter = h(`span.avatar.avatar-${size}.avatar-letter`, { "aria-hidden": "true" }, initials(name));
+  // Set through the style object: the Content-Security-Policy refuses style attributes.
+  letter.style.backgroundColor = `hsl(${hue} 45% 35%)`;
+  return letter;
 }

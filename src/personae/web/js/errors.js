@@ -1,10 +1,10 @@
 // Every error in plain words: what happened, whether anything was lost, what to do,
 // and the reference id to quote. Built from the problem+json `code`, never from `title`.
-import { h } from "./dom.js";
+import { h, plural } from "./dom.js";
 
 const wait = (error, fallback) => {
   const seconds = error.retryAfter ?? fallback;
-  return seconds ? `in about ${Math.max(1, Math.round(seconds))} seconds` : "in a moment";
+  return seconds ? `in about ${plural(Math.max(1, Math.round(seconds)), "second")}` : "in a moment";
 };
 
 const WORDS = {

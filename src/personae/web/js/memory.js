@@ -1,7 +1,7 @@
 // The chat's memory panel (pinned facts, the rolling summary) and the view of
 // what went into a reply's prompt.
 import { ApiError, del, get, patch, post } from "./api.js";
-import { field, h, replace } from "./dom.js";
+import { field, h, plural, replace } from "./dom.js";
 import { errorBox } from "./errors.js";
 
 const asProblem = (error) => (error instanceof ApiError ? error : new ApiError(0, { detail: String(error) }));
@@ -95,9 +95,9 @@ export class MemoryPanel {
 }
 
 const LEFT_OUT = {
-  history_loaded: (n) => `${n} older message${n === 1 ? "" : "s"} did not fit`,
+  history_loaded: (n) => `${plural(n, "older message")} did not fit`,
   history_before_position: () => "Messages before this point are left to the summary and recall",
-  recalled: (ids) => `${ids.length} recalled message${ids.length === 1 ? "" : "s"} did not fit`,
+  recalled: (ids) => `${plural(ids.length, "recalled message")} did not fit`,
   lore: () => "Lorebook entries did not fit",
   summary: () => "The summary did not fit",
 };
@@ -118,7 +118,7 @@ export async function showPrompt(messageId, onError) {
   const close = h("button.btn", { type: "button", onclick: () => dialog.close() }, "Close");
   const dialog = h("dialog.prompt-dialog", { "aria-labelledby": "prompt-heading" },
     h("h2#prompt-heading", {}, "What went into this reply"),
-    tokens != null ? h("p.hint", {}, `${tokens} tokens${budget != null ? ` of the ${budget} the model can read` : ""}.`) : null,
+    tokens != null ? h("p.hint", {}, `${plural(tokens, "token")}${budget != null ? ` of the ${budget} the model can read` : ""}.`) : null,
     h("ol.plain-list", { "aria-label": "Parts of the prompt" }, prompt.parts.map((part) => h("li.prompt-part", {},
       h("span.prompt-source", {}, `${part.role} · ${part.source}`),
       h("pre", {}, part.content)))),

@@ -1,7 +1,7 @@
 // The moderators' page: open reports and appeals with their context and actions,
 // then the audit log of what moderators did.
 import { get, post, query } from "./api.js";
-import { field, h, replace, timeAgo } from "./dom.js";
+import { field, h, plural, replace, timeAgo } from "./dom.js";
 import { errorBox } from "./errors.js";
 import { loginPath, navigate, session } from "./app.js";
 
@@ -22,7 +22,7 @@ function contextOf(item) {
       c.hidden_at ? " · hidden" : "", c.deleted ? " · deleted" : "");
   }
   if (item.target_kind === "user") {
-    return h("p.case-context", {}, `@${c.username} (${c.display_name}) · role ${c.role} · ${c.warnings} warnings`,
+    return h("p.case-context", {}, `@${c.username} (${c.display_name}) · role ${c.role} · ${plural(c.warnings, "warning")}`,
       c.suspended_until && new Date(c.suspended_until) > new Date() ? ` · suspended until ${new Date(c.suspended_until).toLocaleString()}` : "");
   }
   if (c.message) {

@@ -36,38 +36,41 @@ const ACTIONS = {
 // A "Report" button that opens a small form under itself: a reason, a note, send.
 export function reportButton(target, targetId, label = "Report") {
   const holder = h("div.report-holder", {});
-  const open = () => {
-    if (!session.user) { navigate(loginPath()); return; }
-    if (holder.firstChild) { replace(holder); return; }
-    const status = h("div", { "aria-live": "polite" });
-    const form = h("form.card.report-form", {
-      "aria-label": `Report this ${target}`,
-      onsubmit: async (event) => {
-        event.preventDefault();
-        const values = formValues(form);
-        const send = form.querySelector("button[type=submit]");
-        send.disabled = true;
-        try {
-          await post("/api/v1/reports", { target, target_id: targetId, reason: values.reason, note: values.note });
-          replace(holder, h("p.report-sent", { role: "status" },
-            "Thank you: a moderator will look at it. ", h("a", { href: "/reports" }, "See your reports")));
-        } catch (error) {
-          replace(status, errorBox(error));
-          send.disabled = false;
-        }
-      },
-    },
-    field("Why?", { name: "reason", kind: "select", value: "harassment", options: REASONS }),
-    field("Anything a moderator should know (optional)", { name: "note", kind: "textarea", rows: 2, maxlength: 2000 }),
-    status,
-    h("div.row", {},
-      h("button.btn.btn-small.btn-primary", { type: "submit" }, "Send report"),
-      h("button.btn.btn-small", { type: "button", onclick: () => replace(holder) }, "Cancel")));
-    replace(holder, form);
-    form.querySelector("select").focus();
-  };
+  const open = () => openReport(holder, target, targetId);
   const button = h("button.btn.btn-small.btn-quiet.report-button", { type: "button", "aria-label": `${label}: report this ${target}`, onclick: open }, label);
   return [button, holder];
+}
+
+// The report form in `holder` (which it toggles): a reason, a note, send.
+export function openReport(holder, target, targetId) {
+  if (!session.user) { navigate(loginPath()); return; }
+  if (holder.firstChild) { replace(holder); return; }
+  const status = h("div", { "aria-live": "polite" });
+  const form = h("form.card.report-form", {
+    "aria-label": `Report this ${target}`,
+    onsubmit: async (event) => {
+      event.preventDefault();
+      const values = formValues(form);
+      const send = form.querySelector("button[type=submit]");
+      send.disabled = true;
+      try {
+        await post("/api/v1/reports", { target, target_id: targetId, reason: values.reason, note: values.note });
+        replace(holder, h("p.report-sent", { role: "status" },
+          "Thank you: a moderator will look at it. ", h("a", { href: "/reports" }, "See your reports")));
+      } catch (error) {
+        replace(status, errorBox(error));
+        send.disabled = false;
+      }
+    },
+  },
+  field("Why?", { name: "reason", kind: "select", value: "harassment", options: REASONS }),
+  field("Anything a moderator should know (optional)", { name: "note", kind: "textarea", rows: 2, maxlength: 2000 }),
+  status,
+  h("div.row", {},
+    h("button.btn.btn-small.btn-primary", { type: "submit" }, "Send report"),
+    h("button.btn.btn-small", { type: "button", onclick: () => replace(holder) }, "Cancel")));
+  replace(holder, form);
+  form.querySelector("select").focus();
 }
 
 function outcome(item) {
