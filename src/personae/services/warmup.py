@@ -140,7 +140,11 @@ class PrefixWarmer:
                 return
             current = asyncio.current_task()
             assert current is not None
-            self._router.hold_warmup(choice, lambda: current.cancel() and None)
+
+            def cancel() -> None:
+                current.cancel()
+
+            self._router.hold_warmup(choice, cancel)
             started = time.monotonic()
             try:
                 stream = backend.provider.stream_chat(
