@@ -153,6 +153,14 @@ async def _build(material: ReplyMaterial, chat: Chat) -> float:
     return time.perf_counter() - started
 
 
+async def _recalled(material: ReplyMaterial, chat: Chat) -> int:
+    """How many older messages recall put in the chat's reply material (0 when the
+    whole chat fits: nothing is older than the window)."""
+    preloaded = await material.preload(chat.reply_id)
+    assert preloaded is not None and preloaded.context.memory is not None
+    return len(preloaded.context.memory.recalled)
+
+
 async def run(runs: int, embedding: str) -> None:
     with tempfile.TemporaryDirectory() as folder:
         model_dir = None
@@ -214,8 +222,13 @@ async def run(runs: int, embedding: str) -> None:
                 inside[size].append(await _build(material, chat))
         medians = {size: statistics.median(values) for size, values in times.items()}
         cold = {size: statistics.median(values) for size, values in inside.items()}
+        recalled = {size: await _recalled(material, chat) for size, chat in chats.items()}
         await container.database.dispose()
-    print(f"embedder: {recall.embedder.name}")
+    print(
+        f"recall by meaning: on ({settings.recall_messages} messages at most, embedder "
+        f"{recall.embedder.name}); recalled per build: "
+        + ", ".join(f"{size:,}: {count}" for size, count in recalled.items())
+    )
     print(
         f"background indexing: {indexed} messages, "
         f"{indexing * 1000 / max(indexed, 1):.2f} ms a message (off the reply's path)"

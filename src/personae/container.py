@@ -46,6 +46,7 @@ from personae.services.reports import ReportService
 from personae.services.status import StatusService
 from personae.services.streams import StreamService
 from personae.services.summaries import SummaryJobs
+from personae.services.warmup import PrefixWarmer
 from personae.services.webhooks import WebhookService
 from personae.services.wellbeing import WellbeingService
 from personae.settings import Settings, ensure_secret_key
@@ -88,6 +89,7 @@ class Container:
     reports: ReportService
     moderation_desk: ModerationDesk
     wellbeing: WellbeingService
+    warmer: PrefixWarmer
     # Set when the server begins to stop: open streams end so clients reconnect elsewhere.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
@@ -170,7 +172,9 @@ class Container:
         await self.probes.aclose()
         await self.leadership.aclose()
         await self.webhooks.aclose()
+        self.router.cancel_warmups()
         await self.scheduler.shutdown(self._grace_left())
+        await self.warmer.settled()
         if self.fleet_view is not None:
             await self.fleet_view.aclose()
         await self.fleet.stop()
@@ -228,13 +232,17 @@ def build_container(settings: Settings) -> Container:
         owner=owner,
         fleet=fleet_view,
         leads=lambda: container is not None and container.leadership.is_leader(),
+        on_queued=router.cancel_warmups,
     )
+    warmer = PrefixWarmer(database, router, settings)
     secret_key = ensure_secret_key(settings)
     recall = Recall(database, load_embedder(settings), cached_chats=settings.recall_cached_chats)
     memory = MemoryService(database, settings, recall)
     moderation = ModerationService(settings, router=router, recorder=metrics)
     crisis = CrisisDirectory(settings.crisis_resources_file)
-    chats = ChatService(database, events, scheduler, settings, limiter, memory, moderation, crisis)
+    chats = ChatService(
+        database, events, scheduler, settings, limiter, memory, moderation, crisis, warmer=warmer
+    )
     leadership = Leadership(
         LeaderLock(database), check_s=settings.leader_check_s, on_change=metrics.leading
     )
@@ -248,7 +256,9 @@ def build_container(settings: Settings) -> Container:
         events=events,
         scheduler=scheduler,
         accounts=AccountService(database, settings, limiter, secret_key),
-        characters=CharacterService(database, cpu_budget_s=settings.cpu_budget_s, quotas=quotas),
+        characters=CharacterService(
+            database, cpu_budget_s=settings.cpu_budget_s, quotas=quotas, warmer=warmer
+        ),
         cards=CardService(
             database,
             max_upload_bytes=settings.max_upload_bytes,
@@ -289,5 +299,6 @@ def build_container(settings: Settings) -> Container:
         reports=ReportService(database, limiter, rate_per_user=settings.report_rate_per_user),
         moderation_desk=ModerationDesk(database),
         wellbeing=WellbeingService(database, settings),
+        warmer=warmer,
     )
     return container

@@ -113,6 +113,10 @@ class Settings(BaseSettings):
     backends_file: Path | None = None
     backend_probe_interval_s: float = Field(default=10.0, ge=0.0)
     routing_affinity: bool = True
+    # Read a character's fixed prompt prefix into its backend's cache when a chat or a
+    # character page is opened (lowest priority; see services/warmup.py).
+    prompt_warmup: bool = True
+    prompt_warmup_window_s: float = Field(default=300.0, ge=0.0)
     first_token_timeout_s: float = Field(default=60.0, gt=0.0)
     between_tokens_timeout_s: float = Field(default=30.0, gt=0.0)
     quality_gate: bool = True

@@ -69,8 +69,12 @@ class Scheduler:
         owner: str | None = None,
         fleet: FleetView | None = None,
         leads: Callable[[], bool] = lambda: True,
+        on_queued: Callable[[], None] = lambda: None,
     ) -> None:
         self._db = database
+        # Told of every job queued (here, or in another process when woken): prompt
+        # warm-ups give way at once (see services/warmup.py).
+        self._on_queued = on_queued
         # Whether this process leads the cluster: only the leader announces the places
         # in line (every worker would publish each place once more).
         self._leads = leads
@@ -105,11 +109,17 @@ class Scheduler:
     def job_queued(self, reply_id: str | None = None) -> None:
         """Claim soon; `reply_id`, a reply just queued, is read while it is claimed
         when a slot is free (it is then likely the one claimed)."""
+        self._on_queued()
         self._wake.set()
         if self._fleet is not None and self._generation is None:
             self._wakeups.announce()  # an api process: the job runs in a worker
         if reply_id is not None and self._busy() < self._capacity() and not self._stopping:
             self._read_ahead.start(reply_id)
+
+    def _woken(self) -> None:
+        """Another process queued a job."""
+        self._on_queued()
+        self._wake.set()
 
     def cancel(self, job_id: str) -> None:
         running = self._running.get(job_id)
@@ -193,7 +203,7 @@ class Scheduler:
         self._room = room or self._room_here
         recovered = await self._heartbeat.start(recover_all=recover_all)
         if self._fleet is not None:  # jobs are queued by other processes too
-            self._wakeups.listen(self._wake.set)
+            self._wakeups.listen(self._woken)
         if recovered:
             log.info("recovered interrupted reply jobs", extra={"count": recovered})
         self._loop_task = asyncio.create_task(self._loop(), name="personae-scheduler")

@@ -38,6 +38,9 @@ class Backend:
     in_flight: int = 0
     healthy: bool = True  # the last active probe's answer
     retired: bool = False
+    # Prompt warm-ups running on it (lowest priority: not in `in_flight`), each with
+    # what cancels it: a reply taking this backend cancels them all.
+    warmups: dict[Choice, Callable[[], None]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -69,6 +72,8 @@ class Choice:
     lease: str | None = None
     router: Router | None = field(default=None, repr=False)
     given_back: bool = False
+    # A prompt warm-up's, not a reply's: it holds no lease and yields to any reply.
+    warmup: bool = False
 
     async def give_back(self) -> None:
         if not self.given_back and self.router is not None:
@@ -87,6 +92,11 @@ def rendezvous(key: str, backends: list[Backend]) -> list[Backend]:
         return -backend.spec.slots / math.log(uniform)
 
     return sorted(backends, key=score, reverse=True)
+
+
+def _cancel_warmups(backend: Backend) -> None:
+    for cancel in list(backend.warmups.values()):
+        cancel()
 
 
 class Router:
@@ -154,6 +164,34 @@ class Router:
         order = self._order(chat_id, preferred, candidates)
         return await self._take_first(order)
 
+    async def take_idle(self, chat_id: str, preferred: str | None) -> Choice | None:
+        """For a prompt warm-up of chat `chat_id`: the backend its next reply would take
+        first, only while that backend serves nothing at all (no reply, no other warm-up,
+        here or, with shared slots, in any process). The choice holds no lease, and a
+        reply taking the backend cancels it (`on_cancel` given to `hold_warmup`)."""
+        candidates = [b for b in self._backends if b.usable()]
+        order = self._order(chat_id, preferred, candidates)
+        if not order:
+            return None
+        first = order[0]
+        if first.in_flight or first.warmups:
+            return None
+        if self._shared is not None and (await self._shared.count()).get(first.name, 0):
+            return None
+        choice = Choice(first, first.spec.role == "fallback", None, router=self, warmup=True)
+        first.warmups[choice] = lambda: None
+        return choice
+
+    def hold_warmup(self, choice: Choice, on_cancel: Callable[[], None]) -> None:
+        """What cancels the warm-up on `choice` when a reply takes its backend."""
+        if not choice.given_back:
+            choice.backend.warmups[choice] = on_cancel
+
+    def cancel_warmups(self) -> None:
+        """Cancel every warm-up of this process (a reply was queued: it goes first)."""
+        for backend in self._backends:
+            _cancel_warmups(backend)
+
     async def take_backend(self, backend: Backend) -> Choice | None:
         """A free slot on `backend` itself (a probe's generation), or None."""
         return await self._take_first([backend])
@@ -169,6 +207,7 @@ class Router:
         if chosen is None:
             return None
         chosen.in_flight += 1
+        _cancel_warmups(chosen)  # a reply never waits for a warm-up
         return Choice(chosen, chosen.spec.role == "fallback", lease, router=self)
 
     def _order(
@@ -209,6 +248,9 @@ class Router:
     async def give_back(self, choice: Choice) -> None:
         """The stream on `choice` ended: its slot is free again."""
         backend = choice.backend
+        if choice.warmup:
+            backend.warmups.pop(choice, None)
+            return
         backend.in_flight -= 1
         self._room.set()
         if backend.retired and not backend.in_flight:

@@ -9,7 +9,8 @@ armed through `POST /simulation/faults` (hang before the first token, stall
 mid-stream, malformed SSE, an HTTP status, a context-length error), and `script`:
 the next replies say the fault's `text`, word by word, instead of the word list. `loop`
 makes it repeat one phrase forever, for testing the quality gate.
-`GET /simulation/stats` counts what it was asked; its `max_in_flight`, the most
+`GET /simulation/stats` counts what it was asked (`short_requests`: those for at
+most one token, i.e. prompt warm-ups); its `max_in_flight`, the most
 completions ever in flight at once, shows a client that sent more than the slots
 (the rest wait inside for a slot, as on a real server).
 
@@ -86,6 +87,8 @@ class _State:
     max_active: int = 0
     prompt_tokens: int = 0
     cached_tokens: int = 0
+    # Completions asked for at most one token (prompt warm-ups).
+    short_requests: int = 0
     random: random.Random = field(default_factory=random.Random)
 
 
@@ -166,6 +169,7 @@ async def _completions(request: Request) -> Response:
     if options.fail_rate and state.random.random() < options.fail_rate:
         return _error(500, "simulated failure (--fail-rate)")
     max_tokens = int(body.get("max_tokens") or 64)
+    state.short_requests += max_tokens <= 1
     # Continuing an unfinished assistant turn (prefill) goes on after a space.
     last = messages[-1] if messages else {}
     continuing = last.get("role") == "assistant" and bool(str(last.get("content", "")).strip())
@@ -268,6 +272,7 @@ async def _stats(request: Request) -> Response:
             "max_active": state.max_active,
             "prompt_tokens": state.prompt_tokens,
             "cached_tokens": state.cached_tokens,
+            "short_requests": state.short_requests,
             "last_user_turns": list(state.last_user_turns),
             "answered_user_turns": list(state.answered_user_turns),
         }

@@ -13,6 +13,7 @@ from personae.services.accounts import STAFF_ROLES
 from personae.services.avatars import check_avatar
 from personae.services.content_ratings import check_may_open, lists_mature
 from personae.services.quotas import Quotas
+from personae.services.warmup import PrefixWarmer
 from personae.storage.db import Database
 from personae.storage.repos import character_assets as assets_repo
 from personae.storage.repos import characters as repo
@@ -92,11 +93,17 @@ class CharacterService:
     """Create, read, change and find characters."""
 
     def __init__(
-        self, database: Database, *, cpu_budget_s: float, quotas: Quotas | None = None
+        self,
+        database: Database,
+        *,
+        cpu_budget_s: float,
+        quotas: Quotas | None = None,
+        warmer: PrefixWarmer | None = None,
     ) -> None:
         self._db = database
         self._cpu_budget_s = cpu_budget_s
         self._quotas = quotas or Quotas()
+        self._warmer = warmer
 
     async def _checked(self, values: dict[str, Any]) -> dict[str, Any]:
         """`_normalised(values)`, off the event loop: everything is checked before any write."""
@@ -121,12 +128,23 @@ class CharacterService:
     async def get(self, character_id: str, viewer: UserRecord | None) -> CharacterRecord:
         """A character the viewer may read; others' private ones are simply not found,
         and a mature one is refused to a viewer who is neither an adult nor its owner."""
+        return shown_to(await self._readable(character_id, viewer), viewer)
+
+    async def open(self, character_id: str, viewer: UserRecord | None) -> CharacterRecord:
+        """`get`, for a character's page being opened: its prompt prefix is warmed for
+        the viewer's first reply in the background (lowest priority, see warmup.py)."""
+        character = await self._readable(character_id, viewer)
+        if self._warmer is not None and viewer is not None:
+            self._warmer.character_viewed(character, viewer)
+        return shown_to(character, viewer)
+
+    async def _readable(self, character_id: str, viewer: UserRecord | None) -> CharacterRecord:
         async with self._db.read() as tx:
             character = await repo.get_character(tx, character_id)
         if character is None or not can_read(character, viewer):
             raise NotFound("No character with this id.")
         check_may_open(character.rating, character.owner_id, viewer)
-        return shown_to(character, viewer)
+        return character
 
     async def update(
         self, character_id: str, user: UserRecord, values: dict[str, Any]

@@ -33,6 +33,7 @@ from personae.services.macros import substitute
 from personae.services.memory import MemoryService
 from personae.services.moderation import InputCheck, ModerationService
 from personae.services.ratelimit import RateLimiter
+from personae.services.warmup import PrefixWarmer
 from personae.settings import Settings
 from personae.storage.db import Database, Transaction
 from personae.storage.repos import characters as character_repo
@@ -216,7 +217,10 @@ class ChatService:
         memory: MemoryService | None = None,
         moderation: ModerationService | None = None,
         crisis: CrisisDirectory | None = None,
+        *,
+        warmer: PrefixWarmer | None = None,
     ) -> None:
+        self._warmer = warmer
         self._moderation = moderation
         self._crisis = crisis or CrisisDirectory()
         self._db = database
@@ -293,6 +297,14 @@ class ChatService:
             chat = await repo.get_chat(tx, chat_id)
         if chat is None or chat.owner_id != user.id:
             raise NotFound("No chat with this id.")
+        return chat
+
+    async def open_chat(self, user: UserRecord, chat_id: str) -> ChatRecord:
+        """`get_chat`, for the chat being opened: its character's prompt prefix is
+        warmed for its next reply in the background (lowest priority, see warmup.py)."""
+        chat = await self.get_chat(user, chat_id)
+        if self._warmer is not None:
+            self._warmer.chat_opened(chat)
         return chat
 
     async def list_chats(

@@ -62,7 +62,7 @@ async def create_character(
 async def get_character(
     character_id: str, viewer: OptionalUser, container: ContainerDep
 ) -> CharacterPublic:
-    return CharacterPublic.model_validate(await container.characters.get(character_id, viewer))
+    return CharacterPublic.model_validate(await container.characters.open(character_id, viewer))
 
 
 @router.patch("/{character_id}")

@@ -70,7 +70,7 @@ async def list_chats(
 
 @router.get("/{chat_id}")
 async def get_chat(chat_id: str, user: CurrentUser, container: ContainerDep) -> ChatPublic:
-    return ChatPublic.model_validate(await container.chats.get_chat(user, chat_id))
+    return ChatPublic.model_validate(await container.chats.open_chat(user, chat_id))
 
 
 @router.patch("/{chat_id}")
