@@ -19,7 +19,7 @@ from personae.cards.files import (
 )
 from personae.cards.lorebook import Lorebook
 from personae.errors import CardTooLarge, DefinitionHidden, Forbidden, NotFound, PayloadTooLarge
-from personae.images import ProcessedImage, media_type_of
+from personae.images import ProcessedImage
 from personae.offload import bounded
 from personae.services.characters import can_read, sees_definition
 from personae.services.content_ratings import check_may_open
@@ -40,6 +40,7 @@ CardFormat = Literal["json", "png", "charx"]
 UNPACK_FACTOR = 8
 _EMBEDDED = "embeded://"  # sic: the V3 spec's spelling
 _PNG_IMAGE_PATH = "avatar.png"
+_PICTURE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 _MEDIA_TYPES = {"json": "application/json", "png": "image/png", "charx": "application/zip"}
 
 
@@ -98,10 +99,11 @@ def _main_icon(assets: list[AssetRecord]) -> AssetRecord | None:
 
 
 def _avatar_source(assets: list[AssetRecord]) -> bytes | None:
-    """The card's picture that becomes the avatar: its main icon when it is a picture
-    an avatar may be (PNG, JPEG, GIF or WebP: an SVG icon is not)."""
+    """The card's picture that becomes the avatar: its main icon when it is named as a
+    picture an avatar may be (PNG, JPEG, GIF or WebP: an SVG icon is not). One named
+    so that is something else is refused on reading (`image_unsupported`)."""
     icon = _main_icon(assets)
-    if icon is None or media_type_of(icon.data) is None:
+    if icon is None or icon.media_type not in _PICTURE_TYPES:
         return None
     return icon.data
 
