@@ -82,8 +82,9 @@ export function initials(name) {
 }
 
 // What an avatar may be (the server's rule, checked again here for values stored
-// before it): an uploaded picture as a base64 data: URL, or an https URL.
-const SAFE_AVATAR = /^(data:image\/(png|jpeg|gif|webp);base64,[A-Za-z0-9+/]*={0,2}|https:\/\/[^\s\\\u0000-\u001f\u007f-\u009f]+)$/;
+// before it): a picture stored on the server (by its URL), an uploaded picture as a
+// base64 data: URL, or an https URL.
+const SAFE_AVATAR = /^(\/api\/v1\/images\/[0-9A-Z]{26}\?size=\d{1,4}|data:image\/(png|jpeg|gif|webp);base64,[A-Za-z0-9+/]*={0,2}|https:\/\/[^\s\\\u0000-\u001f\u007f-\u009f]+)$/;
 
 export function safeAvatar(url) {
   return typeof url === "string" && SAFE_AVATAR.test(url) ? url : null;
@@ -91,8 +92,10 @@ export function safeAvatar(url) {
 
 // The avatar of a character: its picture, or its initial on a colour taken from its name.
 export function avatar(character, size = "md") {
-  if (character && safeAvatar(character.avatar)) {
-    return h(`img.avatar.avatar-${size}`, { src: character.avatar, alt: "" });
+  // A stored picture comes in sizes: 256 px is sharp at 96 CSS px on a 2x screen.
+  const src = character && (character.avatar_urls ? character.avatar_urls["256"] : character.avatar);
+  if (safeAvatar(src)) {
+    return h(`img.avatar.avatar-${size}`, { src, alt: "" });
   }
   const name = character ? character.name : "?";
   let hue = 0;
