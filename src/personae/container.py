@@ -27,6 +27,7 @@ from personae.services.export import ExportService
 from personae.services.fleet_view import FleetView
 from personae.services.generation import GenerationService
 from personae.services.health import HealthService
+from personae.services.images import ImageService
 from personae.services.incidents import IncidentService
 from personae.services.leadership import Leadership
 from personae.services.loop_watch import LoopWatchdog
@@ -67,6 +68,7 @@ class Container:
     accounts: AccountService
     characters: CharacterService
     cards: CardService
+    images: ImageService
     chats: ChatService
     messages: MessageService
     streams: StreamService
@@ -249,6 +251,9 @@ def build_container(settings: Settings) -> Container:
     quotas = Quotas(
         max_characters=settings.user_max_characters, asset_bytes=settings.user_asset_quota_bytes
     )
+    images = ImageService(
+        database, cpu_budget_s=settings.cpu_budget_s, max_pixels=settings.image_max_pixels
+    )
     container = Container(
         settings=settings,
         database=database,
@@ -257,7 +262,12 @@ def build_container(settings: Settings) -> Container:
         scheduler=scheduler,
         accounts=AccountService(database, settings, limiter, secret_key),
         characters=CharacterService(
-            database, cpu_budget_s=settings.cpu_budget_s, quotas=quotas, warmer=warmer
+            database,
+            cpu_budget_s=settings.cpu_budget_s,
+            quotas=quotas,
+            images=images,
+            trending_window_days=settings.trending_window_days,
+            warmer=warmer,
         ),
         cards=CardService(
             database,
@@ -265,7 +275,9 @@ def build_container(settings: Settings) -> Container:
             cpu_budget_s=settings.cpu_budget_s,
             card_assets_max_bytes=settings.card_assets_max_bytes,
             quotas=quotas,
+            images=images,
         ),
+        images=images,
         chats=chats,
         messages=MessageService(database, events, scheduler, settings, moderation),
         streams=StreamService(database, events, chats),

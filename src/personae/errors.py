@@ -343,6 +343,30 @@ class InvalidAvatar(ValidationFailed):
     title = "An avatar is an uploaded picture or an https URL"
 
 
+class InvalidImage(ValidationFailed):
+    """A picture (an avatar, a card's image) that cannot be stored."""
+
+    code = "invalid_image"
+    title = "This picture cannot be used"
+
+
+class ImageUnsupported(InvalidImage):
+    code = "image_unsupported"
+    title = "Only PNG, JPEG, GIF and WebP pictures are taken"
+
+
+class ImageUnreadable(InvalidImage):
+    code = "image_unreadable"
+    title = "The picture is damaged or cut short"
+
+
+class ImageTooManyPixels(InvalidImage):
+    """More pixels than PERSONAE_IMAGE_MAX_PIXELS (`limit`), found from the header."""
+
+    code = "image_too_many_pixels"
+    title = "The picture has too many pixels"
+
+
 class QuotaExceeded(Conflict):
     """What a user stores is past their quota; `quota`, `used` and `limit` say which
     and how much."""

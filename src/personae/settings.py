@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     request_body_timeout_s: float = Field(default=30.0, gt=0.0)
     # The most one imported card may store: its files unpacked (CHARX), or its image.
     card_assets_max_bytes: int = Field(default=16 * 1_048_576, ge=1024)
+    # The most pixels a picture (avatar, card image) may have, read from its header
+    # before anything is decoded (decompression bombs).
+    image_max_pixels: int = Field(default=40_000_000, ge=1024, le=1_000_000_000)
     graceful_shutdown_s: float = Field(default=20.0, ge=0)
     cpu_budget_s: float = Field(default=5.0, gt=0.0)
     # Comma-separated in the environment ("10.0.0.0/8,::1"), a list in TOML.
@@ -98,6 +101,8 @@ class Settings(BaseSettings):
     # Quotas per user (0: none): characters kept, and bytes of their cards' files.
     user_max_characters: int = Field(default=1000, ge=0)
     user_asset_quota_bytes: int = Field(default=256 * 1_048_576, ge=0)
+    # The "trending" sort ranks characters by the messages sent in this many last days.
+    trending_window_days: float = Field(default=7.0, gt=0.0, le=365.0)
 
     # --- inference ---
     model_path: Path | None = None

@@ -62,6 +62,13 @@ CARD = (
 )
 
 
+# A 1x1 PNG, for the private character's picture.
+_TINY_PNG = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4"
+    "z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
+)
+
+
 def _later(hours: int) -> str:
     return (datetime.now(UTC) + timedelta(hours=hours)).isoformat()
 
@@ -135,6 +142,9 @@ ROUTES: dict[str, Row] = {
     "GET /api/v1/characters/{character_id}/card.json": Row(READERS),
     "GET /api/v1/characters/{character_id}/card.png": Row(READERS),
     "GET /api/v1/characters/{character_id}/card.charx": Row(READERS),
+    # A private character's picture follows the character.
+    "GET /api/v1/images/{image_id}": Row(READERS),
+    "GET /api/v1/me/characters/stats": Row(SIGNED_IN),
     "PUT /api/v1/characters/{character_id}/lorebook": Row(
         OWNER, files={"file": ("lorebook.json", LOREBOOK, "application/json")}
     ),
@@ -224,6 +234,7 @@ class Things:
     user_id: str
     report_id: str
     appeal_id: str
+    image_id: str
 
 
 def _api_routes(app: Any) -> Iterator[tuple[str, str]]:
@@ -250,7 +261,12 @@ async def _make_things(api: Api, clients: dict[str, httpx.AsyncClient]) -> Thing
     character = _created(
         await owner.post(
             "/api/v1/characters",
-            json={"name": "Bramble", "description": "a fox", "visibility": "private"},
+            json={
+                "name": "Bramble",
+                "description": "a fox",
+                "visibility": "private",
+                "avatar": _TINY_PNG,
+            },
         )
     )
     chat = _created(await owner.post("/api/v1/chats", json={"character_id": character["id"]}))
@@ -311,6 +327,7 @@ async def _make_things(api: Api, clients: dict[str, httpx.AsyncClient]) -> Thing
         user_id=other["id"],
         report_id=report["id"],
         appeal_id=appeal["id"],
+        image_id=character["avatar"].removeprefix("/api/v1/images/").partition("?")[0],
     )
 
 

@@ -21,7 +21,7 @@ FULL_CHARACTER: dict[str, Any] = {
     "post_history_instructions": "Keep replies short.",
     "creator_notes": "Works best with adventure prompts.",
     "tags": ["Adventure", "steampunk"],
-    "avatar": "data:image/png;base64,iVBORw0KGgo=",
+    "avatar": "https://images.example.com/bramble.png",
     "visibility": "unlisted",
     "definition_visible": True,
     "extensions": {

@@ -53,7 +53,12 @@ async def test_each_chat_shows_its_avatar_and_last_message(api: Api) -> None:
     fox = await _character(alice, avatar=PNG_AVATAR)
     chat_id = await _chat(alice, fox)
     [item] = (await alice.get("/api/v1/chats")).json()["items"]
-    assert item["character_avatar"] == PNG_AVATAR
+    # The uploaded picture is stored: the list gives its served sizes, as characters do.
+    character = (await alice.get(f"/api/v1/characters/{fox}")).json()
+    assert item["character_avatar"] == character["avatar"]
+    assert item["character_avatar_urls"] == character["avatar_urls"]
+    small = await alice.get(item["character_avatar_urls"]["64"])
+    assert small.status_code == 200 and small.headers["content-type"].startswith("image/")
     assert item["last_message"] == "Welcome in!"
     assert item["last_message_role"] == "assistant"
     assert item["last_message_at"] is not None
@@ -76,7 +81,7 @@ async def test_the_users_message_is_last_until_a_reply_has_text(api: Api) -> Non
     assert sent.status_code == 202, sent.text  # no backend here: the reply waits, empty
     [item] = (await alice.get("/api/v1/chats")).json()["items"]
     assert (item["last_message"], item["last_message_role"]) == ("Hello!", "user")
-    assert item["character_avatar"] is None
+    assert item["character_avatar"] is None and item["character_avatar_urls"] is None
 
 
 async def test_a_chat_without_messages_and_a_deleted_last_message(api: Api) -> None:

@@ -13,8 +13,9 @@ from conftest import Api, assert_problem
 from personae.services import export as export_service
 from personae.storage.repos import chats as chat_repo
 from personae.storage.repos import memories as memory_repo
+from picture_samples import data_url, picture
 
-AVATAR = "data:image/png;base64,iVBORw0KGgo="
+AVATAR = data_url(picture(24, 24))
 
 
 async def _character(client: httpx.AsyncClient, name: str, **fields: Any) -> dict[str, Any]:

@@ -158,8 +158,14 @@ def _make_things(client: httpx.Client) -> dict[str, str]:
         body: dict[str, Any] = response.json()
         return body
 
+    tiny_png = (
+        "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4"
+        "z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
+    )
     character = created(
-        client.post("/api/v1/characters", json={"name": "Fox", "description": "a fox"})
+        client.post(
+            "/api/v1/characters", json={"name": "Fox", "description": "a fox", "avatar": tiny_png}
+        )
     )
     chat = created(client.post("/api/v1/chats", json={"character_id": character["id"]}))
     sent = created(client.put(f"/api/v1/chats/{chat['id']}/messages/m1", json={"content": "Hi"}))
@@ -178,6 +184,7 @@ def _make_things(client: httpx.Client) -> dict[str, str]:
         "token_id": token["id"],
         "incident_id": incident["id"],
         "user_id": me["id"],
+        "image_id": character["avatar"].removeprefix("/api/v1/images/").partition("?")[0],
     }
 
 

@@ -1,6 +1,9 @@
 """Avatars: an uploaded picture (a base64 data: URL of a PNG, JPEG, GIF or WebP image,
-which is what the web app's upload makes) or an https URL. Nothing else is stored,
-and nothing else stored before this rule is shown."""
+which is what the web app's upload makes) or an https URL. Nothing else is taken,
+and nothing else stored before this rule is shown.
+
+A character's uploaded picture is stored as a picture (services/images.py) and
+shown by its URL under /api/v1/images/; a persona's stays a data: URL."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import binascii
 import re
 from urllib.parse import urlsplit
 
-from personae.cards import png
+from personae import images
 from personae.errors import InvalidAvatar
 
 MAX_URL_CHARS = 2048
@@ -17,19 +20,6 @@ _DATA_URL = re.compile(r"data:(image/(?:png|jpeg|gif|webp));base64,([A-Za-z0-9+/
 # Control characters, spaces and backslashes: browsers strip or reinterpret them,
 # which is how `java\tscript:` and ` javascript:` get past naive checks.
 _UNSAFE_CHARS = re.compile(r"[\x00-\x20\x7f-\x9f\\\u2028\u2029]")
-
-
-def _image_type(content: bytes) -> str | None:
-    """The image type the bytes' signature says, among those an avatar may be."""
-    if content.startswith(png.SIGNATURE):
-        return "image/png"
-    if content.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if content.startswith((b"GIF87a", b"GIF89a")):
-        return "image/gif"
-    if content[:4] == b"RIFF" and content[8:12] == b"WEBP":
-        return "image/webp"
-    return None
 
 
 def _data_url_problem(value: str) -> str | None:
@@ -44,7 +34,7 @@ def _data_url_problem(value: str) -> str | None:
         content = base64.b64decode(encoded[:16], validate=True)
     except (binascii.Error, ValueError):
         return "the picture's base64 is damaged"
-    if _image_type(content) != match.group(1):
+    if images.media_type_of(content) != match.group(1):
         return f"the picture is not the {match.group(1)} image it says it is"
     return None
 
@@ -93,3 +83,49 @@ def shown_avatar(value: str | None) -> str | None:
     if value is None or avatar_problem(value) is not None:
         return None
     return value
+
+
+# --- stored pictures (services/images.py serves them) ---------------------------
+
+IMAGE_PATH = "/api/v1/images/"
+_OWN_URL = re.compile(r"/api/v1/images/([0-9A-Z]{26})(?:\?size=\d{1,4})?")
+
+
+def image_url(image_id: str, size: int) -> str:
+    """The URL a picture's variant is served at (relative to the server)."""
+    return f"{IMAGE_PATH}{image_id}?size={size}"
+
+
+def image_urls(image_id: str | None) -> dict[str, str] | None:
+    """Every variant's URL by its size in pixels."""
+    if image_id is None:
+        return None
+    return {str(size): image_url(image_id, size) for size in images.SIZES}
+
+
+def own_image_id(value: str | None) -> str | None:
+    """The picture id when `value` is one of our picture URLs (sent back unchanged)."""
+    match = _OWN_URL.fullmatch(value) if value else None
+    return match.group(1) if match else None
+
+
+def data_url_bytes(value: str | None) -> bytes | None:
+    """The bytes of an uploaded picture (a data: URL, already checked by
+    `check_avatar`); None for anything else."""
+    if value is None or not value.startswith("data:"):
+        return None
+    return base64.b64decode(value.partition(",")[2], validate=True)
+
+
+def checked_own_image(value: str | None, current: str | None) -> bool:
+    """Whether `value` is the character's current picture's URL sent back as it is
+    (which changes nothing); another picture's URL is refused."""
+    image_id = own_image_id(value)
+    if image_id is None:
+        return False
+    if image_id != current:
+        raise InvalidAvatar(
+            "This avatar cannot be used: it is the address of another picture. Upload the "
+            "picture itself, or give an https:// address of one."
+        )
+    return True

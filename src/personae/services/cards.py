@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import base64
 import mimetypes
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from personae.cards.card import CARD_KEYS, ExportSpec, ParsedCard, build_card
 from personae.cards.charx import ArchiveFile
@@ -20,24 +19,28 @@ from personae.cards.files import (
 )
 from personae.cards.lorebook import Lorebook
 from personae.errors import CardTooLarge, DefinitionHidden, Forbidden, NotFound, PayloadTooLarge
+from personae.images import ProcessedImage
 from personae.offload import bounded
-from personae.services.avatars import shown_avatar
 from personae.services.characters import can_read, sees_definition
 from personae.services.content_ratings import check_may_open
 from personae.services.quotas import Quotas
 from personae.storage.db import Database
 from personae.storage.repos import character_assets as assets_repo
 from personae.storage.repos import characters as repo
+from personae.storage.repos import images as images_repo
 from personae.storage.repos.accounts import UserRecord
 from personae.storage.repos.character_assets import AssetRecord
 from personae.storage.repos.characters import CharacterRecord
 
+if TYPE_CHECKING:
+    from personae.services.images import ImageService
+
 CardFormat = Literal["json", "png", "charx"]
 # Unpacked CHARX archives may be this many times larger than the upload limit.
 UNPACK_FACTOR = 8
-_AVATAR_LIMIT = 512_000  # the longest data URL the `avatar` field takes
 _EMBEDDED = "embeded://"  # sic: the V3 spec's spelling
 _PNG_IMAGE_PATH = "avatar.png"
+_PICTURE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 _MEDIA_TYPES = {"json": "application/json", "png": "image/png", "charx": "application/zip"}
 
 
@@ -95,26 +98,27 @@ def _main_icon(assets: list[AssetRecord]) -> AssetRecord | None:
     return next((a for a in icons if a.name == "main"), icons[0] if icons else None)
 
 
-def _data_url(asset: AssetRecord | None) -> str | None:
-    """The avatar as a data URL, when it is small enough to live in the `avatar` field
-    and a picture an avatar may be (PNG, JPEG, GIF or WebP: an SVG icon is not)."""
-    if asset is None:
+def _avatar_source(assets: list[AssetRecord]) -> bytes | None:
+    """The card's picture that becomes the avatar: its main icon when it is named as a
+    picture an avatar may be (PNG, JPEG, GIF or WebP: an SVG icon is not). One named
+    so that is something else is refused on reading (`image_unsupported`)."""
+    icon = _main_icon(assets)
+    if icon is None or icon.media_type not in _PICTURE_TYPES:
         return None
-    url = f"data:{asset.media_type};base64,{base64.b64encode(asset.data).decode('ascii')}"
-    return shown_avatar(url) if len(url) <= _AVATAR_LIMIT else None
+    return icon.data
 
 
-def _avatar_png(character: CharacterRecord, assets: list[AssetRecord]) -> bytes | None:
+def _avatar_png(
+    assets: list[AssetRecord], picture: bytes | None, images: ImageService | None
+) -> bytes | None:
+    """The PNG a PNG card is written into: the card's own image, else the character's
+    stored picture (turned into a PNG when it is not one)."""
     icon = _main_icon(assets)
     if icon is not None and icon.media_type == "image/png":
         return icon.data
-    prefix = "data:image/png;base64,"
-    if character.avatar and character.avatar.startswith(prefix):
-        try:
-            return base64.b64decode(character.avatar[len(prefix) :], validate=True)
-        except ValueError:
-            return None
-    return None
+    if picture is None or images is None:
+        return None
+    return images.as_png(picture)
 
 
 def _filename(name: str, extension: str) -> str:
@@ -136,20 +140,28 @@ def card_document(character: CharacterRecord, spec: ExportSpec = "v3") -> dict[s
     return _card(character, spec)
 
 
+@dataclass(frozen=True)
+class _Export:
+    character: CharacterRecord
+    assets: list[AssetRecord]
+    picture: bytes | None  # the stored avatar's original
+
+
 def _card_file(
-    character: CharacterRecord, assets: list[AssetRecord], container: CardFormat, spec: ExportSpec
+    export: _Export, container: CardFormat, spec: ExportSpec, images: ImageService | None
 ) -> bytes:
     """The bytes of a card download (CPU-bound: run off the event loop)."""
+    character = export.character
     if container == "json":
         return card_json(_card(character, spec))
     if container == "png":
         return card_png(
-            _avatar_png(character, assets),
+            _avatar_png(export.assets, export.picture, images),
             v2=_card(character, "v2"),
             v3=_card(character, "v3"),
             seed=character.id,
         )
-    files = [ArchiveFile(asset.path, asset.data) for asset in assets]
+    files = [ArchiveFile(asset.path, asset.data) for asset in export.assets]
     return card_charx(_card(character, "v3"), files)
 
 
@@ -164,8 +176,10 @@ class CardService:
         cpu_budget_s: float,
         card_assets_max_bytes: int | None = None,
         quotas: Quotas | None = None,
+        images: ImageService | None = None,
     ) -> None:
         self._db = database
+        self._images = images
         self._max_upload_bytes = max_upload_bytes
         self._cpu_budget_s = cpu_budget_s
         self._card_assets_max_bytes = card_assets_max_bytes
@@ -173,9 +187,10 @@ class CardService:
 
     def _read_import(
         self, data: bytes, visibility: str
-    ) -> tuple[dict[str, Any], list[AssetRecord]]:
-        """The new character's values and assets from a card file (CPU-bound: run off
-        the event loop)."""
+    ) -> tuple[dict[str, Any], list[AssetRecord], ProcessedImage | None]:
+        """The new character's values, assets and picture from a card file (CPU-bound:
+        run off the event loop). A card whose picture is damaged or too large in
+        pixels is refused, rather than imported without its picture."""
         cap = self._card_assets_max_bytes
         imported = read_card_file(
             data, max_unpacked=self._max_upload_bytes * UNPACK_FACTOR, max_card_bytes=cap
@@ -186,27 +201,31 @@ class CardService:
                 f"The card's image is larger than {cap} bytes, the most one card may store.",
                 extra={"limit": cap},
             )
+        source = _avatar_source(assets)
+        picture = None
+        if source is not None and self._images is not None:
+            picture = self._images.process(source)
         values: dict[str, Any] = {
             **imported.card.fields,
             "tagline": "",
-            "avatar": _data_url(_main_icon(assets)),
+            "avatar": None,
             "visibility": visibility,
             "card": imported.card.document,
         }
-        return values, assets
+        return values, assets, picture
 
     async def import_card(
         self, owner: UserRecord, data: bytes, *, visibility: str = "public"
     ) -> CharacterRecord:
         """A new character from a card file; a refused file leaves nothing stored.
 
-        The file is read and checked in full (within the card's byte cap) before the
-        one transaction that checks the owner's quotas and stores the character and
-        its assets.
+        The file is read and checked in full (within the card's byte cap), and its
+        picture resized, before the one transaction that checks the owner's quotas and
+        stores the character, its assets and its picture.
         """
         if len(data) > self._max_upload_bytes:
             raise PayloadTooLarge(f"The file is larger than {self._max_upload_bytes} bytes.")
-        values, assets = await bounded(
+        values, assets, picture = await bounded(
             self._read_import,
             data,
             visibility,
@@ -215,10 +234,16 @@ class CardService:
             input_at_fault=True,
         )
         asset_bytes = sum(len(asset.data) for asset in assets)
+        picture_bytes = picture.byte_count if picture is not None else 0
         async with self._db.write() as tx:
-            await self._quotas.check_new_character(tx, owner.id, asset_bytes=asset_bytes)
+            await self._quotas.check_new_character(
+                tx, owner.id, asset_bytes=asset_bytes + picture_bytes
+            )
             character_id = await repo.insert_character(tx, owner.id, values)
             await assets_repo.insert_assets(tx, character_id, assets)
+            if picture is not None:
+                image_id = await images_repo.insert_image(tx, owner.id, character_id, picture)
+                await repo.set_avatar_image(tx, character_id, image_id)
             character = await repo.get_character(tx, character_id)
         assert character is not None
         return character
@@ -243,12 +268,15 @@ class CardService:
                     "cannot be exported. You can still chat with it."
                 )
             assets = await assets_repo.list_assets(tx, character_id) if container != "json" else []
+            picture = None
+            if container == "png" and character.avatar_image_id is not None:
+                picture = await images_repo.get_original(tx, character.avatar_image_id)
         content = await bounded(
             _card_file,
-            character,
-            assets,
+            _Export(character, assets, picture),
             container,
             spec,
+            self._images,
             budget_s=self._cpu_budget_s,
             what="writing the card",
         )

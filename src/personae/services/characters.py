@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from personae import strict_json
 from personae.cards.lorebook import parse_book
 from personae.errors import Forbidden, InvalidState, NotFound
+from personae.images import ProcessedImage
 from personae.offload import bounded
 from personae.services.accounts import STAFF_ROLES
-from personae.services.avatars import check_avatar
+from personae.services.avatars import check_avatar, checked_own_image, data_url_bytes
 from personae.services.content_ratings import check_may_open, lists_mature
 from personae.services.quotas import Quotas
 from personae.services.warmup import PrefixWarmer
-from personae.storage.db import Database
+from personae.storage.db import Database, Transaction
 from personae.storage.repos import character_assets as assets_repo
 from personae.storage.repos import characters as repo
+from personae.storage.repos import images as images_repo
 from personae.storage.repos.accounts import UserRecord
-from personae.storage.repos.characters import CharacterRecord, CharacterSort
+from personae.storage.repos.characters import CharacterRecord, CharacterSort, CreatorStats
 from personae.storage.types import utcnow
+
+if TYPE_CHECKING:
+    from personae.services.images import ImageService
 
 
 class NotPublic(InvalidState):
@@ -89,6 +95,14 @@ def _can_delete(character: CharacterRecord, user: UserRecord) -> bool:
     return user.id == character.owner_id or user.role in STAFF_ROLES
 
 
+@dataclass(frozen=True)
+class _Avatar:
+    """What a create or an update does to the avatar."""
+
+    keep: bool  # the field was not sent, or sent back as the current picture's URL
+    picture: ProcessedImage | None = None  # an uploaded picture to store
+
+
 class CharacterService:
     """Create, read, change and find characters."""
 
@@ -98,29 +112,71 @@ class CharacterService:
         *,
         cpu_budget_s: float,
         quotas: Quotas | None = None,
+        images: ImageService | None = None,
+        trending_window_days: float = 7.0,
         warmer: PrefixWarmer | None = None,
     ) -> None:
         self._db = database
         self._cpu_budget_s = cpu_budget_s
         self._quotas = quotas or Quotas()
+        self._images = images
+        self._trending_window = timedelta(days=trending_window_days)
         self._warmer = warmer
 
-    async def _checked(self, values: dict[str, Any]) -> dict[str, Any]:
-        """`_normalised(values)`, off the event loop: everything is checked before any write."""
-        check_avatar(values.get("avatar"))
-        return await bounded(
+    async def _checked(
+        self, values: dict[str, Any], current_image: str | None = None
+    ) -> tuple[dict[str, Any], _Avatar]:
+        """`_normalised(values)`, off the event loop, and an uploaded picture read and
+        resized: everything is checked before any write. The `avatar` left in the values
+        is an https URL or None; an uploaded picture comes back apart."""
+        if "avatar" not in values or checked_own_image(values["avatar"], current_image):
+            avatar = _Avatar(keep=True)
+            values = {name: value for name, value in values.items() if name != "avatar"}
+        else:
+            check_avatar(values["avatar"])
+            upload = data_url_bytes(values["avatar"])
+            picture = None
+            if upload is not None:
+                assert self._images is not None, "pictures need the image service"
+                picture = await self._images.prepare(upload)
+                values = {**values, "avatar": None}
+            avatar = _Avatar(keep=False, picture=picture)
+        normalised = await bounded(
             _normalised,
             values,
             budget_s=self._cpu_budget_s,
             what="checking the character",
             input_at_fault=True,
         )
+        return normalised, avatar
+
+    async def _store_avatar(
+        self, tx: Transaction, character: CharacterRecord, avatar: _Avatar
+    ) -> None:
+        """Replace the character's stored picture as `avatar` says; the old one is
+        deleted (its bytes go back to the owner's quota)."""
+        if avatar.keep:
+            return
+        if character.avatar_image_id is not None:
+            await images_repo.delete_image(tx, character.avatar_image_id)
+        image_id = None
+        if avatar.picture is not None:
+            # After the old picture left: replacing one counts only the new one.
+            await self._quotas.check_stored_bytes(tx, character.owner_id, avatar.picture.byte_count)
+            image_id = await images_repo.insert_image(
+                tx, character.owner_id, character.id, avatar.picture
+            )
+        if image_id is not None or character.avatar_image_id is not None:
+            await repo.set_avatar_image(tx, character.id, image_id)
 
     async def create(self, owner: UserRecord, values: dict[str, Any]) -> CharacterRecord:
-        values = await self._checked(values)
+        values, avatar = await self._checked(values)
         async with self._db.write() as tx:
             await self._quotas.check_new_character(tx, owner.id)
             character_id = await repo.insert_character(tx, owner.id, values)
+            character = await repo.get_character(tx, character_id)
+            assert character is not None
+            await self._store_avatar(tx, character, avatar)
             character = await repo.get_character(tx, character_id)
         assert character is not None
         return character
@@ -149,7 +205,10 @@ class CharacterService:
     async def update(
         self, character_id: str, user: UserRecord, values: dict[str, Any]
     ) -> CharacterRecord:
-        values = await self._checked(values)
+        async with self._db.read() as tx:
+            current = await repo.get_character(tx, character_id)
+        current_image = current.avatar_image_id if current is not None else None
+        values, avatar = await self._checked(values, current_image)
         async with self._db.write() as tx:
             character = await repo.get_character(tx, character_id)
             if character is None or not can_read(character, user):
@@ -157,13 +216,15 @@ class CharacterService:
             if user.id != character.owner_id:
                 raise Forbidden("Only the creator of a character can change it.")
             await repo.update_character(tx, character_id, values)
+            await self._store_avatar(tx, character, avatar)
             updated = await repo.get_character(tx, character_id)
         assert updated is not None
         return updated
 
     async def delete(self, character_id: str, user: UserRecord) -> None:
         """Hide a character from everybody; its chats keep working from the stored copy.
-        Its card files are removed, which gives their bytes back to the owner's quota."""
+        Its card files and pictures are removed, which gives their bytes back to the
+        owner's quota."""
         async with self._db.write() as tx:
             character = await repo.get_character(tx, character_id)
             if character is None or not _can_moderate(character, user):
@@ -172,6 +233,7 @@ class CharacterService:
                 raise Forbidden("Only the creator of a character or a moderator can delete it.")
             await repo.soft_delete_character(tx, character_id)
             await assets_repo.delete_assets(tx, character_id)
+            await images_repo.delete_character_images(tx, character_id)
 
     async def set_featured(
         self, character_id: str, user: UserRecord, featured: bool
@@ -211,7 +273,8 @@ class CharacterService:
         featured: bool | None = None,
     ) -> list[CharacterRecord]:
         """Characters for discovery and search; mature ones only for a confirmed adult
-        who turned them on (and always the viewer's own)."""
+        who turned them on (and always the viewer's own). "trending" ranks by the
+        messages sent in the last PERSONAE_TRENDING_WINDOW_DAYS."""
         async with self._db.read() as tx:
             found = await repo.search_characters(
                 tx,
@@ -224,5 +287,12 @@ class CharacterService:
                 offset=offset,
                 featured=featured,
                 include_mature=lists_mature(viewer),
+                trending_since=utcnow() - self._trending_window,
             )
         return [shown_to(character, viewer) for character in found]
+
+    async def creator_stats(self, owner: UserRecord) -> list[CreatorStats]:
+        """The owner's characters with their chats, messages and ratings (only ever
+        the asker's own: nobody sees another creator's figures)."""
+        async with self._db.read() as tx:
+            return await repo.creator_stats(tx, owner.id)

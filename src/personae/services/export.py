@@ -8,8 +8,10 @@ client downloads.
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +22,7 @@ from personae.storage.db import Database
 from personae.storage.repos import accounts as account_repo
 from personae.storage.repos import characters as character_repo
 from personae.storage.repos import export as export_repo
+from personae.storage.repos import images as images_repo
 from personae.storage.repos import memories as memory_repo
 from personae.storage.repos import personas as persona_repo
 from personae.storage.repos.accounts import UserRecord
@@ -133,6 +136,22 @@ def _items(
     return ("" if first else ",") + ",".join(parts), False
 
 
+def _with_pictures(
+    page: list[CharacterRecord], pictures: dict[str, tuple[str, bytes]]
+) -> list[CharacterRecord]:
+    """The characters with their stored pictures as data: URLs in `avatar` (an export
+    is read without the server, so it carries the picture itself, not its URL)."""
+    shown = []
+    for character in page:
+        picture = pictures.get(character.avatar_image_id or "")
+        if picture is not None:
+            media_type, data = picture
+            encoded = base64.b64encode(data).decode("ascii")
+            character = replace(character, avatar=f"data:{media_type};base64,{encoded}")
+        shown.append(character)
+    return shown
+
+
 class ExportService:
     """Writes a user's data export; reads only, through the repositories."""
 
@@ -225,7 +244,10 @@ class ExportService:
                 page = await character_repo.list_owned(
                     tx, user.id, after=after, limit=_CHARACTER_PAGE
                 )
-            text, first = await self._page(_character, page, first)
+                pictures = await images_repo.originals_of(
+                    tx, [c.avatar_image_id for c in page if c.avatar_image_id]
+                )
+            text, first = await self._page(_character, _with_pictures(page, pictures), first)
             yield text
             if len(page) < _CHARACTER_PAGE:
                 return

@@ -21,6 +21,7 @@ from personae.services.content_ratings import check_may_chat
 from personae.services.moderation import ModerationService
 from personae.settings import Settings
 from personae.storage.db import Database, Transaction
+from personae.storage.repos import characters as characters_repo
 from personae.storage.repos import chats as repo
 from personae.storage.repos import jobs as job_repo
 from personae.storage.repos.accounts import UserRecord
@@ -147,11 +148,21 @@ class MessageService:
         await chat_events.publish_message(self._events, deleted)
 
     async def rate(self, user: UserRecord, message_id: str, stars: int) -> MessageRecord:
+        """Rate a reply; the character's rating totals change with it (a rating given
+        counts for the character even once its message is deleted)."""
         async with self._db.write() as tx:
             message = await self._owned(tx, user, message_id)
             if message.role != "assistant":
                 raise InvalidState("Only a character's reply can be rated.")
+            # Held until commit, so two ratings of one reply at once count once.
+            chat = await repo.lock_chat(tx, message.chat_id)
+            if chat is None:
+                raise NotFound("No message with this id.")
+            message = await self._owned(tx, user, message_id)
             await repo.update_message(tx, message.id, rating=stars)
+            await characters_repo.change_rating(
+                tx, chat.character_id, old=message.rating, new=stars
+            )
             rated = await repo.get_message(tx, message.id)
         assert rated is not None
         return rated

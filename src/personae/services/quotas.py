@@ -1,4 +1,5 @@
-"""Quotas per user: how many characters one keeps, and how many bytes of card files."""
+"""Quotas per user: how many characters one keeps, and how many bytes of card files and
+pictures."""
 
 from __future__ import annotations
 
@@ -40,11 +41,22 @@ class Quotas:
                     extra={"quota": "characters", "used": count, "limit": self.max_characters},
                 )
         if self.asset_bytes and asset_bytes:
-            used = await repo.owned_asset_bytes(tx, owner_id)
-            if used + asset_bytes > self.asset_bytes:
-                raise QuotaExceeded(
-                    f"Your characters' card files take {_size(used)} of your "
-                    f"{_size(self.asset_bytes)}; this card's {_size(asset_bytes)} do not fit. "
-                    "Delete a character with large files to make room.",
-                    extra={"quota": "asset_bytes", "used": used, "limit": self.asset_bytes},
-                )
+            await self._check_bytes(tx, owner_id, asset_bytes, "this card's")
+
+    async def check_stored_bytes(self, tx: Transaction, owner_id: str, new_bytes: int) -> None:
+        """Refuse (409 `quota_exceeded`) a picture of `new_bytes` (with its variants)
+        that would take the owner past the quota of card files and pictures."""
+        if not self.asset_bytes or not new_bytes:
+            return
+        await repo.lock_owner(tx, owner_id)
+        await self._check_bytes(tx, owner_id, new_bytes, "this picture's")
+
+    async def _check_bytes(self, tx: Transaction, owner_id: str, new_bytes: int, what: str) -> None:
+        used = await repo.owned_asset_bytes(tx, owner_id)
+        if used + new_bytes > self.asset_bytes:
+            raise QuotaExceeded(
+                f"Your characters' card files and pictures take {_size(used)} of your "
+                f"{_size(self.asset_bytes)}; {what} {_size(new_bytes)} do not fit. "
+                "Delete a character with large files to make room.",
+                extra={"quota": "asset_bytes", "used": used, "limit": self.asset_bytes},
+            )

@@ -134,6 +134,13 @@ characters = Table(
     Column("rating", String(16), nullable=False, default="general", server_default="general"),
     # When a moderator hid it (migration 0014): only its owner (and staff) still see it.
     Column("hidden_at", UTCDateTime, nullable=True),
+    # Its stored picture (migration 0016, table images); null: `avatar` (an https
+    # URL) or none. No foreign key: a plain ALTER TABLE on SQLite cannot add one.
+    Column("avatar_image_id", ID, nullable=True),
+    # The stars of its rated replies, summed and counted (migration 0018), kept as
+    # ratings change so lists and sorts read two columns instead of every message.
+    Column("rating_sum", Integer, nullable=False, default=0, server_default="0"),
+    Column("rating_count", Integer, nullable=False, default=0, server_default="0"),
     Index("ix_characters_visibility_created", "visibility", "created_at"),
     Index("ix_characters_featured_at", "featured_at"),
 )
@@ -167,6 +174,44 @@ character_assets = Table(
     Column("ext", Text, nullable=False),
     Column("media_type", String(128), nullable=False),
     Column("uri", Text, nullable=True),
+    Column("data", LargeBinary, nullable=False),
+)
+
+# Pictures (migration 0016): avatars and card images, as sent, with resized variants.
+images = Table(
+    "images",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("owner_id", ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    # The character whose picture it is: who may see it follows the character.
+    Column(
+        "character_id",
+        ID,
+        ForeignKey("characters.id", ondelete="CASCADE"),
+        nullable=True,
+        index=True,
+    ),
+    Column("sha256", String(64), nullable=False),
+    Column("media_type", String(32), nullable=False),
+    # 0 until the picture was read (avatars moved here from data: URLs by 0016 are
+    # read, and their variants made, when first asked for).
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    # The original's bytes and every variant's, for the quota.
+    Column("byte_count", BigInteger, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+image_variants = Table(
+    "image_variants",
+    metadata,
+    Column("image_id", ID, ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
+    Column("size", Integer, primary_key=True),
+    Column("media_type", String(32), nullable=False),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    Column("etag", String(64), nullable=False),
     Column("data", LargeBinary, nullable=False),
 )
 
@@ -228,6 +273,8 @@ messages = Table(
     UniqueConstraint("chat_id", "position", "swipe_index", name="uq_messages_position"),
     # The time-spent notice reads a user's recent messages.
     Index("ix_messages_author_created", "author_id", "created_at"),
+    # Trending counts the messages of the last days (migration 0018).
+    Index("ix_messages_created_at", "created_at"),
 )
 
 jobs = Table(

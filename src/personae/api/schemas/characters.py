@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from personae import strict_json
 from personae.api.schemas.common import Input, Output
-from personae.services.avatars import shown_avatar
+from personae.images import SIZES
+from personae.services.avatars import image_url, image_urls, shown_avatar
 
 Visibility = Literal["public", "unlisted", "private"]
 Rating = Literal["general", "teen", "mature"]
@@ -114,7 +115,15 @@ class CharacterPublic(Output):
     post_history_instructions: str
     creator_notes: str
     tags: list[str]
-    avatar: str | None
+    avatar: str | None = Field(
+        description="Its picture: the URL of its stored picture's largest variant "
+        "(/api/v1/images/{id}?size=512, relative to the server), or an https URL, or null."
+    )
+    avatar_urls: dict[str, str] | None = Field(
+        default=None,
+        description="Its stored picture's variants by their longest side in pixels "
+        f"({', '.join(str(size) for size in SIZES)}); null without a stored picture.",
+    )
     visibility: Visibility
     extensions: dict[str, Any]
     nickname: str
@@ -124,6 +133,10 @@ class CharacterPublic(Output):
     creation_date: int | None
     character_book: dict[str, Any] | None
     chat_count: int
+    rating_average: float | None = Field(
+        default=None, description="The average stars (1-4) of its rated replies; null: none."
+    )
+    rating_count: int = Field(default=0, description="How many of its replies were rated.")
     featured: bool = Field(description="Shown in the discover page's Featured row.")
     definition_visible: bool = Field(
         description="Others see the definition when they inspect a reply's prompt."
@@ -143,15 +156,43 @@ class CharacterPublic(Output):
     def _within_json_limits(cls, value: Any) -> Any:
         return strict_json.sanitised(value)
 
-    # An avatar stored before avatars were checked, which is neither an uploaded
-    # picture nor an https URL (a `javascript:` one, say), is shown as none.
-    @field_validator("avatar")
+    # A stored picture is shown by its URL. An avatar stored before avatars were
+    # checked, which is neither an uploaded picture nor an https URL (a `javascript:`
+    # one, say), is shown as none.
+    @model_validator(mode="before")
     @classmethod
-    def _safe_avatar(cls, value: str | None) -> str | None:
-        return shown_avatar(value)
+    def _avatar(cls, record: Any) -> Any:
+        if isinstance(record, dict):
+            return record
+        values = {name: getattr(record, name) for name in cls.model_fields if hasattr(record, name)}
+        image_id = getattr(record, "avatar_image_id", None)
+        values["avatar_urls"] = image_urls(image_id)
+        values["avatar"] = (
+            image_url(image_id, SIZES[-1]) if image_id else shown_avatar(values.get("avatar"))
+        )
+        return values
 
 
 class CharacterPage(Output):
     items: list[CharacterPublic]
     limit: int
     offset: int
+
+
+class CreatorStatsPublic(Output):
+    character_id: str
+    name: str
+    visibility: Visibility
+    chat_count: int = Field(description="Its chats (deleted ones not counted).")
+    message_count: int = Field(
+        description="Messages in its chats: greetings, messages and replies, each turn "
+        "once (alternative replies are not counted apart; deleted ones still count)."
+    )
+    rating_count: int = Field(description="How many of its replies were rated.")
+    rating_average: float | None = Field(
+        description="The average stars (1-4) of its rated replies; null: none."
+    )
+
+
+class CreatorStatsPage(Output):
+    items: list[CreatorStatsPublic]

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from personae.api.schemas.common import Input, Output
-from personae.services.avatars import shown_avatar
+from personae.images import SIZES
+from personae.services.avatars import image_url, image_urls, shown_avatar
 from personae.services.wellbeing import AI_NOTICE
 
 # Replies: queued -> generating -> complete | stopped | failed | filtered. A user
@@ -61,6 +62,10 @@ class ChatSummaryPublic(ChatPublic):
     character_avatar: str | None = Field(
         default=None, description="The character's avatar, as its `avatar` field."
     )
+    character_avatar_urls: dict[str, str] | None = Field(
+        default=None,
+        description="Its stored picture's sizes, as the character's `avatar_urls`.",
+    )
     last_message: str | None = Field(
         default=None,
         description="The start (up to 200 characters, on one line) of the chat's last "
@@ -71,11 +76,22 @@ class ChatSummaryPublic(ChatPublic):
     )
     last_message_at: datetime | None = Field(default=None, description="When it was sent.")
 
-    # An avatar stored before avatars were checked is shown as none (as on characters).
-    @field_validator("character_avatar")
+    # A stored picture is shown by its URLs; an avatar stored before avatars were
+    # checked is shown as none (both as on characters).
+    @model_validator(mode="before")
     @classmethod
-    def _safe_avatar(cls, value: str | None) -> str | None:
-        return shown_avatar(value)
+    def _avatar(cls, record: Any) -> Any:
+        if isinstance(record, dict):
+            return record
+        values = {name: getattr(record, name) for name in cls.model_fields if hasattr(record, name)}
+        image_id = getattr(record, "character_avatar_image_id", None)
+        values["character_avatar_urls"] = image_urls(image_id)
+        values["character_avatar"] = (
+            image_url(image_id, SIZES[-1])
+            if image_id
+            else shown_avatar(values.get("character_avatar"))
+        )
+        return values
 
 
 class ChatPage(Output):

@@ -10,10 +10,17 @@ from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from personae.storage.tables import character_tags, characters, users
+from personae.storage.tables import character_tags, characters, chats, messages, users
 from personae.storage.types import new_id, utcnow
 
-CharacterSort = Literal["new", "popular"]
+# new: newest first; popular: most chats ever; trending: most messages sent in the
+# recent window; rated: best rated, with few ratings pulled towards the middle.
+CharacterSort = Literal["new", "popular", "trending", "rated"]
+# The prior of the "rated" sort: a character with few ratings counts as if it also had
+# this many ratings of this many stars (a Bayesian average), so one 4-star reply does
+# not put it above one with hundreds of good ones.
+_PRIOR_RATINGS = 5
+_PRIOR_STARS = 2.5
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,15 @@ class CharacterRecord:
     rating: str = "general"
     # When a moderator hid it; hidden characters exist only for their owner and staff.
     hidden_at: datetime | None = None
+    # Its stored picture (images); null: `avatar` is an https URL, or there is none.
+    avatar_image_id: str | None = None
+    # The stars of its rated replies, summed and counted.
+    rating_sum: int = 0
+    rating_count: int = 0
+
+    @property
+    def rating_average(self) -> float | None:
+        return round(self.rating_sum / self.rating_count, 2) if self.rating_count else None
 
     @property
     def featured(self) -> bool:
@@ -78,6 +94,9 @@ EDITABLE_FIELDS = frozenset(
         "updated_at",
         "featured_at",
         "hidden_at",
+        "avatar_image_id",
+        "rating_sum",
+        "rating_count",
     }
 )
 
@@ -176,6 +195,30 @@ async def set_hidden(tx: AsyncSession, character_id: str, hidden_at: datetime | 
     await tx.execute(update(characters).where(characters.c.id == character_id).values(**values))
 
 
+async def set_avatar_image(tx: AsyncSession, character_id: str, image_id: str | None) -> None:
+    """Point the character at its stored picture (which replaces an https `avatar`)."""
+    values: dict[str, Any] = {"avatar_image_id": image_id, "updated_at": utcnow()}
+    if image_id is not None:
+        values["avatar"] = None
+    await tx.execute(update(characters).where(characters.c.id == character_id).values(**values))
+
+
+async def change_rating(
+    tx: AsyncSession, character_id: str, *, old: int | None, new: int | None
+) -> None:
+    """A reply's rating went from `old` to `new` stars (None: unrated)."""
+    if old == new:
+        return
+    await tx.execute(
+        update(characters)
+        .where(characters.c.id == character_id)
+        .values(
+            rating_sum=characters.c.rating_sum + (new or 0) - (old or 0),
+            rating_count=characters.c.rating_count + (new is not None) - (old is not None),
+        )
+    )
+
+
 async def add_chat_count(tx: AsyncSession, character_id: str, delta: int) -> None:
     await tx.execute(
         update(characters)
@@ -186,6 +229,38 @@ async def add_chat_count(tx: AsyncSession, character_id: str, delta: int) -> Non
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _recent_activity(since: datetime) -> Any:
+    """Messages people sent to each character since `since`, one grouped scan of the
+    window (ix_messages_created_at) instead of a count per character."""
+    return (
+        select(chats.c.character_id, func.count().label("activity"))
+        .select_from(messages.join(chats, chats.c.id == messages.c.chat_id))
+        .where(messages.c.created_at >= since, messages.c.role == "user")
+        .group_by(chats.c.character_id)
+        .subquery("recent_activity")
+    )
+
+
+def _sorted(statement: Any, sort: CharacterSort, since: datetime) -> Any:
+    if sort == "popular":
+        return statement.order_by(characters.c.chat_count.desc(), characters.c.id.desc())
+    if sort == "trending":
+        activity = _recent_activity(since)
+        return statement.outerjoin(activity, activity.c.character_id == characters.c.id).order_by(
+            func.coalesce(activity.c.activity, 0).desc(),
+            characters.c.chat_count.desc(),
+            characters.c.id.desc(),
+        )
+    if sort == "rated":
+        score = (characters.c.rating_sum + _PRIOR_RATINGS * _PRIOR_STARS) / (
+            characters.c.rating_count + float(_PRIOR_RATINGS)
+        )
+        return statement.order_by(
+            score.desc(), characters.c.rating_count.desc(), characters.c.id.desc()
+        )
+    return statement.order_by(characters.c.id.desc())
 
 
 async def search_characters(
@@ -200,10 +275,12 @@ async def search_characters(
     offset: int,
     featured: bool | None = None,
     include_mature: bool = True,
+    trending_since: datetime | None = None,
 ) -> list[CharacterRecord]:
     """Public characters (or one owner's, all of them when the viewer is that owner);
     `featured` keeps only featured ones (True) or only the others (False). Without
-    `include_mature`, mature characters are left out except the viewer's own."""
+    `include_mature`, mature characters are left out except the viewer's own. The
+    "trending" sort counts the messages people sent since `trending_since`."""
     statement = _base_query()
     if not include_mature:
         not_mature = characters.c.rating != "mature"
@@ -241,10 +318,7 @@ async def search_characters(
     if featured is not None:
         column = characters.c.featured_at
         statement = statement.where(column.is_not(None) if featured else column.is_(None))
-    if sort == "popular":
-        statement = statement.order_by(characters.c.chat_count.desc(), characters.c.id.desc())
-    else:
-        statement = statement.order_by(characters.c.id.desc())
+    statement = _sorted(statement, sort, trending_since or utcnow())
     statement = statement.limit(limit).offset(offset)
     return [_record(row) for row in (await tx.execute(statement)).mappings()]
 
@@ -265,3 +339,60 @@ async def count_owned(tx: AsyncSession, owner_id: str) -> int:
         characters.c.owner_id == owner_id, characters.c.deleted_at.is_(None)
     )
     return int((await tx.execute(query)).scalar_one())
+
+
+@dataclass(frozen=True)
+class CreatorStats:
+    character_id: str
+    name: str
+    visibility: str
+    chat_count: int
+    message_count: int
+    rating_sum: int
+    rating_count: int
+
+    @property
+    def rating_average(self) -> float | None:
+        return round(self.rating_sum / self.rating_count, 2) if self.rating_count else None
+
+
+async def creator_stats(tx: AsyncSession, owner_id: str) -> list[CreatorStats]:
+    """Each of the owner's characters with its chats, messages and ratings, newest
+    first, in one grouped query. Messages are read from each chat's next position
+    (greetings and replies, swipes and deleted ones not told apart), so the cost grows
+    with the number of chats, not of messages."""
+    messages_sent = func.coalesce(func.sum(chats.c.next_position), 0)
+    query = (
+        select(
+            characters.c.id,
+            characters.c.name,
+            characters.c.visibility,
+            characters.c.chat_count,
+            characters.c.rating_sum,
+            characters.c.rating_count,
+            messages_sent.label("message_count"),
+        )
+        .select_from(characters.outerjoin(chats, chats.c.character_id == characters.c.id))
+        .where(characters.c.owner_id == owner_id, characters.c.deleted_at.is_(None))
+        .group_by(
+            characters.c.id,
+            characters.c.name,
+            characters.c.visibility,
+            characters.c.chat_count,
+            characters.c.rating_sum,
+            characters.c.rating_count,
+        )
+        .order_by(characters.c.id.desc())
+    )
+    return [
+        CreatorStats(
+            character_id=row["id"],
+            name=row["name"],
+            visibility=row["visibility"],
+            chat_count=row["chat_count"],
+            message_count=int(row["message_count"]),
+            rating_sum=row["rating_sum"],
+            rating_count=row["rating_count"],
+        )
+        for row in (await tx.execute(query)).mappings()
+    ]

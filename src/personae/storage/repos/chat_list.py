@@ -20,6 +20,7 @@ PREVIEW_CHARS = 200
 @dataclass(frozen=True)
 class ChatSummaryRecord(ChatRecord):
     character_avatar: str | None = None
+    character_avatar_image_id: str | None = None
     last_message: str | None = None
     last_message_role: str | None = None
     last_message_at: datetime | None = None
@@ -58,6 +59,7 @@ async def list_chat_summaries(
             characters.c.name.label("character_name"),
             characters.c.rating.label("character_rating"),
             characters.c.avatar.label("character_avatar"),
+            characters.c.avatar_image_id.label("character_avatar_image_id"),
             func.substr(last.c.content, 1, PREVIEW_CHARS).label("last_message"),
             last.c.role.label("last_message_role"),
             last.c.created_at.label("last_message_at"),

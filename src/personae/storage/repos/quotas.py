@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from personae.storage.tables import character_assets, characters, users
+from personae.storage.tables import character_assets, characters, images, users
 
 
 async def lock_owner(tx: AsyncSession, owner_id: str) -> None:
@@ -16,7 +16,8 @@ async def lock_owner(tx: AsyncSession, owner_id: str) -> None:
 
 
 async def owned_asset_bytes(tx: AsyncSession, owner_id: str) -> int:
-    """The bytes of the card files of the user's characters (deleted ones keep none)."""
+    """The bytes of the card files and pictures of the user's characters (deleted ones
+    keep none)."""
     query = (
         select(func.coalesce(func.sum(func.length(character_assets.c.data)), 0))
         .select_from(
@@ -24,4 +25,9 @@ async def owned_asset_bytes(tx: AsyncSession, owner_id: str) -> int:
         )
         .where(characters.c.owner_id == owner_id, characters.c.deleted_at.is_(None))
     )
-    return int((await tx.execute(query)).scalar_one())
+    pictures = select(func.coalesce(func.sum(images.c.byte_count), 0)).where(
+        images.c.owner_id == owner_id
+    )
+    return int((await tx.execute(query)).scalar_one()) + int(
+        (await tx.execute(pictures)).scalar_one()
+    )

@@ -17,6 +17,11 @@ export function ratingBadge(rating) {
   return null;
 }
 
+// The average stars of a character's rated replies, for people and for screen readers.
+function stars(average, count) {
+  return h("span", { title: `Average ${average.toFixed(1)} of 4 stars from ${plural(count, "rating")}` }, `★ ${average.toFixed(1)} (${plural(count, "rating")})`);
+}
+
 function characterCard(character) {
   return h("li.char-card", {},
     h("a.char-link", { href: `/c/${character.id}` },
@@ -24,6 +29,7 @@ function characterCard(character) {
       h("span.char-text", {},
         h("span.char-name", {}, character.name, character.featured ? h("span.label.label-featured", {}, "Featured") : null, ratingBadge(character.rating)),
         h("span.char-tagline", {}, character.tagline || "\u00a0"),
+        character.rating_count ? h("span.char-rating", {}, stars(character.rating_average, character.rating_count)) : null,
         h("span.char-meta", {}, `by ${character.owner_username} · ${plural(character.chat_count, "chat")}`))));
 }
 
@@ -42,7 +48,7 @@ export async function discoverPage(target) {
   const [results, featured, trending, mine] = await Promise.all([
     get(`/api/v1/characters${query({ q, tag, sort, limit: 48 })}`),
     searching ? null : get(`/api/v1/characters${query({ featured: "true", sort: "popular", limit: 6 })}`),
-    searching ? null : get(`/api/v1/characters${query({ sort: "popular", limit: 6 })}`),
+    searching ? null : get(`/api/v1/characters${query({ sort: "trending", limit: 6 })}`),
     session.user && !searching ? get(`/api/v1/characters${query({ owner: "me", limit: 12 })}`) : null,
   ]);
   const tags = new Map();
@@ -56,7 +62,7 @@ export async function discoverPage(target) {
     },
   },
     field("Search characters", { name: "q", kind: "search", value: q, placeholder: "Name, tagline or description" }),
-    field("Sort", { name: "sort", kind: "select", value: sort, options: [["popular", "Popular"], ["new", "Newest"]] }),
+    field("Sort", { name: "sort", kind: "select", value: sort, options: [["popular", "Popular"], ["trending", "Trending this week"], ["rated", "Best rated"], ["new", "Newest"]] }),
     h("button.btn.btn-primary", { type: "submit" }, "Search"));
   const tagLinks = [...tags.values()].slice(0, 16).map((t) => h("a.tag", {
     href: `/${query({ q, tag: t === tag ? "" : t, sort })}`,
@@ -82,6 +88,8 @@ export async function characterPage(target, [id]) {
     session.user ? get("/api/v1/personas").catch(() => []) : [],
   ]);
   const mine = session.user && session.user.id === character.owner_id;
+  // The creator's own figures (nobody else can read them).
+  const figures = mine ? await get("/api/v1/me/characters/stats").then((stats) => stats.items.find((s) => s.character_id === character.id)).catch(() => null) : null;
   const defaultPersona = personas.find((p) => p.is_default);
   const personaChoice = personas.length ? field("Chat as", {
     name: "persona_id", kind: "select", value: defaultPersona ? defaultPersona.id : "",
@@ -132,6 +140,8 @@ export async function characterPage(target, [id]) {
           character.hidden ? h("p", {}, h("span.label.label-hidden", { title: "A moderator hid this character: only you (and moderators) see it" }, "Hidden by a moderator")) : null,
           character.tagline ? h("p.tagline", {}, character.tagline) : null,
           h("p.char-meta", {}, `by ${character.owner_username} · ${plural(character.chat_count, "chat")} · ${character.visibility}`),
+          character.rating_count ? h("p.char-rating", {}, stars(character.rating_average, character.rating_count)) : null,
+          figures ? h("p.char-figures", {}, h("strong", {}, "Your figures: "), `${plural(figures.chat_count, "chat")} · ${plural(figures.message_count, "message")} · ${figures.rating_count ? `average ${figures.rating_average.toFixed(1)} ★ from ${plural(figures.rating_count, "rating")}` : "no ratings yet"}`) : null,
           h("p.tags", {}, character.tags.map((t) => h("a.tag", { href: `/${query({ tag: t })}` }, `#${t}`))))),
       h("div.row", {},
         h("button.btn.btn-primary", { type: "button", onclick: start }, session.user ? "Start a chat" : "Log in to chat"),
@@ -161,7 +171,8 @@ function readAvatar(file) {
     const img = new Image();
     img.onload = () => {
       URL.revokeObjectURL(url);
-      for (const [size, quality] of [[256, 0.85], [192, 0.75], [128, 0.7]]) {
+      // The server makes the 64, 256 and 512 px sizes from what it gets.
+      for (const [size, quality] of [[512, 0.85], [384, 0.8], [256, 0.75], [128, 0.7]]) {
         const scale = Math.min(1, size / Math.max(img.width, img.height));
         const canvas = document.createElement("canvas");
         canvas.width = Math.max(1, Math.round(img.width * scale));
@@ -205,7 +216,7 @@ export async function editorPage(target, [id]) {
   const preview = h("div.avatar-preview", {});
   const showAvatar = () => replace(preview, avatar({ name: formName(), avatar: avatarValue }, "lg"),
     avatarValue ? h("button.btn.btn-small", { type: "button", onclick: () => { avatarValue = null; showAvatar(); } }, "Remove picture") : null);
-  const avatarInput = field("Avatar picture", { name: "avatar_file", kind: "file", accept: "image/*", hint: "Shrunk to 256 pixels in your browser." });
+  const avatarInput = field("Avatar picture", { name: "avatar_file", kind: "file", accept: "image/*", hint: "Shrunk to 512 pixels in your browser." });
   avatarInput.querySelector("input").addEventListener("change", async (event) => {
     const file = event.target.files[0];
     if (!file) return;

@@ -29,7 +29,7 @@ function chatItem(chat) {
   const last = chat.last_message
     ? `${chat.last_message_role === "user" ? "You: " : ""}${chat.last_message}` : "No messages yet";
   return h("a.chat-item", { href: `/chats/${chat.id}` },
-    avatar({ name: chat.character_name, avatar: chat.character_avatar, avatar_url: chat.character_avatar_url }, "sm"),
+    avatar({ name: chat.character_name, avatar: chat.character_avatar, avatar_urls: chat.character_avatar_urls }, "sm"),
     h("span.chat-item-text", {},
       h("span.chat-item-head", {},
         h("span.chat-title", {}, chat.title || chat.character_name),

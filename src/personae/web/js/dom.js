@@ -106,29 +106,27 @@ export function initials(name) {
 }
 
 // What an avatar may be (the server's rule, checked again here for values stored
-// before it): an uploaded picture as a base64 data: URL, or an https URL.
-const SAFE_AVATAR = /^(data:image\/(png|jpeg|gif|webp);base64,[A-Za-z0-9+/]*={0,2}|https:\/\/[^\s\\\u0000-\u001f\u007f-\u009f]+)$/;
+// before it): a picture stored on the server (by its URL), an uploaded picture as a
+// base64 data: URL, or an https URL.
+const SAFE_AVATAR = /^(\/api\/v1\/images\/[0-9A-Z]{26}\?size=\d{1,4}|data:image\/(png|jpeg|gif|webp);base64,[A-Za-z0-9+/]*={0,2}|https:\/\/[^\s\\\u0000-\u001f\u007f-\u009f]+)$/;
 
 export function safeAvatar(url) {
   return typeof url === "string" && SAFE_AVATAR.test(url) ? url : null;
 }
 
-// A path on this server: "//host" and "/\\host" would lead elsewhere.
-const SAME_ORIGIN_PATH = /^\/(?![/\\])[^\s\\]*$/;
-
-// The one place that says where a character's picture is: an `avatar_url` served by
-// this server (a path) when the character has one, else its `avatar` field.
-export function avatarSource(character) {
+// The one place that says where a character's picture is: its stored picture in the
+// size that is sharp at `size` on a 2x screen (`avatar_urls`), else its `avatar` field.
+export function avatarSource(character, size = "md") {
   if (!character) return null;
-  const served = character.avatar_url;
-  if (typeof served === "string" && SAME_ORIGIN_PATH.test(served)) return served;
-  return safeAvatar(character.avatar);
+  const sizes = character.avatar_urls;
+  const stored = sizes ? sizes[size === "sm" ? "64" : "256"] : null;
+  return safeAvatar(stored) || safeAvatar(character.avatar);
 }
 
 // The avatar of a character (or a person: {name}): its picture, or its initial on a
 // colour taken from its name.
 export function avatar(character, size = "md") {
-  const source = avatarSource(character);
+  const source = avatarSource(character, size);
   if (source) return h(`img.avatar.avatar-${size}`, { src: source, alt: "" });
   const name = character ? character.name : "?";
   let hue = 0;
