@@ -9,6 +9,10 @@ armed through `POST /simulation/faults` (hang before the first token, stall
 mid-stream, malformed SSE, an HTTP status, a context-length error), and `script`:
 the next replies say the fault's `text`, word by word, instead of the word list. `loop`
 makes it repeat one phrase forever, for testing the quality gate.
+Each stream ends with a `finish_reason`, as real servers send it: "length" when the
+reply was cut by `max_tokens` (the word list never ends by itself, so it always is;
+a script longer than `max_tokens` is too), "stop" when a script was said to its
+end, or the fault's `finish_reason` when one is armed (e.g. "content_filter").
 `GET /simulation/stats` counts what it was asked; its `max_in_flight`, the most
 completions ever in flight at once, shows a client that sent more than the slots
 (the rest wait inside for a slot, as on a real server).
@@ -63,6 +67,7 @@ class _Fault:
     after_tokens: int = 0
     status: int = 500
     text: str = ""
+    finish_reason: str | None = None
 
 
 @dataclass
@@ -128,12 +133,13 @@ def _take_fault(state: _State) -> _Fault | None:
     return None
 
 
-def _chunk(name: str, text: str) -> bytes:
+def _chunk(name: str, text: str, finish_reason: str | None = None) -> bytes:
+    delta = {"content": text} if text else {}
     event = {
         "id": "sim",
         "object": "chat.completion.chunk",
         "model": name,
-        "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}],
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
     }
     return f"data: {json.dumps(event)}\n\n".encode()
 
@@ -213,9 +219,14 @@ async def _stream(
         fresh = len(prompt) - cached
         await asyncio.sleep((options.first_token_ms + fresh * options.prompt_ms_per_token) / 1000)
         words = _LOOP_PHRASE if options.loop else _WORDS
+        finish_reason = "length"
         if fault and fault.mode == "script":
             words = tuple(fault.text.split())
+            if len(words) <= max_tokens:
+                finish_reason = "stop"
             max_tokens = min(max_tokens, len(words))
+        if fault and fault.finish_reason:
+            finish_reason = fault.finish_reason
         interval = 1.0 / options.tokens_per_second
         started = time.monotonic()
         for index in range(max_tokens):
@@ -229,6 +240,7 @@ async def _stream(
             delay = started + (index + 1) * interval - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
+        yield _chunk(options.name, "", finish_reason)
         usage = {
             "prompt_tokens": len(prompt),
             "completion_tokens": max_tokens,
@@ -241,7 +253,7 @@ async def _stream(
 
 async def _faults(request: Request) -> Response:
     """Arm a fault for the next `count` requests: hang, stall, malformed, status, context,
-    or script (say `text`)."""
+    or script (say `text`); `finish_reason` replaces the one the stream ends with."""
     state: _State = request.app.state.simulation
     body = await request.json()
     state.faults.append(
@@ -251,6 +263,7 @@ async def _faults(request: Request) -> Response:
             after_tokens=int(body.get("after_tokens", 0)),
             status=int(body.get("status", 500)),
             text=str(body.get("text", "")),
+            finish_reason=str(body["finish_reason"]) if body.get("finish_reason") else None,
         )
     )
     return JSONResponse({"armed": body})
