@@ -119,12 +119,15 @@ def trim_to_sentence(text: str, floor: int = 0) -> Trimmed:
     """
     markers = _Markers()
     best: tuple[int, str] | None = None
+    # Whether the text after the floor has anything but spaces yet (kept as a flag:
+    # looking back at each line break would make the pass quadratic).
+    spoken = False
     index = 0
     length = len(text)
     while index < length:
         char = text[index]
         if char == "\n":
-            if index > floor and text[floor:index].strip():
+            if spoken:
                 best = (index, markers.closing())
             index += 1
             continue
@@ -133,6 +136,7 @@ def trim_to_sentence(text: str, floor: int = 0) -> Trimmed:
             closes_action = run == "*" and markers.closes_open(run)
             markers.feed(run)
             index += len(run)
+            spoken = spoken or (index > floor and not char.isspace())
             # A finished `*action*` ends a piece of role-play as a sentence does.
             after = index == length or text[index].isspace()
             if closes_action and after and index > floor and not markers.open:
@@ -154,6 +158,7 @@ def trim_to_sentence(text: str, floor: int = 0) -> Trimmed:
         boundary = end == length or text[end].isspace() or cjk
         if boundary and end > floor and not (single_dot and _is_abbreviation(text, index)):
             best = (end, markers.closing())
+        spoken = spoken or end > floor
         index = end
     if best is None:
         return Trimmed(text, length)
