@@ -81,6 +81,9 @@ class _State:
     last_user_turns: deque[str] = field(default_factory=lambda: deque(maxlen=32))
     # The same, of the requests answered to their end (not those the client let go of).
     answered_user_turns: deque[str] = field(default_factory=lambda: deque(maxlen=32))
+    # The unfinished assistant turn the most recent requests ended with (a reply to
+    # continue), "" for those that ended otherwise.
+    last_prefills: deque[str] = field(default_factory=lambda: deque(maxlen=32))
     # The client connections (address and port) completions came on.
     connections: set[tuple[str, int]] = field(default_factory=set)
     # Completions being answered (holding a slot or waiting for one), those holding a
@@ -175,6 +178,7 @@ async def _completions(request: Request) -> Response:
     # Continuing an unfinished assistant turn (prefill) goes on after a space.
     last = messages[-1] if messages else {}
     continuing = last.get("role") == "assistant" and bool(str(last.get("content", "")).strip())
+    state.last_prefills.append(str(last.get("content", "")) if continuing else "")
     return StreamingResponse(
         _stream(state, prompt, max_tokens, fault, continuing, user_turn),
         media_type="text/event-stream",
@@ -283,6 +287,7 @@ async def _stats(request: Request) -> Response:
             "cached_tokens": state.cached_tokens,
             "last_user_turns": list(state.last_user_turns),
             "answered_user_turns": list(state.answered_user_turns),
+            "last_prefills": list(state.last_prefills),
         }
     )
 

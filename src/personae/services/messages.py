@@ -108,13 +108,13 @@ class MessageService:
             check_may_chat(chat.character_rating, user)
             if await repo.latest_position(tx, chat.id) != message.position:
                 raise NotLatestReply("Only the chat's last reply can be continued.")
-            if not message.selected:
-                raise NotLatestReply("Show this swipe first: only the shown reply goes on.")
             swipes = await repo.list_swipes(tx, chat.id, message.position)
             if any(swipe.status not in FINAL_STATES for swipe in swipes):
                 raise ReplyInProgress(
                     "A reply at this place is still being written; wait for it or stop it."
                 )
+            if not message.selected:
+                raise NotLatestReply("Show this swipe first: only the shown reply goes on.")
             refusal = await admission_refusal(tx, user, self._settings, self._signals)
             if refusal is not None:
                 raise refusal
