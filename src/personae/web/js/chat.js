@@ -321,6 +321,7 @@ class ChatView {
       this.drawState(message),
       h("div.msg-actions", {},
         isReply ? this.drawSwipes(message, latest, running) : null,
+        isReply ? this.drawContinue(message, latest) : null,
         isReply && FINAL.has(message.status) && !["failed", "filtered"].includes(message.status) ? this.drawStars(message) : null,
         running && isReply ? h("button.btn.btn-small", { type: "button", onclick: () => this.act(() => post(`/api/v1/messages/${message.id}/stop`)) }, "Stop") : null,
         !running && message.content.trim() ? h("button.btn.btn-small.btn-quiet", { type: "button", "aria-label": "Pin this message to memory", onclick: () => this.memory.pinMessage(message.id) }, "Pin") : null,
@@ -347,6 +348,10 @@ class ChatView {
     if (message.status === "generating") return h("p.msg-state.typing", { "aria-hidden": "true" }, "writing…");
     if (message.status === "waiting") return h("p.msg-state", {}, "Stored; waiting for room in line. It will be answered when you retry.");
     if (message.status === "stopped") return h("p.msg-state", {}, "Stopped; the text written so far is kept.");
+    if (message.status === "filtered" && !message.filtered_category) {
+      return h("p.msg-state.filtered-state", { role: "note" },
+        "The model's own content filter ended this reply. The text before that is kept. Regenerate for another reply.");
+    }
     if (message.status === "filtered") {
       return h("p.msg-state.filtered-state", { role: "note" },
         `This reply was stopped because it went into ${categoryWords(message.filtered_category)} (category: ${message.filtered_category}), which the content rules do not allow in this chat. `,
@@ -372,6 +377,26 @@ class ChatView {
       h("span.swipe-count", { "aria-label": `Reply ${index + 1} of ${count}` }, `${index + 1}/${count}`),
       h("button.btn.btn-small.swipe-next", { type: "button", "aria-label": index < count - 1 ? "Next reply" : "Write another reply", disabled: !canGoOn || running, onclick: forward }, "›"),
       latest && !running ? h("button.btn.btn-small.btn-quiet.regenerate", { type: "button", onclick: () => this.regenerate(message) }, "Regenerate") : null);
+  }
+
+  // A reply the token limit cut: a "cut short" mark; the chat's last finished reply
+  // (cut or not): a Continue action that goes on from its end (docs/chat.md).
+  drawContinue(message, latest) {
+    const mark = message.cut_short
+      ? h("span.label.label-cut", { title: "The reply reached its length limit and was trimmed to its last whole sentence" }, "cut short")
+      : null;
+    const action = latest && FINAL.has(message.status) && message.status !== "filtered"
+      ? h("button.btn.btn-small.continue", {
+        type: "button",
+        "aria-label": "Continue this reply from where it ends",
+        onclick: () => this.act(async () => {
+          const reply = await post(`/api/v1/messages/${message.id}/continue`);
+          if (reply.queue) this.queue.set(reply.id, reply.queue);
+          this.applyMessage(reply);
+        }),
+      }, "Continue")
+      : null;
+    return mark || action ? h("span.continue-actions", {}, mark, action) : null;
   }
 
   drawStars(message) {
