@@ -297,3 +297,39 @@ async def test_the_streams_last_event_says_why_the_reply_ended(
         # Tokens of the continuation go after the text already there.
         tokens = [data for name, data in seen if name == "token"]
         assert tokens[-1]["offset"] > len("The tea is warm.")
+
+
+async def test_a_continuation_put_back_in_line_goes_on_from_its_checkpoint(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """The server stops while a continuation is written: the next start takes the job
+    back and goes on from the text checkpointed, the reply's old text kept whole."""
+    slow = {"tokens_per_second": 3}
+    async with _app(make_settings, graceful_shutdown_s=0, backend=slow) as (api, sim):
+        alice = await api.user("alice")
+        chat_id = await _chat(alice)
+        token = (await alice.post("/api/v1/tokens", json={"name": "t"})).json()["token"]
+        await _arm(sim, LONG)
+        cut = await _reply(alice, chat_id, "m1")
+        assert (cut["content"], cut["cut_short"]) == ("The tea is warm.", True)
+        assert (await alice.post(f"/api/v1/messages/{cut['id']}/continue")).status_code == 202
+        while True:
+            going = await wait_for_reply(alice, chat_id, cut["id"], statuses={"generating"})
+            if len(going["content"]) > len(cut["content"]):
+                break
+    async with _app(make_settings) as (api, sim):
+        async with api.container.database.read() as tx:
+            put_back = await chats.get_message(tx, cut["id"])
+        assert put_back is not None and put_back.status == "queued"
+        checkpoint = put_back.content
+        assert checkpoint.startswith("The tea is warm. the tea")
+        client = api.bearer(token)
+        done = await wait_for_reply(client, chat_id, cut["id"], statuses=FINAL)
+        assert done["content"].startswith(checkpoint)
+        assert (done["status"], done["finish_reason"], done["cut_short"]) == (
+            "complete",
+            "length",
+            True,
+        )
+        assert done["swipe_count"] == 1
+        assert (await _stats(sim))["last_prefills"][-1] == checkpoint
