@@ -178,6 +178,28 @@ class InvalidState(Conflict):
     title = "Not possible in the current state"
 
 
+class NotAReply(InvalidState):
+    """Continue asked of a message the character did not write (the user's own)."""
+
+    code = "not_a_reply"
+    title = "Only a character's reply can be continued"
+
+
+class NotLatestReply(InvalidState):
+    """Continue asked of a reply that is not the chat's last message (or not the swipe
+    it shows): what follows it would no longer follow it."""
+
+    code = "not_latest_reply"
+    title = "Only the chat's last reply can be continued"
+
+
+class ReplyInProgress(InvalidState):
+    """A reply at this place is still queued or being written."""
+
+    code = "reply_in_progress"
+    title = "This reply is still being written"
+
+
 class AgeAlreadyDeclared(Conflict):
     """The first age declaration stands; only an admin can clear it."""
 

@@ -126,7 +126,8 @@ class Settings(BaseSettings):
     between_tokens_timeout_s: float = Field(default=30.0, gt=0.0)
     quality_gate: bool = True
     context_length: int = Field(default=2048, ge=256)
-    max_reply_tokens: int = Field(default=200, ge=1, le=8192)
+    # One role-play turn (a few paragraphs); see settings.md for why 350.
+    max_reply_tokens: int = Field(default=350, ge=1, le=8192)
 
     # --- chat and reply jobs ---
     message_max_chars: int = Field(default=4000, ge=1, le=100_000)

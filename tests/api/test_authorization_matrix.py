@@ -161,6 +161,7 @@ ROUTES: dict[str, Row] = {
     "PUT /api/v1/chats/{chat_id}/messages/{client_id}": Row(OWNER, json={"content": "Hello"}),
     "GET /api/v1/chats/{chat_id}/events": Row(OWNER, stream=True),
     "POST /api/v1/messages/{message_id}/swipes": Row(OWNER),
+    "POST /api/v1/messages/{message_id}/continue": Row(OWNER),
     "PATCH /api/v1/messages/{message_id}": Row(OWNER, json={"content": "Hello there"}),
     "DELETE /api/v1/messages/{message_id}": Row(OWNER, fresh=True),
     "PUT /api/v1/messages/{message_id}/rating": Row(OWNER, json={"stars": 3}),

@@ -47,7 +47,9 @@ async def _counts(database: Database) -> dict[str, int]:
         }
 
 
-@pytest.mark.parametrize("down_to", ["0009", "0010", "0011", "0012", "0013", "0014", "0016"])
+@pytest.mark.parametrize(
+    "down_to", ["0009", "0010", "0011", "0012", "0013", "0014", "0015", "0016"]
+)
 async def test_the_migrations_down_and_up_keep_every_row(
     fresh_database: Database, down_to: str
 ) -> None:

@@ -46,6 +46,10 @@ class StreamStats:
     prompt_tokens: int | None = None
     cached_tokens: int | None = None
     completion_tokens: int | None = None
+    # Why the backend ended the stream, as it said it (OpenAI's `finish_reason`:
+    # "stop", "length", "content_filter", ...); None when it did not say, or the
+    # stream was let go of before its end.
+    finish_reason: str | None = None
 
     @property
     def cached_share(self) -> float | None:

@@ -41,6 +41,8 @@ _RETRYABLE_STATUSES = frozenset({408, 425, 429})
 # Statuses of a /tokenize that the server does not have, or speaks another dialect of.
 _NO_TOKENIZE_STATUSES = frozenset({400, 404, 405, 422, 501})
 _MAX_MESSAGE_CHARS = 500
+# A finish reason is a short word; a server sending more is cut (it is stored).
+_MAX_FINISH_REASON_CHARS = 32
 # How long the end of a stream's body is waited for after `[DONE]`.
 _DRAIN_S = 0.25
 # Idle connections are let go of before servers close theirs (uvicorn's default is
@@ -253,7 +255,14 @@ async def _read_to_end(lines: AsyncIterator[str]) -> None:
 
 
 def _record_usage(stats: StreamStats, event: dict[str, Any]) -> None:
-    """Usage as OpenAI-compatible servers report it, or llama.cpp's own timings."""
+    """Usage as OpenAI-compatible servers report it, or llama.cpp's own timings, and
+    the finish reason of the choice that ends (passed through as the server says it;
+    the usage chunk after it has no choices and leaves it)."""
+    choices = event.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        reason = choices[0].get("finish_reason")
+        if isinstance(reason, str) and reason:
+            stats.finish_reason = reason[:_MAX_FINISH_REASON_CHARS]
     usage = event.get("usage")
     if isinstance(usage, dict):
         stats.prompt_tokens = _int_or_none(usage.get("prompt_tokens")) or stats.prompt_tokens

@@ -9,6 +9,10 @@ armed through `POST /simulation/faults` (hang before the first token, stall
 mid-stream, malformed SSE, an HTTP status, a context-length error), and `script`:
 the next replies say the fault's `text`, word by word, instead of the word list. `loop`
 makes it repeat one phrase forever, for testing the quality gate.
+Each stream ends with a `finish_reason`, as real servers send it: "length" when the
+reply was cut by `max_tokens` (the word list never ends by itself, so it always is;
+a script longer than `max_tokens` is too), "stop" when a script was said to its
+end, or the fault's `finish_reason` when one is armed (e.g. "content_filter").
 `GET /simulation/stats` counts what it was asked (`short_requests`: those for at
 most one token, i.e. prompt warm-ups); its `max_in_flight`, the most
 completions ever in flight at once, shows a client that sent more than the slots
@@ -64,6 +68,7 @@ class _Fault:
     after_tokens: int = 0
     status: int = 500
     text: str = ""
+    finish_reason: str | None = None
 
 
 @dataclass
@@ -77,6 +82,9 @@ class _State:
     last_user_turns: deque[str] = field(default_factory=lambda: deque(maxlen=32))
     # The same, of the requests answered to their end (not those the client let go of).
     answered_user_turns: deque[str] = field(default_factory=lambda: deque(maxlen=32))
+    # The unfinished assistant turn the most recent requests ended with (a reply to
+    # continue), "" for those that ended otherwise.
+    last_prefills: deque[str] = field(default_factory=lambda: deque(maxlen=32))
     # The client connections (address and port) completions came on.
     connections: set[tuple[str, int]] = field(default_factory=set)
     # Completions being answered (holding a slot or waiting for one), those holding a
@@ -131,12 +139,13 @@ def _take_fault(state: _State) -> _Fault | None:
     return None
 
 
-def _chunk(name: str, text: str) -> bytes:
+def _chunk(name: str, text: str, finish_reason: str | None = None) -> bytes:
+    delta = {"content": text} if text else {}
     event = {
         "id": "sim",
         "object": "chat.completion.chunk",
         "model": name,
-        "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}],
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
     }
     return f"data: {json.dumps(event)}\n\n".encode()
 
@@ -173,6 +182,7 @@ async def _completions(request: Request) -> Response:
     # Continuing an unfinished assistant turn (prefill) goes on after a space.
     last = messages[-1] if messages else {}
     continuing = last.get("role") == "assistant" and bool(str(last.get("content", "")).strip())
+    state.last_prefills.append(str(last.get("content", "")) if continuing else "")
     return StreamingResponse(
         _stream(state, prompt, max_tokens, fault, continuing, user_turn),
         media_type="text/event-stream",
@@ -217,9 +227,14 @@ async def _stream(
         fresh = len(prompt) - cached
         await asyncio.sleep((options.first_token_ms + fresh * options.prompt_ms_per_token) / 1000)
         words = _LOOP_PHRASE if options.loop else _WORDS
+        finish_reason = "length"
         if fault and fault.mode == "script":
             words = tuple(fault.text.split())
+            if len(words) <= max_tokens:
+                finish_reason = "stop"
             max_tokens = min(max_tokens, len(words))
+        if fault and fault.finish_reason:
+            finish_reason = fault.finish_reason
         interval = 1.0 / options.tokens_per_second
         started = time.monotonic()
         for index in range(max_tokens):
@@ -233,6 +248,7 @@ async def _stream(
             delay = started + (index + 1) * interval - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
+        yield _chunk(options.name, "", finish_reason)
         usage = {
             "prompt_tokens": len(prompt),
             "completion_tokens": max_tokens,
@@ -245,7 +261,7 @@ async def _stream(
 
 async def _faults(request: Request) -> Response:
     """Arm a fault for the next `count` requests: hang, stall, malformed, status, context,
-    or script (say `text`)."""
+    or script (say `text`); `finish_reason` replaces the one the stream ends with."""
     state: _State = request.app.state.simulation
     body = await request.json()
     state.faults.append(
@@ -255,6 +271,7 @@ async def _faults(request: Request) -> Response:
             after_tokens=int(body.get("after_tokens", 0)),
             status=int(body.get("status", 500)),
             text=str(body.get("text", "")),
+            finish_reason=str(body["finish_reason"]) if body.get("finish_reason") else None,
         )
     )
     return JSONResponse({"armed": body})
@@ -275,6 +292,7 @@ async def _stats(request: Request) -> Response:
             "short_requests": state.short_requests,
             "last_user_turns": list(state.last_user_turns),
             "answered_user_turns": list(state.answered_user_turns),
+            "last_prefills": list(state.last_prefills),
         }
     )
 

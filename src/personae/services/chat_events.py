@@ -18,6 +18,10 @@ QUEUED, GENERATING, COMPLETE, STOPPED, FAILED, FILTERED = (
     "filtered",
 )
 FINAL_STATES = frozenset({COMPLETE, STOPPED, FAILED, FILTERED})
+# Why a final reply ended (its `finish_reason`): the model ended it, the token limit
+# cut it (trimmed to its last whole sentence, `cut_short`), or as its state says.
+FINISH_STOP, FINISH_LENGTH = "stop", "length"
+FINISH_OF_STATE = {STOPPED: "stopped", FILTERED: "filtered", FAILED: "failed"}
 # Why a reply waits, when it is not just the line: no model answers (all down).
 BACKEND_UNAVAILABLE = "backend_unavailable"
 
@@ -48,6 +52,8 @@ def message_data(message: MessageRecord) -> dict[str, Any]:
         "fallback": bool(message.labels.get("fallback", False)),
         "quality": message.labels.get("quality"),
         "filtered_category": message.filtered_category,
+        "finish_reason": message.finish_reason,
+        "cut_short": message.cut_short,
         "created_at": message.created_at.isoformat(),
         "updated_at": message.updated_at.isoformat(),
     }

@@ -109,6 +109,8 @@ def _message(message: MessageRecord) -> dict[str, Any]:
         "rating": message.rating,
         "labels": message.labels,
         "backend": message.backend,
+        "finish_reason": message.finish_reason,
+        "cut_short": message.cut_short,
         "created_at": message.created_at,
         "updated_at": message.updated_at,
     }

@@ -43,12 +43,14 @@ from personae.services.job_state import (
     Preloaded,
     ReplyContext,
     StreamAhead,
+    continued_from,
 )
 from personae.services.memory import MemoryService
 from personae.services.metrics import ReplyRecorder
 from personae.services.moderation import ModerationService, SentenceGate
 from personae.services.reply_material import ReplyMaterial
 from personae.services.reply_states import ReplyStates
+from personae.services.reply_trim import trim_cut_draft
 from personae.settings import Settings
 from personae.storage.db import Database
 from personae.storage.repos import jobs as job_repo
@@ -60,6 +62,9 @@ _ROOM_WAIT_S = 1.0
 # A reply that found no backend able to take it goes back in line for this long.
 _BACKEND_WAIT_S = 1.0
 _MAX_RETRY_DELAY_S = 30.0
+# The finish reasons of OpenAI-compatible servers that Personae acts on.
+_BACKEND_LENGTH = "length"
+_BACKEND_FILTERED = "content_filter"
 
 
 class _Interrupted(Exception):
@@ -285,7 +290,9 @@ class GenerationService:
             draft.labels["fallback"] = choice.fallback
             if draft.filtered is None and gate is not None:  # the unfinished last sentence
                 self._filter_at(draft, await gate.finish(draft.text))
-            if draft.filtered is not None:
+            # The model's own server filtered it (OpenAI's "content_filter"): ended as
+            # the content rules would end it, with no category of ours to name.
+            if draft.filtered is not None or draft.backend_finish == _BACKEND_FILTERED:
                 control.free_slot()
                 await self._states.finalize(
                     job, reply, draft, FILTERED, filtered_category=draft.filtered
@@ -322,6 +329,8 @@ class GenerationService:
                 return FAILED
             draft.labels["quality"] = verdict.label
             break
+        if draft.backend_finish == _BACKEND_LENGTH:
+            trim_cut_draft(draft, continued_from(job.payload))
         await self._states.finalize(job, reply, draft, COMPLETE, chat_backend=draft.backend)
         return COMPLETE
 
@@ -380,6 +389,7 @@ class GenerationService:
         claim, when given); returns whether a stop was asked. Each sentence completed
         goes through `gate`: one it blocks ends the stream (`draft.filtered`)."""
         stats = StreamStats() if ahead is None else ahead.stats
+        draft.backend_finish = None
         if not draft.announced:
             draft.announced = True
             try:
@@ -439,6 +449,7 @@ class GenerationService:
                 self._states.requeue(job, reply, draft, delay_s=0, error="interrupted")
             )
             raise
+        draft.backend_finish = stats.finish_reason
         draft.generation.update(
             model=backend.spec.model,
             backend=backend.name,

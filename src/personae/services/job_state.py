@@ -16,6 +16,16 @@ from personae.services.prompting import PromptMemory
 from personae.storage.repos.characters import CharacterRecord
 from personae.storage.repos.chats import ChatRecord, MessageRecord
 
+# A continue job's payload holds how long its reply was when it was asked to go on:
+# only what the continuation writes may be trimmed (services/reply_trim.py).
+CONTINUE_FROM = "continue_from"
+
+
+def continued_from(payload: dict[str, Any]) -> int:
+    """Where the continuation of a reply began (0: the job writes the whole reply)."""
+    value = payload.get(CONTINUE_FROM)
+    return value if isinstance(value, int) and value > 0 else 0
+
 
 @dataclass
 class JobControl:
@@ -71,6 +81,11 @@ class Draft:
     final: MessageRecord | None = None
     # The moderation category that ended the reply at a sentence (state "filtered").
     filtered: str | None = None
+    # The finish reason the backend gave at the end of the last stream (None: it
+    # gave none, or the stream was let go of before its end).
+    backend_finish: str | None = None
+    # Cut by the token limit and trimmed to its last whole sentence.
+    cut_short: bool = False
 
     async def saved(self) -> bool:
         """Wait for the checkpoint being stored, if any; whether it found a stop asked."""

@@ -1,14 +1,16 @@
-"""What a chatter does to one message: swipe, edit, select a swipe, delete, rate, stop."""
+"""What a chatter does to one message: swipe, continue, edit, select a swipe, delete,
+rate, stop."""
 
 from __future__ import annotations
 
 import asyncio
 
-from personae.errors import InvalidState, NotFound
+from personae.errors import InvalidState, NotAReply, NotFound, NotLatestReply, ReplyInProgress
 from personae.events.base import EventLog
 from personae.services import chat_events
-from personae.services.chat_events import FINAL_STATES, STOPPED
+from personae.services.chat_events import FINAL_STATES, FINISH_OF_STATE, QUEUED, STOPPED
 from personae.services.chats import (
+    REPLY_JOB,
     JobSignals,
     QueuePlace,
     admission_refusal,
@@ -18,6 +20,7 @@ from personae.services.chats import (
     queue_place,
 )
 from personae.services.content_ratings import check_may_chat
+from personae.services.job_state import CONTINUE_FROM
 from personae.services.moderation import ModerationService
 from personae.settings import Settings
 from personae.storage.db import Database, Transaction
@@ -89,6 +92,57 @@ class MessageService:
             reply_id = inserted.id
             await repo.select_swipe(tx, chat.id, message.position, reply_id)
             await repo.prompt_changed(tx, chat.id)
+        return await self._queued(reply_id)
+
+    async def continue_reply(
+        self, user: UserRecord, message_id: str
+    ) -> tuple[MessageRecord, QueuePlace | None]:
+        """Go on writing the chat's last reply from its end: a reply job on the same
+        message (and swipe), whose prompt ends with the reply so far; what it writes
+        is appended. Any finished reply may be continued, not only one cut short."""
+        async with self._db.write() as tx:
+            message = await self._owned(tx, user, message_id)
+            if message.role != "assistant":
+                raise NotAReply("Only a character's reply can be continued; send a message.")
+            chat = await repo.lock_chat(tx, message.chat_id)
+            assert chat is not None
+            check_may_chat(chat.character_rating, user)
+            if await repo.latest_position(tx, chat.id) != message.position:
+                raise NotLatestReply("Only the chat's last reply can be continued.")
+            swipes = await repo.list_swipes(tx, chat.id, message.position)
+            if any(swipe.status not in FINAL_STATES for swipe in swipes):
+                raise ReplyInProgress(
+                    "A reply at this place is still being written; wait for it or stop it."
+                )
+            if not message.selected:
+                raise NotLatestReply("Show this swipe first: only the shown reply goes on.")
+            refusal = await admission_refusal(tx, user, self._settings, self._signals)
+            if refusal is not None:
+                raise refusal
+            await job_repo.insert_job(
+                tx,
+                kind=REPLY_JOB,
+                user_id=user.id,
+                chat_id=chat.id,
+                message_id=message.id,
+                payload={CONTINUE_FROM: len(message.content)},
+                max_attempts=self._settings.job_max_attempts,
+                priority=priority_of(user),
+            )
+            await repo.update_message(
+                tx,
+                message.id,
+                status=QUEUED,
+                error_code=None,
+                retryable=False,
+                filtered_category=None,
+                finish_reason=None,
+                cut_short=False,
+            )
+        return await self._queued(message.id)
+
+    async def _queued(self, reply_id: str) -> tuple[MessageRecord, QueuePlace | None]:
+        """A reply just put in line, its place, told to its chat and the scheduler."""
         async with self._db.read() as tx:
             reply = await repo.get_message(tx, reply_id)
             assert reply is not None
@@ -195,7 +249,13 @@ class MessageService:
                 return message, True
             if job.status == job_repo.QUEUED:
                 await job_repo.finish(tx, job.id, job_repo.CANCELLED, "stopped by the user")
-                await repo.update_message(tx, message.id, status=STOPPED)
+                await repo.update_message(
+                    tx,
+                    message.id,
+                    status=STOPPED,
+                    finish_reason=FINISH_OF_STATE[STOPPED],
+                    cut_short=False,
+                )
                 stopped = await repo.get_message(tx, message.id)
                 assert stopped is not None
             else:

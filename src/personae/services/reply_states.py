@@ -13,6 +13,9 @@ from personae.services.chat_events import (
     COMPLETE,
     FAILED,
     FILTERED,
+    FINISH_LENGTH,
+    FINISH_OF_STATE,
+    FINISH_STOP,
     GENERATING,
     QUEUED,
     STOPPED,
@@ -179,6 +182,8 @@ class ReplyStates:
             FILTERED: job_repo.DONE,
             STOPPED: job_repo.CANCELLED,
         }.get(status, job_repo.FAILED)
+        cut_short = status == COMPLETE and draft.cut_short
+        finish_reason = FINISH_OF_STATE.get(status) or (FINISH_LENGTH if cut_short else FINISH_STOP)
         await draft.saved()
         async with self._db.write(urgent=True) as tx:
             await repo.update_message(
@@ -192,6 +197,8 @@ class ReplyStates:
                 labels=draft.labels,
                 backend=draft.backend,
                 filtered_category=filtered_category,
+                finish_reason=finish_reason,
+                cut_short=cut_short,
             )
             await job_repo.finish(tx, job.id, job_status, error_code)
             if chat_backend and not draft.labels.get("fallback"):

@@ -269,6 +269,11 @@ messages = Table(
     # When a moderator removed it (migration 0014): deleted_at is set too, so it leaves
     # the chat and its prompts; the row stays for the audit record.
     Column("removed_at", UTCDateTime, nullable=True),
+    # Why a reply ended (migration 0015): stop, length, stopped, filtered or failed;
+    # NULL while it is written, and for replies stored before.
+    Column("finish_reason", String(16), nullable=True),
+    # Cut by the token limit and trimmed to its last whole sentence (Continue goes on).
+    Column("cut_short", Boolean, nullable=False, default=False, server_default=false()),
     UniqueConstraint("chat_id", "author_id", "client_id", name="uq_messages_client_id"),
     UniqueConstraint("chat_id", "position", "swipe_index", name="uq_messages_position"),
     # The time-spent notice reads a user's recent messages.

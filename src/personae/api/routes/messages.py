@@ -1,4 +1,4 @@
-"""One message: swipes, edits, swipe selection, deletion, ratings, stop."""
+"""One message: swipes, continuing, edits, swipe selection, deletion, ratings, stop."""
 
 from __future__ import annotations
 
@@ -20,6 +20,17 @@ router = APIRouter(prefix="/api/v1/messages", tags=["messages"])
 async def swipe(message_id: str, user: CurrentUser, container: ContainerDep) -> ReplyPublic:
     """Write another reply beside this one (it becomes the selected swipe)."""
     reply, queue = await container.messages.swipe(user, message_id)
+    return ReplyPublic.model_validate(reply).model_copy(
+        update={"queue": QueuePublic.model_validate(queue) if queue else None}
+    )
+
+
+@router.post("/{message_id}/continue", status_code=status.HTTP_202_ACCEPTED)
+async def continue_reply(
+    message_id: str, user: CurrentUser, container: ContainerDep
+) -> ReplyPublic:
+    """Go on writing the chat's last reply from its end (appended to the same message)."""
+    reply, queue = await container.messages.continue_reply(user, message_id)
     return ReplyPublic.model_validate(reply).model_copy(
         update={"queue": QueuePublic.model_validate(queue) if queue else None}
     )

@@ -17,6 +17,10 @@ from personae.services.wellbeing import AI_NOTICE
 ReplyStatus = Literal[
     "queued", "generating", "complete", "stopped", "failed", "filtered", "waiting"
 ]
+# Why a reply ended: the model ended it (stop), the token limit cut it (length),
+# the user stopped it (stopped), the content rules or the model's filter (filtered),
+# or it failed (failed).
+FinishReason = Literal["stop", "length", "stopped", "filtered", "failed"]
 
 
 class PersonaIn(Input):
@@ -123,6 +127,17 @@ class MessagePublic(Output):
     )
     filtered_category: str | None = Field(
         default=None, description="The moderation category that ended a filtered reply."
+    )
+    finish_reason: FinishReason | None = Field(
+        default=None,
+        description="Why the reply ended: stop, length, stopped, filtered or failed "
+        "(null while it is written, for a user's message, and for replies stored "
+        "before this was recorded).",
+    )
+    cut_short: bool = Field(
+        default=False,
+        description="The token limit cut the reply; it was trimmed to its last whole "
+        "sentence. POST /api/v1/messages/{id}/continue goes on from its end.",
     )
     created_at: datetime
     updated_at: datetime

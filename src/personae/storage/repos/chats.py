@@ -69,6 +69,11 @@ class MessageRecord:
     swipe_count: int = 1
     # The moderation category that ended the reply (status "filtered"), else None.
     filtered_category: str | None = None
+    # Why the reply ended (stop, length, stopped, filtered, failed); None while it is
+    # written, for a user message, and for replies stored before it was recorded.
+    finish_reason: str | None = None
+    # Cut by the token limit and trimmed to its last whole sentence.
+    cut_short: bool = False
 
 
 _MESSAGE_FIELDS = [f.name for f in fields(MessageRecord) if f.name != "swipe_count"]
@@ -236,7 +241,7 @@ async def insert_message(
         updated_at=now,
     )
     # Columns left out stay SQL NULL (a JSON column given None would store JSON null).
-    unset = {"error_code", "rating", "backend", "generation", "filtered_category"}
+    unset = {"error_code", "rating", "backend", "generation", "filtered_category", "finish_reason"}
     values = {name: getattr(record, name) for name in _MESSAGE_FIELDS if name not in unset}
     try:
         await tx.execute(insert(messages).values(**values))

@@ -326,6 +326,15 @@ class ChatView {
     return this.avatars[isReply ? "reply" : "user"].cloneNode(true);
   }
 
+  // Goes on from the end of a reply, in the same message (POST .../continue).
+  continueReply(message) {
+    return this.act(async () => {
+      const reply = await post(`/api/v1/messages/${message.id}/continue`);
+      if (reply.queue) this.queue.set(reply.id, reply.queue);
+      this.applyMessage(reply);
+    });
+  }
+
   regenerate(message) {
     return this.act(async () => {
       const reply = await post(`/api/v1/messages/${message.id}/swipes`);

@@ -33,6 +33,11 @@ export const MESSAGE_ACTIONS = [
     run: ({ view, message }) => view.regenerate(message),
   },
   {
+    label: "Continue",
+    when: continues,
+    run: ({ view, message }) => view.continueReply(message),
+  },
+  {
     label: "Copy text",
     when: ({ message }) => message.content.trim() && navigator.clipboard,
     run: ({ view, message }) => view.act(() => navigator.clipboard.writeText(message.content)),
@@ -81,16 +86,25 @@ export function drawMessage(view, message) {
     h("div.msg-who", {}, who,
       message.fallback ? h("span.label.label-fallback", { title: "Written by a smaller fallback model because the main ones were busy or down" }, "fallback model") : null,
       message.quality && message.quality !== "ok" ? h("span.label.label-quality", { title: "The quality check flagged this reply" }, message.quality) : null,
+      message.cut_short ? h("span.label.label-cut", { title: "The reply reached its length limit and was trimmed to its last whole sentence" }, "cut short") : null,
       actionMenu(`More actions for this message from ${who}`, actions, el)),
     h("div.msg-text", {}, renderMarkdown(message.content)),
     drawState(view, message),
     h("div.msg-actions", {},
       isReply ? drawSwipes(view, message, latest, running) : null,
+      // A cut reply's Continue is in sight; any other last reply has it in the menu.
+      message.cut_short && continues(context)
+        ? h("button.btn.btn-small.continue", { type: "button", "aria-label": "Continue this reply from where it ends", onclick: () => view.continueReply(message) }, "Continue") : null,
       isReply && showsStars(message, latest) ? drawStars(view, message) : null,
       running && isReply ? h("button.btn.btn-small", { type: "button", onclick: () => view.act(() => post(`/api/v1/messages/${message.id}/stop`)) }, "Stop") : null),
     h("div.report-holder", {}));
   el.append(view.avatarFor(isReply), body);
   return el;
+}
+
+// Continue goes on from the end of the chat's last finished reply (docs/chat.md).
+function continues({ message, isReply, latest }) {
+  return isReply && latest && FINAL.has(message.status) && message.status !== "filtered";
 }
 
 // The stars: on the latest finished reply, and on any reply already rated.
@@ -113,6 +127,10 @@ function drawState(view, message) {
   if (message.status === "generating") return h("p.msg-state.typing", { "aria-hidden": "true" }, "writing…");
   if (message.status === "waiting") return h("p.msg-state", {}, "Stored; waiting for room in line. It will be answered when you retry.");
   if (message.status === "stopped") return h("p.msg-state", {}, "Stopped; the text written so far is kept.");
+  if (message.status === "filtered" && !message.filtered_category) {
+    return h("p.msg-state.filtered-state", { role: "note" },
+      "The model's own content filter ended this reply. The text before that is kept. Regenerate for another reply.");
+  }
   if (message.status === "filtered") {
     return h("p.msg-state.filtered-state", { role: "note" },
       `This reply was stopped because it went into ${categoryWords(message.filtered_category)} (category: ${message.filtered_category}), which the content rules do not allow in this chat. `,
