@@ -340,22 +340,27 @@ def models_pull(data_dir: DataDirOption = None) -> None:
 
 @app.command()
 def chat(
-    character: Annotated[str, typer.Argument(help="A character's id or name.")],
+    character: Annotated[str, typer.Argument(help="A character's id or exact name.")],
     url: Annotated[str, typer.Option(help="The server.")] = "http://127.0.0.1:8000",
+    new: Annotated[
+        bool, typer.Option("--new", help="Start a fresh chat instead of resuming the last one.")
+    ] = False,
     username: Annotated[str | None, typer.Option(envvar="PERSONAE_USERNAME")] = None,
     password: Annotated[str | None, typer.Option(envvar="PERSONAE_PASSWORD")] = None,
     token: Annotated[
         str | None, typer.Option(envvar="PERSONAE_TOKEN", help="An API token.")
     ] = None,
 ) -> None:
-    """Chat with a character in the terminal; replies stream as they are written."""
-    from personae.terminal import run_chat
+    """Chat with a character in the terminal, resuming your last chat with it; replies
+    stream as they are written. /help in the chat lists its commands."""
+    from personae.terminal import Credentials, run_chat
 
-    if token is None and username is None:
-        username = typer.prompt("username")
-    if token is None and password is None:
-        password = typer.prompt("password", hide_input=True)
-    _run(lambda: run_chat(url, character, username=username, password=password, token=token))
+    given = Credentials(username=username, password=password, token=token)
+    try:
+        code = asyncio.run(run_chat(url, character, given, new=new))
+    except KeyboardInterrupt:
+        code = 130
+    raise typer.Exit(code=code)
 
 
 @user_app.command("create")
