@@ -15,7 +15,7 @@ import typer
 
 from personae.errors import AppError
 from personae.exit_deadline import ExitDeadline
-from personae.logs import configure_logging
+from personae.logs import configure_logging, json_wanted, serving_lines
 from personae.settings import Settings, load_settings
 
 T = TypeVar("T")
@@ -122,7 +122,9 @@ def _serve_role(
     if backend:
         model_options["backends"] = backend
     settings = _settings(data_dir, host=host, port=port, **model_options)
-    configure_logging(settings.log_level, json_lines=settings.log_json)
+    configure_logging(
+        settings.log_level, json_lines=json_wanted(settings.log_format, settings.log_json)
+    )
     from personae.llm.factory import configured_backends, resolve_model_path
 
     try:
@@ -168,7 +170,13 @@ def _serve_role(
             # A graceful stop is a clean exit (status 0): do not die by the signal afterwards.
             self._captured_signals.clear()
 
-    typer.echo(f"Personae is serving on http://{settings.host}:{settings.port}", err=True)
+        async def startup(self, sockets: list[Any] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:  # only now does the port accept connections
+                bound = self.servers[0].sockets[0].getsockname()
+                for line in serving_lines(settings.host, int(bound[1])):
+                    typer.echo(line, err=True)
+
     deadline.start()
     server = _Server(config)
     server.run()
