@@ -19,10 +19,15 @@ from personae.settings import Settings
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Tests never rewrite tracked files: screenshots go to a temporary folder unless
-# PERSONAE_SCREENSHOTS_DIR names one (docs/screenshots, to refresh the docs' pictures).
+# PERSONAE_SCREENSHOTS_DIR names one, or PERSONAE_UPDATE_SCREENSHOTS=1 asks for
+# docs/screenshots (to refresh the docs' pictures).
 SCREENSHOTS = Path(
     os.environ.get("PERSONAE_SCREENSHOTS_DIR")
-    or Path(tempfile.gettempdir()) / "personae-screenshots"
+    or (
+        Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+        if os.environ.get("PERSONAE_UPDATE_SCREENSHOTS") == "1"
+        else Path(tempfile.gettempdir()) / "personae-screenshots"
+    )
 )
 PHONE = {"width": 360, "height": 740}
 DESKTOP = {"width": 1280, "height": 800}
