@@ -29,6 +29,7 @@ from personae.settings import Settings
 from personae.storage import migrate
 from personae.storage.db import Database
 from personae.storage.tables import metadata
+from tracked_files import pytest_sessionfinish, pytest_sessionstart  # noqa: F401 (hooks)
 
 POSTGRES_URL = os.environ.get("PERSONAE_TEST_DATABASE_URL")
 # Where the embedded model is fetched once and reused by later runs.

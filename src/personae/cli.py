@@ -16,7 +16,7 @@ import typer
 from personae.cli_models import embedded_lines, model_option, models_app
 from personae.errors import AppError
 from personae.exit_deadline import ExitDeadline
-from personae.logs import configure_logging
+from personae.logs import configure_logging, json_wanted, serving_lines
 from personae.settings import Settings, load_settings
 
 T = TypeVar("T")
@@ -126,7 +126,9 @@ def _serve_role(
     if backend:
         model_options["backends"] = backend
     settings = _settings(data_dir, host=host, port=port, **model_options)
-    configure_logging(settings.log_level, json_lines=settings.log_json)
+    configure_logging(
+        settings.log_level, json_lines=json_wanted(settings.log_format, settings.log_json)
+    )
     from personae.llm.factory import configured_backends, resolve_model_path
 
     try:
@@ -172,7 +174,13 @@ def _serve_role(
             # A graceful stop is a clean exit (status 0): do not die by the signal afterwards.
             self._captured_signals.clear()
 
-    typer.echo(f"Personae is serving on http://{settings.host}:{settings.port}", err=True)
+        async def startup(self, sockets: list[Any] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:  # only now does the port accept connections
+                bound = self.servers[0].sockets[0].getsockname()
+                for line in serving_lines(settings.host, int(bound[1])):
+                    typer.echo(line, err=True)
+
     deadline.start()
     server = _Server(config)
     server.run()
@@ -324,22 +332,27 @@ def capacity(
 
 @app.command()
 def chat(
-    character: Annotated[str, typer.Argument(help="A character's id or name.")],
+    character: Annotated[str, typer.Argument(help="A character's id or exact name.")],
     url: Annotated[str, typer.Option(help="The server.")] = "http://127.0.0.1:8000",
+    new: Annotated[
+        bool, typer.Option("--new", help="Start a fresh chat instead of resuming the last one.")
+    ] = False,
     username: Annotated[str | None, typer.Option(envvar="PERSONAE_USERNAME")] = None,
     password: Annotated[str | None, typer.Option(envvar="PERSONAE_PASSWORD")] = None,
     token: Annotated[
         str | None, typer.Option(envvar="PERSONAE_TOKEN", help="An API token.")
     ] = None,
 ) -> None:
-    """Chat with a character in the terminal; replies stream as they are written."""
-    from personae.terminal import run_chat
+    """Chat with a character in the terminal, resuming your last chat with it; replies
+    stream as they are written. /help in the chat lists its commands."""
+    from personae.terminal import Credentials, run_chat
 
-    if token is None and username is None:
-        username = typer.prompt("username")
-    if token is None and password is None:
-        password = typer.prompt("password", hide_input=True)
-    _run(lambda: run_chat(url, character, username=username, password=password, token=token))
+    given = Credentials(username=username, password=password, token=token)
+    try:
+        code = asyncio.run(run_chat(url, character, given, new=new))
+    except KeyboardInterrupt:
+        code = 130
+    raise typer.Exit(code=code)
 
 
 @user_app.command("create")

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 _FINAL = frozenset({"complete", "stopped", "failed", "filtered"})
+# A stream that drops is reopened from its last event id; a server that stays away
+# this many times in a row (about 15 s with the waits below) is reported unreachable.
+_RECONNECTS = 6
+_RECONNECT_WAIT_S = 0.5
 
 
 class ApiError(Exception):
@@ -25,6 +33,30 @@ class ApiError(Exception):
         super().__init__(f"{self.code}: {self.detail} (request {self.request_id})")
 
 
+class Unreachable(Exception):
+    """No HTTP answer at all: the server is down, the address wrong, or the network out."""
+
+    def __init__(self, url: str, error: httpx.TransportError) -> None:
+        self.url = url
+        self.reason = _reason(error)
+        super().__init__(f"cannot reach the server at {url} ({self.reason})")
+
+
+def _reason(error: httpx.TransportError) -> str:
+    """Why, in a few words: "connection refused", "name or service not known"...
+    (the OS's words for the first error number in the chain of causes)."""
+    if isinstance(error, httpx.TimeoutException):
+        return "timed out"
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.errno is not None:
+            words = os.strerror(cause.errno) if cause.errno > 0 else str(cause.strerror)
+            return words[:1].lower() + words[1:]
+        cause = cause.__cause__ or cause.__context__
+    text = re.sub(r"^\[Errno -?\d+\]\s*", "", str(error).strip()) or type(error).__name__
+    return text[:1].lower() + text[1:]
+
+
 @dataclass(frozen=True)
 class StreamEvent:
     id: str | None
@@ -32,11 +64,17 @@ class StreamEvent:
     data: dict[str, Any]
 
 
+def segment(value: str) -> str:
+    """A name or id as one path segment (a '/' or '?' in it stays inside)."""
+    return quote(value, safe="")
+
+
 class PersonaeClient:
     """Log in with a password or an API token, then chat."""
 
     def __init__(self, base_url: str, *, token: str | None = None, timeout: float = 30) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.base_url = base_url
         self._http = httpx.AsyncClient(base_url=base_url, headers=headers, timeout=timeout)
 
     async def __aenter__(self) -> PersonaeClient:
@@ -49,7 +87,10 @@ class PersonaeClient:
         await self._http.aclose()
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = await self._http.request(method, path, **kwargs)
+        try:
+            response = await self._http.request(method, path, **kwargs)
+        except httpx.TransportError as error:
+            raise Unreachable(self.base_url, error) from error
         if response.status_code >= 400:
             try:
                 body = response.json()
@@ -58,6 +99,13 @@ class PersonaeClient:
             raise ApiError(response.status_code, body)
         return response.json() if response.content else None
 
+    async def ping(self) -> None:
+        """Raise Unreachable unless something answers HTTP at the address."""
+        try:
+            await self._http.get("/healthz")
+        except httpx.TransportError as error:
+            raise Unreachable(self.base_url, error) from error
+
     async def login(self, username: str, password: str) -> dict[str, Any]:
         opened = await self._call(
             "POST", "/api/v1/auth/login", json={"username": username, "password": password}
@@ -65,24 +113,51 @@ class PersonaeClient:
         self._http.headers["X-CSRF-Token"] = opened["csrf_token"]
         return dict(opened["user"])
 
-    async def find_character(self, name_or_id: str) -> dict[str, Any]:
-        """A character by id, or else the best match of a search by name."""
+    async def character(self, character_id: str) -> dict[str, Any] | None:
+        """The character with this id, or None when there is none the viewer may see."""
         try:
-            return dict(await self._call("GET", f"/api/v1/characters/{name_or_id}"))
+            return dict(await self._call("GET", f"/api/v1/characters/{segment(character_id)}"))
         except ApiError as error:
             if error.code != "not_found":
                 raise
-        page = await self._call("GET", "/api/v1/characters", params={"q": name_or_id})
-        if not page["items"]:
-            raise ApiError(404, {"code": "not_found", "detail": f"no character '{name_or_id}'"})
-        exact = [c for c in page["items"] if c["name"].lower() == name_or_id.lower()]
-        return dict((exact or page["items"])[0])
+            return None
+
+    async def search_characters(
+        self, query: str, *, mine: bool = False, pages: int = 10
+    ) -> list[dict[str, Any]]:
+        """Characters whose name, tagline or description holds `query` (public ones,
+        or with `mine` the viewer's own, private included), at most `pages` pages."""
+        params: dict[str, Any] = {"q": query, "limit": 100, **({"owner": "me"} if mine else {})}
+        found: list[dict[str, Any]] = []
+        for page in range(pages):
+            answer = await self._call(
+                "GET", "/api/v1/characters", params={**params, "offset": page * 100}
+            )
+            items = answer["items"]
+            found.extend(items)
+            if len(items) < 100:
+                break
+        return found
+
+    async def last_chat_with(self, character_id: str) -> dict[str, Any] | None:
+        """The viewer's most recently active chat with the character (chats come newest first)."""
+        offset = 0
+        while True:
+            page = await self._call("GET", "/api/v1/chats", params={"limit": 100, "offset": offset})
+            for chat in page["items"]:
+                if chat["character_id"] == character_id:
+                    return dict(chat)
+            if len(page["items"]) < 100:
+                return None
+            offset += 100
 
     async def start_chat(self, character_id: str) -> dict[str, Any]:
         return dict(await self._call("POST", "/api/v1/chats", json={"character_id": character_id}))
 
     async def history(self, chat_id: str, limit: int = 50) -> list[dict[str, Any]]:
-        page = await self._call("GET", f"/api/v1/chats/{chat_id}/messages", params={"limit": limit})
+        page = await self._call(
+            "GET", f"/api/v1/chats/{segment(chat_id)}/messages", params={"limit": limit}
+        )
         return list(page["items"])
 
     async def send(
@@ -90,8 +165,21 @@ class PersonaeClient:
     ) -> dict[str, Any]:
         """Send a message; retrying with the same client_id never sends it twice."""
         client_id = client_id or uuid.uuid4().hex
-        path = f"/api/v1/chats/{chat_id}/messages/{client_id}"
+        path = f"/api/v1/chats/{segment(chat_id)}/messages/{client_id}"
         return dict(await self._call("PUT", path, json={"content": content}))
+
+    async def swipe(self, message_id: str) -> dict[str, Any]:
+        """Ask for another reply beside this one; answers the new reply (queued)."""
+        return dict(await self._call("POST", f"/api/v1/messages/{segment(message_id)}/swipes"))
+
+    async def continue_reply(self, message_id: str) -> dict[str, Any]:
+        """Ask the character to go on from the end of this reply; answers the reply
+        that streams the continuation."""
+        return dict(await self._call("POST", f"/api/v1/messages/{segment(message_id)}/continue"))
+
+    async def rate(self, message_id: str, stars: int) -> dict[str, Any]:
+        path = f"/api/v1/messages/{segment(message_id)}/rating"
+        return dict(await self._call("PUT", path, json={"stars": stars}))
 
     async def events(
         self, chat_id: str, last_event_id: str | None = None
@@ -100,7 +188,7 @@ class PersonaeClient:
         (reconnecting is the caller's choice, with the last id)."""
         headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
         async with self._http.stream(
-            "GET", f"/api/v1/chats/{chat_id}/events", headers=headers, timeout=None
+            "GET", f"/api/v1/chats/{segment(chat_id)}/events", headers=headers, timeout=None
         ) as response:
             if response.status_code >= 400:
                 await response.aread()
@@ -119,27 +207,46 @@ class PersonaeClient:
                 fields = {}
 
     async def reply_stream(self, chat_id: str, content: str) -> AsyncIterator[StreamEvent]:
-        """Send a message and yield its reply's events until the reply is final,
-        resuming the stream from the last event id if the connection drops."""
-        last_id: str | None = None
-        reply_id: str | None = None
+        """Send a message and yield its reply's events until the reply is final."""
         client_id = uuid.uuid4().hex
+
+        async def start() -> dict[str, Any]:
+            # The same client_id on a retry: the message is stored once.
+            return dict((await self.send(chat_id, content, client_id))["reply"])
+
+        async for event in self.follow(chat_id, start):
+            yield event
+
+    async def follow(
+        self, chat_id: str, start: Callable[[], Awaitable[dict[str, Any]]]
+    ) -> AsyncIterator[StreamEvent]:
+        """Open the chat's stream, call `start` (a send, swipe or continue answering
+        the reply), then yield that reply's events until it is final: first an
+        "accepted" event with the reply as `start` answered it. A dropped stream is
+        reopened from the last event id; a server that stays away raises Unreachable."""
+        last_id: str | None = None
+        reply: dict[str, Any] | None = None
+        failures = 0
         while True:
             try:
                 async for event in self.events(chat_id, last_id):
+                    failures = 0
                     if event.name == "open":
-                        if reply_id is None:
-                            accepted = await self.send(chat_id, content, client_id)
-                            reply_id = accepted["reply"]["id"]
+                        if reply is None:
+                            reply = await start()
+                            yield StreamEvent(None, "accepted", reply)
                         continue
+                    assert reply is not None
                     last_id = event.id or last_id
-                    if (
-                        event.data.get("id") != reply_id
-                        and event.data.get("message_id") != reply_id
-                    ):
+                    if reply["id"] not in (event.data.get("id"), event.data.get("message_id")):
                         continue
                     yield event
                     if event.name == "reply_state" and event.data["status"] in _FINAL:
                         return
-            except httpx.TransportError:
-                continue
+            except (httpx.TransportError, Unreachable) as error:
+                failures += 1
+                if failures >= _RECONNECTS:
+                    if isinstance(error, Unreachable):
+                        raise
+                    raise Unreachable(self.base_url, error) from error
+                await asyncio.sleep(_RECONNECT_WAIT_S * failures)

@@ -71,7 +71,10 @@ class Settings(BaseSettings):
     # When set, /metrics answers only `Authorization: Bearer <this>`.
     metrics_token: str | None = Field(default=None, min_length=16)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_json: bool = True
+    # auto: readable lines on a terminal, JSON lines otherwise (a file, journald, Docker).
+    log_format: Literal["auto", "text", "json"] = "auto"
+    # The older switch: when set (and log_format is auto), true is json, false is text.
+    log_json: bool | None = None
 
     # --- storage ---
     database_url: str | None = None
