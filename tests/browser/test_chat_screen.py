@@ -51,7 +51,12 @@ async def test_actions_in_italics_and_hostile_markdown_stays_text(
         assert await greeting.locator(".msg-text blockquote").inner_text() == "The kettle hums."
         assert "*" not in await greeting.locator(".msg-text").inner_text()
         # The character's avatar beside its reply; the user's initial beside theirs.
-        assert await greeting.locator("img.avatar").get_attribute("src") == AVATAR
+        # (The uploaded picture is stored and served in sizes: the small one, loaded.)
+        picture = greeting.locator("img.avatar")
+        assert await picture.get_attribute("src") == character["avatar_urls"]["64"]
+        await page.wait_for_function(
+            "(img) => img.complete && img.naturalWidth > 0", arg=await picture.element_handle()
+        )
 
         await send(page, HOSTILE)
         mine = page.locator("li.msg-user").last
@@ -102,9 +107,11 @@ async def test_the_message_menu_by_click_keyboard_and_long_press(
         await send(page, "Hello there")
         await _replies_done(page, 2)
         reply = page.locator("li.msg-reply").last
-        # Swipe arrows, the stars and one "⋯" are all the buttons a finished reply shows.
-        assert await reply.locator(".msg-actions button").count() == 2 + 4
-        assert await reply.locator("button").count() == 2 + 4 + 1
+        # Swipe arrows and the stars (and Continue, on a reply the length limit cut:
+        # the simulated backend's always is) are all the buttons beside one "⋯".
+        assert await reply.locator(".label-cut").count() == 1
+        assert await reply.locator(".msg-actions button").count() == 2 + 4 + 1
+        assert await reply.locator("button").count() == 2 + 4 + 1 + 1
 
         more = reply.get_by_role("button", name="More actions")
         await more.click()
@@ -113,6 +120,7 @@ async def test_the_message_menu_by_click_keyboard_and_long_press(
         items = await menu.get_by_role("menuitem").all_inner_texts()
         assert items == [
             "Regenerate",
+            "Continue",
             "Copy text",
             "Pin to memory",
             "What went into this reply",
@@ -125,7 +133,7 @@ async def test_the_message_menu_by_click_keyboard_and_long_press(
         # menu and gives the focus back to the button.
         assert await page.evaluate("document.activeElement.textContent") == "Regenerate"
         await page.keyboard.press("ArrowDown")
-        assert await page.evaluate("document.activeElement.textContent") == "Copy text"
+        assert await page.evaluate("document.activeElement.textContent") == "Continue"
         await page.keyboard.press("ArrowUp")
         await page.keyboard.press("ArrowUp")
         assert await page.evaluate("document.activeElement.textContent") == "Delete"
@@ -203,7 +211,7 @@ async def test_the_chat_list_shows_avatars_last_messages_and_times(
             "rgba(0, 0, 0, 0)",
             "transparent",
         }
-        assert await bramble.locator("img.avatar").get_attribute("src") == AVATAR
+        assert await bramble.locator("img.avatar").get_attribute("src") == fox["avatar_urls"]["64"]
         last = await bramble.locator(".chat-last").inner_text()
         assert last and "\n" not in last
         for item in (hoot, bramble):
