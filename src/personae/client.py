@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 
+from personae import __version__
+
 _FINAL = frozenset({"complete", "stopped", "failed", "filtered"})
 
 
@@ -36,7 +38,10 @@ class PersonaeClient:
     """Log in with a password or an API token, then chat."""
 
     def __init__(self, base_url: str, *, token: str | None = None, timeout: float = 30) -> None:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        # The sessions list names this client "personae terminal client" by this.
+        headers = {"User-Agent": f"personae-client/{__version__}"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         self._http = httpx.AsyncClient(base_url=base_url, headers=headers, timeout=timeout)
 
     async def __aenter__(self) -> PersonaeClient:
