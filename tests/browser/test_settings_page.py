@@ -37,6 +37,7 @@ async def test_settings_on_a_phone(browser: Any, start_web: Any) -> None:
         # Display name: saved, and the menu shows it.
         await page.get_by_label("Display name").fill("Grace H.")
         await page.get_by_role("button", name="Save name").click()
+        await page.locator("#profile").get_by_text("Saved.").wait_for()
         await page.locator("#nav-links a", has_text="Grace H.").wait_for()
 
         # Personas: add one, edit it, then use it in the chat started above.

@@ -30,7 +30,7 @@ function section(id, title, ...children) {
     h(`h2#${id}-heading`, {}, title), ...children);
 }
 
-function profileSection(user, reload) {
+function profileSection(user) {
   const status = statusBox();
   const form = h("form.inline-form", {
     onsubmit: (event) => {
@@ -38,8 +38,8 @@ function profileSection(user, reload) {
       const name = formValues(form).display_name;
       guarded(status, async () => {
         session.user = { ...session.user, ...(await patch("/api/v1/me", { display_name: name })) };
+        form.querySelector("[name=display_name]").value = session.user.display_name;
         renderNav();
-        await reload();
       }, "Saved.");
     },
   }, field("Display name", { name: "display_name", value: user.display_name, required: true, maxlength: 64, hint: "Shown in the menu, and your name in new chats unless you pick a persona." }),
@@ -107,7 +107,7 @@ function personaItem(persona, status, reload) {
 function chatPersonas(chats, personas, status) {
   if (!chats.length || !personas.length) return null;
   return [h("h3", {}, "Persona of each chat"),
-    h("ul.plain-list.chat-persona-list", {}, chats.map((chat) => {
+    h("div.chat-persona-list", {}, chats.map((chat) => {
       const choice = field(`Persona in ${chat.title}`, {
         name: "persona_id", kind: "select", value: chat.persona_id || "",
         options: [["", `${chat.persona_name} (as started)`], ...personas.map((p) => [p.id, p.name])],
@@ -117,7 +117,7 @@ function chatPersonas(chats, personas, status) {
         if (!personaId) return;
         guarded(status, () => patch(`/api/v1/chats/${chat.id}`, { persona_id: personaId }), `${chat.title}: persona changed; the next reply uses it.`);
       });
-      return h("li", {}, choice);
+      return choice;
     }))];
 }
 
@@ -249,7 +249,7 @@ export async function settingsPage(target) {
       h("ul.plain-list", {}, warnings.map((w) => h("li", {},
         h("strong", {}, w.reason || "warning"), h("span.char-meta", {}, ` · ${timeAgo(w.created_at)}`),
         w.note ? h("p", {}, w.note) : null)))) : null,
-    profileSection(user, reload),
+    profileSection(user),
     passwordSection(),
     personasSection(personas, chats, reload),
     ageSection(user, ageStatus, reload), ageStatus,
