@@ -14,6 +14,8 @@ from urllib.parse import quote
 
 import httpx
 
+from personae import __version__
+
 _FINAL = frozenset({"complete", "stopped", "failed", "filtered"})
 # A stream that drops is reopened from its last event id; a server that stays away
 # this many times in a row (about 15 s with the waits below) is reported unreachable.
@@ -73,7 +75,10 @@ class PersonaeClient:
     """Log in with a password or an API token, then chat."""
 
     def __init__(self, base_url: str, *, token: str | None = None, timeout: float = 30) -> None:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        # The sessions list names this client "personae terminal client" by this.
+        headers = {"User-Agent": f"personae-client/{__version__}"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         self.base_url = base_url
         self._http = httpx.AsyncClient(base_url=base_url, headers=headers, timeout=timeout)
 

@@ -17,6 +17,7 @@ from personae.llm.factory import open_backends
 from personae.llm.fleet import FleetKeeper
 from personae.llm.router import Router
 from personae.llm.slots import SharedSlots
+from personae.services.account_deletion import AccountDeletion
 from personae.services.accounts import AccountService
 from personae.services.cards import CardService
 from personae.services.characters import CharacterService
@@ -87,6 +88,7 @@ class Container:
     memory: MemoryService
     personas: PersonaService
     exports: ExportService
+    account_deletion: AccountDeletion
     moderation: ModerationService
     reports: ReportService
     moderation_desk: ModerationDesk
@@ -254,13 +256,14 @@ def build_container(settings: Settings) -> Container:
     images = ImageService(
         database, cpu_budget_s=settings.cpu_budget_s, max_pixels=settings.image_max_pixels
     )
+    accounts = AccountService(database, settings, limiter, secret_key)
     container = Container(
         settings=settings,
         database=database,
         limiter=limiter,
         events=events,
         scheduler=scheduler,
-        accounts=AccountService(database, settings, limiter, secret_key),
+        accounts=accounts,
         characters=CharacterService(
             database,
             cpu_budget_s=settings.cpu_budget_s,
@@ -307,6 +310,7 @@ def build_container(settings: Settings) -> Container:
         memory=memory,
         personas=PersonaService(database),
         exports=ExportService(database, cpu_budget_s=settings.cpu_budget_s),
+        account_deletion=AccountDeletion(database, accounts),
         moderation=moderation,
         reports=ReportService(database, limiter, rate_per_user=settings.report_rate_per_user),
         moderation_desk=ModerationDesk(database),

@@ -47,6 +47,36 @@ class WeakPassword(AppError):
     title = "The password is too weak"
 
 
+class WrongPassword(AppError):
+    """The current password given to confirm a change of the account was not right."""
+
+    code = "wrong_password"
+    status = 422
+    title = "The current password is not right"
+
+
+class PasswordRequired(AppError):
+    """A change that needs the account's current password came without it."""
+
+    code = "password_required"
+    status = 422
+    title = "Your current password is needed"
+
+
+class PasswordUnchanged(AppError):
+    code = "password_unchanged"
+    status = 422
+    title = "The new password is the same as the current one"
+
+
+class ConfirmationMismatch(AppError):
+    """A typed confirmation (of deleting the account) did not match what was asked."""
+
+    code = "confirmation_mismatch"
+    status = 422
+    title = "The confirmation does not match"
+
+
 class PayloadTooLarge(AppError):
     code = "payload_too_large"
     status = 413
@@ -161,6 +191,13 @@ class Conflict(AppError):
     code = "conflict"
     status = 409
     title = "Conflict with the current state"
+
+
+class LastAdmin(Conflict):
+    """The only admin tried to delete their account (nobody could manage the rest)."""
+
+    code = "last_admin"
+    title = "The last admin cannot delete their account"
 
 
 class UsernameTaken(Conflict):

@@ -81,6 +81,9 @@ class Row:
     fresh: bool = False
     # Called from a new session of the identity (logout would end the shared one).
     own_session: bool = False
+    # Ends the identity's other sessions, the shared one too: the new session it was
+    # called from (own_session) takes the shared one's place.
+    replaces_session: bool = False
     # An answer that never ends (an event stream): only its status is read.
     stream: bool = False
     # Path parameters filled from another of `Things` than their own name.
@@ -115,6 +118,15 @@ ROUTES: dict[str, Row] = {
     "GET /api/v1/me": Row(SIGNED_IN),
     "GET /api/v1/me/export": Row(SIGNED_IN),
     "PATCH /api/v1/me": Row(SIGNED_IN, json={"show_mature": False}),
+    # A wrong password: the account (and the things of the other rows) stays.
+    "DELETE /api/v1/me": Row(SIGNED_IN, json={"password": "not the password"}),
+    "POST /api/v1/me/password": Row(
+        SIGNED_IN, json={"current_password": "not the password", "new_password": "x"}
+    ),
+    # Logs out the identity's other sessions: called from a session of its own.
+    "DELETE /api/v1/me/sessions": Row(
+        SIGNED_IN, own_session=True, replaces_session=True, fresh=True
+    ),
     # A date that is not one: declaring for real would stand for good.
     "POST /api/v1/me/age": Row(SIGNED_IN, json={"birth_date": "1990-02-30"}),
     "GET /api/v1/me/wellbeing": Row(SIGNED_IN),
@@ -466,6 +478,8 @@ async def test_each_identity_gets_what_its_row_says(make_settings: Callable[...,
                     things = await _make_things(api, clients)  # the last call's are gone
                 client = await _session_of(api, clients, who) if row.own_session else clients[who]
                 status = await _call(client, method, path, row, things)
+                if row.replaces_session and who != "anonymous":
+                    clients[who] = client
                 checked += 1
                 if _outcome(status) != expected:
                     wrong.append(f"{method} {path} as {who}: {status}, expected {expected}")

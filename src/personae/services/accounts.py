@@ -23,12 +23,15 @@ from personae.errors import (
     InvalidCredentials,
     NotAuthenticated,
     NotFound,
+    PasswordRequired,
+    PasswordUnchanged,
     SessionExpired,
     UsernameTaken,
     ValidationFailed,
-    WeakPassword,
+    WrongPassword,
 )
 from personae.services import content_ratings
+from personae.services.passwords import check_strength
 from personae.services.ratelimit import Backoff, RateLimiter
 from personae.settings import Settings
 from personae.storage.db import Database
@@ -42,17 +45,14 @@ ROLES: tuple[Role, ...] = ("user", "plus", "moderator", "admin")
 STAFF_ROLES = frozenset({"moderator", "admin"})
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{2,31}$")
 _TOKEN_PREFIX = "pk_"
+_DISPLAY_NAME_MAX = 64
+# What a deleted account's username becomes (services/account_deletion.py): nobody
+# may register a name that looks like one.
+DELETED_USERNAME_PREFIX = "deleted-"
 # Login failures count for a day after the first: past that, the free ones are free again.
 _LOGIN_FAILURES_KEPT_S = 24 * 3600
 # The owner of the demo characters, and names that would look official.
 _RESERVED_USERNAMES = frozenset({"personae", "system", "staff", "moderator"})
-_COMMON_PASSWORDS = frozenset(
-    {
-        "password", "password1", "password123", "123456789", "1234567890", "12345678910",
-        "qwertyuiop", "iloveyou12", "letmein123", "passw0rd12", "welcome123", "admin12345",
-        "abcdefghij", "aaaaaaaaaa", "qwerty1234", "1q2w3e4r5t", "0123456789",
-    }
-)  # fmt: skip
 
 
 class OwnAdminRole(Conflict):
@@ -60,6 +60,23 @@ class OwnAdminRole(Conflict):
 
     code = "cannot_remove_own_admin"
     title = "You cannot remove your own admin role"
+
+
+def _checked_display_name(display_name: str) -> str:
+    """The name shown for a user: 1 to 64 characters once trimmed, no control characters."""
+    name = display_name.strip()
+    problem = None
+    if not name:
+        problem = "A display name cannot be empty."
+    elif len(name) > _DISPLAY_NAME_MAX:
+        problem = f"A display name has at most {_DISPLAY_NAME_MAX} characters."
+    elif any(ord(ch) < 32 or 0x7F <= ord(ch) < 0xA0 for ch in name):
+        problem = "A display name cannot hold control characters (line breaks, tabs...)."
+    if problem:
+        raise ValidationFailed(
+            problem, extra={"errors": [{"field": "display_name", "message": problem}]}
+        )
+    return name
 
 
 def _check_role(role: str) -> None:
@@ -134,20 +151,13 @@ class AccountService:
                 "starting with a letter or digit.",
                 extra={"errors": [{"field": "username", "message": "invalid username"}]},
             )
-        if name in _RESERVED_USERNAMES:
+        if name in _RESERVED_USERNAMES or name.startswith(DELETED_USERNAME_PREFIX):
             raise UsernameTaken(f"The username '{name}' is reserved.")
         return name
 
     def check_password_strength(self, password: str, username: str) -> None:
         """Refuse short, common or username-like passwords, naming the reason."""
-        minimum = self._settings.password_min_length
-        if len(password) < minimum:
-            raise WeakPassword(f"Use at least {minimum} characters.")
-        lowered = password.lower()
-        if lowered in _COMMON_PASSWORDS or len(set(password)) < 4:
-            raise WeakPassword("This password is too common or too simple to guess.")
-        if username and username in lowered:
-            raise WeakPassword("The password must not contain the username.")
+        check_strength(password, username, minimum=self._settings.password_min_length)
 
     async def _hash(self, password: str) -> str:
         return await asyncio.to_thread(self._hasher.hash, password)
@@ -268,15 +278,24 @@ class AccountService:
         assert updated is not None
         return updated
 
-    async def set_show_mature(self, user: UserRecord, show_mature: bool) -> UserRecord:
-        """Turn mature characters in discovery on (confirmed adults only) or off."""
-        if show_mature and not content_ratings.is_adult(user):
-            raise AdultConfirmationRequired(
-                "Only an account confirmed as 18 or older can show mature characters; "
-                "confirm your age first."
-            )
+    async def update_profile(
+        self, user: UserRecord, *, display_name: str | None, show_mature: bool | None
+    ) -> UserRecord:
+        """Change the display name and/or turn mature characters in discovery on
+        (confirmed adults only) or off; None leaves a setting as it is."""
+        values: dict[str, object] = {}
+        if display_name is not None:
+            values["display_name"] = _checked_display_name(display_name)
+        if show_mature is not None:
+            if show_mature and not content_ratings.is_adult(user):
+                raise AdultConfirmationRequired(
+                    "Only an account confirmed as 18 or older can show mature characters; "
+                    "confirm your age first."
+                )
+            values["show_mature"] = show_mature
         async with self._db.write() as tx:
-            await repo.set_show_mature(tx, user.id, show_mature)
+            if values:
+                await repo.update_profile(tx, user.id, **values)
             updated = await repo.get_user(tx, user.id)
         assert updated is not None
         return updated
@@ -341,14 +360,16 @@ class AccountService:
             ("login-pair", pair, settings.login_free_failures),
             ("login-account", name, settings.login_account_free_failures),
         ):
-            backoff = Backoff(
-                free_failures=free,
-                first_delay_s=settings.login_delay_s,
-                max_delay_s=settings.login_delay_max_s,
-                remember_s=_LOGIN_FAILURES_KEPT_S,
-            )
-            await self._limiter.fail(scope, identity, backoff)
+            await self._limiter.fail(scope, identity, self._backoff(free))
         raise InvalidCredentials()
+
+    def _backoff(self, free_failures: int) -> Backoff:
+        return Backoff(
+            free_failures=free_failures,
+            first_delay_s=self._settings.login_delay_s,
+            max_delay_s=self._settings.login_delay_max_s,
+            remember_s=_LOGIN_FAILURES_KEPT_S,
+        )
 
     async def open_session(
         self, user: UserRecord, *, ip: str | None, user_agent: str | None
@@ -401,6 +422,55 @@ class AccountService:
         async with self._db.write() as tx:
             if not await repo.delete_session(tx, session_id, user.id):
                 raise NotFound("No such session.")
+
+    async def log_out_other_sessions(self, principal: Principal) -> int:
+        """End every session of the caller but the one making the request (all of
+        them when the caller uses an API token); returns how many ended."""
+        keep = principal.session.id if principal.session else None
+        async with self._db.write() as tx:
+            return await repo.delete_sessions_except(tx, principal.user.id, keep)
+
+    # --- the current password: changing it, confirming with it -------------------
+
+    async def confirm_password(
+        self, user: UserRecord, password: str | None, *, ip: str | None
+    ) -> None:
+        """Check the account's current password before a change that needs it.
+
+        Limited like login: attempts count against the address, and failures make
+        the account's next confirmations wait (doubling), so someone holding a
+        stolen session cannot guess the password to take the account over.
+        """
+        if user.password_hash is None:
+            return
+        if not password:
+            raise PasswordRequired("Type your current password to confirm.")
+        if ip is not None:
+            await self._limiter.hit("password-ip", ip, self._settings.login_rate_per_ip)
+        await self._limiter.wait_for_delay("password-user", user.id)
+        if not await self._verify(user.password_hash, password):
+            await self._limiter.fail(
+                "password-user", user.id, self._backoff(self._settings.login_free_failures)
+            )
+            raise WrongPassword("The current password is not right; nothing was changed.")
+        await self._limiter.forget("password-user", user.id)
+
+    async def change_password(
+        self, principal: Principal, current: str | None, new: str, *, ip: str | None
+    ) -> int:
+        """Set a new password after checking the current one (an account without a
+        password sets its first); every other session ends, the caller's stays.
+        Returns how many sessions ended."""
+        user = principal.user
+        await self.confirm_password(user, current, ip=ip)
+        self.check_password_strength(new, user.username)
+        if user.password_hash is not None and current == new:
+            raise PasswordUnchanged("Choose a password different from the current one.")
+        new_hash = await self._hash(new)
+        keep = principal.session.id if principal.session else None
+        async with self._db.write() as tx:
+            await repo.set_password_hash(tx, user.id, new_hash)
+            return await repo.delete_sessions_except(tx, user.id, keep)
 
     async def purge_expired_sessions(self) -> int:
         async with self._db.write() as tx:

@@ -13,13 +13,17 @@ from personae.api.deps import (
     set_session_cookies,
 )
 from personae.api.schemas.accounts import (
+    AccountDeleted,
+    AccountDeletionRequest,
     AgeDeclaration,
     LoginRequest,
     MePublic,
     MeUpdate,
+    PasswordChange,
     RegisterRequest,
     SessionOpened,
     SessionPublic,
+    SessionsEnded,
     TokenCreate,
     TokenCreated,
     TokenPublic,
@@ -27,6 +31,7 @@ from personae.api.schemas.accounts import (
     WellbeingPublic,
 )
 from personae.services.accounts import NewSession
+from personae.services.devices import device_name
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
 
@@ -85,10 +90,40 @@ async def me(user: CurrentUser, container: ContainerDep) -> MePublic:
 
 @router.patch("/me")
 async def update_me(body: MeUpdate, user: CurrentUser, container: ContainerDep) -> UserPublic:
-    """Settings of one's account: `show_mature` (confirmed adults only)."""
+    """Settings of one's account: `display_name`, `show_mature` (confirmed adults only)."""
     return UserPublic.model_validate(
-        await container.accounts.set_show_mature(user, body.show_mature)
+        await container.accounts.update_profile(
+            user, display_name=body.display_name, show_mature=body.show_mature
+        )
     )
+
+
+@router.delete("/me")
+async def delete_me(
+    body: AccountDeletionRequest,
+    request: Request,
+    response: Response,
+    user: CurrentUser,
+    container: ContainerDep,
+) -> AccountDeleted:
+    """Delete the account for good (docs/settings.md says what happens to what it owned),
+    confirmed by its password, or by its username typed for an account without one."""
+    summary = await container.account_deletion.delete(
+        user, password=body.password, confirm=body.confirm, ip=client_ip(request)
+    )
+    clear_session_cookies(response)
+    return AccountDeleted.model_validate(summary)
+
+
+@router.post("/me/password")
+async def change_password(
+    body: PasswordChange, request: Request, principal: CurrentPrincipal, container: ContainerDep
+) -> SessionsEnded:
+    """A new password; every other session is logged out, this one stays."""
+    ended = await container.accounts.change_password(
+        principal, body.current_password, body.new_password, ip=client_ip(request)
+    )
+    return SessionsEnded(sessions_ended=ended)
 
 
 @router.post("/me/age")
@@ -119,10 +154,18 @@ async def list_sessions(
     sessions = await container.accounts.list_sessions(principal.user)
     return [
         SessionPublic.model_validate(session).model_copy(
-            update={"current": session.id == current_id}
+            update={"current": session.id == current_id, "device": device_name(session.user_agent)}
         )
         for session in sessions
     ]
+
+
+@router.delete("/me/sessions")
+async def log_out_other_sessions(
+    principal: CurrentPrincipal, container: ContainerDep
+) -> SessionsEnded:
+    """Log out every other device; this session stays (`POST /auth/logout` ends it)."""
+    return SessionsEnded(sessions_ended=await container.accounts.log_out_other_sessions(principal))
 
 
 @router.delete("/me/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -86,7 +86,57 @@ class AgeDeclaration(Input):
 
 
 class MeUpdate(Input):
-    show_mature: StrictBool = Field(description="List mature characters (confirmed adults only).")
+    """Settings of one's account; a field left out (or null) stays as it is."""
+
+    show_mature: StrictBool | None = Field(
+        default=None, description="List mature characters (confirmed adults only)."
+    )
+    display_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="The name shown for you: 1 to 64 characters, no line breaks.",
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> MeUpdate:
+        if self.show_mature is None and self.display_name is None:
+            raise ValueError("give show_mature and/or display_name")
+        return self
+
+
+class PasswordChange(Input):
+    current_password: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="Required when the account has a password (every account made by "
+        "signing up has one).",
+    )
+    new_password: str = Field(min_length=1, max_length=1024)
+
+
+class SessionsEnded(Output):
+    sessions_ended: int = Field(description="How many other sessions were logged out.")
+
+
+class AccountDeletionRequest(Input):
+    password: str | None = Field(
+        default=None, max_length=1024, description="The current password, if it has one."
+    )
+    confirm: str | None = Field(
+        default=None,
+        max_length=64,
+        description="For an account without a password: its username, typed.",
+    )
+
+
+class AccountDeleted(Output):
+    deleted: bool = True
+    chats_deleted: int
+    characters_deleted: int
+    characters_anonymised: int = Field(
+        description="Public or unlisted characters others chat with, kept without a creator."
+    )
 
 
 class WellbeingPublic(Output):
@@ -109,6 +159,9 @@ class SessionPublic(Output):
     last_seen_at: datetime
     expires_at: datetime
     user_agent: str | None
+    device: str = Field(
+        default="", description='Readable: "Chrome on Android", "personae terminal client".'
+    )
     ip: str | None
     current: bool = False
 

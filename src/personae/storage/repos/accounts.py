@@ -205,6 +205,13 @@ async def set_show_mature(tx: AsyncSession, user_id: str, show_mature: bool) -> 
     )
 
 
+async def update_profile(tx: AsyncSession, user_id: str, **values: Any) -> None:
+    """Change the user's own settings (`display_name`, `show_mature`)."""
+    await tx.execute(
+        update(users).where(users.c.id == user_id).values(updated_at=utcnow(), **values)
+    )
+
+
 async def set_wellbeing_dismissed(tx: AsyncSession, user_id: str, when: datetime) -> None:
     await tx.execute(update(users).where(users.c.id == user_id).values(wellbeing_dismissed_at=when))
 
@@ -315,6 +322,15 @@ async def delete_session(tx: AsyncSession, session_id: str, user_id: str) -> boo
         delete(sessions).where(sessions.c.id == session_id, sessions.c.user_id == user_id)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def delete_sessions_except(tx: AsyncSession, user_id: str, keep_id: str | None) -> int:
+    """End every session of the user but `keep_id` (all of them when None)."""
+    statement = delete(sessions).where(sessions.c.user_id == user_id)
+    if keep_id is not None:
+        statement = statement.where(sessions.c.id != keep_id)
+    result = await tx.execute(statement)
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def delete_expired_sessions(tx: AsyncSession, now: datetime) -> int:

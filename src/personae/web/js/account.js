@@ -1,9 +1,9 @@
-// Account settings (sessions, API tokens, data export) and the admin page
+// The age section of the settings page (settings.js has the rest) and the admin page
 // (incidents, maintenance, users, capacity).
-import { del, get, patch, post } from "./api.js";
-import { field, formValues, h, replace, timeAgo } from "./dom.js";
+import { get, patch, post } from "./api.js";
+import { field, formValues, h, replace } from "./dom.js";
 import { errorBox } from "./errors.js";
-import { loginPath, logout, navigate, session } from "./app.js";
+import { loginPath, navigate, session } from "./app.js";
 import { usersSection } from "./users.js";
 import { capacitySection } from "./capacity.js";
 
@@ -22,7 +22,7 @@ async function guarded(status, action, retry) {
 }
 
 // Age and mature content: the one-time age declaration, then the discovery setting.
-function ageSection(user, status, reload) {
+export function ageSection(user, status, reload) {
   const setUser = async (changed) => { session.user = changed; await reload(); };
   const ageForm = h("form.inline-form", {
     onsubmit: (event) => {
@@ -48,84 +48,6 @@ function ageSection(user, status, reload) {
   return [
     h("h2#age", {}, "Age and mature content"),
     h("section.card", {}, h("p.age-state", {}, state), user.age_declared_at ? null : ageForm, toggle)];
-}
-
-export async function accountPage(target) {
-  if (!requireUser()) return;
-  const [sessions, tokens, personas] = await Promise.all([
-    get("/api/v1/me/sessions"), get("/api/v1/tokens"), get("/api/v1/personas").catch(() => null)]);
-  const status = h("div", { "aria-live": "polite" });
-  const user = session.user;
-  const reload = () => accountPage(target);
-  const tokenShown = h("div", { "aria-live": "polite" });
-  const tokenForm = h("form.inline-form", {
-    onsubmit: (event) => {
-      event.preventDefault();
-      guarded(status, async () => {
-        const created = await post("/api/v1/tokens", { name: formValues(tokenForm).name });
-        await reload();
-        const shown = target.querySelector("#token-shown");
-        replace(shown, h("div.card.token-once", {},
-          h("p", {}, h("strong", {}, "Your new token: copy it now, it is shown only once.")),
-          h("code.token", {}, created.token)));
-      });
-    },
-  }, field("Token name", { name: "name", required: true, maxlength: 64, placeholder: "e.g. my script" }),
-  h("button.btn", { type: "submit" }, "Create token"));
-  tokenShown.id = "token-shown";
-  const personaForm = h("form.inline-form", {
-    onsubmit: (event) => {
-      event.preventDefault();
-      const v = formValues(personaForm);
-      guarded(status, async () => {
-        await post("/api/v1/personas", { name: v.name, description: v.description, is_default: !personas.length });
-        await reload();
-      });
-    },
-  }, field("Persona name", { name: "name", required: true, maxlength: 64 }),
-  field("About this persona", { name: "description", maxlength: 4000 }),
-  h("button.btn", { type: "submit" }, "Add persona"));
-  const personaSection = personas === null ? null : [
-    h("h2", {}, "Personas"),
-    h("p.hint", {}, "Who you are in a chat: the character sees this name and description."),
-    personas.length ? h("ul.plain-list", {}, personas.map((p) => h("li.row.spread", {},
-      h("span", {}, h("strong", {}, p.name), p.is_default ? h("span.char-meta", {}, " · default") : null,
-        p.description ? h("span.char-meta", {}, ` · ${p.description.slice(0, 80)}`) : null),
-      h("span.row", {},
-        p.is_default ? null : h("button.btn.btn-small", { type: "button", onclick: () => guarded(status, async () => { await patch(`/api/v1/personas/${p.id}`, { is_default: true }); await reload(); }) }, "Make default"),
-        h("button.btn.btn-small.btn-danger", { type: "button", "aria-label": `Delete persona ${p.name}`, onclick: () => guarded(status, async () => { await del(`/api/v1/personas/${p.id}`); await reload(); }) }, "Delete")))))
-      : h("p.empty", {}, "No personas yet: chats use your display name."),
-    personaForm];
-  replace(target,
-    h("h1", {}, "Account"),
-    h("section.card", {},
-      h("p", {}, h("strong", {}, user.display_name || user.username), ` (@${user.username}) · role: ${user.role}`),
-      h("div.row", {}, h("button.btn", { type: "button", onclick: logout }, "Log out"), h("a.btn", { href: "/status" }, "Service status"),
-        h("a.btn", { href: "/reports" }, "Your reports"))),
-    (user.warnings || []).length ? h("section.card.warnings", { "aria-labelledby": "warnings-heading" },
-      h("h2#warnings-heading", {}, "Warnings from the moderators"),
-      h("ul.plain-list", {}, user.warnings.map((w) => h("li", {},
-        h("strong", {}, w.reason || "warning"), h("span.char-meta", {}, ` · ${timeAgo(w.created_at)}`),
-        w.note ? h("p", {}, w.note) : null)))) : null,
-    status,
-    ageSection(user, status, reload),
-    personaSection,
-    h("h2", {}, "Devices logged in"),
-    h("ul.plain-list", {}, sessions.map((s) => h("li.row.spread", {},
-      h("span", {}, h("span.device", {}, s.user_agent ? s.user_agent.slice(0, 60) : "Unknown device"),
-        h("span.char-meta", {}, ` · ${s.ip || "?"} · last used ${timeAgo(s.last_seen_at)}`), s.current ? h("strong", {}, " · this device") : null),
-      s.current ? null : h("button.btn.btn-small", { type: "button", "aria-label": `Log out ${s.user_agent || "device"}`, onclick: () => guarded(status, async () => { await del(`/api/v1/me/sessions/${s.id}`); await reload(); }) }, "Log out")))),
-    h("h2", {}, "API tokens"),
-    h("p.hint", {}, "For scripts and apps: send Authorization: Bearer <token>."),
-    tokenShown,
-    tokens.length ? h("ul.plain-list", {}, tokens.map((t) => h("li.row.spread", {},
-      h("span", {}, h("strong", {}, t.name), h("span.char-meta", {}, ` · ${t.prefix}… · created ${timeAgo(t.created_at)}${t.last_used_at ? ` · used ${timeAgo(t.last_used_at)}` : ""}`)),
-      h("button.btn.btn-small.btn-danger", { type: "button", "aria-label": `Revoke ${t.name}`, onclick: () => guarded(status, async () => { await del(`/api/v1/tokens/${t.id}`); await reload(); }) }, "Revoke"))))
-      : h("p.empty", {}, "No tokens."),
-    tokenForm,
-    h("h2", {}, "Your data"),
-    h("p.hint", {}, "One JSON file with your account, personas, characters (as cards), and every chat with all its replies and memories."),
-    h("p", {}, h("a.btn", { href: "/api/v1/me/export", download: "" }, "Download my data")));
 }
 
 export async function adminPage(target) {

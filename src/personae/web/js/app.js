@@ -4,7 +4,8 @@ import { h, replace, field, formValues } from "./dom.js";
 import { errorBox } from "./errors.js";
 import { discoverPage, characterPage, editorPage } from "./characters.js";
 import { chatsPage, chatPage } from "./chat.js";
-import { accountPage, adminPage } from "./account.js";
+import { adminPage } from "./account.js";
+import { settingsPage } from "./settings.js";
 import { flushAllPending } from "./pending.js";
 import { moderationPage } from "./moderators.js";
 import { myReportsPage } from "./reports.js";
@@ -20,7 +21,8 @@ const ROUTES = [
   [/^\/c\/([^/]+)\/edit$/, editorPage, "Edit character"],
   [/^\/chats$/, chatsPage, "My chats"],
   [/^\/chats\/([^/]+)$/, chatPage, "Chat"],
-  [/^\/account$/, accountPage, "Account"],
+  [/^\/settings$/, settingsPage, "Settings"],
+  [/^\/account$/, settingsPage, "Settings"],
   [/^\/admin$/, adminPage, "Admin"],
   [/^\/moderation$/, moderationPage, "Moderation"],
   [/^\/reports$/, myReportsPage, "Your reports"],
@@ -91,7 +93,7 @@ function focusMain() {
   if (heading) { heading.tabIndex = -1; heading.focus({ preventScroll: true }); }
 }
 
-function renderNav() {
+export function renderNav() {
   const nav = document.getElementById("nav-links");
   if (!nav) return;
   const user = session.user;
@@ -103,7 +105,7 @@ function renderNav() {
     h("a", { href: "/status" }, "Status"),
     user && (user.role === "admin" || user.role === "moderator") ? link("/moderation", "Moderation") : null,
     user && (user.role === "admin" || user.role === "moderator") ? link("/admin", "Admin") : null,
-    user ? link("/account", user.display_name || user.username) : link("/login", "Log in"),
+    user ? link("/settings", user.display_name || user.username) : link("/login", "Log in"),
     session.suspendedUntil
       ? h("span.suspended-note", { role: "status" }, `Your account is suspended until ${new Date(session.suspendedUntil).toLocaleString()}.`)
       : null);

@@ -29,7 +29,12 @@ const WORDS = {
   action_not_applicable: (e) => ["This action does not fit this report.", "Nothing was changed.", e.detail || "Pick another action."],
   not_found: () => ["We could not find this.", "Nothing was changed.", "It may have been deleted, or the link is wrong."],
   username_taken: () => ["Someone already has this username.", "Nothing was created.", "Pick another one."],
-  weak_password: (e) => ["This password is too weak.", "Nothing was created.", e.detail || "Choose a longer, less common one."],
+  weak_password: (e) => ["This password is too weak.", "Nothing was changed.", e.detail || "Choose a longer, less common one."],
+  wrong_password: () => ["Your current password is not right.", "Nothing was changed.", "Type it again; after several wrong tries you have to wait a while."],
+  password_required: () => ["Your current password is needed for this.", "Nothing was changed.", "Type your current password and try again."],
+  password_unchanged: () => ["The new password is the same as the current one.", "Nothing was changed.", "Choose a different new password."],
+  confirmation_mismatch: (e) => ["The confirmation does not match.", "Nothing was deleted.", e.detail || "Type your username exactly."],
+  last_admin: (e) => ["You are the only admin.", "Nothing was deleted.", e.detail || "Make another account admin first."],
   client_id_reused: () => ["This message was already sent with different text.", "The first version is kept.", "Send the new text as a new message."],
   not_a_reply: () => ["Only a character's reply can be continued.", "Nothing was changed.", "Send a message instead."],
   not_latest_reply: (e) => ["Only the chat's last reply can be continued.", "Nothing was changed.", e.detail || "Continue the last reply, or send a message."],
@@ -84,5 +89,5 @@ export function errorBox(error, { retry, login } = {}) {
     h("div.row", {},
       retry ? h("button.btn", { type: "button", onclick: retry }, "Retry") : null,
       login ? h("a.btn.btn-primary", { href: login }, "Log in") : null,
-      error.code === "adult_confirmation_required" ? h("a.btn.btn-primary.confirm-age", { href: "/account#age" }, "Confirm your age") : null));
+      error.code === "adult_confirmation_required" ? h("a.btn.btn-primary.confirm-age", { href: "/settings#age" }, "Confirm your age") : null));
 }
