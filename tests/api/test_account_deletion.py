@@ -16,12 +16,14 @@ from personae.storage.tables import (
     api_tokens,
     characters,
     chats,
+    images,
     messages,
     personas,
     reports,
     sessions,
     users,
 )
+from picture_samples import data_url, picture
 
 
 async def _character(client: httpx.AsyncClient, name: str, **fields: Any) -> dict[str, Any]:
@@ -287,3 +289,24 @@ async def test_an_imported_card_that_stays_forgets_its_creator(api: Api) -> None
     assert row["creator"] == ""
     assert row["card"]["data"]["creator"] == ""
     assert "Alice Realname" not in str(row["card"])
+
+
+async def test_pictures_go_with_her_deleted_characters_and_stay_on_the_kept_one(
+    api: Api,
+) -> None:
+    alice = await api.user("alice")
+    bob = await api.user("bob")
+    avatar = data_url(picture(64, 48))
+    shared = await _character(alice, "Shared", visibility="public", avatar=avatar)
+    diary = await _character(alice, "Diary", visibility="private", avatar=avatar)
+    await _chat(bob, shared["id"])
+    user_id = (await alice.get("/api/v1/me")).json()["id"]
+    assert await _count(api, images, images.c.owner_id == user_id) == 2
+
+    deleted = await alice.request("DELETE", "/api/v1/me", json={"password": PASSWORD})
+    assert deleted.status_code == 200, deleted.text
+
+    assert await _count(api, images, images.c.character_id == diary["id"]) == 0
+    assert_problem(await bob.get(diary["avatar_urls"]["64"]), 404, "not_found")
+    kept = await bob.get(shared["avatar_urls"]["64"])
+    assert kept.status_code == 200 and kept.headers["content-type"].startswith("image/")
