@@ -54,8 +54,10 @@ async def test_actions_in_italics_and_hostile_markdown_stays_text(
         # (The uploaded picture is stored and served in sizes: the small one, loaded.)
         picture = greeting.locator("img.avatar")
         assert await picture.get_attribute("src") == character["avatar_urls"]["64"]
-        await page.wait_for_function(
-            "(img) => img.complete && img.naturalWidth > 0", arg=await picture.element_handle()
+        await wait_until(
+            page,
+            "(() => { const img = document.querySelector('li.msg-reply img.avatar');"
+            " return img.complete && img.naturalWidth > 0; })()",
         )
 
         await send(page, HOSTILE)

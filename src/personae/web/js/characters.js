@@ -2,6 +2,7 @@
 import { ApiError, api, del, get, patch, post, put, query } from "./api.js";
 import { avatar, field, formValues, h, plural, replace } from "./dom.js";
 import { errorBox } from "./errors.js";
+import { renderMarkdown } from "./markdown.js";
 import { loginPath, navigate, session } from "./app.js";
 import { reportButton } from "./reports.js";
 
@@ -156,7 +157,7 @@ export async function characterPage(target, [id]) {
       session.user ? personaChoice : null,
       session.user ? persona : null,
       status,
-      character.first_message ? [h("h2", {}, "Greeting"), h("blockquote.greeting", {}, character.first_message)] : null,
+      character.first_message ? [h("h2", {}, "Greeting"), h("blockquote.greeting", {}, renderMarkdown(character.first_message))] : null,
       character.description ? [h("h2", {}, "About"), h("p.prose", {}, character.description)] : null,
       character.scenario ? [h("h2", {}, "Scenario"), h("p.prose", {}, character.scenario)] : null,
       character.creator_notes ? [h("h2", {}, "Creator's notes"), h("p.prose", {}, character.creator_notes)] : null));
