@@ -185,6 +185,14 @@ class Recall:
                 await building
             await asyncio.sleep(0)  # its done-callback runs first
 
+    def vectors_and_cells(self, chat_id: str) -> tuple[int, Cells | None]:
+        """How many of the chat's vectors are read, and the cells of its index (None:
+        scanned whole)."""
+        cached = self._chats.get(chat_id)
+        if cached is None or cached.matrix is None:
+            return 0, None
+        return cached.matrix.shape[0], cached.cells
+
     def drop(self, chat_id: str, message_ids: Sequence[str]) -> None:
         """Never recall these messages again (found deleted, unselected or edited)."""
         cached = self._chats.get(chat_id)
