@@ -36,6 +36,7 @@ from personae.services.recall_index import (
     build_cells,
     candidates,
     needs_build,
+    score,
 )
 from personae.settings import Settings
 from personae.storage.db import Database, Transaction
@@ -78,7 +79,7 @@ class _ChatVectors:
 @dataclass(frozen=True)
 class _Scores:
     """A query's scores against the rows worth scoring of one state of a chat's
-    vectors (its matrix and cells)."""
+    vectors (its matrix and cells), best first."""
 
     matrix: Matrix
     cells: Cells | None
@@ -245,12 +246,16 @@ class Recall:
         prepared = self._prepared_scores(chat_id, query, matrix, cells)
 
         def scan() -> list[Recalled]:
-            rows, scores = prepared or candidates(cells, matrix, vector)
-            best = _best(rows, scores, eligible, dropped, limit)
+            if prepared is not None:
+                rows, scores = prepared
+                best = _first_eligible(rows, scores, eligible, dropped, limit)
+            else:
+                rows, scores = candidates(cells, matrix, vector)
+                best = _best(rows, scores, eligible, dropped, limit)
             if cells is not None and len(best) < limit and len(rows) < eligible:
                 # The probed cells hold too few messages before the position: scan all.
                 every = np.arange(eligible)
-                best = _best(every, matrix[:eligible] @ vector, eligible, dropped, limit)
+                best = _best(every, score(matrix[:eligible], vector), eligible, dropped, limit)
             return [
                 Recalled(message_ids[i], int(positions[i]), float(s))
                 for i, s in best
@@ -289,12 +294,13 @@ class Recall:
         matrix, cells = cached.matrix, cached.cells
         assert self._query_thread is not None
 
-        def score() -> _Scores:
+        def scored() -> _Scores:
             # Queued behind the embedding on the same single thread: the vector is made.
             rows, scores = candidates(cells, matrix, vector.result())
-            return _Scores(matrix, cells, rows, scores)
+            best_first = np.argsort(-scores, kind="stable")  # the reply's search only picks
+            return _Scores(matrix, cells, rows[best_first], scores[best_first])
 
-        scoring = self._query_thread.submit(score)
+        scoring = self._query_thread.submit(scored)
         self._scores.pop((chat_id, query), None)
         self._scores[(chat_id, query)] = scoring
         while len(self._scores) > _QUERIES_KEPT:
@@ -389,6 +395,22 @@ def _best(
         top = np.argpartition(scores, len(rows) - limit)[len(rows) - limit :]
     top = top[np.argsort(-scores[top])]
     return [(int(rows[i]), float(scores[i])) for i in top]
+
+
+def _first_eligible(
+    rows: Rows, scores: npt.NDArray[np.float32], eligible: int, dropped: Rows, limit: int
+) -> list[tuple[int, float]]:
+    """Like `_best`, for rows already in order of score (best first): only the first
+    few are looked at, unless too many of them are not eligible."""
+    for end in (limit * 8, len(rows)):
+        head, head_scores = rows[:end], scores[:end]
+        keep = head < eligible
+        if dropped.size:
+            keep &= ~np.isin(head, dropped)
+        if int(keep.sum()) >= limit or end >= len(rows):
+            picked = np.flatnonzero(keep)[:limit]
+            return [(int(head[i]), float(head_scores[i])) for i in picked]
+    return []
 
 
 def load_embedder(settings: Settings) -> Embedder:
