@@ -12,7 +12,14 @@ from memory_helpers import fill_history, start_chat
 from conftest import Api
 from personae.services.memory import HistoryWindow, MemoryService
 from personae.services.recall import HashedLexicalEmbedder, Recall
-from personae.services.recall_index import EXACT_BELOW, add_rows, build_cells, candidates
+from personae.services.recall_index import (
+    EXACT_BELOW,
+    add_rows,
+    build_cells,
+    candidates,
+    cell_count,
+    needs_build,
+)
 
 TOPICS = [
     "harbour boats quay fishing nets tide sailors rope anchor gulls",
@@ -167,3 +174,16 @@ async def test_deleted_and_edited_messages_are_never_recalled(api: Api) -> None:
     # Known to the chat's vectors as dropped: not even found any more.
     found = await recall.search(chat_id, question, before_position=61, limit=5, min_score=0.1)
     assert {ids[11], ids[21]}.isdisjoint(f.message_id for f in found)
+
+
+def test_cells_are_made_from_2048_vectors_and_anew_when_the_chat_doubles() -> None:
+    matrix = HashedLexicalEmbedder().embed(_chat_texts(EXACT_BELOW, seed=8))
+    assert not needs_build(None, EXACT_BELOW - 1)
+    assert needs_build(None, EXACT_BELOW)
+    cells = build_cells(matrix)
+    assert not needs_build(cells, 2 * EXACT_BELOW - 1)
+    assert needs_build(cells, 2 * EXACT_BELOW)
+    # No cell holds more than twice the mean, even for a chat that repeats one line.
+    same = HashedLexicalEmbedder().embed(["We watched the boats."] * EXACT_BELOW)
+    repeated = build_cells(same)
+    assert max(len(m) for m in repeated.members) <= 2 * EXACT_BELOW / cell_count(EXACT_BELOW) + 1

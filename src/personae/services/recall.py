@@ -170,6 +170,8 @@ class Recall:
 
         def done(future: asyncio.Future[Cells]) -> None:
             cached.building = False
+            if self._building.get(chat_id) is future:
+                del self._building[chat_id]
             if future.cancelled() or future.exception() is not None:
                 return  # scanned whole meanwhile; the next read tries again
             if self._chats.get(chat_id) is cached and cached.matrix is not None:
@@ -180,7 +182,7 @@ class Recall:
 
     async def cells_made(self, chat_id: str) -> None:
         """Wait until the chat's cells being made (if any) are in use."""
-        building = self._building.pop(chat_id, None)
+        building = self._building.get(chat_id)
         if building is not None:
             with contextlib.suppress(Exception):
                 await building
