@@ -11,7 +11,9 @@ only the tail that can fit and the vectors added since the last turn.
 `--smoke` (CI) runs 15 builds a size with the lexical embedder: it checks that the
 script runs end to end and prints its figures; the sizes take turns in a shuffled
 order and medians are compared, so a busy moment of the machine hits all alike,
-but 15 builds on a shared CI machine are a rough figure, not a verdict.
+but 15 builds on a shared CI machine are a rough figure, not a verdict. The
+CPU time of each build (of every thread of the process) is printed beside its
+wall time: other processes' load hardly moves it. The verdict is on wall time.
 
 Vectors of older messages are made by a background job, not while a prompt is
 built: the warm-up runs that job's work once (timed apart). The newest message,
@@ -139,9 +141,11 @@ async def _send_time_embedding(recall: Recall, chat: Chat) -> float:
     return time.perf_counter() - started
 
 
-async def _build(material: ReplyMaterial, chat: Chat) -> float:
-    """What a reply job reads before its prompt (one read), then the prompt."""
-    started = time.perf_counter()
+async def _build(material: ReplyMaterial, chat: Chat, cpu: list[float] | None = None) -> float:
+    """What a reply job reads before its prompt (one read), then the prompt; its wall
+    time is returned, its CPU time (all threads of the process: the database's too)
+    appended to `cpu`. CPU time hardly moves when other processes load the machine."""
+    started, started_cpu = time.perf_counter(), time.process_time()
     preloaded = await material.preload(chat.reply_id)
     assert preloaded is not None
     context = preloaded.context
@@ -154,6 +158,8 @@ async def _build(material: ReplyMaterial, chat: Chat) -> float:
         count=approx_tokens,
         memory=context.memory,
     )
+    if cpu is not None:
+        cpu.append(time.process_time() - started_cpu)
     return time.perf_counter() - started
 
 
@@ -227,6 +233,7 @@ async def run(runs: int, embedding: str) -> None:
         # Sizes take turns, so a busy moment of the machine hits each alike.
         times: dict[int, list[float]] = {size: [] for size in SIZES}
         inside: dict[int, list[float]] = {size: [] for size in SIZES}
+        cpu_times: dict[int, list[float]] = {size: [] for size in SIZES}
         at_send: list[float] = []
         for run_number in range(runs):
             order = list(chats.items())
@@ -234,11 +241,12 @@ async def run(runs: int, embedding: str) -> None:
             for size, chat in order:
                 if size > 10:  # (the 10-message chat has nothing to recall: no query)
                     at_send.append(await _send_time_embedding(recall, chat))
-                times[size].append(await _build(material, chat))
+                times[size].append(await _build(material, chat, cpu_times[size]))
                 recall.forget_queries()
                 inside[size].append(await _build(material, chat))
         medians = {size: statistics.median(values) for size, values in times.items()}
         cold = {size: statistics.median(values) for size, values in inside.items()}
+        cpu = {size: statistics.median(values) for size, values in cpu_times.items()}
         recalled = {size: await _recalled(material, chat) for size, chat in chats.items()}
         searched = {size: _searched(recall, chat) for size, chat in chats.items()}
         await container.database.dispose()
@@ -257,17 +265,22 @@ async def run(runs: int, embedding: str) -> None:
         f"{statistics.median(at_send) * 1000:.2f} ms "
         "(alongside the send's write; not in the builds below)"
     )
-    print(f"{'messages':>10} {'median ms':>10} {'vs 10':>7}   {'query embedded in the build':>28}")
+    print(
+        f"{'messages':>10} {'median ms':>10} {'vs 10':>7}   {'CPU ms':>7} {'vs 10':>6}"
+        f"   {'query embedded in the build':>28}"
+    )
     for size in SIZES:
         print(
             f"{size:>10} {medians[size] * 1000:>10.2f} {medians[size] / medians[10]:>6.2f}x"
+            f"   {cpu[size] * 1000:>7.2f} {cpu[size] / cpu[10]:>5.2f}x"
             f"   {cold[size] * 1000:>20.2f} ms {cold[size] / cold[10]:>5.2f}x"
         )
     ratio = medians[10_000] / medians[10]
     verdict = "met" if ratio <= 2 else "MISSED"
     print(
-        f"10,000/10 with recall on: {ratio:.2f}x (query embedded in the build: "
-        f"{cold[10_000] / cold[10]:.2f}x); target at most 2x: {verdict} "
+        f"10,000/10 with recall on: {ratio:.2f}x (CPU time {cpu[10_000] / cpu[10]:.2f}x; "
+        f"query embedded in the build: {cold[10_000] / cold[10]:.2f}x); "
+        f"target at most 2x: {verdict} "
         f"(load average {os.getloadavg()[0]:.1f}, {runs} builds a size, medians)"
     )
 
