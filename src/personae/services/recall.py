@@ -6,8 +6,10 @@ and `personae models pull` fetch them, see docs/memory.md).
 `HashedLexicalEmbedder` is a lexical stand-in (hashed bag of word stems, so it
 finds messages that share words, not paraphrases) that needs no model. Both
 store float16 vectors in `message_vectors`; a chat's vectors are kept in memory
-once read and only the new ones are read on later turns, and a reply embeds only
-its query, so a turn costs about the same in a chat of 10 messages or 10,000.
+once read and only the new ones are read on later turns, a reply embeds only
+its query, and a big chat is searched through an index of its vectors
+(recall_index.py: the nearest cells, not every vector), so a turn costs about
+the same in a chat of 1,000 messages or 10,000.
 """
 
 from __future__ import annotations
