@@ -8,8 +8,12 @@ only the tail that can fit and the vectors added since the last turn.
 
     python bench/prompt_build.py [--runs 50] [--embedding lexical|minilm|auto] [--smoke]
 
-`--smoke` (CI) runs 3 builds a size with the lexical embedder: it checks that the
-script runs end to end and prints its figures, too few runs to judge the target.
+`--smoke` (CI) runs 15 builds a size with the lexical embedder: it checks that the
+script runs end to end and prints its figures; the sizes take turns in a shuffled
+order and medians are compared, so a busy moment of the machine hits all alike,
+but 15 builds on a shared CI machine are a rough figure, not a verdict. The
+CPU time of each build (of every thread of the process) is printed beside its
+wall time: other processes' load hardly moves it. The verdict is on wall time.
 
 Vectors of older messages are made by a background job, not while a prompt is
 built: the warm-up runs that job's work once (timed apart). The newest message,
@@ -24,6 +28,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import random
 import statistics
 import tempfile
 import time
@@ -135,9 +141,11 @@ async def _send_time_embedding(recall: Recall, chat: Chat) -> float:
     return time.perf_counter() - started
 
 
-async def _build(material: ReplyMaterial, chat: Chat) -> float:
-    """What a reply job reads before its prompt (one read), then the prompt."""
-    started = time.perf_counter()
+async def _build(material: ReplyMaterial, chat: Chat, cpu: list[float] | None = None) -> float:
+    """What a reply job reads before its prompt (one read), then the prompt; its wall
+    time is returned, its CPU time (all threads of the process: the database's too)
+    appended to `cpu`. CPU time hardly moves when other processes load the machine."""
+    started, started_cpu = time.perf_counter(), time.process_time()
     preloaded = await material.preload(chat.reply_id)
     assert preloaded is not None
     context = preloaded.context
@@ -150,7 +158,19 @@ async def _build(material: ReplyMaterial, chat: Chat) -> float:
         count=approx_tokens,
         memory=context.memory,
     )
+    if cpu is not None:
+        cpu.append(time.process_time() - started_cpu)
     return time.perf_counter() - started
+
+
+def _searched(recall: Recall, chat: Chat) -> str:
+    """How many of the chat's vectors a search scores: all of them (a small chat), or
+    those of the nearest cells of its index."""
+    vectors, cells = recall.vectors_and_cells(chat.id)
+    if cells is None:
+        return f"all {vectors} (exact scan)"
+    probed = sorted((len(m) for m in cells.members), reverse=True)[: cells.probes]
+    return f"<= {sum(probed) + vectors - cells.rows} of {vectors} ({len(cells.members)} cells)"
 
 
 async def _recalled(material: ReplyMaterial, chat: Chat) -> int:
@@ -209,26 +229,33 @@ async def run(runs: int, embedding: str) -> None:
             indexing += time.perf_counter() - started
             for _ in range(4):
                 await _build(material, chat)
+            await recall.cells_made(chat.id)  # the index's cells, made off the event loop
         # Sizes take turns, so a busy moment of the machine hits each alike.
         times: dict[int, list[float]] = {size: [] for size in SIZES}
         inside: dict[int, list[float]] = {size: [] for size in SIZES}
+        cpu_times: dict[int, list[float]] = {size: [] for size in SIZES}
         at_send: list[float] = []
-        for _ in range(runs):
-            for size, chat in chats.items():
+        for run_number in range(runs):
+            order = list(chats.items())
+            random.Random(run_number).shuffle(order)  # no size always first after a pause
+            for size, chat in order:
                 if size > 10:  # (the 10-message chat has nothing to recall: no query)
                     at_send.append(await _send_time_embedding(recall, chat))
-                times[size].append(await _build(material, chat))
+                times[size].append(await _build(material, chat, cpu_times[size]))
                 recall.forget_queries()
                 inside[size].append(await _build(material, chat))
         medians = {size: statistics.median(values) for size, values in times.items()}
         cold = {size: statistics.median(values) for size, values in inside.items()}
+        cpu = {size: statistics.median(values) for size, values in cpu_times.items()}
         recalled = {size: await _recalled(material, chat) for size, chat in chats.items()}
+        searched = {size: _searched(recall, chat) for size, chat in chats.items()}
         await container.database.dispose()
     print(
         f"recall by meaning: on ({settings.recall_messages} messages at most, embedder "
         f"{recall.embedder.name}); recalled per build: "
         + ", ".join(f"{size:,}: {count}" for size, count in recalled.items())
     )
+    print("vectors scored per search: " + ", ".join(f"{s:,}: {v}" for s, v in searched.items()))
     print(
         f"background indexing: {indexed} messages, "
         f"{indexing * 1000 / max(indexed, 1):.2f} ms a message (off the reply's path)"
@@ -238,14 +265,24 @@ async def run(runs: int, embedding: str) -> None:
         f"{statistics.median(at_send) * 1000:.2f} ms "
         "(alongside the send's write; not in the builds below)"
     )
-    print(f"{'messages':>10} {'median ms':>10} {'vs 10':>7}   {'query embedded in the build':>28}")
+    print(
+        f"{'messages':>10} {'median ms':>10} {'vs 10':>7}   {'CPU ms':>7} {'vs 10':>6}"
+        f"   {'query embedded in the build':>28}"
+    )
     for size in SIZES:
         print(
             f"{size:>10} {medians[size] * 1000:>10.2f} {medians[size] / medians[10]:>6.2f}x"
+            f"   {cpu[size] * 1000:>7.2f} {cpu[size] / cpu[10]:>5.2f}x"
             f"   {cold[size] * 1000:>20.2f} ms {cold[size] / cold[10]:>5.2f}x"
         )
-    verdict = "met" if medians[10_000] <= 2 * medians[10] else "MISSED"
-    print(f"target (10,000 at most 2x the 10-message chat): {verdict}")
+    ratio = medians[10_000] / medians[10]
+    verdict = "met" if ratio <= 2 else "MISSED"
+    print(
+        f"10,000/10 with recall on: {ratio:.2f}x (CPU time {cpu[10_000] / cpu[10]:.2f}x; "
+        f"query embedded in the build: {cold[10_000] / cold[10]:.2f}x); "
+        f"target at most 2x: {verdict} "
+        f"(load average {os.getloadavg()[0]:.1f}, {runs} builds a size, medians)"
+    )
 
 
 def main() -> None:
@@ -257,7 +294,7 @@ def main() -> None:
     )
     arguments = parser.parse_args()
     if arguments.smoke:
-        arguments.runs, arguments.embedding = 3, "lexical"
+        arguments.runs, arguments.embedding = 15, "lexical"
     asyncio.run(run(arguments.runs, arguments.embedding))
 
 

@@ -46,6 +46,9 @@ _WINDOW_STARTS_PER_KEPT_CHAT = 2
 # Kept chats per chat whose last window's finished messages are kept (a context's
 # worth of text each; most are the very records the kept material holds).
 _KEPT_CHATS_PER_KNOWN_WINDOW = 2
+# Recall looks for this many more messages than it may give, in case some of those
+# found were deleted or edited since their vectors were made.
+_RECALL_SPARE = 2
 
 
 class TooManyPins(Conflict):
@@ -277,7 +280,7 @@ class MemoryService:
                 chat_id,
                 query,
                 before_position=older,
-                limit=settings.recall_messages,
+                limit=settings.recall_messages + _RECALL_SPARE,
                 min_score=settings.recall_min_score,
             )
 
@@ -297,16 +300,18 @@ class MemoryService:
                 if index_due:
                     index_due = not await memory_repo.has_open_job(tx, chat_id, RECALL_INDEX_JOB)
                 rows = await chat_repo.get_history_messages(
-                    tx, chat_id, [f.message_id for f in found]
+                    tx, chat_id, [f.message_id for f in found], vector_model=recall.embedder.name
                 )
         finally:
             searching.cancel()
-        by_id = {m.id: m for m in rows if m.content.strip()}
+        by_id = {m.id: m for m in rows}
+        # Deleted, unselected or edited since their vector was made: never again.
+        recall.drop(chat_id, [f.message_id for f in found if f.message_id not in by_id])
         if index_due:
             await self._queue_job(RECALL_INDEX_JOB, chat_id, {"before_position": older})
-        return self._prompt_memory(
-            pinned, summary, [by_id[f.message_id] for f in found if f.message_id in by_id]
-        )
+        recalled = [by_id[f.message_id] for f in found if f.message_id in by_id]
+        recalled = [m for m in recalled if m.content.strip()][: settings.recall_messages]
+        return self._prompt_memory(pinned, summary, recalled)
 
     def _prompt_memory(
         self,

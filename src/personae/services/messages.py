@@ -27,6 +27,7 @@ from personae.storage.db import Database, Transaction
 from personae.storage.repos import characters as characters_repo
 from personae.storage.repos import chats as repo
 from personae.storage.repos import jobs as job_repo
+from personae.storage.repos import memories as memory_repo
 from personae.storage.repos.accounts import UserRecord
 from personae.storage.repos.chats import MessageRecord
 from personae.storage.types import utcnow
@@ -166,6 +167,8 @@ class MessageService:
             if message.role == "assistant" and message.status not in FINAL_STATES:
                 raise InvalidState("This reply is still being written; stop it first.")
             await repo.update_message(tx, message.id, content=content)
+            # Its vector (for recall) was made of the old text: recall must not use it.
+            await memory_repo.delete_vectors(tx, [message.id])
             await repo.prompt_changed(tx, message.chat_id)
             updated = await repo.get_message(tx, message.id)
         assert updated is not None

@@ -6,20 +6,19 @@ and `personae models pull` fetch them, see docs/memory.md).
 `HashedLexicalEmbedder` is a lexical stand-in (hashed bag of word stems, so it
 finds messages that share words, not paraphrases) that needs no model. Both
 store float16 vectors in `message_vectors`; a chat's vectors are kept in memory
-once read and only the new ones are read on later turns, and a reply embeds only
-its query, so a turn costs about the same in a chat of 10 messages or 10,000.
+once read and only the new ones are read on later turns, a reply embeds only
+its query, and a big chat is searched through an index of its vectors
+(recall_index.py: the nearest cells, not every vector), so a turn costs about
+the same in a chat of 1,000 messages or 10,000.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import os
-import re
 import threading
-import zlib
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -30,7 +29,17 @@ import numpy.typing as npt
 
 from personae.errors import ConfigurationError
 from personae.llm.embedding_files import find_embedding_dir
+from personae.services.lexical_embedder import HashedLexicalEmbedder as HashedLexicalEmbedder
 from personae.services.minilm import MiniLMEmbedder
+from personae.services.recall_index import (
+    Cells,
+    Rows,
+    add_rows,
+    build_cells,
+    candidates,
+    needs_build,
+    score,
+)
 from personae.settings import Settings
 from personae.storage.db import Database, Transaction
 from personae.storage.repos import memories as memory_repo
@@ -44,87 +53,6 @@ _SCAN_HERE_FLOATS = 6_000_000
 # Query vectors kept by text (384 floats each with MiniLM): those sent and not yet answered.
 _QUERIES_KEPT = 256
 
-_WORD = re.compile(r"\w+", re.UNICODE)
-_STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "been",
-        "but",
-        "by",
-        "can",
-        "could",
-        "did",
-        "do",
-        "does",
-        "for",
-        "from",
-        "had",
-        "has",
-        "have",
-        "he",
-        "her",
-        "him",
-        "his",
-        "how",
-        "i",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "just",
-        "me",
-        "my",
-        "no",
-        "not",
-        "of",
-        "on",
-        "or",
-        "our",
-        "she",
-        "so",
-        "than",
-        "that",
-        "the",
-        "their",
-        "them",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "to",
-        "too",
-        "up",
-        "us",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "who",
-        "why",
-        "will",
-        "with",
-        "would",
-        "you",
-        "your",
-        "yes",
-        "oh",
-        "ok",
-        "okay",
-    ]
-)
-
 
 class Embedder(Protocol):
     """Turns texts into L2-normalised vectors of `dimensions` floats."""
@@ -135,36 +63,6 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]: ...
 
 
-def _stem(word: str) -> str:
-    for suffix in ("ing", "ed", "es", "s"):
-        if len(word) > len(suffix) + 2 and word.endswith(suffix):
-            return word[: -len(suffix)]
-    return word
-
-
-class HashedLexicalEmbedder:
-    """A lexical fallback: word stems hashed into a fixed vector, weighted 1 + log(tf).
-
-    Not a model of meaning: it recalls messages that share (stemmed) words with
-    the query. It is here so recall works with nothing to download.
-    """
-
-    name = "hashed-lexical-v1"
-
-    def __init__(self, dimensions: int = 512) -> None:
-        self.dimensions = dimensions
-
-    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        matrix = np.zeros((len(texts), self.dimensions), dtype=np.float32)
-        for row, text in enumerate(texts):
-            words = [_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOPWORDS]
-            for word, count in Counter(words).items():
-                column = zlib.crc32(word.encode()) % self.dimensions
-                matrix[row, column] += 1.0 + math.log(count)
-        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-        return np.asarray(matrix / np.maximum(norms, 1e-9), dtype=np.float32)
-
-
 @dataclass
 class _ChatVectors:
     last_position: int = -1
@@ -173,13 +71,21 @@ class _ChatVectors:
     matrix: Matrix | None = None
     # Every message before this position is known to have a vector (or none is due).
     covered_before: int = 0
+    # The IVF cells of the first rows (None: scanned whole), and whether they are being made.
+    cells: Cells | None = None
+    building: bool = False
+    # Rows found deleted, unselected or edited since their vector was made: never recalled.
+    dropped: Rows = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 @dataclass(frozen=True)
 class _Scores:
-    """A query's cosine scores against one matrix of a chat's vectors (row by row)."""
+    """A query's scores against the rows worth scoring of one state of a chat's
+    vectors (its matrix and cells), best first."""
 
     matrix: Matrix
+    cells: Cells | None
+    rows: Rows
     scores: npt.NDArray[np.float32]
 
 
@@ -218,6 +124,9 @@ class Recall:
         # By (chat, query): a sent message's scores against the chat's vectors as they
         # were at its send, made on the query thread right after its vector.
         self._scores: OrderedDict[tuple[str, str], Future[_Scores]] = OrderedDict()
+        # Cells are made on their own low-priority thread (see recall_index.py).
+        self._builder: ThreadPoolExecutor | None = None
+        self._building: dict[str, asyncio.Future[Cells]] = {}
 
     def _cached(self, chat_id: str) -> _ChatVectors:
         cached = self._chats.pop(chat_id, None) or _ChatVectors()
@@ -242,7 +151,61 @@ class Recall:
         added = np.fromiter((position for _i, position, _v in fresh), np.int64, len(fresh))
         cached.positions = np.concatenate([cached.positions, added])
         cached.last_position = fresh[-1][1]
+        self._update_cells(chat_id, cached)
         return len(fresh)
+
+    def _update_cells(self, chat_id: str, cached: _ChatVectors) -> None:
+        """Put vectors just read in their cells; make the cells (anew) on the builder
+        thread when the chat is big enough or has doubled. Until they are made, the
+        vectors they do not hold are scanned exactly."""
+        assert cached.matrix is not None
+        if cached.cells is not None:
+            cached.cells = add_rows(cached.cells, cached.matrix)
+        if cached.building or not needs_build(cached.cells, cached.matrix.shape[0]):
+            return
+        if self._builder is None:
+            self._builder = ThreadPoolExecutor(
+                1, thread_name_prefix="personae-recall-cells", initializer=_lower_priority
+            )
+        cached.building = True
+        made = asyncio.get_running_loop().run_in_executor(self._builder, build_cells, cached.matrix)
+
+        def done(future: asyncio.Future[Cells]) -> None:
+            cached.building = False
+            if self._building.get(chat_id) is future:
+                del self._building[chat_id]
+            if future.cancelled() or future.exception() is not None:
+                return  # scanned whole meanwhile; the next read tries again
+            if self._chats.get(chat_id) is cached and cached.matrix is not None:
+                cached.cells = add_rows(future.result(), cached.matrix)
+
+        made.add_done_callback(done)
+        self._building[chat_id] = made
+
+    async def cells_made(self, chat_id: str) -> None:
+        """Wait until the chat's cells being made (if any) are in use."""
+        building = self._building.get(chat_id)
+        if building is not None:
+            with contextlib.suppress(Exception):
+                await building
+            await asyncio.sleep(0)  # its done-callback runs first
+
+    def vectors_and_cells(self, chat_id: str) -> tuple[int, Cells | None]:
+        """How many of the chat's vectors are read, and the cells of its index (None:
+        scanned whole)."""
+        cached = self._chats.get(chat_id)
+        if cached is None or cached.matrix is None:
+            return 0, None
+        return cached.matrix.shape[0], cached.cells
+
+    def drop(self, chat_id: str, message_ids: Sequence[str]) -> None:
+        """Never recall these messages again (found deleted, unselected or edited)."""
+        cached = self._chats.get(chat_id)
+        if cached is None or not message_ids:
+            return
+        wanted = set(message_ids)
+        rows = [row for row, known in enumerate(cached.message_ids) if known in wanted]
+        cached.dropped = np.union1d(cached.dropped, np.asarray(rows, np.int64))
 
     async def index_due(self, tx: Transaction, chat_id: str, *, before_position: int) -> bool:
         """Whether messages before a position wait for vectors (after `refresh`). Asks the
@@ -265,70 +228,83 @@ class Recall:
         self, chat_id: str, query: str, *, before_position: int, limit: int, min_score: float
     ) -> list[Recalled]:
         """The `limit` messages before a position closest to `query`, best first, among
-        the vectors read so far (see `refresh`).
+        the vectors read so far (see `refresh`): all of them scanned in a small chat,
+        the nearest cells' in a big one (recall_index.py).
 
         The query is embedded (unless `prepare` began it, and its scores) on a worker
-        thread (numpy lets go of the GIL), so the event loop keeps streaming and the caller can read
-        the database meanwhile. A scan of a chat's vectors is done here up to a
-        fraction of a millisecond's worth (a thread would wait longer for the GIL),
-        on a worker thread beyond.
+        thread (numpy lets go of the GIL), so the event loop keeps streaming and the
+        caller can read the database meanwhile. Scoring is done here up to a fraction
+        of a millisecond's worth (a thread would wait longer for the GIL), on a worker
+        thread beyond.
         """
         cached = self._chats.get(chat_id)
         if cached is None or cached.matrix is None or limit <= 0 or not query.strip():
             return []
-        # What the thread reads: `refresh` replaces these arrays and only appends to the ids.
+        # One state of the chat: `refresh` replaces these and only appends to the ids.
         matrix, positions, message_ids = cached.matrix, cached.positions, cached.message_ids
+        cells, dropped = cached.cells, cached.dropped
         eligible = int(np.searchsorted(positions, before_position))
         if eligible == 0:
             return []
-
         vector = await self.query_vector(query)
-        prepared = self._prepared_scores(chat_id, query, matrix)
+        prepared = self._prepared_scores(chat_id, query, matrix, cells)
 
         def scan() -> list[Recalled]:
-            scores = prepared[:eligible] if prepared is not None else matrix[:eligible] @ vector
-            top = np.arange(eligible)
-            if eligible > limit:
-                top = np.argpartition(scores, eligible - limit)[eligible - limit :]
-            best = top[np.argsort(-scores[top])]
+            if prepared is not None:
+                rows, scores = prepared
+                best = _first_eligible(rows, scores, eligible, dropped, limit)
+            else:
+                rows, scores = candidates(cells, matrix, vector)
+                best = _best(rows, scores, eligible, dropped, limit)
+            if cells is not None and len(best) < limit and len(rows) < eligible:
+                # The probed cells hold too few messages before the position: scan all.
+                every = np.arange(eligible)
+                best = _best(every, score(matrix[:eligible], vector), eligible, dropped, limit)
             return [
-                Recalled(message_ids[i], int(positions[i]), float(scores[i]))
-                for i in best
-                if scores[i] >= min_score
+                Recalled(message_ids[i], int(positions[i]), float(s))
+                for i, s in best
+                if s >= min_score
             ]
 
-        if prepared is not None or eligible * matrix.shape[1] <= _SCAN_HERE_FLOATS:
+        scanned = eligible if cells is None else matrix.shape[0] - cells.rows + eligible // 8
+        if prepared is not None or scanned * matrix.shape[1] <= _SCAN_HERE_FLOATS:
             return scan()
         return await asyncio.to_thread(scan)
 
     def _prepared_scores(
-        self, chat_id: str, query: str, matrix: Matrix
-    ) -> npt.NDArray[np.float32] | None:
-        """The scores `prepare` made for this query against this very matrix, if done
-        (vectors read since make another matrix, which is scanned instead)."""
+        self, chat_id: str, query: str, matrix: Matrix, cells: Cells | None
+    ) -> tuple[Rows, npt.NDArray[np.float32]] | None:
+        """The scores `prepare` made for this query against this very state of the
+        chat's vectors, if done (vectors read since make another, which is scored
+        instead)."""
         future = self._scores.get((chat_id, query))
         if future is None or not future.done() or future.cancelled() or future.exception():
             return None
         made = future.result()
-        return made.scores if made.matrix is matrix else None
+        if made.matrix is not matrix or made.cells is not cells:
+            return None
+        return made.rows, made.scores
 
     def prepare(self, chat_id: str, query: str) -> Future[_Scores] | None:
         """Begin embedding `query` (a message being sent to a chat) on a worker thread
-        now, when the chat has vectors to search, and scoring the chat's vectors against
-        it: its reply's search finds both made, or being made, meanwhile. Returns the
-        scoring's future (None when there is nothing to search)."""
+        now, when the chat has vectors to search, and scoring the chat's vectors (those
+        of the nearest cells, in a big chat) against it: its reply's search finds both
+        made, or being made, meanwhile. Returns the scoring's future (None when there
+        is nothing to search)."""
         cached = self._chats.get(chat_id)
         if cached is None or cached.matrix is None or not query.strip():
             return None
         vector = self._query_future(query)
-        matrix = cached.matrix
+        matrix, cells = cached.matrix, cached.cells
         assert self._query_thread is not None
 
-        def score() -> _Scores:
+        def scored() -> _Scores:
             # Queued behind the embedding on the same single thread: the vector is made.
-            return _Scores(matrix, matrix @ vector.result())
+            rows, scores = candidates(cells, matrix, vector.result())
+            best_first = np.argsort(-scores, kind="stable")  # the reply's search only picks
+            return _Scores(matrix, cells, rows[best_first], scores[best_first])
 
-        scoring = self._query_thread.submit(score)
+        scoring = self._query_thread.submit(scored)
         self._scores.pop((chat_id, query), None)
         self._scores[(chat_id, query)] = scoring
         while len(self._scores) > _QUERIES_KEPT:
@@ -407,6 +383,38 @@ class Recall:
                 await memory_repo.insert_vectors(tx, chat_id, model, fresh)
             stored += len(fresh)
         return stored
+
+
+def _best(
+    rows: Rows, scores: npt.NDArray[np.float32], eligible: int, dropped: Rows, limit: int
+) -> list[tuple[int, float]]:
+    """The `limit` best (row, score) among `rows` before row `eligible` (rows are in
+    position order) and not dropped, best first."""
+    keep = rows < eligible
+    if dropped.size:
+        keep &= ~np.isin(rows, dropped)
+    rows, scores = rows[keep], scores[keep]
+    top = np.arange(len(rows))
+    if len(rows) > limit:
+        top = np.argpartition(scores, len(rows) - limit)[len(rows) - limit :]
+    top = top[np.argsort(-scores[top])]
+    return [(int(rows[i]), float(scores[i])) for i in top]
+
+
+def _first_eligible(
+    rows: Rows, scores: npt.NDArray[np.float32], eligible: int, dropped: Rows, limit: int
+) -> list[tuple[int, float]]:
+    """Like `_best`, for rows already in order of score (best first): only the first
+    few are looked at, unless too many of them are not eligible."""
+    for end in (limit * 8, len(rows)):
+        head, head_scores = rows[:end], scores[:end]
+        keep = head < eligible
+        if dropped.size:
+            keep &= ~np.isin(head, dropped)
+        if int(keep.sum()) >= limit or end >= len(rows):
+            picked = np.flatnonzero(keep)[:limit]
+            return [(int(head[i]), float(head_scores[i])) for i in picked]
+    return []
 
 
 def load_embedder(settings: Settings) -> Embedder:

@@ -12,7 +12,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from personae.storage.tables import characters, chats, messages
+from personae.storage.tables import characters, chats, message_vectors, messages
 from personae.storage.types import new_id, utcnow
 
 
@@ -393,13 +393,21 @@ async def list_history_between(
 
 
 async def get_history_messages(
-    tx: AsyncSession, chat_id: str, message_ids: list[str]
+    tx: AsyncSession, chat_id: str, message_ids: list[str], *, vector_model: str | None = None
 ) -> list[MessageRecord]:
-    """Selected, not deleted messages of a chat among `message_ids`, in position order."""
+    """Selected, not deleted messages of a chat among `message_ids`, in position order;
+    given `vector_model`, only those with a vector of it (recall: an edit deletes a
+    message's vector, and its old text must not be what recalls it)."""
     if not message_ids:
         return []
     # By primary key only: with chat_id in the WHERE, SQLite may walk the chat's index.
     query = select(messages).where(messages.c.id.in_(message_ids), messages.c.deleted_at.is_(None))
+    if vector_model is not None:
+        query = query.join(
+            message_vectors,
+            (message_vectors.c.message_id == messages.c.id)
+            & (message_vectors.c.model == vector_model),
+        )
     rows = [_message(row) for row in (await tx.execute(query)).mappings()]
     kept = [m for m in rows if m.chat_id == chat_id and m.selected]
     return sorted(kept, key=lambda m: m.position)

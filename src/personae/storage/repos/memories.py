@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
@@ -210,6 +210,13 @@ async def vectors_after(
         .order_by(message_vectors.c.position)
     )
     return [(row.message_id, row.position, bytes(row.vector)) for row in await tx.execute(query)]
+
+
+async def delete_vectors(tx: AsyncSession, message_ids: list[str]) -> None:
+    """Forget these messages' vectors (their text changed: the vectors no longer match)."""
+    if message_ids:
+        query = delete(message_vectors).where(message_vectors.c.message_id.in_(message_ids))
+        await tx.execute(query)
 
 
 async def has_open_job(tx: AsyncSession, chat_id: str, kind: str) -> bool:
