@@ -4,12 +4,25 @@ is new.
 
 A warm-up is the prompt's first turn (the system prompt with the character's
 definition, persona and example dialogues: what `assemble_prompt` puts first and
-keeps byte-stable) sent for one token to the backend the chat's next reply would
-take first (the router's affinity order), with llama.cpp's `cache_prompt`. It has
-the lowest priority: it starts only while nobody waits in line and that backend
-serves nothing at all, holds no slot lease, and is cancelled the moment a reply is
-queued here or takes that backend (`Router.take` cancels it). One warm-up per
-backend and prefix is sent within `prompt_warmup_window_s`.
+keeps byte-stable) read by the backend the chat's next reply would take first (the
+router's affinity order), with llama.cpp's `cache_prompt`. It is read in chunks:
+growing prefixes of that turn, each about `prompt_warmup_chunk_tokens` longer than
+the last, each sent for one token, so each request reads one chunk beyond what the
+cache already holds. A chunk is small, so:
+
+- a reply that comes meanwhile waits for one chunk at most: llama.cpp finishes the
+  batch it is reading even when the request is closed, and a whole 2,000-token
+  prefix is one batch (measured: tens of seconds on a busy 2-core machine);
+- each request answers well within the backend's first-token timeout, which a
+  whole long prefix did not (every 2,000-token warm-up failed at 60 s);
+- what was read stays cached when a warm-up is cancelled, and the next opening
+  goes on from there.
+
+It has the lowest priority: it starts only while nobody waits in line and that
+backend serves nothing at all, holds no slot lease, and is cancelled the moment a
+reply is queued here or takes that backend (`Router.take` cancels it). A status
+probe does not cancel it: its few tokens wait for the chunk being read. One
+warm-up per backend and prefix is sent within `prompt_warmup_window_s`.
 """
 
 from __future__ import annotations
@@ -22,7 +35,7 @@ import time
 from collections import Counter, OrderedDict
 
 from personae.cards.lorebook import Entry
-from personae.llm.base import ChatTurn, SamplingParams
+from personae.llm.base import ChatTurn, Provider, SamplingParams
 from personae.llm.router import Router
 from personae.services.prompting import lorebook_of, system_prompt
 from personae.settings import Settings
@@ -147,12 +160,9 @@ class PrefixWarmer:
             self._router.hold_warmup(choice, cancel)
             started = time.monotonic()
             try:
-                stream = backend.provider.stream_chat(
-                    [ChatTurn("system", text)], _WARMUP_PARAMS, cache_key=key
-                )
-                async with contextlib.aclosing(stream) as pieces:
-                    async for _piece in pieces:
-                        pass
+                for prefix in growing_prefixes(text, self._settings.prompt_warmup_chunk_tokens):
+                    await _read(backend.provider, prefix, key)
+                    self.counts["chunks"] += 1
             except BaseException:
                 self._sent.pop(sent_key, None)  # not warmed: the next opening tries again
                 raise
@@ -181,6 +191,36 @@ class PrefixWarmer:
         """Whether a job waits in line (a reply, or background work: both go first)."""
         async with self._db.read() as tx:
             return await job_repo.count_by_status(tx, job_repo.QUEUED) > 0
+
+
+async def _read(provider: Provider, prefix: str, key: str) -> None:
+    """Have the backend read `prefix` as the system turn (and write one token)."""
+    stream = provider.stream_chat([ChatTurn("system", prefix)], _WARMUP_PARAMS, cache_key=key)
+    async with contextlib.aclosing(stream) as pieces:
+        async for _piece in pieces:
+            pass
+
+
+def growing_prefixes(text: str, chunk_tokens: int) -> list[str]:
+    """Prefixes of `text`, each about `chunk_tokens` tokens longer than the last, the
+    last being `text` itself.
+
+    A prefix ends before a space or line break where there is one in its chunk: a
+    tokenizer starts a new token there, so a prefix's tokens are the first tokens of
+    the next prefix and of the whole turn (the cache is reused up to the cut). Tokens
+    are estimated as `approx_tokens` does (4 bytes of UTF-8 each), so text of many bytes per
+    character is cut in shorter pieces.
+    """
+    step = max(1, chunk_tokens * 4 * len(text) // max(1, len(text.encode())))
+    ends: list[int] = []
+    start = 0
+    while len(text) - start > step:
+        window = (start + 1, start + step)
+        cut = max(text.rfind(" ", *window), text.rfind("\n", *window))
+        end = cut if cut > start else start + step
+        ends.append(end)
+        start = end
+    return [text[:end] for end in ends] + [text]
 
 
 def _constant_lore(character: CharacterRecord) -> list[Entry]:
