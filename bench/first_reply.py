@@ -231,6 +231,9 @@ def _settings(work: Path, server: EmbeddedServer, chunk_tokens: int) -> Settings
         # No status probes: their few tokens would land in some cases' timings.
         probe_interval_s=0,
         prompt_warmup_chunk_tokens=chunk_tokens,
+        # A cold 2,000-token prompt can take over a minute to read on a busy machine:
+        # give it the time, so "cold" is one reading rather than a timeout and a retry.
+        first_token_timeout_s=600,
         max_reply_tokens=8,
         summary_enabled=False,
         send_rate_per_user="1000000/minute",
