@@ -102,6 +102,9 @@ class Case:
     seconds: list[float] = field(default_factory=list)
     prompt: list[int] = field(default_factory=list)  # the reply's prompt tokens
     cached: list[int] = field(default_factory=list)  # of those, read from the cache
+    # From the request to the backend to its first token (the reply's generation
+    # record): the rest of `seconds` is Personae's own (claim, prompt, events).
+    backend_ms: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -206,6 +209,7 @@ async def _case(
     case.seconds.append(seconds)
     case.prompt.append(int(generation.get("prompt_tokens") or 0))
     case.cached.append(int(generation.get("cached_tokens") or 0))
+    case.backend_ms.append(int(generation.get("first_token_ms") or 0))
 
 
 async def _settle(client: httpx.AsyncClient, chat_id: str) -> None:
@@ -266,6 +270,8 @@ async def run(runs: int, long_tokens: int, chunk_tokens: int, data_dir: Path) ->
                             name = f"Keeper{run_number}x{index}"
                             await _case(client, container, name, case, tally)
                     counts = dict(container.warmer.counts)
+                    if container.warmer.last_failure:
+                        print(f"# the last failed warm-up: {container.warmer.last_failure}")
                 finally:
                     await client.aclose()
     finally:
@@ -288,10 +294,16 @@ def _report(
         f"first reply's time to first token, median of {runs} (long definition ~{long_tokens} "
         f"tokens, short ~{SHORT}; warm-ups read in chunks of ~{chunk_tokens} tokens)"
     )
-    print(f"{'case':>24} {'ms':>8} {'vs short, warmed':>17} {'prompt tokens, cached':>22}")
+    print(
+        f"{'case':>24} {'ms':>8} {'vs short, warmed':>17} {'backend ms':>11} "
+        f"{'prompt tokens, cached':>22}"
+    )
     for name, case in cases.items():
         tokens = f"{statistics.median(case.prompt):.0f}, {statistics.median(case.cached):.0f}"
-        print(f"{name:>24} {median[name] * 1000:>8.0f} {median[name] / short:>16.2f}x {tokens:>22}")
+        print(
+            f"{name:>24} {median[name] * 1000:>8.0f} {median[name] / short:>16.2f}x "
+            f"{statistics.median(case.backend_ms):>11.0f} {tokens:>22}"
+        )
     waited = statistics.median(tally.seconds) if tally.seconds else 0.0
     print(
         f"warm-ups completed before the send: {tally.completed} of {runs * 2} warmed cases "
@@ -299,6 +311,8 @@ def _report(
         f"all warm-ups: {counts}"
     )
     print(f"long cold / long warmed: {median['long, cold'] / median['long, warmed']:.1f}x")
+    cold_ratio = median["long, warmed"] / median["short, cold"]
+    print(f"long warmed / short cold: {cold_ratio:.2f}x")
     during = median["short, during a warm-up"] - median["short, cold"]
     print(f"a warm-up's cost to another chat's reply sent meanwhile: {during * 1000:+.0f} ms")
     load_after = os.getloadavg()

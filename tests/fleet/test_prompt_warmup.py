@@ -231,3 +231,18 @@ def test_growing_prefixes_nest_cut_before_spaces_and_end_with_the_whole_text() -
     assert growing_prefixes("Hello there.", 32) == ["Hello there."]
     # Three bytes a character: a third as many characters per chunk.
     assert len(growing_prefixes("灯台守" * 200, 32)[0]) == 42
+
+
+async def test_a_failed_warmup_says_why_and_the_next_opening_sends_it_again(
+    make_settings: Callable[..., Settings],
+) -> None:
+    async with fleet(make_settings, {"a": {"slots": 1}}) as (api, urls):
+        alice = await api.user("alice")
+        _character_id, chat_id = await _chat(alice)
+        warmer = api.container.warmer
+        await _arm(urls["a"], mode="status", status=503, count=1)
+        await _open(api, alice, f"/api/v1/chats/{chat_id}")
+        assert warmer.counts["failed"] == 1
+        assert "503" in warmer.last_failure
+        await _open(api, alice, f"/api/v1/chats/{chat_id}")
+        assert warmer.counts["sent"] == 1

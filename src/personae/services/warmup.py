@@ -67,6 +67,7 @@ class PrefixWarmer:
         self._tasks: set[asyncio.Task[None]] = set()
         # What became of each warm-up asked for (tests and the bench read it).
         self.counts: Counter[str] = Counter()
+        self.last_failure = ""  # why the last failed warm-up failed (the bench says)
 
     @property
     def enabled(self) -> bool:
@@ -131,6 +132,7 @@ class PrefixWarmer:
             self.counts["cancelled"] += 1
         except Exception as error:  # a warm-up is a hint: its failure harms nobody
             self.counts["failed"] += 1
+            self.last_failure = f"{type(error).__name__}: {error}"
             log.debug("a prompt warm-up failed", extra={"error": str(error)})
 
     async def _send(self, character: CharacterRecord, chat: ChatRecord, key: str) -> None:
