@@ -219,7 +219,7 @@ async def test_warmups_can_be_turned_off(make_settings: Callable[..., Settings])
 
 def test_growing_prefixes_nest_cut_before_spaces_and_end_with_the_whole_text() -> None:
     text = "The keeper lights the lamp at dusk and counts the gulls on the rail. " * 40
-    prefixes = growing_prefixes(text, 32)
+    prefixes = list(growing_prefixes(text, 32))
     assert prefixes[-1] == text
     assert all(b.startswith(a) for a, b in itertools.pairwise(prefixes))
     # About 32 tokens (~128 bytes) more each time, cut before a space.
@@ -228,9 +228,9 @@ def test_growing_prefixes_nest_cut_before_spaces_and_end_with_the_whole_text() -
     assert all(text[len(prefix)] == " " for prefix in prefixes[:-1])
     # Text with no space is cut anyway; a short text is one chunk.
     assert [len(p) for p in growing_prefixes("x" * 300, 32)] == [128, 256, 300]
-    assert growing_prefixes("Hello there.", 32) == ["Hello there."]
+    assert list(growing_prefixes("Hello there.", 32)) == ["Hello there."]
     # Three bytes a character: a third as many characters per chunk.
-    assert len(growing_prefixes("灯台守" * 200, 32)[0]) == 42
+    assert len(next(growing_prefixes("灯台守" * 200, 32))) == 42
 
 
 async def test_a_failed_warmup_says_why_and_the_next_opening_sends_it_again(

@@ -33,6 +33,7 @@ import hashlib
 import logging
 import time
 from collections import Counter, OrderedDict
+from collections.abc import Iterator
 
 from personae.cards.lorebook import Entry
 from personae.llm.base import ChatTurn, Provider, SamplingParams
@@ -203,26 +204,24 @@ async def _read(provider: Provider, prefix: str, key: str) -> None:
             pass
 
 
-def growing_prefixes(text: str, chunk_tokens: int) -> list[str]:
+def growing_prefixes(text: str, chunk_tokens: int) -> Iterator[str]:
     """Prefixes of `text`, each about `chunk_tokens` tokens longer than the last, the
-    last being `text` itself.
+    last being `text` itself (made one at a time: a long text has many).
 
     A prefix ends before a space or line break where there is one in its chunk: a
     tokenizer starts a new token there, so a prefix's tokens are the first tokens of
     the next prefix and of the whole turn (the cache is reused up to the cut). Tokens
-    are estimated as `approx_tokens` does (4 bytes of UTF-8 each), so text of many bytes per
-    character is cut in shorter pieces.
+    are estimated as `approx_tokens` does (4 bytes of UTF-8 each), so text of many
+    bytes per character is cut in shorter pieces.
     """
     step = max(1, chunk_tokens * 4 * len(text) // max(1, len(text.encode())))
-    ends: list[int] = []
     start = 0
     while len(text) - start > step:
         window = (start + 1, start + step)
         cut = max(text.rfind(" ", *window), text.rfind("\n", *window))
-        end = cut if cut > start else start + step
-        ends.append(end)
-        start = end
-    return [text[:end] for end in ends] + [text]
+        start = cut if cut > start else start + step
+        yield text[:start]
+    yield text
 
 
 def _constant_lore(character: CharacterRecord) -> list[Entry]:
