@@ -19,9 +19,11 @@ from the send to the first `token` event on the chat's stream:
 
 Each reply's prompt and cached tokens are those llama.cpp reported
 (`timings.prompt_n` and `cache_n`, kept in the reply's generation record): the
-evidence that a warmed reply read only what was new. The target: the long
-character warmed at most 1.5x the short one warmed. Cases take turns within each
-run, so a busy moment of the machine hits each; the load average is printed.
+evidence that a warmed reply read only what was new; beside them, llama.cpp's own
+time to the first token (the rest is Personae's). The target: the long character
+warmed at most 1.5x the short one warmed (the long one warmed against the short
+one cold is printed too). Cases take turns within each run, so a busy moment of
+the machine hits each; the load average is printed.
 
     python bench/first_reply.py [--runs 3] [--tokens 2000] [--data-dir DIR] [--smoke]
 

@@ -44,9 +44,10 @@ async def _until(condition: Callable[[], Any], timeout_s: float = 20.0) -> None:
         await asyncio.sleep(0.02)
 
 
-async def _chat(client: httpx.AsyncClient) -> tuple[str, str]:
+async def _chat(client: httpx.AsyncClient, name: str = "Bramble") -> tuple[str, str]:
     character = await client.post(
-        "/api/v1/characters", json={"name": "Bramble", "description": DEFINITION}
+        "/api/v1/characters",
+        json={"name": name, "description": DEFINITION.replace("Bramble", name)},
     )
     assert character.status_code == 201, character.text
     chat = await client.post("/api/v1/chats", json={"character_id": character.json()["id"]})
@@ -233,16 +234,21 @@ def test_growing_prefixes_nest_cut_before_spaces_and_end_with_the_whole_text() -
     assert len(next(growing_prefixes("灯台守" * 200, 32))) == 42
 
 
-async def test_a_failed_warmup_says_why_and_the_next_opening_sends_it_again(
+async def test_a_chunk_that_fails_once_is_sent_again_and_one_that_fails_twice_says_why(
     make_settings: Callable[..., Settings],
 ) -> None:
     async with fleet(make_settings, {"a": {"slots": 1}}) as (api, urls):
         alice = await api.user("alice")
         _character_id, chat_id = await _chat(alice)
+        _other_character, other_chat = await _chat(alice, "Thistle")
         warmer = api.container.warmer
         await _arm(urls["a"], mode="status", status=503, count=1)
+        await _open(api, alice, f"/api/v1/chats/{other_chat}")
+        assert warmer.counts["retried"] == 1
+        assert warmer.counts["sent"] == 1
+        await _arm(urls["a"], mode="status", status=503, count=2)
         await _open(api, alice, f"/api/v1/chats/{chat_id}")
         assert warmer.counts["failed"] == 1
         assert "503" in warmer.last_failure
         await _open(api, alice, f"/api/v1/chats/{chat_id}")
-        assert warmer.counts["sent"] == 1
+        assert warmer.counts["sent"] == 2

@@ -36,7 +36,13 @@ from collections import Counter, OrderedDict
 from collections.abc import Iterator
 
 from personae.cards.lorebook import Entry
-from personae.llm.base import ChatTurn, Provider, SamplingParams
+from personae.llm.base import (
+    BackendUnreachable,
+    ChatTurn,
+    Provider,
+    SamplingParams,
+    TransientBackendError,
+)
 from personae.llm.router import Router
 from personae.services.prompting import lorebook_of, system_prompt
 from personae.settings import Settings
@@ -54,6 +60,8 @@ log = logging.getLogger("personae.warmup")
 _REMEMBERED = 4096
 # One token: llama.cpp reads the whole prompt into the slot's cache before it.
 _WARMUP_PARAMS = SamplingParams(max_tokens=1, temperature=0.0)
+# A chunk that fails for a passing reason is sent once more (see `_read`).
+_CHUNK_ATTEMPTS = 2
 
 
 class PrefixWarmer:
@@ -164,7 +172,7 @@ class PrefixWarmer:
             started = time.monotonic()
             try:
                 for prefix in growing_prefixes(text, self._settings.prompt_warmup_chunk_tokens):
-                    await _read(backend.provider, prefix, key)
+                    await self._read(backend.provider, prefix, key)
                     self.counts["chunks"] += 1
             except BaseException:
                 self._sent.pop(sent_key, None)  # not warmed: the next opening tries again
@@ -176,6 +184,29 @@ class PrefixWarmer:
             )
         finally:
             await choice.give_back()
+
+    async def _read(self, provider: Provider, prefix: str, key: str) -> None:
+        """Have the backend read `prefix` as the system turn (and write one token).
+
+        A chunk that fails for a passing reason is sent once more: reading it again is
+        harmless, and back-to-back requests to llama.cpp's server meet "Server
+        disconnected without sending a response" now and then (measured: 8 of 150).
+        """
+        for attempt in range(_CHUNK_ATTEMPTS):
+            try:
+                stream = provider.stream_chat(
+                    [ChatTurn("system", prefix)], _WARMUP_PARAMS, cache_key=key
+                )
+                async with contextlib.aclosing(stream) as pieces:
+                    async for _piece in pieces:
+                        pass
+                return
+            except BackendUnreachable:
+                raise
+            except TransientBackendError:
+                if attempt + 1 == _CHUNK_ATTEMPTS:
+                    raise
+                self.counts["retried"] += 1
 
     def _fresh(self, key: tuple[str, str]) -> bool:
         """Whether this prefix was not warmed on this backend within the window (and
@@ -194,14 +225,6 @@ class PrefixWarmer:
         """Whether a job waits in line (a reply, or background work: both go first)."""
         async with self._db.read() as tx:
             return await job_repo.count_by_status(tx, job_repo.QUEUED) > 0
-
-
-async def _read(provider: Provider, prefix: str, key: str) -> None:
-    """Have the backend read `prefix` as the system turn (and write one token)."""
-    stream = provider.stream_chat([ChatTurn("system", prefix)], _WARMUP_PARAMS, cache_key=key)
-    async with contextlib.aclosing(stream) as pieces:
-        async for _piece in pieces:
-            pass
 
 
 def growing_prefixes(text: str, chunk_tokens: int) -> Iterator[str]:
