@@ -125,6 +125,9 @@ class Settings(BaseSettings):
     # character page is opened (lowest priority; see services/warmup.py).
     prompt_warmup: bool = True
     prompt_warmup_window_s: float = Field(default=300.0, ge=0.0)
+    # A warm-up is read in requests of about this many tokens: a reply (or a status
+    # probe) that comes meanwhile waits at most for the one being read.
+    prompt_warmup_chunk_tokens: int = Field(default=128, ge=16, le=8192)
     first_token_timeout_s: float = Field(default=60.0, gt=0.0)
     between_tokens_timeout_s: float = Field(default=30.0, gt=0.0)
     quality_gate: bool = True

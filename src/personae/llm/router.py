@@ -192,11 +192,16 @@ class Router:
         for backend in self._backends:
             _cancel_warmups(backend)
 
-    async def take_backend(self, backend: Backend) -> Choice | None:
-        """A free slot on `backend` itself (a probe's generation), or None."""
-        return await self._take_first([backend])
+    async def take_backend(self, backend: Backend, *, cancel_warmups: bool = True) -> Choice | None:
+        """A free slot on `backend` itself (a probe's or a classifier's generation), or
+        None. With `cancel_warmups` false its warm-ups go on: a few tokens' request
+        then waits in the backend's queue for the warm-up chunk being read (one small
+        chunk), and the warm-up reads its next chunk after it."""
+        return await self._take_first([backend], cancel_warmups=cancel_warmups)
 
-    async def _take_first(self, order: list[Backend]) -> Choice | None:
+    async def _take_first(
+        self, order: list[Backend], *, cancel_warmups: bool = True
+    ) -> Choice | None:
         if self._shared is None:
             chosen = next((b for b in order if b.has_room()), None)
             lease = None
@@ -207,7 +212,8 @@ class Router:
         if chosen is None:
             return None
         chosen.in_flight += 1
-        _cancel_warmups(chosen)  # a reply never waits for a warm-up
+        if cancel_warmups:
+            _cancel_warmups(chosen)  # a reply never waits for more than a warm-up's chunk
         return Choice(chosen, chosen.spec.role == "fallback", lease, router=self)
 
     def _order(

@@ -259,7 +259,9 @@ class ProbeRunner:
             raise _ProbeFailed("the health check failed")
         slot = None
         if self._router is not None and backend is not None:
-            slot = await self._router.take_backend(backend)
+            # A probe's four tokens wait for the prompt warm-up chunk being read
+            # rather than cancel the warm-up (see services/warmup.py).
+            slot = await self._router.take_backend(backend, cancel_warmups=False)
             if slot is None:
                 slots = backend.spec.slots
                 are = "is" if slots == 1 else "are"

@@ -4,12 +4,25 @@ is new.
 
 A warm-up is the prompt's first turn (the system prompt with the character's
 definition, persona and example dialogues: what `assemble_prompt` puts first and
-keeps byte-stable) sent for one token to the backend the chat's next reply would
-take first (the router's affinity order), with llama.cpp's `cache_prompt`. It has
-the lowest priority: it starts only while nobody waits in line and that backend
-serves nothing at all, holds no slot lease, and is cancelled the moment a reply is
-queued here or takes that backend (`Router.take` cancels it). One warm-up per
-backend and prefix is sent within `prompt_warmup_window_s`.
+keeps byte-stable) read by the backend the chat's next reply would take first (the
+router's affinity order), with llama.cpp's `cache_prompt`. It is read in chunks:
+growing prefixes of that turn, each about `prompt_warmup_chunk_tokens` longer than
+the last, each sent for one token, so each request reads one chunk beyond what the
+cache already holds. A chunk is small, so:
+
+- a reply that comes meanwhile waits for one chunk at most: llama.cpp finishes the
+  batch it is reading even when the request is closed, and a whole 2,000-token
+  prefix is one batch (measured: tens of seconds on a busy 2-core machine);
+- each request answers well within the backend's first-token timeout, which a
+  whole long prefix did not (every 2,000-token warm-up failed at 60 s);
+- what was read stays cached when a warm-up is cancelled, and the next opening
+  goes on from there.
+
+It has the lowest priority: it starts only while nobody waits in line and that
+backend serves nothing at all, holds no slot lease, and is cancelled the moment a
+reply is queued here or takes that backend (`Router.take` cancels it). A status
+probe does not cancel it: its few tokens wait for the chunk being read. One
+warm-up per backend and prefix is sent within `prompt_warmup_window_s`.
 """
 
 from __future__ import annotations
@@ -20,9 +33,16 @@ import hashlib
 import logging
 import time
 from collections import Counter, OrderedDict
+from collections.abc import Iterator
 
 from personae.cards.lorebook import Entry
-from personae.llm.base import ChatTurn, SamplingParams
+from personae.llm.base import (
+    BackendUnreachable,
+    ChatTurn,
+    Provider,
+    SamplingParams,
+    TransientBackendError,
+)
 from personae.llm.router import Router
 from personae.services.prompting import lorebook_of, system_prompt
 from personae.settings import Settings
@@ -40,6 +60,8 @@ log = logging.getLogger("personae.warmup")
 _REMEMBERED = 4096
 # One token: llama.cpp reads the whole prompt into the slot's cache before it.
 _WARMUP_PARAMS = SamplingParams(max_tokens=1, temperature=0.0)
+# A chunk that fails for a passing reason is sent once more (see `_read`).
+_CHUNK_ATTEMPTS = 2
 
 
 class PrefixWarmer:
@@ -54,6 +76,7 @@ class PrefixWarmer:
         self._tasks: set[asyncio.Task[None]] = set()
         # What became of each warm-up asked for (tests and the bench read it).
         self.counts: Counter[str] = Counter()
+        self.last_failure = ""  # why the last failed warm-up failed (the bench says)
 
     @property
     def enabled(self) -> bool:
@@ -118,6 +141,7 @@ class PrefixWarmer:
             self.counts["cancelled"] += 1
         except Exception as error:  # a warm-up is a hint: its failure harms nobody
             self.counts["failed"] += 1
+            self.last_failure = f"{type(error).__name__}: {error}"
             log.debug("a prompt warm-up failed", extra={"error": str(error)})
 
     async def _send(self, character: CharacterRecord, chat: ChatRecord, key: str) -> None:
@@ -147,12 +171,9 @@ class PrefixWarmer:
             self._router.hold_warmup(choice, cancel)
             started = time.monotonic()
             try:
-                stream = backend.provider.stream_chat(
-                    [ChatTurn("system", text)], _WARMUP_PARAMS, cache_key=key
-                )
-                async with contextlib.aclosing(stream) as pieces:
-                    async for _piece in pieces:
-                        pass
+                for prefix in growing_prefixes(text, self._settings.prompt_warmup_chunk_tokens):
+                    await self._read(backend.provider, prefix, key)
+                    self.counts["chunks"] += 1
             except BaseException:
                 self._sent.pop(sent_key, None)  # not warmed: the next opening tries again
                 raise
@@ -163,6 +184,29 @@ class PrefixWarmer:
             )
         finally:
             await choice.give_back()
+
+    async def _read(self, provider: Provider, prefix: str, key: str) -> None:
+        """Have the backend read `prefix` as the system turn (and write one token).
+
+        A chunk that fails for a passing reason is sent once more: reading it again is
+        harmless, and back-to-back requests to llama.cpp's server meet "Server
+        disconnected without sending a response" now and then (measured: 8 of 150).
+        """
+        for attempt in range(_CHUNK_ATTEMPTS):
+            try:
+                stream = provider.stream_chat(
+                    [ChatTurn("system", prefix)], _WARMUP_PARAMS, cache_key=key
+                )
+                async with contextlib.aclosing(stream) as pieces:
+                    async for _piece in pieces:
+                        pass
+                return
+            except BackendUnreachable:
+                raise
+            except TransientBackendError:
+                if attempt + 1 == _CHUNK_ATTEMPTS:
+                    raise
+                self.counts["retried"] += 1
 
     def _fresh(self, key: tuple[str, str]) -> bool:
         """Whether this prefix was not warmed on this backend within the window (and
@@ -181,6 +225,26 @@ class PrefixWarmer:
         """Whether a job waits in line (a reply, or background work: both go first)."""
         async with self._db.read() as tx:
             return await job_repo.count_by_status(tx, job_repo.QUEUED) > 0
+
+
+def growing_prefixes(text: str, chunk_tokens: int) -> Iterator[str]:
+    """Prefixes of `text`, each about `chunk_tokens` tokens longer than the last, the
+    last being `text` itself (made one at a time: a long text has many).
+
+    A prefix ends before a space or line break where there is one in its chunk: a
+    tokenizer starts a new token there, so a prefix's tokens are the first tokens of
+    the next prefix and of the whole turn (the cache is reused up to the cut). Tokens
+    are estimated as `approx_tokens` does (4 bytes of UTF-8 each), so text of many
+    bytes per character is cut in shorter pieces.
+    """
+    step = max(1, chunk_tokens * 4 * len(text) // max(1, len(text.encode())))
+    start = 0
+    while len(text) - start > step:
+        window = (start + 1, start + step)
+        cut = max(text.rfind(" ", *window), text.rfind("\n", *window))
+        start = cut if cut > start else start + step
+        yield text[:start]
+    yield text
 
 
 def _constant_lore(character: CharacterRecord) -> list[Entry]:
