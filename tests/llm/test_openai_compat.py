@@ -264,3 +264,50 @@ async def test_streams_read_to_their_end_reuse_one_connection() -> None:
         finally:
             await backend.aclose()
     assert (stats["requests"], stats["connections"]) == (3, 1)
+
+
+async def test_a_kept_alive_connection_closed_by_the_server_is_retried_once() -> None:
+    """llama.cpp's server closes a kept-alive connection after some requests; a request
+    sent on it gets no answer at all. That one is sent again on a new connection."""
+    body = sse(chunk("hi"), "[DONE]")
+    answer = (
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+        + f"content-length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    requests = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal requests
+        answered_here = 0
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":")[1])
+                    for line in head.lower().split(b"\r\n")
+                    if line.startswith(b"content-length:")
+                )
+                await reader.readexactly(length)
+                requests += 1
+                if answered_here == 1:
+                    return  # the second request on a connection: closed, unanswered
+                writer.write(answer)
+                await writer.drain()
+                answered_here += 1
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    backend = OpenAICompatProvider(f"http://127.0.0.1:{port}", model="m")
+    try:
+        for _ in range(3):
+            assert await collect(backend) == ["hi"]
+    finally:
+        await backend.aclose()
+        server.close()
+        await server.wait_closed()
+    assert requests == 5  # 3 answered, 2 sent again after the silent close

@@ -215,7 +215,13 @@ class OpenAICompatProvider:
     async def _send(self, request: httpx.Request, deadline: float) -> httpx.Response:
         try:
             async with asyncio.timeout_at(deadline):
-                return await self._client.send(request, stream=True)
+                try:
+                    return await self._client.send(request, stream=True)
+                except httpx.RemoteProtocolError:
+                    # A kept-alive connection the server closed as it was reused (the
+                    # request was never read: llama.cpp's server closes them after a
+                    # number of requests). Once more, on a new connection.
+                    return await self._client.send(request, stream=True)
         except TimeoutError as error:
             raise TransientBackendError(
                 f"{self.name} did not answer within {self.first_token_timeout:g} s"
