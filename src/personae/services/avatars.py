@@ -103,6 +103,14 @@ def image_urls(image_id: str | None) -> dict[str, str] | None:
     return {str(size): image_url(image_id, size) for size in images.SIZES}
 
 
+def shown(image_id: str | None, avatar: str | None) -> tuple[str | None, dict[str, str] | None]:
+    """What a response shows of an avatar: (`avatar`, `avatar_urls`). A stored picture
+    by its URLs (the largest as `avatar`); else the stored value if it is still safe."""
+    if image_id is not None:
+        return image_url(image_id, images.SIZES[-1]), image_urls(image_id)
+    return shown_avatar(avatar), None
+
+
 def own_image_id(value: str | None) -> str | None:
     """The picture id when `value` is one of our picture URLs (sent back unchanged)."""
     match = _OWN_URL.fullmatch(value) if value else None

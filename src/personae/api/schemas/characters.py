@@ -10,7 +10,7 @@ from pydantic import Field, StringConstraints, field_validator, model_validator
 from personae import strict_json
 from personae.api.schemas.common import Input, Output
 from personae.images import SIZES
-from personae.services.avatars import image_url, image_urls, shown_avatar
+from personae.services import avatars
 
 Visibility = Literal["public", "unlisted", "private"]
 Rating = Literal["general", "teen", "mature"]
@@ -165,10 +165,8 @@ class CharacterPublic(Output):
         if isinstance(record, dict):
             return record
         values = {name: getattr(record, name) for name in cls.model_fields if hasattr(record, name)}
-        image_id = getattr(record, "avatar_image_id", None)
-        values["avatar_urls"] = image_urls(image_id)
-        values["avatar"] = (
-            image_url(image_id, SIZES[-1]) if image_id else shown_avatar(values.get("avatar"))
+        values["avatar"], values["avatar_urls"] = avatars.shown(
+            getattr(record, "avatar_image_id", None), values.get("avatar")
         )
         return values
 

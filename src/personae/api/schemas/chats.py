@@ -8,8 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from personae.api.schemas.common import Input, Output
-from personae.images import SIZES
-from personae.services.avatars import image_url, image_urls, shown_avatar
+from personae.services import avatars
 from personae.services.wellbeing import AI_NOTICE
 
 # Replies: queued -> generating -> complete | stopped | failed | filtered. A user
@@ -88,12 +87,8 @@ class ChatSummaryPublic(ChatPublic):
         if isinstance(record, dict):
             return record
         values = {name: getattr(record, name) for name in cls.model_fields if hasattr(record, name)}
-        image_id = getattr(record, "character_avatar_image_id", None)
-        values["character_avatar_urls"] = image_urls(image_id)
-        values["character_avatar"] = (
-            image_url(image_id, SIZES[-1])
-            if image_id
-            else shown_avatar(values.get("character_avatar"))
+        values["character_avatar"], values["character_avatar_urls"] = avatars.shown(
+            getattr(record, "character_avatar_image_id", None), values.get("character_avatar")
         )
         return values
 
