@@ -65,7 +65,7 @@ class ReplyMaterial:
             reply = await repo.get_message(tx, reply_id)
             if reply is None or reply.status in chat_events.FINAL_STATES:
                 return None
-            chat, character = await self._chat_and_character(reply.chat_id, tx)
+            chat, character = await self._chat_and_character(reply.chat_id, tx, reply.character_id)
             if chat is None or character is None:  # the chat was deleted
                 return None
             history, memory = await self._history_and_memory(chat, reply.position, tx=tx)
@@ -73,12 +73,14 @@ class ReplyMaterial:
 
     @staticmethod
     async def _chat_and_character(
-        chat_id: str, tx: Transaction
+        chat_id: str, tx: Transaction, character_id: str | None = None
     ) -> tuple[ChatRecord | None, CharacterRecord | None]:
+        """The chat and the character who speaks: a room's reply names its own."""
         chat = await repo.get_chat(tx, chat_id)
         if chat is None:
             return None, None
-        character = await character_repo.get_character(tx, chat.character_id, include_deleted=True)
+        speaker = character_id or chat.character_id
+        character = await character_repo.get_character(tx, speaker, include_deleted=True)
         return chat, character
 
     async def _history_and_memory(
