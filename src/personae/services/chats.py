@@ -338,7 +338,9 @@ class ChatService:
         """`get_chat`, for the chat being opened: its character's prompt prefix is
         warmed for its next reply in the background (lowest priority, see warmup.py)."""
         chat = await self.get_chat(user, chat_id)
-        if self._warmer is not None:
+        if (
+            self._warmer is not None and not chat.is_room
+        ):  # (a room's prefix is not one character's)
             self._warmer.chat_opened(chat)
         return chat
 
