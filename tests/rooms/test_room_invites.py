@@ -11,7 +11,7 @@ from collections.abc import Callable
 from room_helpers import make_characters, make_room
 from sqlalchemy import select, update
 
-from conftest import Api, assert_problem
+from conftest import PASSWORD, Api, assert_problem
 from personae.settings import Settings
 from personae.storage.tables import room_invites
 from personae.storage.types import utcnow
@@ -123,3 +123,52 @@ async def test_characters_of_a_room(api: Api) -> None:
     assert_problem(await owner.get(f"/api/v1/rooms/{direct.json()['id']}"), 409, "not_a_room")
     listed = (await other.get("/api/v1/chats")).json()["items"]
     assert [c["id"] for c in listed] == [room.id]
+
+
+async def test_a_private_character_shows_only_its_name_and_picture(api: Api) -> None:
+    room = await make_room(api, people=2)
+    owner, member = room.owner, room.people[1]
+    picture = (
+        "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4"
+        "z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
+    )
+    private = await owner.post(
+        "/api/v1/characters",
+        json={
+            "name": "Hidden",
+            "tagline": "SECRET tagline",
+            "description": "SECRET",
+            "visibility": "private",
+            "avatar": picture,
+        },
+    )
+    added = await owner.post(
+        f"/api/v1/rooms/{room.id}/characters", json={"character_id": private.json()["id"]}
+    )
+    assert added.status_code == 200, added.text
+    seen = (await member.get(f"/api/v1/rooms/{room.id}")).json()
+    hidden = next(c for c in seen["characters"] if c["name"] == "Hidden")
+    assert hidden["description_short"] == ""
+    assert "SECRET" not in str(seen)
+    assert (await member.get(hidden["avatar"])).status_code == 200
+    assert_problem(await member.get(f"/api/v1/characters/{private.json()['id']}"), 404, "not_found")
+
+
+async def test_deleting_an_account_in_rooms(api: Api) -> None:
+    room = await make_room(api, people=2)
+    member = room.people[1]
+    # The member's own character is in the owner's room; the member goes: they leave
+    # the room, their character stays in it (deleted only for its creator).
+    mine = await member.post("/api/v1/characters", json={"name": "Mine"})
+    added = await room.owner.post(
+        f"/api/v1/rooms/{room.id}/characters", json={"character_id": mine.json()["id"]}
+    )
+    assert added.status_code == 200, added.text
+    gone = await member.request("DELETE", "/api/v1/me", json={"password": PASSWORD})
+    assert gone.status_code == 200, gone.text
+    after = (await room.owner.get(f"/api/v1/rooms/{room.id}")).json()
+    assert [m["user_id"] for m in after["members"]] == [room.user_ids[0]]
+    assert "Mine" in [c["name"] for c in after["characters"]]
+    # The owner deletes theirs: their rooms go with them.
+    deleted = await room.owner.request("DELETE", "/api/v1/me", json={"password": PASSWORD})
+    assert deleted.status_code == 200, deleted.text
