@@ -125,7 +125,7 @@ class RoomSends:
             for name, data in notes.events
             if name == "turn" and data.get("status") == rooms_repo.PLANNED
         ]
-        await self._turns.announce(notes)
+        await self._turns.announce(notes, queue)
         return SendResult(message=message, reply=reply, queue=queue, turns=turns)
 
     async def _existing(self, message: MessageRecord, content_hash: str) -> SendResult:

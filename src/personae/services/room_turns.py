@@ -21,7 +21,7 @@ from personae.errors import CharacterNotInRoom, RespondWithRequired
 from personae.events.base import EventLog
 from personae.services import chat_events
 from personae.services.chat_events import FINAL_STATES
-from personae.services.chats import JobSignals, insert_reply, priority_of
+from personae.services.chats import JobSignals, QueuePlace, insert_reply, priority_of
 from personae.settings import Settings
 from personae.storage.db import Transaction
 from personae.storage.repos import accounts as accounts_repo
@@ -345,12 +345,22 @@ class RoomTurns:
         notes.started = reply
         return True
 
-    async def announce(self, notes: Notes) -> None:
+    async def announce(self, notes: Notes, queue: QueuePlace | None = None) -> None:
         """Tell the room what changed, after the transaction committed; a started
-        reply goes to the scheduler last (its stream shows it queued first)."""
+        reply goes to the scheduler last (its stream shows it queued first, with its
+        place in line when the caller knows it)."""
         stream = chat_events.chat_stream(notes.chat_id)
         for name, data in notes.events:
             await self._events.publish(stream, name, data)
         if notes.started is not None:
             await chat_events.publish_reply_state(self._events, notes.started)
+            if queue is not None:
+                await chat_events.publish_queue_place(
+                    self._events,
+                    notes.chat_id,
+                    notes.started.id,
+                    queue.position,
+                    queue.estimated_start_s,
+                    reason=queue.reason,
+                )
             self._signals.job_queued(notes.started.id)
