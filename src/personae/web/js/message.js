@@ -75,7 +75,7 @@ export function drawMessage(view, message) {
   const isReply = message.role === "assistant";
   const latest = message.position === view.latestPosition();
   const running = !FINAL.has(message.status) && message.status !== "waiting";
-  const who = isReply ? view.chat.character_name : view.chat.persona_name || "You";
+  const who = view.speaker(message);
   const el = h(`li.msg.msg-${isReply ? "reply" : "user"}.status-${message.status}`, {
     dataset: { id: message.id, position: String(message.position) },
   });
@@ -98,7 +98,7 @@ export function drawMessage(view, message) {
       isReply && showsStars(message, latest) ? drawStars(view, message) : null,
       running && isReply ? h("button.btn.btn-small", { type: "button", onclick: () => view.act(() => post(`/api/v1/messages/${message.id}/stop`)) }, "Stop") : null),
     h("div.report-holder", {}));
-  el.append(view.avatarFor(isReply), body);
+  el.append(view.avatarFor(message), body);
   return el;
 }
 
