@@ -48,7 +48,7 @@ async def _counts(database: Database) -> dict[str, int]:
 
 
 @pytest.mark.parametrize(
-    "down_to", ["0009", "0010", "0011", "0012", "0013", "0014", "0015", "0016"]
+    "down_to", ["0009", "0010", "0011", "0012", "0013", "0014", "0015", "0016", "0018"]
 )
 async def test_the_migrations_down_and_up_keep_every_row(
     fresh_database: Database, down_to: str

@@ -237,6 +237,11 @@ chats = Table(
     # When the chat last changed in a way its next prompt shows (migration 0006): an
     # edit, a deletion, a swipe choice, a memory, the persona. A new message does not.
     Column("prompt_changed_at", UTCDateTime, nullable=True),
+    # Group rooms (migration 0019): 'direct' (one owner, one character) or 'room'.
+    Column("kind", String(8), nullable=False, default="direct", server_default="direct"),
+    # Who speaks next in a room: natural, list, random or manual.
+    Column("turn_mode", String(8), nullable=False, default="natural", server_default="natural"),
+    Column("auto_turns_left", Integer, nullable=False, default=0, server_default="0"),
     Index("ix_chats_owner_updated", "owner_id", "updated_at"),
 )
 
@@ -274,12 +279,79 @@ messages = Table(
     Column("finish_reason", String(16), nullable=True),
     # Cut by the token limit and trimmed to its last whole sentence (Continue goes on).
     Column("cut_short", Boolean, nullable=False, default=False, server_default=false()),
+    # Which character of a room wrote an assistant message (migration 0019; NULL in a
+    # one-on-one chat, whose character is the chat's).
+    Column("character_id", ID, nullable=True),
     UniqueConstraint("chat_id", "author_id", "client_id", name="uq_messages_client_id"),
     UniqueConstraint("chat_id", "position", "swipe_index", name="uq_messages_position"),
     # The time-spent notice reads a user's recent messages.
     Index("ix_messages_author_created", "author_id", "created_at"),
     # Trending counts the messages of the last days (migration 0018).
     Index("ix_messages_created_at", "created_at"),
+)
+
+# Group rooms (migration 0019): the people in a room, its characters, its invite links
+# and the durable plan of who speaks next.
+
+room_members = Table(
+    "room_members",
+    metadata,
+    Column("chat_id", ID, ForeignKey("chats.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("role", String(8), nullable=False),
+    Column("persona_name", String(64), nullable=False),
+    Column("persona_description", Text, nullable=False, default="", server_default=""),
+    Column("muted_until", UTCDateTime, nullable=True),
+    Column("joined_at", UTCDateTime, nullable=False),
+    # Set when the member left or was removed; joining again clears it.
+    Column("removed_at", UTCDateTime, nullable=True),
+    Index("ix_room_members_user_id", "user_id"),
+)
+
+room_characters = Table(
+    "room_characters",
+    metadata,
+    Column("chat_id", ID, ForeignKey("chats.id", ondelete="CASCADE"), primary_key=True),
+    Column("character_id", ID, ForeignKey("characters.id"), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("talkativeness", Float, nullable=False, default=0.5, server_default="0.5"),
+    Column("added_at", UTCDateTime, nullable=False),
+    Column("removed_at", UTCDateTime, nullable=True),
+)
+
+room_invites = Table(
+    "room_invites",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("chat_id", ID, ForeignKey("chats.id", ondelete="CASCADE"), nullable=False),
+    # Only the token's hash is stored: the token is shown once, to its creator.
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("role", String(8), nullable=False),
+    Column("created_by", ID, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Column("max_uses", Integer, nullable=True),
+    Column("uses", Integer, nullable=False, default=0, server_default="0"),
+    Index("ix_room_invites_chat_id", "chat_id"),
+)
+
+room_turns = Table(
+    "room_turns",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("chat_id", ID, ForeignKey("chats.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("character_id", ID, nullable=False),
+    # The user charged for the reply in the waiting room.
+    Column("requested_by", ID, nullable=False),
+    Column("reason", String(16), nullable=False),
+    # planned -> started (its reply placeholder and job exist) -> done; or dropped.
+    Column("status", String(8), nullable=False),
+    Column("message_id", ID, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("chat_id", "seq", name="uq_room_turns_chat_id"),
+    Index("ix_room_turns_chat_status", "chat_id", "status"),
 )
 
 jobs = Table(

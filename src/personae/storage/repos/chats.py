@@ -37,6 +37,14 @@ class ChatRecord:
     prompt_changed_at: datetime | None = None
     # The character's content rating now (the mature gate reads it on every send).
     character_rating: str = "general"
+    # 'direct' (one owner, one character) or 'room' (members and characters).
+    kind: str = "direct"
+    turn_mode: str = "natural"
+    auto_turns_left: int = 0
+
+    @property
+    def is_room(self) -> bool:
+        return self.kind == "room"
 
     @property
     def prompt_version(self) -> datetime:
@@ -74,6 +82,8 @@ class MessageRecord:
     finish_reason: str | None = None
     # Cut by the token limit and trimmed to its last whole sentence.
     cut_short: bool = False
+    # Which character of a room wrote it (None in a one-on-one chat).
+    character_id: str | None = None
 
 
 _MESSAGE_FIELDS = [f.name for f in fields(MessageRecord) if f.name != "swipe_count"]
@@ -115,6 +125,8 @@ async def insert_chat(
     persona_name: str,
     persona_description: str,
     persona_id: str | None = None,
+    kind: str = "direct",
+    turn_mode: str = "natural",
 ) -> str:
     now = utcnow()
     chat_id = new_id()
@@ -127,6 +139,8 @@ async def insert_chat(
             persona_name=persona_name,
             persona_description=persona_description,
             persona_id=persona_id,
+            kind=kind,
+            turn_mode=turn_mode,
             next_position=0,
             created_at=now,
             updated_at=now,
@@ -214,6 +228,7 @@ async def insert_message(
     client_id: str | None = None,
     content_hash: str | None = None,
     labels: dict[str, Any] | None = None,
+    character_id: str | None = None,
 ) -> MessageRecord:
     """Store a message; returns it as stored (its swipe count as if it were the only
     one at its position: callers adding a swipe beside others read it back)."""
@@ -239,6 +254,7 @@ async def insert_message(
         generation=None,
         created_at=now,
         updated_at=now,
+        character_id=character_id,
     )
     # Columns left out stay SQL NULL (a JSON column given None would store JSON null).
     unset = {"error_code", "rating", "backend", "generation", "filtered_category", "finish_reason"}
