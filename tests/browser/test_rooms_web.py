@@ -1,0 +1,174 @@
+"""A group room in the web app: two people in two browser contexts (a desktop and a
+phone) and two characters, against a real server with a SIMULATED backend.
+
+The owner makes the room and an invite link; the second person opens the link while
+logged out, creates an account and lands in the room; both see each other's messages
+and both characters' replies in one order; typing shows on the other side; auto-mode
+runs and stops; a removed member is told so."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from browser.helpers import (
+    PHONE,
+    new_page,
+    public_character,
+    register,
+    screenshot,
+    send,
+    wait_until,
+)
+from conftest import PASSWORD
+
+NO_SIDEWAYS_SCROLL = "document.documentElement.scrollWidth <= window.innerWidth"
+# Every message on the screen as (id, who, text): the same ids in the same order for
+# everybody; "who" differs only in "You".
+MESSAGES = (
+    "[...document.querySelectorAll('.messages .msg:not(.pending)')].map((el) => ["
+    "el.dataset.id, el.querySelector('.msg-who').firstChild.textContent,"
+    "el.classList.contains('status-complete') || el.classList.contains('msg-user')])"
+)
+ALL_DONE = (
+    "document.querySelectorAll('.messages .msg-reply').length >= {n} && "
+    "[...document.querySelectorAll('.messages .msg-reply')].every("
+    "(el) => el.classList.contains('status-complete'))"
+)
+
+
+async def _replies(page: Any) -> int:
+    count: int = await page.evaluate("document.querySelectorAll('.messages .msg-reply').length")
+    return count
+
+
+async def _settled(page: Any, replies: int) -> None:
+    await wait_until(page, ALL_DONE.replace("{n}", str(replies)), timeout_s=60)
+
+
+async def test_two_people_and_two_characters_in_one_room(browser: Any, start_web: Any) -> None:
+    # Replies slow enough that auto-mode can be stopped while it runs.
+    async with start_web(tokens_per_second=8) as web:
+        bramble = await public_character(web, first_message="")
+        await public_character(web, name="Juniper", tagline="A lighthouse keeper", tags=["sea"])
+
+        owner = await new_page(browser, web)
+        await register(owner, "olive")
+        # A room from a character's page: Bramble is in it already; Juniper is found.
+        await owner.goto(f"/c/{bramble['id']}")
+        await owner.get_by_role("link", name="New room with this character").click()
+        await owner.get_by_role("heading", name="New room").wait_for()
+        await owner.get_by_label("Room title").fill("The riverside")
+        await owner.get_by_label("Find a character").fill("Juniper")
+        await owner.get_by_role("button", name="Add Juniper").click()
+        await owner.locator(".room-chosen li", has_text="Juniper").wait_for()
+        # List order: every character answers every message, so the test knows how many.
+        await owner.get_by_label("Who speaks next").select_option("list")
+        await owner.get_by_role("button", name="Create room").click()
+        await owner.get_by_role("heading", name="The riverside").wait_for()
+        await owner.locator(".room-characters li", has_text="Juniper").wait_for()
+
+        # The invite link: made, shown once, copied from the dialog.
+        await owner.get_by_role("button", name="Invite people").click()
+        await owner.get_by_role("button", name="Create invite link").click()
+        link = await owner.locator("#invite-link").input_value()
+        assert "/join/" in link
+        await owner.locator(".invite-list li", has_text="Member link").wait_for()
+        await owner.get_by_role("button", name="Close").click()
+
+        # The second person opens it logged out: log in first (a new account), then in.
+        guest = await new_page(browser, web, PHONE)
+        await guest.goto(link)
+        await guest.get_by_role("heading", name="Log in").wait_for()
+        await guest.get_by_role("link", name="Create an account").click()
+        await guest.get_by_label("Username").fill("gus")
+        await guest.get_by_label("Password").fill(PASSWORD)
+        await guest.get_by_role("button", name="Create account").click()
+        await guest.get_by_role("heading", name="The riverside").wait_for()
+
+        # The room may open with the characters' greetings: counted from here on.
+        greetings = await _replies(owner)
+        await _settled(owner, greetings)
+
+        # Presence: the owner sees both people here.
+        await owner.locator(".room-people .member-here", has_text="gus").wait_for()
+        await owner.locator(".room-people .member-here", has_text="olive").wait_for()
+
+        # Typing shows on the other side.
+        await guest.locator("#composer").fill("Hello")
+        await owner.locator(".typing-line", has_text="is typing").wait_for()
+        await send(guest, "Hello from Gus! What is brewing?")
+        await (
+            owner.locator(".msg-user", has_text="Hello from Gus")
+            .locator(".msg-who", has_text="gus")
+            .wait_for()
+        )
+        await _settled(owner, greetings + 2)
+        await _settled(guest, greetings + 2)
+        await send(owner, "Welcome, Gus. Juniper, tell him about the light.")
+        await (
+            guest.locator(".msg-user", has_text="Welcome, Gus")
+            .locator(".msg-who", has_text="olive")
+            .wait_for()
+        )
+        await _settled(owner, greetings + 4)
+        await _settled(guest, greetings + 4)
+
+        seen_by_owner = await owner.evaluate(MESSAGES)
+        seen_by_guest = await guest.evaluate(MESSAGES)
+        assert [m[0] for m in seen_by_owner] == [m[0] for m in seen_by_guest]
+        replies = [m[1] for m in seen_by_owner if m[1] in ("Bramble", "Juniper")][greetings:]
+        assert replies == ["Bramble", "Juniper", "Bramble", "Juniper"]  # list order
+        assert [m[1] for m in seen_by_guest if m[1] in ("Bramble", "Juniper")][
+            greetings:
+        ] == replies
+        assert any(m[1] == "gus" for m in seen_by_owner)
+        assert any(m[1] == "olive" for m in seen_by_guest)
+
+        await screenshot(owner, "room-desktop")
+        await guest.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+        await screenshot(guest, "room-phone")
+        assert await guest.evaluate(NO_SIDEWAYS_SCROLL)
+        # On a phone the members panel is folded; on a desktop it is open beside the chat.
+        assert not await guest.locator(".room-panel").evaluate("(el) => el.open")
+        assert await owner.locator(".room-panel").evaluate("(el) => el.open")
+
+        # Auto-mode: the characters carry on; the other person stops it.
+        before = await _replies(owner)
+        await owner.get_by_label("Let them talk for").fill("10")
+        await owner.get_by_role("button", name="Start auto-mode").click()
+        await guest.locator(".auto-state", has_text="Auto-mode").wait_for()
+        await wait_until(
+            guest,
+            f"document.querySelectorAll('.messages .msg-reply.status-complete').length > {before}",
+        )
+        await guest.get_by_role("button", name="Stop auto-mode").click()
+        await owner.get_by_role("button", name="Start auto-mode").wait_for()
+        await guest.get_by_role("button", name="Start auto-mode").wait_for()
+        await _settled(owner, before + 1)
+        await _settled(guest, before + 1)
+        after = await _replies(owner)
+        assert before < after < before + 10, (before, after)
+        assert [m[0] for m in await owner.evaluate(MESSAGES)] == [
+            m[0] for m in await guest.evaluate(MESSAGES)
+        ]
+
+        # Removed by the owner: the guest is told at once, and the page stops there.
+        owner.on("dialog", lambda dialog: dialog.accept())
+        await owner.get_by_role("button", name="Remove gus from the room").click()
+        await guest.locator(".room-revoked", has_text="no longer in this room").wait_for()
+        assert await guest.locator("#composer").is_disabled()
+
+        # My chats lists the room with its group avatars.
+        await owner.goto("/chats")
+        await owner.locator(".room-item", has_text="The riverside").wait_for()
+        assert owner.js_errors == [] and guest.js_errors == []
+
+
+async def test_an_expired_or_unknown_invite_says_so(browser: Any, start_web: Any) -> None:
+    async with start_web() as web:
+        page = await new_page(browser, web)
+        await register(page, "ivy")
+        await page.goto("/join/not-a-real-token")
+        await page.get_by_role("heading", name="This invite cannot be used").wait_for()
+        await page.locator(".error-box").wait_for()
+        assert page.js_errors == []
