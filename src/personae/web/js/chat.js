@@ -249,7 +249,8 @@ class ChatView {
 
   drawTitle() {
     replace(this.titleEl,
-      h("span.chat-title", {}, this.chat.title),
+      // A room's title is its heading already.
+      this.room ? null : h("span.chat-title", {}, this.chat.title),
       !this.room || this.room.isOwner
         ? h("button.btn.btn-small.btn-quiet", { type: "button", "aria-label": `Rename this ${this.room ? "room" : "chat"}`, onclick: () => this.rename() }, "Rename") : null);
   }

@@ -76,7 +76,9 @@ export function drawMessage(view, message) {
   const latest = message.position === view.latestPosition();
   const running = !FINAL.has(message.status) && message.status !== "waiting";
   const who = view.speaker(message);
-  const el = h(`li.msg.msg-${isReply ? "reply" : "user"}.status-${message.status}`, {
+  // In a room, other people's messages stand on the left, apart from mine.
+  const other = !isReply && view.room && who !== "You" ? ".msg-other" : "";
+  const el = h(`li.msg.msg-${isReply ? "reply" : "user"}${other}.status-${message.status}`, {
     dataset: { id: message.id, position: String(message.position) },
   });
   const context = { view, message, el, isReply, latest, running };
