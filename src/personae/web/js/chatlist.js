@@ -8,7 +8,7 @@ export async function chatsPage(target) {
   replace(target,
     h("h1", {}, "My chats"),
     chats.items.length
-      ? h("ul.chat-list", {}, chats.items.map((chat) => h("li", {}, chat.kind === "room" ? roomItem(chat) : chatItem(chat))))
+      ? h("ul.chat-list", {}, chats.items.map((chat) => h("li", {}, chat.kind === "room" ? roomEntry(chat) : chatItem(chat))))
       : h("p.empty", {}, "No chats yet. ", h("a", { href: "/" }, "Find a character"), " and start one."),
     h("p", {}, h("a.btn.new-room", { href: "/rooms/new" }, "New room"), " with several characters, and people you invite."));
 }
@@ -27,6 +27,18 @@ function chatItem(chat) {
         h("time.chat-time", { datetime: when, title: new Date(when).toLocaleString() }, shortTime(when))),
       h("span.chat-character", {}, chat.character_name),
       h("span.chat-last", {}, renderMarkdown(last))));
+}
+
+// A room's line, drawn at once from the list, then again with its characters' faces
+// and its people once GET /rooms/{id} answers (the list gives one character only).
+function roomEntry(chat) {
+  let item = roomItem(chat);
+  get(`/api/v1/rooms/${encodeURIComponent(chat.id)}`).then((room) => {
+    const fuller = roomItem({ ...chat, characters: room.characters, member_count: room.members.length, character_count: room.characters.length });
+    item.replaceWith(fuller);
+    item = fuller;
+  }, () => { /* the line from the list stays */ });
+  return item;
 }
 
 // A room in "My chats": its characters' avatars stacked, its title, how many people.

@@ -134,7 +134,7 @@ export function openInvites(roomId) {
   const refresh = () => act(async () => {
     const answer = await get(base);
     const items = Array.isArray(answer) ? answer : answer.items || [];
-    const open = items.filter((invite) => !invite.revoked_at);
+    const open = items.filter((invite) => !invite.revoked_at && Date.parse(invite.expires_at) > Date.now());
     replace(list, open.length ? open.map((invite) => h("li.invite-row", {},
       h("span", {}, `${invite.role === "viewer" ? "Viewer" : "Member"} link · expires ${new Date(invite.expires_at).toLocaleString()}`,
         invite.max_uses ? ` · used ${invite.uses ?? 0} of ${invite.max_uses}` : ""),
