@@ -30,6 +30,7 @@ from personae.api.routes import (
     moderation_queue,
     queue,
     reports,
+    rooms,
     web,
 )
 from personae.api.routes import status as status_routes
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         messages.router,
         memory.router,
         queue.router,
+        rooms.router,
     ):
         app.include_router(router)
     app.include_router(docs.router)

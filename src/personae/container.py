@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from personae.events.base import EventLog
 from personae.events.memory import MemoryEventLog
+from personae.events.presence import MemoryPresence, Presence, RedisPresence
 from personae.events.redis import RedisEventLog
 from personae.jobs.heartbeat import process_owner
 from personae.jobs.scheduler import Scheduler
@@ -45,6 +46,9 @@ from personae.services.ratelimit import RateLimiter, build_storage
 from personae.services.recall import Recall, load_embedder
 from personae.services.recall_jobs import RecallIndexJobs
 from personae.services.reports import ReportService
+from personae.services.room_sends import RoomSends
+from personae.services.room_turns import RoomTurns
+from personae.services.rooms import RoomService
 from personae.services.status import StatusService
 from personae.services.streams import StreamService
 from personae.services.summaries import SummaryJobs
@@ -73,6 +77,9 @@ class Container:
     chats: ChatService
     messages: MessageService
     streams: StreamService
+    rooms: RoomService
+    turns: RoomTurns
+    presence: Presence
     queue: QueueService
     health: HealthService
     router: Router
@@ -128,6 +135,7 @@ class Container:
             recorder=self.metrics,
             memory=self.memory,
             moderation=self.moderation,
+            turns=self.turns,
         )
         self.scheduler.register(
             SUMMARY_JOB, SummaryJobs(self.database, self.router, self.settings).run
@@ -185,6 +193,7 @@ class Container:
         await self.router.aclose()
         await self.moderation.aclose()
         await self.events.aclose()
+        await self.presence.aclose()
         await self.limiter.aclose()
         await self.database.dispose()
 
@@ -200,6 +209,14 @@ def _event_log(settings: Settings) -> EventLog:
     return MemoryEventLog(
         size=settings.event_log_size, max_bytes=settings.event_log_memory_mib * 2**20
     )
+
+
+def _presence(settings: Settings) -> Presence:
+    if settings.redis_url:
+        return RedisPresence(
+            settings.redis_url, prefix=settings.redis_prefix, timeout_s=settings.redis_timeout_s
+        )
+    return MemoryPresence()
 
 
 def build_container(settings: Settings) -> Container:
@@ -244,8 +261,19 @@ def build_container(settings: Settings) -> Container:
     memory = MemoryService(database, settings, recall)
     moderation = ModerationService(settings, router=router, recorder=metrics)
     crisis = CrisisDirectory(settings.crisis_resources_file)
+    turns = RoomTurns(events, scheduler, settings)
+    presence = _presence(settings)
     chats = ChatService(
-        database, events, scheduler, settings, limiter, memory, moderation, crisis, warmer=warmer
+        database,
+        events,
+        scheduler,
+        settings,
+        limiter,
+        memory,
+        moderation,
+        crisis,
+        warmer=warmer,
+        rooms=RoomSends(database, events, scheduler, settings, turns),
     )
     leadership = Leadership(
         LeaderLock(database), check_s=settings.leader_check_s, on_change=metrics.leading
@@ -282,8 +310,13 @@ def build_container(settings: Settings) -> Container:
         ),
         images=images,
         chats=chats,
-        messages=MessageService(database, events, scheduler, settings, moderation),
-        streams=StreamService(database, events, chats),
+        messages=MessageService(database, events, scheduler, settings, moderation, turns),
+        streams=StreamService(
+            database, events, chats, presence, presence_ttl_s=settings.room_presence_ttl_s
+        ),
+        rooms=RoomService(database, events, presence, scheduler, settings, limiter, turns),
+        turns=turns,
+        presence=presence,
         queue=QueueService(
             database, scheduler, router, fleet_view, metrics=metrics, leads=leadership.is_leader
         ),

@@ -176,6 +176,15 @@ class Settings(BaseSettings):
     queue_max_wait_s: float = Field(default=120.0, gt=0.0)
     send_rate_per_user: str = "30/minute"
     send_rate_per_ip: str = "120/minute"
+
+    # --- group rooms (docs/rooms.md) ---
+    room_max_members: int = Field(default=20, ge=2, le=1000)
+    room_max_characters: int = Field(default=8, ge=1, le=64)
+    room_max_auto_turns: int = Field(default=10, ge=1, le=1000)
+    room_send_rate: str = "60/minute"
+    room_typing_rate: str = "30/minute"
+    # How long a stream counts as here after its last refresh (it refreshes at a third).
+    room_presence_ttl_s: float = Field(default=30.0, ge=3.0, le=600.0)
     rate_limit_memory_keys: int = Field(default=100_000, ge=100)
 
     # --- moderation (docs/moderation.md) ---

@@ -181,6 +181,31 @@ ROUTES: dict[str, Row] = {
     "POST /api/v1/messages/{message_id}/pin": Row(OWNER),
     "GET /api/v1/messages/{message_id}/prompt": Row(OWNER, params={"message_id": "reply_id"}),
     "GET /api/v1/queue": Row(PUBLIC),  # staff see more of it
+    # group rooms: the owner's room of their private character (docs/rooms.md)
+    "POST /api/v1/rooms": Row(OWNER, json={"title": "R", "character_ids": ["{character_id}"]}),
+    "GET /api/v1/rooms/{room_id}": Row(OWNER),
+    "PATCH /api/v1/rooms/{room_id}": Row(OWNER, json={"title": "Renamed room"}),
+    "POST /api/v1/rooms/{room_id}/characters": Row(OWNER, json={"character_id": "{character_id}"}),
+    "PATCH /api/v1/rooms/{room_id}/characters/{character_id}": Row(
+        OWNER, json={"talkativeness": 0.7}
+    ),
+    # Its only character: 409 room_needs_a_character, the room unchanged.
+    "DELETE /api/v1/rooms/{room_id}/characters/{character_id}": Row(OWNER),
+    "POST /api/v1/rooms/{room_id}/invites": Row(OWNER, json={"role": "viewer"}),
+    "GET /api/v1/rooms/{room_id}/invites": Row(OWNER),
+    "DELETE /api/v1/rooms/{room_id}/invites/{invite_id}": Row(OWNER, fresh=True),
+    # A revoked link: 410 for whoever is not a member yet (joining would change the
+    # rows after this one), the room for its owner.
+    "POST /api/v1/invites/{token}/accept": Row(SIGNED_IN, params={"token": "revoked_token"}),
+    "PATCH /api/v1/rooms/{room_id}/members/me": Row(OWNER, json={"persona_name": "Me here"}),
+    # The owner as the member: 409 (the owner keeps their role and place).
+    "PATCH /api/v1/rooms/{room_id}/members/{member_id}": Row(OWNER, json={"role": "viewer"}),
+    "DELETE /api/v1/rooms/{room_id}/members/{member_id}": Row(OWNER),
+    "POST /api/v1/rooms/{room_id}/leave": Row(OWNER),
+    "POST /api/v1/rooms/{room_id}/turns": Row(OWNER, json={"character_id": "{character_id}"}),
+    "POST /api/v1/rooms/{room_id}/auto": Row(OWNER, json={"turns": 1}),
+    "DELETE /api/v1/rooms/{room_id}/auto": Row(OWNER),
+    "POST /api/v1/rooms/{room_id}/typing": Row(OWNER),
     # personas and memories
     "GET /api/v1/personas": Row(SIGNED_IN),
     "POST /api/v1/personas": Row(SIGNED_IN, json={"name": "Me"}),
@@ -248,6 +273,10 @@ class Things:
     report_id: str
     appeal_id: str
     image_id: str
+    room_id: str
+    invite_id: str
+    revoked_token: str
+    member_id: str
 
 
 def _api_routes(app: Any) -> Iterator[tuple[str, str]]:
@@ -324,7 +353,18 @@ async def _make_things(api: Api, clients: dict[str, httpx.AsyncClient]) -> Thing
             "/api/v1/appeals", json={"category": "violence", "content": "A duel at dawn."}
         )
     )
+    room = _created(
+        await owner.post("/api/v1/rooms", json={"title": "Den", "character_ids": [character["id"]]})
+    )
+    invite = _created(await owner.post(f"/api/v1/rooms/{room['id']}/invites", json={}))
+    revoked = _created(await owner.post(f"/api/v1/rooms/{room['id']}/invites", json={}))
+    gone = await owner.delete(f"/api/v1/rooms/{room['id']}/invites/{revoked['id']}")
+    assert gone.status_code == 204, gone.text
     return Things(
+        room_id=room["id"],
+        invite_id=invite["id"],
+        revoked_token=revoked["token"],
+        member_id=room["owner_id"],
         character_id=character["id"],
         chat_id=chat["id"],
         client_id="m1",
@@ -380,6 +420,8 @@ def _fill(value: Any, things: Things, params: dict[str, str] | None = None) -> A
         return re.sub(r"\{(\w+)\}", thing, value)
     if isinstance(value, dict):
         return {key: _fill(item, things, params) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_fill(item, things, params) for item in value]
     return value
 
 

@@ -32,6 +32,7 @@ def chat_stream(chat_id: str) -> str:
 
 def message_data(message: MessageRecord) -> dict[str, Any]:
     """A message as the API shows it (the same fields as MessagePublic)."""
+    speaker = message.labels.get("speaker")
     return {
         "id": message.id,
         "chat_id": message.chat_id,
@@ -54,6 +55,10 @@ def message_data(message: MessageRecord) -> dict[str, Any]:
         "filtered_category": message.filtered_category,
         "finish_reason": message.finish_reason,
         "cut_short": message.cut_short,
+        "author_id": message.author_id,
+        "author_name": speaker if message.role == "user" else None,
+        "character_id": message.character_id,
+        "character_name": speaker if message.role == "assistant" else None,
         "created_at": message.created_at.isoformat(),
         "updated_at": message.updated_at.isoformat(),
     }

@@ -20,11 +20,12 @@ from personae.errors import (
     InvalidState,
     NotFound,
     QueueFull,
+    RoomRoleForbidden,
     TooManyPendingReplies,
     ValidationFailed,
 )
 from personae.events.base import EventLog
-from personae.services import chat_events
+from personae.services import chat_events, room_access
 from personae.services.characters import can_read
 from personae.services.chat_events import BACKEND_UNAVAILABLE, QUEUED
 from personae.services.content_ratings import check_may_chat
@@ -89,12 +90,31 @@ class QueuePlace:
 @dataclass(frozen=True)
 class SendResult:
     message: MessageRecord
-    reply: MessageRecord
+    # None in a room when no reply starts at once (one is being written, or the turn
+    # order plans none): `turns` says who will speak.
+    reply: MessageRecord | None
     queue: QueuePlace | None
     # Moderation's word on the message: categories allowed with a warning, and crisis
     # resources when it shows intent of self-harm (see services/moderation.py).
     warnings: list[dict[str, str]] = dataclasses.field(default_factory=list)
     crisis_resources: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    # In a room: the turns this message planned ({character_id, name, reason}).
+    turns: list[dict[str, str]] = dataclasses.field(default_factory=list)
+
+
+class RoomSender(Protocol):
+    """How a message sent in a room is stored and its turns planned (room_sends.py)."""
+
+    async def send_once(
+        self,
+        user: UserRecord,
+        chat_id: str,
+        client_id: str,
+        content: str,
+        *,
+        respond_with: str | None,
+        respond: bool,
+    ) -> SendResult: ...
 
 
 async def insert_reply(
@@ -107,8 +127,11 @@ async def insert_reply(
     max_attempts: int,
     swipe_index: int = 0,
     priority: int = 0,
+    character_id: str | None = None,
+    labels: dict[str, str] | None = None,
 ) -> tuple[MessageRecord, job_repo.JobRecord]:
-    """A reply placeholder and the job that will write it (inside the caller's transaction)."""
+    """A reply placeholder and the job that will write it (inside the caller's
+    transaction); in a room, `character_id` is the character who speaks."""
     reply = await repo.insert_message(
         tx,
         chat_id=chat_id,
@@ -118,6 +141,8 @@ async def insert_reply(
         content="",
         status=QUEUED,
         parent_id=parent_id,
+        character_id=character_id,
+        labels=dict(labels) if labels else None,
     )
     job = await job_repo.insert_job(
         tx,
@@ -200,8 +225,18 @@ async def _persona_for(
     return persona
 
 
-def _digest(content: str) -> str:
+def digest(content: str) -> str:
     return hashlib.sha256(content.encode()).hexdigest()
+
+
+def check_same_content(message: MessageRecord, content_hash: str) -> None:
+    """A client_id sent again must carry the same text."""
+    if message.content_hash != content_hash:
+        raise ClientIdReused(
+            "This client_id was already used for another message; use a new id for new "
+            "content. The original message is unchanged.",
+            extra={"original": chat_events.message_data(message)},
+        )
 
 
 class ChatService:
@@ -219,7 +254,9 @@ class ChatService:
         crisis: CrisisDirectory | None = None,
         *,
         warmer: PrefixWarmer | None = None,
+        rooms: RoomSender | None = None,
     ) -> None:
+        self.rooms = rooms
         self._warmer = warmer
         self._moderation = moderation
         self._crisis = crisis or CrisisDirectory()
@@ -292,18 +329,18 @@ class ChatService:
         return chat_record
 
     async def get_chat(self, user: UserRecord, chat_id: str) -> ChatRecord:
-        """A chat of this user; anybody else's is simply not found."""
+        """A chat of this user (a room of which they are a member); anybody else's is
+        simply not found."""
         async with self._db.read() as tx:
-            chat = await repo.get_chat(tx, chat_id)
-        if chat is None or chat.owner_id != user.id:
-            raise NotFound("No chat with this id.")
-        return chat
+            return await room_access.check_read(tx, await repo.get_chat(tx, chat_id), user)
 
     async def open_chat(self, user: UserRecord, chat_id: str) -> ChatRecord:
         """`get_chat`, for the chat being opened: its character's prompt prefix is
         warmed for its next reply in the background (lowest priority, see warmup.py)."""
         chat = await self.get_chat(user, chat_id)
-        if self._warmer is not None:
+        if (
+            self._warmer is not None and not chat.is_room
+        ):  # (a room's prefix is not one character's)
             self._warmer.chat_opened(chat)
         return chat
 
@@ -314,8 +351,15 @@ class ChatService:
         async with self._db.read() as tx:
             return await chat_list_repo.list_chat_summaries(tx, user.id, limit=limit, offset=offset)
 
+    async def _owned_chat(self, user: UserRecord, chat_id: str) -> ChatRecord:
+        """`get_chat`, for a change of the whole chat: in a room, its owner's."""
+        chat = await self.get_chat(user, chat_id)
+        if chat.is_room and chat.owner_id != user.id:
+            raise RoomRoleForbidden("Only the room's owner may do this.")
+        return chat
+
     async def rename_chat(self, user: UserRecord, chat_id: str, title: str) -> ChatRecord:
-        await self.get_chat(user, chat_id)
+        await self._owned_chat(user, chat_id)
         async with self._db.write() as tx:
             await repo.update_chat(tx, chat_id, title=title.strip() or "Chat")
             chat = await repo.get_chat(tx, chat_id)
@@ -324,7 +368,8 @@ class ChatService:
 
     async def choose_persona(self, user: UserRecord, chat_id: str, persona_id: str) -> ChatRecord:
         """Be another of one's personas in this chat from the next reply on."""
-        await self.get_chat(user, chat_id)
+        if (await self.get_chat(user, chat_id)).is_room:
+            raise InvalidState("In a room, choose your persona with PATCH /rooms/{id}/members/me.")
         async with self._db.write() as tx:
             persona = await _persona_for(tx, user, persona_id)
             assert persona is not None
@@ -340,11 +385,16 @@ class ChatService:
         return chat
 
     async def delete_chat(self, user: UserRecord, chat_id: str) -> None:
-        """Hide a chat (soft delete: its messages stay stored)."""
-        chat = await self.get_chat(user, chat_id)
+        """Hide a chat (soft delete: its messages stay stored). A room's members lose
+        it at once (their streams end with `access_revoked`)."""
+        chat = await self._owned_chat(user, chat_id)
         async with self._db.write() as tx:
             await repo.soft_delete_chat(tx, chat_id)
             await character_repo.add_chat_count(tx, chat.character_id, -1)
+        if chat.is_room:
+            await self._events.publish(
+                chat_events.chat_stream(chat_id), "access_revoked", {"reason": "room_deleted"}
+            )
 
     async def history(
         self, user: UserRecord, chat_id: str, *, before: str | None, limit: int
@@ -376,6 +426,8 @@ class ChatService:
         *,
         ip: str | None = None,
         languages: list[str] | None = None,
+        respond_with: str | None = None,
+        respond: bool = True,
     ) -> SendResult:
         """Store a message and queue its reply, once per client_id.
 
@@ -391,8 +443,11 @@ class ChatService:
         await self._limiter.hit("send-user", user.id, self._settings.send_rate_per_user)
         if ip is not None:
             await self._limiter.hit("send-ip", ip, self._settings.send_rate_per_ip)
-        check = await self._moderate(user, chat_id, client_id, content)
-        result = await self._send_deduplicated(user, chat_id, client_id, content)
+        check, chat = await self._moderate(user, chat_id, client_id, content)
+        if chat.is_room:
+            await self._limiter.hit("send-room", chat.id, self._settings.room_send_rate)
+        room = (respond_with, respond) if chat.is_room else None
+        result = await self._send_deduplicated(user, chat_id, client_id, content, room)
         if check is None:
             return result
         crisis = self._crisis.for_languages(languages or []) if check.self_harm else []
@@ -400,38 +455,49 @@ class ChatService:
 
     async def _moderate(
         self, user: UserRecord, chat_id: str, client_id: str, content: str
-    ) -> InputCheck | None:
+    ) -> tuple[InputCheck | None, ChatRecord]:
         """Check a message against the content rules before anything of it is stored
         (off the event loop; a classifier's call holds no transaction). A message
-        already stored under this client_id is not refused again: it was let in."""
-        if self._moderation is None or not self._moderation.enabled:
-            return None
+        already stored under this client_id is not refused again: it was let in.
+        Returns the check and the chat (a room's sender may write in it)."""
         async with self._db.read() as tx:
             chat = await repo.get_chat(tx, chat_id)
-            if chat is None or chat.owner_id != user.id:
-                raise NotFound("No chat with this id.")
+            await room_access.check_send(tx, chat, user)
+            assert chat is not None
+        if self._moderation is None or not self._moderation.enabled:
+            return None, chat
         try:
-            return await self._moderation.check_input(content, chat.character_rating)
+            return await self._moderation.check_input(content, chat.character_rating), chat
         except AppError:
             async with self._db.read() as tx:
                 stored = await repo.get_by_client_id(tx, chat_id, user.id, client_id)
             if stored is not None and stored.status != WAITING:
-                return None
+                return None, chat
             raise
 
     async def _send_deduplicated(
-        self, user: UserRecord, chat_id: str, client_id: str, content: str
+        self,
+        user: UserRecord,
+        chat_id: str,
+        client_id: str,
+        content: str,
+        room: tuple[str | None, bool] | None = None,
     ) -> SendResult:
         key = (chat_id, user.id, client_id)
         running = self._in_flight.get(key)
         if running is not None:
             result = await asyncio.shield(running)
-            self._check_same_content(result.message, _digest(content))
+            self._check_same_content(result.message, digest(content))
             return result
         future: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
         self._in_flight[key] = future
         try:
-            result = await self._send_once(user, chat_id, client_id, content)
+            if room is not None and self.rooms is not None:
+                result = await self.rooms.send_once(
+                    user, chat_id, client_id, content, respond_with=room[0], respond=room[1]
+                )
+            else:
+                result = await self._send_once(user, chat_id, client_id, content)
         except BaseException as error:
             future.set_exception(error)
             future.exception()  # retrieved here; waiters still receive it
@@ -443,12 +509,7 @@ class ChatService:
         return result
 
     def _check_same_content(self, message: MessageRecord, content_hash: str) -> None:
-        if message.content_hash != content_hash:
-            raise ClientIdReused(
-                "This client_id was already used for another message; use a new id for new "
-                "content. The original message is unchanged.",
-                extra={"original": chat_events.message_data(message)},
-            )
+        check_same_content(message, content_hash)
 
     async def _existing(self, message: MessageRecord, content_hash: str) -> SendResult:
         self._check_same_content(message, content_hash)
@@ -466,13 +527,13 @@ class ChatService:
     ) -> SendResult:
         if self._memory is not None:  # the reply's recall will look for this message
             self._memory.prepare_recall(chat_id, content)
-        content_hash = _digest(content)
+        content_hash = digest(content)
         refusal: AppError | None = None
         accepted: SendResult | None = None
         try:
             async with self._db.write() as tx:
                 chat = await repo.lock_chat(tx, chat_id)
-                if chat is None or chat.owner_id != user.id:
+                if chat is None or chat.owner_id != user.id or chat.is_room:
                     raise NotFound("No chat with this id.")
                 check_may_chat(chat.character_rating, user)
                 # Keyed by author: another user's chat can hold no message of this user.
@@ -501,27 +562,29 @@ class ChatService:
         if accepted is None:
             assert existing is not None
             return await self._existing(existing, content_hash)
+        reply = accepted.reply
+        assert reply is not None
         if accepted.queue is not None and not self._db.is_sqlite:
             # Sends committing at once do not see each other inside their transactions
             # (PostgreSQL): read the place again now that this one is stored, so two
             # replies are not both told the same place.
             async with self._db.read() as tx:
-                queue = await queue_place(tx, accepted.reply.id, self._signals)
+                queue = await queue_place(tx, reply.id, self._signals)
             accepted = dataclasses.replace(accepted, queue=queue)
         await chat_events.publish_message(self._events, accepted.message)
-        await chat_events.publish_reply_state(self._events, accepted.reply)
+        await chat_events.publish_reply_state(self._events, reply)
         if accepted.queue is not None:
             await chat_events.publish_queue_place(
                 self._events,
                 chat_id,
-                accepted.reply.id,
+                reply.id,
                 accepted.queue.position,
                 accepted.queue.estimated_start_s,
                 reason=accepted.queue.reason,
             )
         # After the events above: the stream must not show the reply queued once its
         # generation has been announced.
-        self._signals.job_queued(accepted.reply.id)
+        self._signals.job_queued(reply.id)
         return accepted
 
     async def _store_message(

@@ -51,6 +51,7 @@ from personae.services.moderation import ModerationService, SentenceGate
 from personae.services.reply_material import ReplyMaterial
 from personae.services.reply_states import ReplyStates
 from personae.services.reply_trim import trim_cut_draft
+from personae.services.room_turns import RoomTurns
 from personae.settings import Settings
 from personae.storage.db import Database
 from personae.storage.repos import jobs as job_repo
@@ -84,6 +85,7 @@ class GenerationService:
         recorder: ReplyRecorder | None = None,
         memory: MemoryService | None = None,
         moderation: ModerationService | None = None,
+        turns: RoomTurns | None = None,
     ) -> None:
         self._moderation = moderation
         self._recorder = recorder
@@ -92,7 +94,7 @@ class GenerationService:
         self._router = router
         self._settings = settings
         self.material = ReplyMaterial(database, router, settings, memory=memory)
-        self._states = ReplyStates(database, events, settings, recorder)
+        self._states = ReplyStates(database, events, settings, recorder, turns)
 
     async def run(
         self,

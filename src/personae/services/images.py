@@ -19,6 +19,7 @@ from personae.services.content_ratings import check_may_open
 from personae.storage.db import Database
 from personae.storage.repos import characters as characters_repo
 from personae.storage.repos import images as repo
+from personae.storage.repos import rooms as rooms_repo
 from personae.storage.repos.accounts import UserRecord
 
 
@@ -68,10 +69,17 @@ class ImageService:
                 else None
             )
             variant = await repo.get_variant(tx, image_id, wanted) if image else None
+            # A private character's picture is shown to the members of its rooms.
+            in_room = (
+                character is not None
+                and viewer is not None
+                and not can_read(character, viewer)
+                and await rooms_repo.shares_room(tx, viewer.id, character.id)
+            )
         if image is None or (character is None and (viewer is None or viewer.id != image.owner_id)):
             raise NotFound("No picture with this id.")
         if character is not None:
-            if not can_read(character, viewer):
+            if not can_read(character, viewer) and not in_room:
                 raise NotFound("No picture with this id.")
             check_may_open(character.rating, character.owner_id, viewer)
         if variant is None:

@@ -13,6 +13,7 @@ from typing import Any
 from personae.llm.base import ChatTurn, SamplingParams, StreamStats
 from personae.llm.router import Choice
 from personae.services.prompting import PromptMemory
+from personae.services.room_prompting import RoomCast
 from personae.storage.repos.characters import CharacterRecord
 from personae.storage.repos.chats import ChatRecord, MessageRecord
 
@@ -103,6 +104,8 @@ class ReplyContext:
     memory: PromptMemory | None = None
     # What the last prompt built held and left out (ids and token counts).
     prompt_record: dict[str, Any] = field(default_factory=dict)
+    # In a room: its characters as every prompt of the room shows them.
+    room: RoomCast | None = None
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from personae.errors import Conflict, NotFound, ValidationFailed
 from personae.llm.prompt import DEFAULT_TURN_OVERHEAD
+from personae.services import room_access
 from personae.services.chat_events import FINAL_STATES
 from personae.services.prompting import (
     PromptMemory,
@@ -113,16 +114,14 @@ class MemoryService:
 
     async def _own_chat(self, user: UserRecord, chat_id: str) -> ChatRecord:
         async with self._db.read() as tx:
-            chat = await chat_repo.get_chat(tx, chat_id)
-        if chat is None or chat.owner_id != user.id:
-            raise NotFound("No chat with this id.")
-        return chat
+            return await room_access.check_read(tx, await chat_repo.get_chat(tx, chat_id), user)
 
     async def _own_memory(self, user: UserRecord, memory_id: str) -> MemoryRecord:
         async with self._db.read() as tx:
             memory = await memory_repo.get_memory(tx, memory_id)
             chat = await chat_repo.get_chat(tx, memory.chat_id) if memory else None
-        if memory is None or chat is None or chat.owner_id != user.id:
+            readable = await room_access.may_read(tx, chat, user)
+        if memory is None or not readable:
             raise NotFound("No memory with this id.")
         return memory
 

@@ -7,7 +7,7 @@ import asyncio
 
 from personae.errors import InvalidState, NotAReply, NotFound, NotLatestReply, ReplyInProgress
 from personae.events.base import EventLog
-from personae.services import chat_events
+from personae.services import chat_events, room_access
 from personae.services.chat_events import FINAL_STATES, FINISH_OF_STATE, QUEUED, STOPPED
 from personae.services.chats import (
     REPLY_JOB,
@@ -22,16 +22,25 @@ from personae.services.chats import (
 from personae.services.content_ratings import check_may_chat
 from personae.services.job_state import CONTINUE_FROM
 from personae.services.moderation import ModerationService
+from personae.services.room_turns import SPEAKER, Notes, RoomTurns
 from personae.settings import Settings
 from personae.storage.db import Database, Transaction
 from personae.storage.repos import characters as characters_repo
 from personae.storage.repos import chats as repo
 from personae.storage.repos import jobs as job_repo
 from personae.storage.repos.accounts import UserRecord
-from personae.storage.repos.chats import MessageRecord
+from personae.storage.repos.chats import ChatRecord, MessageRecord
 from personae.storage.types import utcnow
 
 _STOP_WAIT_S = 3.0
+
+
+async def _room_is_free(tx: Transaction, chat: ChatRecord) -> None:
+    """Replies never interleave in a room: another one waits for the room's open reply."""
+    if chat.is_room and await repo.unfinished_replies(tx, chat.id):
+        raise ReplyInProgress(
+            "A reply is being written in this room; wait for it or stop it first."
+        )
 
 
 class MessageService:
@@ -42,23 +51,31 @@ class MessageService:
         signals: JobSignals,
         settings: Settings,
         moderation: ModerationService | None = None,
+        turns: RoomTurns | None = None,
     ) -> None:
+        self._turns = turns
         self._moderation = moderation
         self._db = database
         self._events = events
         self._signals = signals
         self._settings = settings
 
-    async def _owned(self, tx: Transaction, user: UserRecord, message_id: str) -> MessageRecord:
+    async def _owned(
+        self, tx: Transaction, user: UserRecord, message_id: str, *, write: bool = True
+    ) -> MessageRecord:
+        """A message of a chat the user may read; to change it, one they may write in
+        (in a room: its owner and members who are not muted, see room_access.py)."""
         message = await repo.get_message(tx, message_id)
         chat = await repo.get_chat(tx, message.chat_id) if message else None
-        if message is None or chat is None or chat.owner_id != user.id:
+        if message is None or not await room_access.may_read(tx, chat, user):
             raise NotFound("No message with this id.")
+        if write and chat is not None and chat.is_room:
+            await room_access.check_send(tx, chat, user)
         return message
 
     async def get(self, user: UserRecord, message_id: str) -> MessageRecord:
         async with self._db.read() as tx:
-            return await self._owned(tx, user, message_id)
+            return await self._owned(tx, user, message_id, write=False)
 
     async def swipe(
         self, user: UserRecord, message_id: str
@@ -76,6 +93,7 @@ class MessageService:
             swipes = await repo.list_swipes(tx, chat.id, message.position)
             if any(swipe.status not in FINAL_STATES for swipe in swipes):
                 raise InvalidState("A reply at this place is still being written; stop it first.")
+            await _room_is_free(tx, chat)
             refusal = await admission_refusal(tx, user, self._settings, self._signals)
             if refusal is not None:
                 raise refusal
@@ -88,6 +106,9 @@ class MessageService:
                 swipe_index=await repo.max_swipe_index(tx, chat.id, message.position) + 1,
                 max_attempts=self._settings.job_max_attempts,
                 priority=priority_of(user),
+                # In a room the same character writes the new swipe.
+                character_id=message.character_id,
+                labels={SPEAKER: message.labels[SPEAKER]} if SPEAKER in message.labels else None,
             )
             reply_id = inserted.id
             await repo.select_swipe(tx, chat.id, message.position, reply_id)
@@ -116,6 +137,7 @@ class MessageService:
                 )
             if not message.selected:
                 raise NotLatestReply("Show this swipe first: only the shown reply goes on.")
+            await _room_is_free(tx, chat)
             refusal = await admission_refusal(tx, user, self._settings, self._signals)
             if refusal is not None:
                 raise refusal
@@ -240,6 +262,7 @@ class MessageService:
     async def _stop_once(
         self, user: UserRecord, message_id: str, *, missing_ok: bool
     ) -> tuple[MessageRecord, bool]:
+        notes: Notes | None = None
         async with self._db.write() as tx:
             message = await self._owned(tx, user, message_id)
             job = await job_repo.get_open_job_for_message(tx, message.id)
@@ -258,6 +281,8 @@ class MessageService:
                 )
                 stopped = await repo.get_message(tx, message.id)
                 assert stopped is not None
+                if self._turns is not None and stopped.character_id is not None:
+                    notes = await self._turns.settle(tx, stopped.chat_id)
             else:
                 await job_repo.request_cancel(tx, job.id)
                 stopped = None
@@ -265,4 +290,6 @@ class MessageService:
             self._signals.cancel(job.id)
             return message, False
         await chat_events.publish_reply_state(self._events, stopped)
+        if notes is not None and self._turns is not None:
+            await self._turns.announce(notes)
         return stopped, True

@@ -22,10 +22,20 @@ from personae.services import chat_events
 from personae.services.job_state import Preloaded, ReplyContext
 from personae.services.memory import MemoryService
 from personae.services.prompting import PromptMemory, assemble_prompt, system_prompt
+from personae.services.room_prompting import (
+    RoomCast,
+    assemble_room_prompt,
+    cast_of,
+    named_turns,
+    room_text,
+    speaker_text,
+    stop_sequences,
+)
 from personae.settings import Settings
 from personae.storage.db import Database, Transaction
 from personae.storage.repos import characters as character_repo
 from personae.storage.repos import chats as repo
+from personae.storage.repos import rooms as rooms_repo
 from personae.storage.repos.characters import CharacterRecord
 from personae.storage.repos.chats import ChatRecord, MessageRecord
 
@@ -65,20 +75,23 @@ class ReplyMaterial:
             reply = await repo.get_message(tx, reply_id)
             if reply is None or reply.status in chat_events.FINAL_STATES:
                 return None
-            chat, character = await self._chat_and_character(reply.chat_id, tx)
+            chat, character = await self._chat_and_character(reply.chat_id, tx, reply.character_id)
             if chat is None or character is None:  # the chat was deleted
                 return None
             history, memory = await self._history_and_memory(chat, reply.position, tx=tx)
-        return Preloaded(reply, ReplyContext(chat, character, history, memory))
+            room = await _room_cast(tx, chat) if chat.is_room else None
+        return Preloaded(reply, ReplyContext(chat, character, history, memory, room=room))
 
     @staticmethod
     async def _chat_and_character(
-        chat_id: str, tx: Transaction
+        chat_id: str, tx: Transaction, character_id: str | None = None
     ) -> tuple[ChatRecord | None, CharacterRecord | None]:
+        """The chat and the character who speaks: a room's reply names its own."""
         chat = await repo.get_chat(tx, chat_id)
         if chat is None:
             return None, None
-        character = await character_repo.get_character(tx, chat.character_id, include_deleted=True)
+        speaker = character_id or chat.character_id
+        character = await character_repo.get_character(tx, speaker, include_deleted=True)
         return chat, character
 
     async def _history_and_memory(
@@ -104,6 +117,8 @@ class ReplyMaterial:
         budget = (
             backend.spec.context_length - self._settings.max_reply_tokens - _PROMPT_MARGIN_TOKENS
         )
+        if context.room is not None:
+            return await self._room_prompt(context, context.room, partial, budget, provider)
         system_text = system_prompt(context.character, context.chat)
         texts = [system_text, partial, context.character.post_history_instructions]
         texts += [m.content for m in context.history]
@@ -138,9 +153,45 @@ class ReplyMaterial:
         context.prompt_record.update(assembled.record)
         return assembled.turns
 
+    async def _room_prompt(
+        self,
+        context: ReplyContext,
+        cast: RoomCast,
+        partial: str,
+        budget: int,
+        provider: Provider,
+    ) -> list[ChatTurn]:
+        """A room's prompt (room_prompting.py): the shared start, the named history,
+        the speaker's own end; built off the event loop within the CPU budget."""
+        texts = [room_text(cast), partial, speaker_text(context.character, context.chat)]
+        texts += [turn.content for turn in named_turns(context.history, context.chat)]
+        counts: dict[str, int] = {}
+        if sum(len(t.encode()) + DEFAULT_TURN_OVERHEAD for t in texts) > budget:
+            counts = await self._counts(provider, texts)
+        assembled = await bounded(
+            functools.partial(
+                assemble_room_prompt,
+                context.character,
+                context.chat,
+                context.history,
+                cast,
+                partial_reply=partial,
+                budget_tokens=budget,
+                count=lambda text: counts[text] if text in counts else len(text.encode()),
+                memory=context.memory,
+            ),
+            budget_s=self._settings.cpu_budget_s,
+            what="building the reply's prompt",
+        )
+        context.prompt_record.clear()
+        context.prompt_record.update(assembled.record)
+        return assembled.turns
+
     def params(self, context: ReplyContext, *, strict: bool) -> SamplingParams:
         """Role-play sampling; `strict` is the stronger anti-repetition of a regeneration."""
-        stop = (f"\n{context.chat.persona_name}:",)
+        stop: tuple[str, ...] = (f"\n{context.chat.persona_name}:",)
+        if context.room is not None:
+            stop = stop_sequences(context.room, context.character.name)
         if strict:
             return SamplingParams(
                 max_tokens=self._settings.max_reply_tokens,
@@ -175,6 +226,17 @@ class ReplyMaterial:
         while len(self._token_counts) > _TOKEN_COUNTS_PER_CHAT * self._settings.cached_chats:
             self._token_counts.popitem(last=False)
         return counts
+
+
+async def _room_cast(tx: Transaction, chat: ChatRecord) -> RoomCast:
+    """A room's characters (list order) and its people's names, for its prompts."""
+    characters = []
+    for seat in await rooms_repo.list_room_characters(tx, chat.id):
+        character = await character_repo.get_character(tx, seat.character_id, include_deleted=True)
+        if character is not None:
+            characters.append(character)
+    people = [member.persona_name for member in await rooms_repo.list_members(tx, chat.id)]
+    return cast_of(characters, people)
 
 
 def _book_entries(character: CharacterRecord) -> list[dict[str, Any]]:

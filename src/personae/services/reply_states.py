@@ -22,6 +22,7 @@ from personae.services.chat_events import (
 )
 from personae.services.job_state import Draft, JobControl
 from personae.services.metrics import ReplyRecorder
+from personae.services.room_turns import Notes, RoomTurns
 from personae.settings import Settings
 from personae.storage.db import Database
 from personae.storage.repos import chats as repo
@@ -41,7 +42,9 @@ class ReplyStates:
         events: EventLog,
         settings: Settings,
         recorder: ReplyRecorder | None = None,
+        turns: RoomTurns | None = None,
     ) -> None:
+        self._turns = turns
         self._db = database
         self._events = events
         self._settings = settings
@@ -185,7 +188,11 @@ class ReplyStates:
         cut_short = status == COMPLETE and draft.cut_short
         finish_reason = FINISH_OF_STATE.get(status) or (FINISH_LENGTH if cut_short else FINISH_STOP)
         await draft.saved()
+        notes: Notes | None = None
         async with self._db.write(urgent=True) as tx:
+            if self._turns is not None and reply.character_id is not None:
+                # A room: its chat row first, as a send takes it (no lock cycle).
+                await repo.lock_chat(tx, reply.chat_id)
             await repo.update_message(
                 tx,
                 reply.id,
@@ -204,12 +211,23 @@ class ReplyStates:
             if chat_backend and not draft.labels.get("fallback"):
                 await repo.set_chat_backend(tx, reply.chat_id, chat_backend)
             updated = await repo.get_message(tx, reply.id)
+            if self._turns is not None and reply.character_id is not None:
+                # The room's next turn starts in the transaction that ends this reply.
+                notes = await self._turns.settle(tx, reply.chat_id)
         assert updated is not None
         draft.final = updated
         await chat_events.publish_reply_state(self._events, updated)
+        if notes is not None and self._turns is not None:
+            await self._turns.announce(notes)
         if self._recorder is not None:
             self._recorder.reply_finished(status, draft.generation)
 
     async def finish_job(self, job: JobRecord, status: str, note: str) -> None:
+        """End a job without its reply (gone, or already final); a room goes on."""
+        notes: Notes | None = None
         async with self._db.write(urgent=True) as tx:
             await job_repo.finish(tx, job.id, status, note)
+            if self._turns is not None and job.chat_id is not None:
+                notes = await self._turns.settle(tx, job.chat_id)
+        if notes is not None and self._turns is not None:
+            await self._turns.announce(notes)

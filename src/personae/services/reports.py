@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from personae.errors import Conflict, NotFound, ValidationFailed
+from personae.services import room_access
 from personae.services.characters import can_read
 from personae.services.ratelimit import RateLimiter
 from personae.storage.db import Database, Transaction
@@ -123,7 +124,7 @@ class ReportService:
         if target_kind == "message":
             message = await chats_repo.get_message(tx, target_id)
             chat = await chats_repo.get_chat(tx, message.chat_id) if message else None
-            if message is None or chat is None or chat.owner_id != reporter.id:
+            if message is None or not await room_access.may_read(tx, chat, reporter):
                 raise NotFound("No message with this id.")
             return {"content": message.content[:_SNAPSHOT_MAX_CHARS], "role": message.role}
         user = await accounts_repo.get_user(tx, target_id)

@@ -16,8 +16,10 @@ from datetime import timedelta
 from typing import Any
 
 from personae.events.base import Event, EventLog, event_time
+from personae.events.presence import MemoryPresence, Presence
 from personae.services.chat_events import chat_stream, message_data
 from personae.services.chats import ChatService
+from personae.services.room_streams import RoomStream
 from personae.storage.db import Database
 from personae.storage.repos import chats as repo
 from personae.storage.repos.accounts import UserRecord
@@ -37,10 +39,20 @@ class StreamItem:
 
 
 class StreamService:
-    def __init__(self, database: Database, events: EventLog, chats: ChatService) -> None:
+    def __init__(
+        self,
+        database: Database,
+        events: EventLog,
+        chats: ChatService,
+        presence: Presence | None = None,
+        *,
+        presence_ttl_s: float = 30.0,
+    ) -> None:
         self._db = database
         self._events = events
         self._chats = chats
+        self._presence = presence or MemoryPresence()
+        self._presence_ttl_s = presence_ttl_s
 
     async def open(
         self,
@@ -52,14 +64,41 @@ class StreamService:
         stop: asyncio.Event,
     ) -> AsyncIterator[StreamItem | None]:
         """Check access now, then return the stream (None items are heartbeats)."""
-        await self._chats.get_chat(user, chat_id)
+        chat = await self._chats.get_chat(user, chat_id)
         stream = chat_stream(chat_id)
         cursor = await self._events.last_id(stream)
         if last_event_id and await self._events.covers(stream, last_event_id):
             cursor, snapshot = last_event_id, []
         else:
             snapshot = await self._snapshot(chat_id, last_event_id)
+        if chat.is_room:
+            # Again, now that the cursor is taken: a removal committed in between is
+            # either refused here or seen in the log after the cursor.
+            await self._chats.get_chat(user, chat_id)
+            return await self._room_items(user, chat_id, cursor, snapshot, heartbeat_s, stop)
         return self._items(stream, cursor, snapshot, heartbeat_s, stop)
+
+    async def _room_items(
+        self,
+        user: UserRecord,
+        chat_id: str,
+        cursor: str | None,
+        snapshot: list[MessageRecord],
+        heartbeat_s: float,
+        stop: asyncio.Event,
+    ) -> AsyncIterator[StreamItem | None]:
+        room = RoomStream(
+            self._events, self._presence, user=user, chat_id=chat_id, ttl_s=self._presence_ttl_s
+        )
+        live_cursor = await room.arrive()
+
+        async def items() -> AsyncIterator[StreamItem | None]:
+            for reply in snapshot:
+                yield StreamItem(None, "reply_state", message_data(reply))
+            async for item in room.items(cursor, live_cursor, heartbeat_s, stop):
+                yield None if item is None else StreamItem(*item)
+
+        return items()
 
     async def _snapshot(self, chat_id: str, last_event_id: str | None) -> list[MessageRecord]:
         since = event_time(last_event_id) if last_event_id else None

@@ -349,6 +349,8 @@ room_turns = Table(
     # planned -> started (its reply placeholder and job exist) -> done; or dropped.
     Column("status", String(8), nullable=False),
     Column("message_id", ID, nullable=True),
+    # The user message that asked for it (NULL for a turn asked by other means).
+    Column("parent_id", ID, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("chat_id", "seq", name="uq_room_turns_chat_id"),
     Index("ix_room_turns_chat_status", "chat_id", "status"),

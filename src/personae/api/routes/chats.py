@@ -18,6 +18,7 @@ from personae.api.schemas.chats import (
     CrisisResourcePublic,
     MessagePage,
     MessagePublic,
+    PlannedTurnPublic,
     QueuePublic,
     ReplyPublic,
     SendAccepted,
@@ -34,10 +35,15 @@ ClientId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 
 def send_accepted(result: SendResult) -> SendAccepted:
     queue = QueuePublic.model_validate(result.queue) if result.queue else None
-    reply = ReplyPublic.model_validate(result.reply).model_copy(update={"queue": queue})
+    reply = (
+        ReplyPublic.model_validate(result.reply).model_copy(update={"queue": queue})
+        if result.reply is not None
+        else None
+    )
     return SendAccepted(
         message=MessagePublic.model_validate(result.message),
         reply=reply,
+        turns=[PlannedTurnPublic.model_validate(t) for t in result.turns],
         warnings=[ContentWarningPublic.model_validate(w) for w in result.warnings],
         crisis_resources=[CrisisResourcePublic.model_validate(r) for r in result.crisis_resources],
     )
@@ -123,6 +129,8 @@ async def send_message(
         body.content,
         ip=client_ip(request),
         languages=accepted_languages(accept_language),
+        respond_with=body.respond_with,
+        respond=body.respond,
     )
     return send_accepted(result)
 
@@ -135,7 +143,9 @@ async def chat_events(
     last_event_id: Annotated[str | None, Header(max_length=64)] = None,
     last_event_id_query: Annotated[str | None, Query(alias="last_event_id", max_length=64)] = None,
 ) -> StreamingResponse:
-    """Server-Sent Events: token, reply_state, queue, error, message (resume with Last-Event-ID)."""
+    """Server-Sent Events: token, reply_state, queue, error, message; in a room also
+    member, room, turn, auto, access_revoked, and typing and presence (live only, no
+    id). Resume with Last-Event-ID."""
     items = await container.streams.open(
         user,
         chat_id,

@@ -53,6 +53,9 @@ class ChatPublic(Output):
     persona_name: str
     persona_id: str | None = None
     character_rating: str = Field(default="general", description="general, teen or mature")
+    kind: Literal["direct", "room"] = Field(
+        default="direct", description="room: a group room (GET /api/v1/rooms/{id})."
+    )
     ai_notice: str = Field(
         default=AI_NOTICE, description="Show this in the chat: the character is an AI."
     )
@@ -139,6 +142,18 @@ class MessagePublic(Output):
         description="The token limit cut the reply; it was trimmed to its last whole "
         "sentence. POST /api/v1/messages/{id}/continue goes on from its end.",
     )
+    author_id: str | None = Field(
+        default=None, description="Who sent a user message (in a room, one of its people)."
+    )
+    author_name: str | None = Field(
+        default=None, description="In a room: the persona name a user message was sent under."
+    )
+    character_id: str | None = Field(
+        default=None, description="In a room: the character who wrote a reply."
+    )
+    character_name: str | None = Field(
+        default=None, description="In a room: that character's name when it wrote it."
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -147,10 +162,14 @@ class MessagePublic(Output):
     def _from_labels(cls, value: Any) -> Any:
         labels = getattr(value, "labels", None)
         if isinstance(labels, dict):
+            speaker = labels.get("speaker")
+            role = getattr(value, "role", None)
             return {
                 **{name: getattr(value, name) for name in cls.model_fields if hasattr(value, name)},
                 "fallback": bool(labels.get("fallback", False)),
                 "quality": labels.get("quality"),
+                "author_name": speaker if role == "user" else None,
+                "character_name": speaker if role == "assistant" else None,
             }
         return value
 
@@ -162,6 +181,15 @@ class MessagePage(Output):
 
 class SendRequest(Input):
     content: str = Field(min_length=1, max_length=100_000)
+    respond_with: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="In a room: the character who answers (needed in manual turn order).",
+    )
+    respond: bool = Field(
+        default=True, description="In a room: false stores the message and plans no reply."
+    )
 
 
 class QueuePublic(Output):
@@ -186,9 +214,21 @@ class ContentWarningPublic(Output):
     reason: str
 
 
+class PlannedTurnPublic(Output):
+    character_id: str
+    name: str
+    reason: str
+
+
 class SendAccepted(Output):
     message: MessagePublic
-    reply: ReplyPublic
+    reply: ReplyPublic | None = Field(
+        description="The reply now queued. In a room it is null when no reply starts at once "
+        "(another is being written, or none was asked): `turns` says who will speak."
+    )
+    turns: list[PlannedTurnPublic] = Field(
+        default_factory=list, description="In a room: the turns this message planned."
+    )
     # Categories the content rules allow here with a warning.
     warnings: list[ContentWarningPublic] = Field(default_factory=list)
     # Whom to reach, when the message shows intent of self-harm (else empty).

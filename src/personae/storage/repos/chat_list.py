@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from personae.storage.repos.chats import ChatRecord
-from personae.storage.tables import characters, chats, messages
+from personae.storage.tables import characters, chats, messages, room_members
 
 # The list shows one line of the last message: its start is enough, and a long reply
 # is not read whole for it.
@@ -48,6 +49,13 @@ def _one_line(text: str | None) -> str | None:
     return " ".join(text.split()) if text is not None else None
 
 
+def _member_rooms(user_id: str) -> Any:
+    """The rooms (of other owners) the user is a current member of."""
+    return select(room_members.c.chat_id).where(
+        room_members.c.user_id == user_id, room_members.c.removed_at.is_(None)
+    )
+
+
 async def list_chat_summaries(
     tx: AsyncSession, owner_id: str, *, limit: int, offset: int
 ) -> list[ChatSummaryRecord]:
@@ -69,7 +77,10 @@ async def list_chat_summaries(
                 last, last.c.id == _last_message_id()
             )
         )
-        .where(chats.c.owner_id == owner_id, chats.c.deleted_at.is_(None))
+        .where(
+            or_(chats.c.owner_id == owner_id, chats.c.id.in_(_member_rooms(owner_id))),
+            chats.c.deleted_at.is_(None),
+        )
         .order_by(chats.c.updated_at.desc(), chats.c.id.desc())
         .limit(limit)
         .offset(offset)

@@ -72,6 +72,7 @@ class TurnRecord:
     status: str
     message_id: str | None
     created_at: datetime
+    parent_id: str | None = None
 
 
 def _of(cls: Any, row: RowMapping) -> Any:
@@ -80,9 +81,9 @@ def _of(cls: Any, row: RowMapping) -> Any:
 
 # --- members ---------------------------------------------------------------------
 
-_MEMBER_QUERY = select(
-    *room_members.c, users.c.username, users.c.display_name
-).select_from(room_members.join(users, users.c.id == room_members.c.user_id))
+_MEMBER_QUERY = select(*room_members.c, users.c.username, users.c.display_name).select_from(
+    room_members.join(users, users.c.id == room_members.c.user_id)
+)
 
 
 async def upsert_member(
@@ -217,9 +218,7 @@ async def update_room_character(
 ) -> None:
     await tx.execute(
         update(room_characters)
-        .where(
-            room_characters.c.chat_id == chat_id, room_characters.c.character_id == character_id
-        )
+        .where(room_characters.c.chat_id == chat_id, room_characters.c.character_id == character_id)
         .values(**values)
     )
 
@@ -318,9 +317,12 @@ async def insert_turn(
     character_id: str,
     requested_by: str,
     reason: str,
+    parent_id: str | None = None,
 ) -> TurnRecord:
     """Plan a turn after every other one of the room (the caller holds the chat lock)."""
-    last = await tx.execute(select(func.max(room_turns.c.seq)).where(room_turns.c.chat_id == chat_id))
+    last = await tx.execute(
+        select(func.max(room_turns.c.seq)).where(room_turns.c.chat_id == chat_id)
+    )
     value = last.scalar_one_or_none()
     record = TurnRecord(
         id=new_id(),
@@ -332,6 +334,7 @@ async def insert_turn(
         status=PLANNED,
         message_id=None,
         created_at=utcnow(),
+        parent_id=parent_id,
     )
     values = {f.name: getattr(record, f.name) for f in fields(TurnRecord)}
     await tx.execute(insert(room_turns).values(**values))
@@ -372,3 +375,25 @@ async def drop_planned(tx: AsyncSession, chat_id: str, *, reason: str | None = N
         statement = statement.where(room_turns.c.reason == reason)
     result = await tx.execute(statement.values(status=DROPPED))
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def shares_room(tx: AsyncSession, user_id: str, character_id: str) -> bool:
+    """Whether the user is a current member of a room (not deleted) the character is
+    in: its name and picture are shown there, even if it is private."""
+    query = (
+        select(room_characters.c.chat_id)
+        .join(
+            room_members,
+            (room_members.c.chat_id == room_characters.c.chat_id)
+            & (room_members.c.user_id == user_id)
+            & room_members.c.removed_at.is_(None),
+        )
+        .join(chats, chats.c.id == room_characters.c.chat_id)
+        .where(
+            room_characters.c.character_id == character_id,
+            room_characters.c.removed_at.is_(None),
+            chats.c.deleted_at.is_(None),
+        )
+        .limit(1)
+    )
+    return (await tx.execute(query)).first() is not None

@@ -24,9 +24,7 @@ def _when(name: str, nullable: bool = False) -> sa.Column:  # type: ignore[type-
 
 def upgrade() -> None:
     # Plain ALTER TABLE (a batch on SQLite rebuilds the table and cascades deletes).
-    op.add_column(
-        "chats", sa.Column("kind", sa.String(8), nullable=False, server_default="direct")
-    )
+    op.add_column("chats", sa.Column("kind", sa.String(8), nullable=False, server_default="direct"))
     op.add_column(
         "chats", sa.Column("turn_mode", sa.String(8), nullable=False, server_default="natural")
     )
@@ -81,6 +79,7 @@ def upgrade() -> None:
         sa.Column("reason", sa.String(16), nullable=False),
         sa.Column("status", sa.String(8), nullable=False),
         sa.Column("message_id", _ID, nullable=True),
+        sa.Column("parent_id", _ID, nullable=True),
         _when("created_at"),
         sa.UniqueConstraint("chat_id", "seq", name="uq_room_turns_chat_id"),
     )
