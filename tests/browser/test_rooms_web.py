@@ -84,6 +84,8 @@ async def test_two_people_and_two_characters_in_one_room(browser: Any, start_web
         await guest.get_by_label("Password").fill(PASSWORD)
         await guest.get_by_role("button", name="Create account").click()
         await guest.get_by_role("heading", name="The riverside").wait_for()
+        # Each person is here as themself, not as the room's owner.
+        assert await guest.locator(".persona-line").text_content() == "as gus"
 
         # The room may open with the characters' greetings: counted from here on.
         greetings = await _replies(owner)
@@ -131,6 +133,12 @@ async def test_two_people_and_two_characters_in_one_room(browser: Any, start_web
         # On a phone the members panel is folded; on a desktop it is open beside the chat.
         assert not await guest.locator(".room-panel").evaluate("(el) => el.open")
         assert await owner.locator(".room-panel").evaluate("(el) => el.open")
+        await guest.locator(".room-panel summary").click()
+        await guest.locator(".room-people li", has_text="olive").wait_for()
+        await guest.evaluate("window.scrollTo(0, 0)")
+        await screenshot(guest, "room-phone-members")
+        assert await guest.evaluate(NO_SIDEWAYS_SCROLL)
+        await guest.locator(".room-panel summary").click()
 
         # Auto-mode: the characters carry on; the other person stops it.
         before = await _replies(owner)

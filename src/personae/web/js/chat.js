@@ -230,7 +230,7 @@ class ChatView {
         h("a.back", { href: "/chats", "aria-label": "Back to my chats" }, "‹"),
         room ? h("h1.room-title", {}, name) : h("h1", {}, h("a", { href: `/c/${this.chat.character_id}` }, name)),
         ratingBadge(this.chat.character_rating),
-        this.chat.persona_name ? h("span.char-meta", {}, `as ${this.chat.persona_name}`) : null),
+        this.personaName() ? h("span.char-meta.persona-line", {}, `as ${this.personaName()}`) : null),
       this.titleEl,
       this.memory.el,
       this.liveEl,
@@ -333,6 +333,11 @@ class ChatView {
   setCanSend(can) {
     this.input.disabled = !can;
     this.sendButton.disabled = !can;
+  }
+
+  // Who I am here: the chat's persona, or in a room my own member's (not the owner's).
+  personaName() {
+    return this.room ? this.room.mine()?.persona_name : this.chat.persona_name;
   }
 
   // Who wrote a message, as its bubble says.

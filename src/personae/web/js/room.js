@@ -43,8 +43,10 @@ export class RoomPanel {
   get isOwner() { return this.room.my_role === "owner"; }
   get canSend() { return ["owner", "member"].includes(this.room.my_role) && !this.mutedNow(); }
 
+  mine() { return this.room.members.find((m) => m.user_id === this.me) || null; }
+
   mutedNow() {
-    const mine = this.room.members.find((m) => m.user_id === this.me);
+    const mine = this.mine();
     return mine && mine.muted_until && Date.parse(mine.muted_until) > Date.now() ? mine.muted_until : null;
   }
 
