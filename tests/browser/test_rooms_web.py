@@ -160,6 +160,22 @@ async def test_two_people_and_two_characters_in_one_room(browser: Any, start_web
             m[0] for m in await guest.evaluate(MESSAGES)
         ]
 
+        # Manual order: a message needs someone picked to answer; then only they do.
+        await owner.get_by_label("Turn order", exact=True).select_option("manual")
+        await guest.locator("#who-answers option", has_text="Pick who answers").wait_for(
+            state="attached"
+        )
+        await send(guest, "Who keeps the light?")
+        await guest.locator(".error-box", has_text="you pick who answers").wait_for()
+        assert await guest.locator("#composer").input_value() == "Who keeps the light?"
+        await guest.get_by_label("Who answers").select_option(label="Juniper")
+        before = await _replies(guest)
+        await guest.get_by_role("button", name="Send").click()
+        await _settled(guest, before + 1)
+        await _settled(owner, before + 1)
+        last = await guest.evaluate(MESSAGES)
+        assert [who for _id, who, _done in last[-2:]] == ["You", "Juniper"]
+
         # Removed by the owner: the guest is told at once, and the page stops there.
         owner.on("dialog", lambda dialog: dialog.accept())
         await owner.get_by_role("button", name="Remove gus from the room").click()

@@ -444,7 +444,14 @@ class ChatView {
     const waiting = pendingSends(this.chatId).find((send) => send.content === content);
     const send = waiting || { chat_id: this.chatId, client_id: newClientId(), content, created_at: new Date().toISOString() };
     // In a room: the character picked to answer (manual mode needs one).
-    if (this.room && !waiting) send.respond_with = this.room.respondWith();
+    if (this.room && !waiting) {
+      send.respond_with = this.room.respondWith();
+      if (this.room.room.turn_mode === "manual" && !send.respond_with) {
+        this.showError(new ApiError(422, { code: "respond_with_required" }));
+        this.room.picker.focus();
+        return;
+      }
+    }
     saveDraft(this.chatId, this.input.value);
     addPending(send);
     await this.deliver(send);
