@@ -123,3 +123,67 @@ async def wait_quiet(
         if loop.time() > deadline:
             raise AssertionError(f"the room did not settle: {items}")
         await asyncio.sleep(0.05)
+
+
+def over_http(client: httpx.AsyncClient, url: str) -> httpx.AsyncClient:
+    """The same signed-in person, over a real HTTP server (streams need one)."""
+    return httpx.AsyncClient(
+        base_url=url,
+        cookies={name: value for name, value in client.cookies.items()},
+        headers=dict(client.headers),
+        timeout=httpx.Timeout(60.0),
+    )
+
+
+class StreamReader:
+    """Reads one member's event stream in the background, keeping every event."""
+
+    def __init__(self, client: httpx.AsyncClient, room_id: str) -> None:
+        self.client = client
+        self.room_id = room_id
+        self.events: list[Sse] = []
+        self.status: int | None = None
+        self.ended = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> StreamReader:
+        self._task = asyncio.create_task(self._read())
+        return self
+
+    async def _read(self) -> None:
+        try:
+            async with self.client.stream("GET", f"/api/v1/chats/{self.room_id}/events") as answer:
+                self.status = answer.status_code
+                self._changed.set()
+                if answer.status_code != 200:
+                    return
+                async for event in sse_events(answer):
+                    if event is not None:
+                        self.events.append(event)
+                        self._changed.set()
+        finally:
+            self.ended.set()
+            self._changed.set()
+
+    async def wait_for(self, test: Any, timeout_s: float = 60.0) -> Sse:
+        """The first event for which `test(event)` holds (waiting for it to come)."""
+        async with asyncio.timeout(timeout_s):
+            while True:
+                for event in self.events:
+                    if test(event):
+                        return event
+                if self.ended.is_set():
+                    raise AssertionError(f"the stream ended first ({self.status}): {self.events}")
+                self._changed.clear()
+                await self._changed.wait()
+
+    def logged(self) -> list[tuple[str, str, Any]]:
+        """The events of the chat's log (with ids): the same for every member."""
+        return [(e.id, e.name, e.data) for e in self.events if e.id is not None]
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.client.aclose()

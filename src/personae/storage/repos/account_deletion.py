@@ -22,6 +22,10 @@ from personae.storage.tables import (
     message_vectors,
     messages,
     personas,
+    room_characters,
+    room_invites,
+    room_members,
+    room_turns,
     sessions,
     user_warnings,
     users,
@@ -41,7 +45,13 @@ class OwnedCharacter:
 
 async def owned_characters(tx: AsyncSession, user_id: str) -> list[OwnedCharacter]:
     """Every character the user created, deleted ones too."""
-    others = exists().where(chats.c.character_id == characters.c.id, chats.c.owner_id != user_id)
+    others = exists().where(
+        chats.c.character_id == characters.c.id, chats.c.owner_id != user_id
+    ) | exists().where(  # a character of someone else's room (migration 0019)
+        room_characters.c.character_id == characters.c.id,
+        room_characters.c.chat_id == chats.c.id,
+        chats.c.owner_id != user_id,
+    )
     query = select(
         characters.c.id,
         characters.c.visibility,
@@ -85,6 +95,15 @@ async def delete_chats_of(tx: AsyncSession, user_id: str) -> int:
         update(jobs).where(mine, jobs.c.status == RUNNING).values(cancel_requested=True)
     )
     await tx.execute(delete(jobs).where(mine, jobs.c.status != RUNNING))
+    # Their own rooms' members, characters, invites and turns go with them; in others'
+    # rooms they are no longer members.
+    for table in (room_members, room_characters, room_invites, room_turns):
+        await tx.execute(delete(table).where(table.c.chat_id.in_(owned)))
+    await tx.execute(
+        update(room_members)
+        .where(room_members.c.user_id == user_id, room_members.c.removed_at.is_(None))
+        .values(removed_at=utcnow())
+    )
     result = await tx.execute(delete(chats).where(chats.c.owner_id == user_id))
     return int(result.rowcount)  # type: ignore[attr-defined]
 
