@@ -184,15 +184,35 @@ async def test_two_people_and_two_characters_in_one_room(browser: Any, start_web
 
         # My chats lists the room with its group avatars.
         await owner.goto("/chats")
-        await owner.locator(".room-item", has_text="The riverside").wait_for()
+        item = owner.locator(".room-item", has_text="The riverside")
+        await item.locator(".chat-character", has_text="1 person · 2 characters").wait_for()
+        assert await item.locator(".room-faces .avatar").count() == 2
+
+        # The owner cannot leave; deleting the room is their way out.
+        await item.click()
+        await owner.get_by_role("button", name="Delete room").click()
+        await owner.get_by_role("heading", name="My chats").wait_for()
+        assert await owner.locator(".room-item").count() == 0
         assert owner.js_errors == [] and guest.js_errors == []
 
 
-async def test_an_expired_or_unknown_invite_says_so(browser: Any, start_web: Any) -> None:
+async def test_a_revoked_or_unknown_invite_says_so(browser: Any, start_web: Any) -> None:
     async with start_web() as web:
+        character = await public_character(web)
+        owner = await web.api.user()
+        room = await owner.post(
+            "/api/v1/rooms", json={"title": "Closed", "character_ids": [character["id"]]}
+        )
+        assert room.status_code == 201, room.text
+        base = f"/api/v1/rooms/{room.json()['id']}/invites"
+        invite = (await owner.post(base, json={})).json()
+        assert (await owner.delete(f"{base}/{invite['id']}")).status_code == 204
+
         page = await new_page(browser, web)
         await register(page, "ivy")
-        await page.goto("/join/not-a-real-token")
+        await page.goto(invite["url"])
         await page.get_by_role("heading", name="This invite cannot be used").wait_for()
-        await page.locator(".error-box").wait_for()
+        await page.locator(".error-box", has_text="took this invite link back").wait_for()
+        await page.goto("/join/not-a-real-token")
+        await page.locator(".error-box", has_text="could not find").wait_for()
         assert page.js_errors == []

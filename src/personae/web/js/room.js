@@ -4,7 +4,7 @@
 import { ApiError, del, get, patch, post } from "./api.js";
 import { avatar, h, plural, replace } from "./dom.js";
 import { errorBox } from "./errors.js";
-import { session } from "./app.js";
+import { navigate, session } from "./app.js";
 import { TURN_MODES, characterSearch, openInvites } from "./rooms.js";
 
 export const ROOM_EVENTS = ["member", "room", "turn", "auto", "typing", "presence", "access_revoked"];
@@ -165,7 +165,10 @@ export class RoomPanel {
       h("div.row", {},
         this.isOwner ? h("button.btn.btn-small", { type: "button", onclick: () => openInvites(this.room.id) }, "Invite people") : null,
         this.isOwner ? h("label.room-mode", {}, "Turn order ", this.modeSelect()) : h("span.char-meta", {}, `Turn order: ${this.room.turn_mode}`),
-        this.isOwner ? null : h("button.btn.btn-small.btn-danger", { type: "button", onclick: () => this.leave() }, "Leave room")));
+        // The owner cannot leave: deleting the room is their way out (docs/rooms.md).
+        this.isOwner
+          ? h("button.btn.btn-small.btn-danger", { type: "button", onclick: () => this.deleteRoom() }, "Delete room")
+          : h("button.btn.btn-small.btn-danger", { type: "button", onclick: () => this.leave() }, "Leave room")));
     this.drawAuto();
     this.drawPicker();
     this.drawNote();
@@ -261,6 +264,15 @@ export class RoomPanel {
     this.noteEl.textContent = role === "viewer" ? "You are a viewer in this room: you can read along, not write."
       : muted ? `The owner muted you until ${new Date(muted).toLocaleString()}.` : "";
     this.view.setCanSend(this.canSend);
+  }
+
+  async deleteRoom() {
+    if (!confirm("Delete this room for everybody? Its messages go with it.")) return;
+    await this.act(async () => {
+      await del(`/api/v1/chats/${encodeURIComponent(this.room.id)}`);
+      this.view.revoke(REVOKED_WORDS.room_deleted);
+      navigate("/chats");
+    });
   }
 
   async leave() {
