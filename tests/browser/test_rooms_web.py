@@ -176,9 +176,24 @@ async def test_two_people_and_two_characters_in_one_room(browser: Any, start_web
         last = await guest.evaluate(MESSAGES)
         assert [who for _id, who, _done in last[-2:]] == ["You", "Juniper"]
 
+        # A person's name in the room is theirs to change; the owner sees it.
+        async def new_name(dialog: Any) -> None:
+            await dialog.accept("Gus the Brave")
+
+        guest.once("dialog", new_name)
+        await guest.locator(".room-panel summary").click()
+        await guest.get_by_role("button", name="Change your name in this room").click()
+        await guest.locator(".persona-line", has_text="as Gus the Brave").wait_for()
+        await owner.locator(".room-people li", has_text="Gus the Brave").wait_for()
+
+        # Made a viewer by the owner: the guest reads along and cannot write.
+        await owner.get_by_role("button", name="Make Gus the Brave a viewer").click()
+        await guest.locator(".room-note", has_text="viewer").wait_for()
+        assert await guest.locator("#composer").is_disabled()
+
         # Removed by the owner: the guest is told at once, and the page stops there.
         owner.on("dialog", lambda dialog: dialog.accept())
-        await owner.get_by_role("button", name="Remove gus from the room").click()
+        await owner.get_by_role("button", name="Remove Gus the Brave from the room").click()
         await guest.locator(".room-revoked", has_text="no longer in this room").wait_for()
         assert await guest.locator("#composer").is_disabled()
 

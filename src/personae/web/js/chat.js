@@ -314,6 +314,8 @@ class ChatView {
     this.chat.title = this.room.room.title;
     const heading = this.target.querySelector(".room-title");
     if (heading) heading.textContent = this.chat.title;
+    const persona = this.target.querySelector(".persona-line");
+    if (persona && this.personaName()) persona.textContent = `as ${this.personaName()}`;
     this.drawTitle();
     this.avatars = null;
   }

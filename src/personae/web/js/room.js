@@ -198,6 +198,16 @@ export class RoomPanel {
       avatar({ name }, "sm"),
       h("span.room-name", {}, name, member.user_id === this.me ? " (you)" : "",
         h("span.room-sub", {}, `${member.role}${member.here ? " · here" : ""}${muted ? ` · muted until ${new Date(member.muted_until).toLocaleTimeString()}` : ""}`)),
+      member.user_id === this.me ? h("button.btn.btn-small.btn-quiet", {
+        type: "button", "aria-label": "Change your name in this room", onclick: () => this.renameMe(),
+      }, "Rename me") : null,
+      others ? h("button.btn.btn-small.btn-quiet", {
+        type: "button", "aria-label": `Make ${name} a ${member.role === "viewer" ? "member" : "viewer"}`,
+        onclick: () => this.act(async () => {
+          await patch(`${this.base}/members/${member.user_id}`, { role: member.role === "viewer" ? "member" : "viewer" });
+          await this.reload();
+        }),
+      }, member.role === "viewer" ? "Let write" : "Read only") : null,
       others ? h("button.btn.btn-small.btn-quiet", {
         type: "button", "aria-label": `${muted ? "Unmute" : "Mute"} ${name}`,
         onclick: () => this.act(async () => {
@@ -212,6 +222,17 @@ export class RoomPanel {
           this.act(async () => { await del(`${this.base}/members/${member.user_id}`); await this.reload(); });
         },
       }, "Remove") : null);
+  }
+
+  // Your persona in this room is yours alone (PATCH /rooms/{id}/members/me).
+  renameMe() {
+    const name = prompt("Your name in this room", this.mine()?.persona_name || "");
+    if (!name || !name.trim()) return;
+    this.act(async () => {
+      this.room = { ...this.room, ...(await patch(`${this.base}/members/me`, { persona_name: name.trim() })) };
+      this.draw();
+      this.view.onRoomChanged();
+    });
   }
 
   modeSelect() {
