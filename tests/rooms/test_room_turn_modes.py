@@ -12,6 +12,7 @@ from room_helpers import make_room, messages, wait_quiet
 
 from conftest import Api, assert_problem, fleet
 from personae.settings import Settings
+from personae.storage.repos import chats as chat_repo
 
 
 @pytest.fixture
@@ -129,3 +130,20 @@ async def test_auto_mode_stops_on_request(room_api: Api) -> None:
     # At most the reply already running when it was stopped was written.
     assert 1 <= len(_speakers(items)) <= 2
     assert (await room.owner.get(f"/api/v1/rooms/{room.id}")).json()["auto_turns_left"] == 0
+
+
+async def test_the_next_speaker_reuses_the_prompt_cache(room_api: Api) -> None:
+    """The second character's prompt starts as the first one's did, up to the end of
+    the history the first one read: the (simulated) backend finds it in its cache."""
+    room = await make_room(room_api, people=1)
+    await room.owner.put(f"/api/v1/chats/{room.id}/messages/c1", json={"content": "Hello!"})
+    items = await wait_quiet(room.owner, room.id, 3)
+    replies = [m for m in items if m["role"] == "assistant" and not m["labels"].get("greeting")]
+    async with room_api.container.database.read() as tx:
+        stored = [await chat_repo.get_message(tx, m["id"]) for m in replies]
+    generations = [m.generation or {} for m in stored if m is not None]
+    cached = [g.get("cached_tokens") or 0 for g in generations]
+    # The first speaker's prompt is new; the next ones find the room's part and the
+    # history in the cache, each one more (the reply before it too).
+    assert 0 == cached[0] < cached[1] < cached[2], generations
+    assert all((g.get("cached_share") or 0) > 0.3 for g in generations[1:]), generations
