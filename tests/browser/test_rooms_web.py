@@ -190,6 +190,15 @@ async def test_two_people_and_two_characters_in_one_room(browser: Any, start_web
         await owner.get_by_role("button", name="Make Gus the Brave a viewer").click()
         await guest.locator(".room-note", has_text="viewer").wait_for()
         assert await guest.locator("#composer").is_disabled()
+        assert await guest.locator(".messages .star").count() == 0  # nor rate, swipe, stop
+        await (
+            guest.locator(".messages .msg-reply")
+            .last.get_by_role("button", name="More actions")
+            .click()
+        )
+        labels = await guest.get_by_role("menuitem").all_text_contents()
+        assert "Delete" not in labels and "Edit" not in labels and "Copy text" in labels
+        await guest.keyboard.press("Escape")
 
         # Removed by the owner: the guest is told at once, and the page stops there.
         owner.on("dialog", lambda dialog: dialog.accept())

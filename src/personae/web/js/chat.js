@@ -333,8 +333,11 @@ class ChatView {
   }
 
   setCanSend(can) {
+    const changed = this.input.disabled === can;
     this.input.disabled = !can;
     this.sendButton.disabled = !can;
+    // A viewer's (or a muted member's) messages offer only what reading allows.
+    if (changed && this.historyLoaded) this.redrawAll();
   }
 
   // Who I am here: the chat's persona, or in a room my own member's (not the owner's).
