@@ -13,6 +13,7 @@ from room_helpers import make_room, messages, wait_quiet
 from conftest import Api, assert_problem, fleet
 from personae.settings import Settings
 from personae.storage.repos import chats as chat_repo
+from personae.storage.repos import rooms as rooms_repo
 
 
 @pytest.fixture
@@ -126,9 +127,15 @@ async def test_auto_mode_stops_on_request(room_api: Api) -> None:
     stopped = await room.people[1].delete(f"/api/v1/rooms/{room.id}/auto")
     assert stopped.status_code == 200, stopped.text
     assert stopped.json() == {"turns_left": 0, "running": False}
-    items = await wait_quiet(room.owner, room.id, 1)
-    # At most the reply already running when it was stopped was written.
-    assert 1 <= len(_speakers(items)) <= 2
+    async with room_api.container.database.read() as tx:
+        begun = [
+            t
+            for t in await rooms_repo.last_turns(tx, room.id, 100)
+            if t.status in (rooms_repo.STARTED, rooms_repo.DONE)
+        ]
+    items = await wait_quiet(room.owner, room.id, len(begun))
+    # Only the replies begun before it was stopped were written.
+    assert 1 <= len(_speakers(items)) == len(begun) < 10
     assert (await room.owner.get(f"/api/v1/rooms/{room.id}")).json()["auto_turns_left"] == 0
 
 
@@ -147,3 +154,33 @@ async def test_the_next_speaker_reuses_the_prompt_cache(room_api: Api) -> None:
     # history in the cache, each one more (the reply before it too).
     assert 0 == cached[0] < cached[1] < cached[2], generations
     assert all((g.get("cached_share") or 0) > 0.3 for g in generations[1:]), generations
+
+
+async def test_a_message_stops_auto_mode_and_personas_are_per_member(room_api: Api) -> None:
+    room = await make_room(room_api, people=2, turn_mode="list")
+    member = room.people[1]
+    renamed = await member.patch(
+        f"/api/v1/rooms/{room.id}/members/me", json={"persona_name": "Captain Vale"}
+    )
+    assert renamed.status_code == 200, renamed.text
+    started = await room.owner.post(f"/api/v1/rooms/{room.id}/auto", json={"turns": 10})
+    assert started.status_code == 202
+    sent = await member.put(
+        f"/api/v1/chats/{room.id}/messages/s1", json={"content": "Enough, Brom.", "respond": False}
+    )
+    assert sent.status_code == 202, sent.text
+    assert sent.json()["message"]["author_name"] == "Captain Vale"
+    assert sent.json()["turns"] == []
+    assert (await room.owner.get(f"/api/v1/rooms/{room.id}")).json()["auto_turns_left"] == 0
+    items = await wait_quiet(room.owner, room.id, 1)
+    # Only auto replies started before the message; none after it.
+    position = sent.json()["message"]["position"]
+    assert all(m["position"] < position for m in items if m["role"] == "assistant"), items
+    owner_view = (await room.owner.get(f"/api/v1/rooms/{room.id}")).json()
+    personas = {m["user_id"]: m["persona_name"] for m in owner_view["members"]}
+    assert personas[room.user_ids[1]] == "Captain Vale"
+    assert personas[room.user_ids[0]] != "Captain Vale"
+    changed = await room.owner.patch(f"/api/v1/rooms/{room.id}", json={"turn_mode": "random"})
+    assert changed.json()["turn_mode"] == "random"
+    bad = await room.owner.patch(f"/api/v1/rooms/{room.id}", json={"turn_mode": "chaos"})
+    assert_problem(bad, 422, "validation_error")

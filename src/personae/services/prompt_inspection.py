@@ -87,12 +87,12 @@ async def inspect_prompt(db: Database, user: UserRecord, message_id: str) -> Pro
         record = (reply.generation or {}).get("prompt")
         if reply.role != "assistant" or not isinstance(record, dict):
             raise NotFound("No prompt was recorded for this message.")
-        character = await character_repo.get_character(tx, chat.character_id)
+        # In a room, the character who wrote this reply (and its definition's rule).
+        speaker = reply.character_id or chat.character_id
+        character = await character_repo.get_character(tx, speaker)
         deleted = character is None
         if character is None:
-            character = await character_repo.get_character(
-                tx, chat.character_id, include_deleted=True
-            )
+            character = await character_repo.get_character(tx, speaker, include_deleted=True)
         assert character is not None
         memory_ids = [i for i, _t in record.get("pinned", [])]
         summary_ref = record.get("summary")
