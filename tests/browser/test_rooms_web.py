@@ -50,6 +50,7 @@ async def test_two_people_and_two_characters_in_one_room(browser: Any, start_web
     async with start_web(tokens_per_second=8) as web:
         bramble = await public_character(web, first_message="")
         await public_character(web, name="Juniper", tagline="A lighthouse keeper", tags=["sea"])
+        await public_character(web, name="Clover", tagline="A gardener", tags=["garden"])
 
         owner = await new_page(browser, web)
         await register(owner, "olive")
@@ -66,6 +67,13 @@ async def test_two_people_and_two_characters_in_one_room(browser: Any, start_web
         await owner.get_by_role("button", name="Create room").click()
         await owner.get_by_role("heading", name="The riverside").wait_for()
         await owner.locator(".room-characters li", has_text="Juniper").wait_for()
+        # The owner adds a character from the panel, and takes it out again.
+        await owner.get_by_role("button", name="Add a character").click()
+        await owner.get_by_label("Add a character (yours or public)").fill("Clover")
+        await owner.get_by_role("button", name="Add Clover").click()
+        await owner.locator(".room-characters li", has_text="Clover").wait_for()
+        await owner.get_by_role("button", name="Remove Clover from the room").click()
+        await owner.locator(".room-characters li", has_text="Clover").wait_for(state="detached")
 
         # The invite link: made, shown once, copied from the dialog.
         await owner.get_by_role("button", name="Invite people").click()
@@ -90,6 +98,7 @@ async def test_two_people_and_two_characters_in_one_room(browser: Any, start_web
         # The room may open with the characters' greetings: counted from here on.
         greetings = await _replies(owner)
         await _settled(owner, greetings)
+        opening = {m[0] for m in await owner.evaluate(MESSAGES)}
 
         # Presence: the owner sees both people here.
         await owner.locator(".room-people .member-here", has_text="gus").wait_for()
@@ -118,13 +127,13 @@ async def test_two_people_and_two_characters_in_one_room(browser: Any, start_web
         seen_by_owner = await owner.evaluate(MESSAGES)
         seen_by_guest = await guest.evaluate(MESSAGES)
         assert [m[0] for m in seen_by_owner] == [m[0] for m in seen_by_guest]
-        replies = [m[1] for m in seen_by_owner if m[1] in ("Bramble", "Juniper")][greetings:]
-        assert replies == ["Bramble", "Juniper", "Bramble", "Juniper"]  # list order
-        assert [m[1] for m in seen_by_guest if m[1] in ("Bramble", "Juniper")][
-            greetings:
-        ] == replies
-        assert any(m[1] == "gus" for m in seen_by_owner)
-        assert any(m[1] == "olive" for m in seen_by_guest)
+
+        def replies(seen: list[Any]) -> list[str]:
+            return [who for id_, who, _ in seen if id_ not in opening and who != "You"]
+
+        # List order: each message answered by Bramble, then Juniper.
+        assert replies(seen_by_owner) == ["gus", "Bramble", "Juniper", "Bramble", "Juniper"]
+        assert replies(seen_by_guest) == ["Bramble", "Juniper", "olive", "Bramble", "Juniper"]
 
         await screenshot(owner, "room-desktop")
         await guest.evaluate("window.scrollTo(0, document.body.scrollHeight)")
