@@ -1,6 +1,6 @@
 """`personae chat --room` against a real server (uvicorn on a free port, a SIMULATED
 backend): joining by an invite link, speakers' names, /who, joining again by the
-room's id, and a revoked invite."""
+room's id, a revoked invite, and being removed while in the room."""
 
 from __future__ import annotations
 
@@ -116,3 +116,40 @@ async def test_a_revoked_invite_or_no_room_is_one_line_and_exit_code_2(room: Roo
     assert code == 2 and "no room 'no-such-room'" in err
     code, _out, err = await _chat(room.url, typed="hi\n")
     assert code == 2 and "--room" in err
+
+
+async def test_removed_while_in_the_room_is_told_and_ends(room: Room) -> None:
+    invite = await room.invite()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PERSONAE_")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "personae.cli", "chat", "--room", invite["token"],
+        "--url", room.url,
+        env={**clean, "PERSONAE_USERNAME": "bob", "PERSONAE_PASSWORD": PASSWORD,
+             "COLUMNS": "200"},
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdin is not None and process.stdout is not None
+    out: list[str] = []
+
+    async def read_until(text: str) -> None:
+        assert process.stdout is not None
+        while not any(text in line for line in out):
+            line = await asyncio.wait_for(process.stdout.readline(), 60)
+            assert line, f"the output ended before {text!r}: {''.join(out)}"
+            out.append(line.decode())
+
+    process.stdin.write(b"Hello, room!\n")
+    await process.stdin.drain()
+    await read_until("Juniper: ")  # both characters answered (list order)
+    members = (await room.owner.get(f"/api/v1/rooms/{room.id}")).json()["members"]
+    (bob,) = [m for m in members if m["username"] == "bob"]
+    removed = await room.owner.delete(f"/api/v1/rooms/{room.id}/members/{bob['user_id']}")
+    assert removed.status_code == 204, removed.text
+    await read_until("the owner removed you from this room")
+    process.stdin.close()
+    assert await asyncio.wait_for(process.wait(), 60) == 2
+    assert process.stderr is not None
+    err = (await process.stderr.read()).decode()
+    assert "removed you" in err and "Traceback" not in err

@@ -155,6 +155,8 @@ class RoomSession:
                 printer.cancel()
         finally:
             listener.cancel()
+        if self.revoked is not None:
+            raise ChatExit(self.revoked, code=2)
 
     def _who_line(self) -> str:
         names = ", ".join(str(c["name"]) for c in self.room["characters"])
@@ -179,6 +181,12 @@ class RoomSession:
                 failures += 1
                 if failures >= _RECONNECTS:
                     raise
+            except ApiError as error:
+                # Gone from the room while the stream was down: as if it had said so.
+                if error.status != 404 or not opened.is_set():
+                    raise
+                await self._events.put(StreamEvent(None, "access_revoked", {}))
+                return
             await asyncio.sleep(_RECONNECT_WAIT_S * max(1, failures))
 
     async def _print(self) -> None:
@@ -232,8 +240,6 @@ class RoomSession:
                 await self._send(line)
             if piped:
                 await self._wait_quiet()
-        if self.revoked is not None:
-            raise ChatExit(self.revoked, code=2)
 
     async def _wait_quiet(self) -> None:
         """Until no reply is queued or being written and nothing came for a moment."""
