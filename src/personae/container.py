@@ -46,6 +46,7 @@ from personae.services.ratelimit import RateLimiter, build_storage
 from personae.services.recall import Recall, load_embedder
 from personae.services.recall_jobs import RecallIndexJobs
 from personae.services.reports import ReportService
+from personae.services.room_invites import RoomInvites
 from personae.services.room_sends import RoomSends
 from personae.services.room_turns import RoomTurns
 from personae.services.rooms import RoomService
@@ -78,6 +79,7 @@ class Container:
     messages: MessageService
     streams: StreamService
     rooms: RoomService
+    invites: RoomInvites
     turns: RoomTurns
     presence: Presence
     queue: QueueService
@@ -263,6 +265,7 @@ def build_container(settings: Settings) -> Container:
     crisis = CrisisDirectory(settings.crisis_resources_file)
     turns = RoomTurns(events, scheduler, settings)
     presence = _presence(settings)
+    rooms = RoomService(database, events, presence, scheduler, settings, limiter, turns)
     chats = ChatService(
         database,
         events,
@@ -314,7 +317,8 @@ def build_container(settings: Settings) -> Container:
         streams=StreamService(
             database, events, chats, presence, presence_ttl_s=settings.room_presence_ttl_s
         ),
-        rooms=RoomService(database, events, presence, scheduler, settings, limiter, turns),
+        rooms=rooms,
+        invites=RoomInvites(database, settings, rooms),
         turns=turns,
         presence=presence,
         queue=QueueService(

@@ -180,6 +180,10 @@ async def test_a_message_stops_auto_mode_and_personas_are_per_member(room_api: A
     personas = {m["user_id"]: m["persona_name"] for m in owner_view["members"]}
     assert personas[room.user_ids[1]] == "Captain Vale"
     assert personas[room.user_ids[0]] != "Captain Vale"
+    back = await member.patch(f"/api/v1/rooms/{room.id}/members/me", json={"persona_id": None})
+    me = (await member.get("/api/v1/me")).json()
+    mine = next(m for m in back.json()["members"] if m["user_id"] == me["id"])
+    assert mine["persona_name"] == me["display_name"]
     changed = await room.owner.patch(f"/api/v1/rooms/{room.id}", json={"turn_mode": "random"})
     assert changed.json()["turn_mode"] == "random"
     bad = await room.owner.patch(f"/api/v1/rooms/{room.id}", json={"turn_mode": "chaos"})

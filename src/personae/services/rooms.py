@@ -8,18 +8,13 @@ transaction commits, so every member's stream shows it at the same place.
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from personae.errors import (
     CharacterNotInRoom,
     InvalidState,
-    InviteExpired,
-    InviteRevoked,
-    InviteUsedUp,
     NotFound,
     RoomFull,
     RoomNeedsACharacter,
@@ -51,7 +46,7 @@ from personae.storage.repos import personas as persona_repo
 from personae.storage.repos import rooms as repo
 from personae.storage.repos.accounts import UserRecord
 from personae.storage.repos.chats import ChatRecord
-from personae.storage.repos.rooms import InviteRecord, MemberRecord, TurnRecord
+from personae.storage.repos.rooms import MemberRecord, TurnRecord
 from personae.storage.types import utcnow
 
 _DESCRIPTION_SHORT = 200
@@ -61,10 +56,6 @@ _LARGEST_AVATAR = 512
 def live_stream(chat_id: str) -> str:
     """A room's ephemeral events (typing, presence): read live, never replayed."""
     return f"room-live:{chat_id}"
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -144,9 +135,9 @@ class RoomService:
         async with self._db.read() as tx:
             chat = await room_access.check_read(tx, await chat_repo.get_chat(tx, room_id), user)
             room_access.check_room(chat)
-            return await self._view(tx, chat, user)
+            return await self.view_in(tx, chat, user)
 
-    async def _view(self, tx: Transaction, chat: ChatRecord, user: UserRecord) -> RoomView:
+    async def view_in(self, tx: Transaction, chat: ChatRecord, user: UserRecord) -> RoomView:
         role = await room_access.role_in(tx, chat, user)
         assert role is not None
         members = await repo.list_members(tx, chat.id)
@@ -154,7 +145,7 @@ class RoomService:
         here = await self.presence.here(chat.id)
         return RoomView(chat, role, members, cast, here)
 
-    async def _locked_owner(self, tx: Transaction, user: UserRecord, room_id: str) -> ChatRecord:
+    async def locked_owner(self, tx: Transaction, user: UserRecord, room_id: str) -> ChatRecord:
         return await room_access.check_owner(tx, await chat_repo.lock_chat(tx, room_id), user)
 
     async def _locked_sender(self, tx: Transaction, user: UserRecord, room_id: str) -> ChatRecord:
@@ -205,7 +196,7 @@ class RoomService:
             await self._greet(tx, chat_id, name)
             chat = await chat_repo.get_chat(tx, chat_id)
             assert chat is not None
-            return await self._view(tx, chat, user)
+            return await self.view_in(tx, chat, user)
 
     async def _usable_character(
         self, tx: Transaction, user: UserRecord, character_id: str
@@ -251,7 +242,7 @@ class RoomService:
         if turn_mode is not None and turn_mode not in TURN_MODES:
             raise ValidationFailed(f"turn_mode is one of {', '.join(TURN_MODES)}.")
         async with self._db.write() as tx:
-            chat = await self._locked_owner(tx, user, room_id)
+            chat = await self.locked_owner(tx, user, room_id)
             values: dict[str, Any] = {}
             if title is not None:
                 values["title"] = title.strip() or "Room"
@@ -259,7 +250,7 @@ class RoomService:
                 values["turn_mode"] = turn_mode
             if values:
                 await chat_repo.update_chat(tx, chat.id, **values)
-            view = await self._view(tx, await self._reread(tx, chat.id), user)
+            view = await self.view_in(tx, await self._reread(tx, chat.id), user)
         await self._publish_room(view)
         return view
 
@@ -273,7 +264,7 @@ class RoomService:
             chat_events.chat_stream(view.chat.id), "room", room_event_data(view.chat, view.cast)
         )
 
-    async def _publish_member(self, chat_id: str, member: MemberRecord, change: str) -> None:
+    async def publish_member(self, chat_id: str, member: MemberRecord, change: str) -> None:
         data = {
             "user_id": member.user_id,
             "username": member.username,
@@ -287,7 +278,7 @@ class RoomService:
 
     async def add_character(self, user: UserRecord, room_id: str, character_id: str) -> RoomView:
         async with self._db.write() as tx:
-            chat = await self._locked_owner(tx, user, room_id)
+            chat = await self.locked_owner(tx, user, room_id)
             character = await self._usable_character(tx, user, character_id)
             if await repo.get_room_character(tx, chat.id, character.id) is None:
                 cast = await load_cast(tx, chat.id)
@@ -300,7 +291,7 @@ class RoomService:
                     tx, chat_id=chat.id, character_id=character.id, position=position
                 )
                 await chat_repo.prompt_changed(tx, chat.id)
-            view = await self._view(tx, chat, user)
+            view = await self.view_in(tx, chat, user)
         await self._publish_room(view)
         return view
 
@@ -314,7 +305,7 @@ class RoomService:
         position: int | None,
     ) -> RoomView:
         async with self._db.write() as tx:
-            chat = await self._locked_owner(tx, user, room_id)
+            chat = await self.locked_owner(tx, user, room_id)
             if await repo.get_room_character(tx, chat.id, character_id) is None:
                 raise CharacterNotInRoom("This character is not in the room.")
             values: dict[str, Any] = {}
@@ -324,13 +315,13 @@ class RoomService:
                 values["position"] = position
             if values:
                 await repo.update_room_character(tx, chat.id, character_id, **values)
-            view = await self._view(tx, chat, user)
+            view = await self.view_in(tx, chat, user)
         await self._publish_room(view)
         return view
 
     async def remove_character(self, user: UserRecord, room_id: str, character_id: str) -> RoomView:
         async with self._db.write() as tx:
-            chat = await self._locked_owner(tx, user, room_id)
+            chat = await self.locked_owner(tx, user, room_id)
             cast = await load_cast(tx, chat.id)
             if all(member.id != character_id for member in cast):
                 raise CharacterNotInRoom("This character is not in the room.")
@@ -341,80 +332,8 @@ class RoomService:
             if chat.character_id == character_id:  # the room's first character stays one of its
                 await chat_repo.update_chat(tx, chat.id, character_id=rest[0].id)
             await chat_repo.prompt_changed(tx, chat.id)
-            view = await self._view(tx, await self._reread(tx, chat.id), user)
+            view = await self.view_in(tx, await self._reread(tx, chat.id), user)
         await self._publish_room(view)
-        return view
-
-    # --- invites ---------------------------------------------------------------------
-
-    async def create_invite(
-        self,
-        user: UserRecord,
-        room_id: str,
-        *,
-        role: str,
-        expires_in_s: int,
-        max_uses: int | None,
-    ) -> tuple[InviteRecord, str]:
-        """A link that lets people join as `role`; the token is returned only here."""
-        token = secrets.token_urlsafe(24)
-        async with self._db.write() as tx:
-            chat = await self._locked_owner(tx, user, room_id)
-            invite = await repo.insert_invite(
-                tx,
-                chat_id=chat.id,
-                token_sha256=token_hash(token),
-                role=role,
-                created_by=user.id,
-                expires_at=utcnow() + timedelta(seconds=expires_in_s),
-                max_uses=max_uses,
-            )
-        return invite, token
-
-    async def list_invites(self, user: UserRecord, room_id: str) -> list[InviteRecord]:
-        async with self._db.read() as tx:
-            chat = await room_access.check_owner(tx, await chat_repo.get_chat(tx, room_id), user)
-            return await repo.list_invites(tx, chat.id)
-
-    async def revoke_invite(self, user: UserRecord, room_id: str, invite_id: str) -> None:
-        async with self._db.write() as tx:
-            chat = await self._locked_owner(tx, user, room_id)
-            invite = await repo.get_invite(tx, invite_id)
-            if invite is None or invite.chat_id != chat.id:
-                raise NotFound("No invite with this id in this room.")
-            await repo.revoke_invite(tx, invite.id)
-
-    async def accept(self, user: UserRecord, token: str) -> RoomView:
-        """Join a room by its link (a current member is simply shown the room)."""
-        async with self._db.write() as tx:
-            invite = await repo.invite_by_hash(tx, token_hash(token))
-            chat = await chat_repo.lock_chat(tx, invite.chat_id) if invite else None
-            if invite is None or chat is None:
-                raise NotFound("No invite with this link.")
-            member = await repo.get_member(tx, chat.id, user.id)
-            if member is None:
-                _check_usable(invite, utcnow())
-                if await repo.count_members(tx, chat.id) >= self._settings.room_max_members:
-                    raise RoomFull(f"A room has at most {self._settings.room_max_members} people.")
-                if not await repo.use_invite(tx, invite.id):
-                    raise InviteUsedUp("This invite link has been used as often as it may.")
-                persona = await persona_repo.default_persona(tx, user.id)
-                await repo.upsert_member(
-                    tx,
-                    chat_id=chat.id,
-                    user_id=user.id,
-                    role=invite.role,
-                    persona_name=persona.name if persona else user.display_name,
-                    persona_description=persona.description if persona else "",
-                )
-                member = await repo.get_member(tx, chat.id, user.id)
-                assert member is not None
-                joined = True
-            else:
-                joined = False
-            view = await self._view(tx, chat, user)
-        if joined:
-            await self._publish_member(chat.id, member, "joined")
         return view
 
     # --- members ---------------------------------------------------------------------
@@ -430,7 +349,7 @@ class RoomService:
         set_mute: bool,
     ) -> RoomView:
         async with self._db.write() as tx:
-            chat = await self._locked_owner(tx, user, room_id)
+            chat = await self.locked_owner(tx, user, room_id)
             member = await repo.get_member(tx, chat.id, member_id)
             if member is None:
                 raise NotFound("No member with this id in this room.")
@@ -444,23 +363,23 @@ class RoomService:
             if values:
                 await repo.update_member(tx, chat.id, member_id, **values)
             updated = await repo.get_member(tx, chat.id, member_id)
-            view = await self._view(tx, chat, user)
+            view = await self.view_in(tx, chat, user)
         assert updated is not None
-        await self._publish_member(chat.id, updated, "updated")
+        await self.publish_member(chat.id, updated, "updated")
         return view
 
     async def remove_member(self, user: UserRecord, room_id: str, member_id: str) -> None:
         """The owner removes someone: from this moment they read nothing of the room,
         and their open streams end (`access_revoked`)."""
         async with self._db.write() as tx:
-            chat = await self._locked_owner(tx, user, room_id)
+            chat = await self.locked_owner(tx, user, room_id)
             member = await repo.get_member(tx, chat.id, member_id)
             if member is None:
                 raise NotFound("No member with this id in this room.")
             if member.role == OWNER:
                 raise InvalidState("The owner cannot be removed; delete the room instead.")
             await repo.update_member(tx, chat.id, member_id, removed_at=utcnow())
-        await self._publish_member(chat.id, member, "removed")
+        await self.publish_member(chat.id, member, "removed")
 
     async def leave(self, user: UserRecord, room_id: str) -> None:
         async with self._db.write() as tx:
@@ -471,7 +390,7 @@ class RoomService:
             member = await repo.get_member(tx, chat.id, user.id)
             assert member is not None
             await repo.update_member(tx, chat.id, user.id, removed_at=utcnow())
-        await self._publish_member(chat.id, member, "left")
+        await self.publish_member(chat.id, member, "left")
 
     async def update_me(
         self,
@@ -481,12 +400,20 @@ class RoomService:
         persona_id: str | None,
         persona_name: str | None,
         persona_description: str | None,
+        default_persona: bool = False,
     ) -> RoomView:
-        """Be one of one's personas in this room (or a name given here)."""
+        """Be one of one's personas in this room (or a name given here); with
+        `default_persona`, one's default persona (else one's display name) again."""
         async with self._db.write() as tx:
             chat = await room_access.check_read(tx, await chat_repo.lock_chat(tx, room_id), user)
             room_access.check_room(chat)
             values: dict[str, Any] = {}
+            if default_persona:
+                default = await persona_repo.default_persona(tx, user.id)
+                values.update(
+                    persona_name=default.name if default else user.display_name,
+                    persona_description=default.description if default else "",
+                )
             if persona_id is not None:
                 persona = await persona_repo.get_persona(tx, persona_id)
                 if persona is None or persona.user_id != user.id:
@@ -500,9 +427,9 @@ class RoomService:
                 await repo.update_member(tx, chat.id, user.id, **values)
                 await chat_repo.prompt_changed(tx, chat.id)
             member = await repo.get_member(tx, chat.id, user.id)
-            view = await self._view(tx, chat, user)
+            view = await self.view_in(tx, chat, user)
         assert member is not None
-        await self._publish_member(chat.id, member, "updated")
+        await self.publish_member(chat.id, member, "updated")
         return view
 
     # --- who speaks ------------------------------------------------------------------
@@ -560,15 +487,6 @@ class RoomService:
         await self._events.publish(
             live_stream(room_id), "typing", {"user_id": user.id, "name": name}
         )
-
-
-def _check_usable(invite: InviteRecord, now: datetime) -> None:
-    if invite.revoked_at is not None:
-        raise InviteRevoked("This invite link was revoked.")
-    if invite.expires_at <= now:
-        raise InviteExpired("This invite link has expired; ask for a new one.")
-    if invite.max_uses is not None and invite.uses >= invite.max_uses:
-        raise InviteUsedUp("This invite link has been used as often as it may.")
 
 
 ROLES = (OWNER, MEMBER, VIEWER)

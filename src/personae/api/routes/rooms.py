@@ -101,7 +101,7 @@ async def remove_room_character(
 async def create_invite(
     room_id: str, body: InviteCreate, user: CurrentUser, container: ContainerDep
 ) -> InviteCreated:
-    invite, token = await container.rooms.create_invite(
+    invite, token = await container.invites.create_invite(
         user, room_id, role=body.role, expires_in_s=body.expires_in_s, max_uses=body.max_uses
     )
     return InviteCreated(
@@ -119,7 +119,7 @@ async def list_invites(
     room_id: str, user: CurrentUser, container: ContainerDep
 ) -> list[InvitePublic]:
     return [
-        InvitePublic.model_validate(i) for i in await container.rooms.list_invites(user, room_id)
+        InvitePublic.model_validate(i) for i in await container.invites.list_invites(user, room_id)
     ]
 
 
@@ -127,12 +127,12 @@ async def list_invites(
 async def revoke_invite(
     room_id: str, invite_id: str, user: CurrentUser, container: ContainerDep
 ) -> None:
-    await container.rooms.revoke_invite(user, room_id, invite_id)
+    await container.invites.revoke_invite(user, room_id, invite_id)
 
 
 @router.post("/invites/{token}/accept")
 async def accept_invite(token: Token, user: CurrentUser, container: ContainerDep) -> RoomPublic:
-    return room_public(await container.rooms.accept(user, token), user)
+    return room_public(await container.invites.accept(user, token), user)
 
 
 # Before /members/{member_id}: "me" is not a member id.
@@ -146,6 +146,7 @@ async def update_my_membership(
         persona_id=body.persona_id,
         persona_name=body.persona_name,
         persona_description=body.persona_description,
+        default_persona="persona_id" in body.model_fields_set and body.persona_id is None,
     )
     return room_public(view, user)
 

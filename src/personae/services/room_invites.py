@@ -1,0 +1,112 @@
+"""Invite links of rooms: made by the owner (the token shown once, its SHA-256
+stored), listed, revoked at once, and accepted to join with the link's role."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+from personae.errors import InviteExpired, InviteRevoked, InviteUsedUp, NotFound, RoomFull
+from personae.services import room_access
+from personae.services.rooms import RoomService, RoomView
+from personae.settings import Settings
+from personae.storage.db import Database
+from personae.storage.repos import chats as chat_repo
+from personae.storage.repos import personas as persona_repo
+from personae.storage.repos import rooms as repo
+from personae.storage.repos.accounts import UserRecord
+from personae.storage.repos.rooms import InviteRecord
+from personae.storage.types import utcnow
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class RoomInvites:
+    def __init__(self, database: Database, settings: Settings, rooms: RoomService) -> None:
+        self._db = database
+        self._settings = settings
+        self._rooms = rooms
+
+    # --- invites ---------------------------------------------------------------------
+
+    async def create_invite(
+        self,
+        user: UserRecord,
+        room_id: str,
+        *,
+        role: str,
+        expires_in_s: int,
+        max_uses: int | None,
+    ) -> tuple[InviteRecord, str]:
+        """A link that lets people join as `role`; the token is returned only here."""
+        token = secrets.token_urlsafe(24)
+        async with self._db.write() as tx:
+            chat = await self._rooms.locked_owner(tx, user, room_id)
+            invite = await repo.insert_invite(
+                tx,
+                chat_id=chat.id,
+                token_sha256=token_hash(token),
+                role=role,
+                created_by=user.id,
+                expires_at=utcnow() + timedelta(seconds=expires_in_s),
+                max_uses=max_uses,
+            )
+        return invite, token
+
+    async def list_invites(self, user: UserRecord, room_id: str) -> list[InviteRecord]:
+        async with self._db.read() as tx:
+            chat = await room_access.check_owner(tx, await chat_repo.get_chat(tx, room_id), user)
+            return await repo.list_invites(tx, chat.id)
+
+    async def revoke_invite(self, user: UserRecord, room_id: str, invite_id: str) -> None:
+        async with self._db.write() as tx:
+            chat = await self._rooms.locked_owner(tx, user, room_id)
+            invite = await repo.get_invite(tx, invite_id)
+            if invite is None or invite.chat_id != chat.id:
+                raise NotFound("No invite with this id in this room.")
+            await repo.revoke_invite(tx, invite.id)
+
+    async def accept(self, user: UserRecord, token: str) -> RoomView:
+        """Join a room by its link (a current member is simply shown the room)."""
+        async with self._db.write() as tx:
+            invite = await repo.invite_by_hash(tx, token_hash(token))
+            chat = await chat_repo.lock_chat(tx, invite.chat_id) if invite else None
+            if invite is None or chat is None:
+                raise NotFound("No invite with this link.")
+            member = await repo.get_member(tx, chat.id, user.id)
+            if member is None:
+                _check_usable(invite, utcnow())
+                if await repo.count_members(tx, chat.id) >= self._settings.room_max_members:
+                    raise RoomFull(f"A room has at most {self._settings.room_max_members} people.")
+                if not await repo.use_invite(tx, invite.id):
+                    raise InviteUsedUp("This invite link has been used as often as it may.")
+                persona = await persona_repo.default_persona(tx, user.id)
+                await repo.upsert_member(
+                    tx,
+                    chat_id=chat.id,
+                    user_id=user.id,
+                    role=invite.role,
+                    persona_name=persona.name if persona else user.display_name,
+                    persona_description=persona.description if persona else "",
+                )
+                member = await repo.get_member(tx, chat.id, user.id)
+                assert member is not None
+                joined = True
+            else:
+                joined = False
+            view = await self._rooms.view_in(tx, chat, user)
+        if joined:
+            await self._rooms.publish_member(chat.id, member, "joined")
+        return view
+
+
+def _check_usable(invite: InviteRecord, now: datetime) -> None:
+    if invite.revoked_at is not None:
+        raise InviteRevoked("This invite link was revoked.")
+    if invite.expires_at <= now:
+        raise InviteExpired("This invite link has expired; ask for a new one.")
+    if invite.max_uses is not None and invite.uses >= invite.max_uses:
+        raise InviteUsedUp("This invite link has been used as often as it may.")
