@@ -332,7 +332,11 @@ def capacity(
 
 @app.command()
 def chat(
-    character: Annotated[str, typer.Argument(help="A character's id or exact name.")],
+    character: Annotated[str | None, typer.Argument(help="A character's id or exact name.")] = None,
+    room: Annotated[
+        str | None,
+        typer.Option(help="A group room instead: its id, or an invite link or token to accept."),
+    ] = None,
     url: Annotated[str, typer.Option(help="The server.")] = "http://127.0.0.1:8000",
     new: Annotated[
         bool, typer.Option("--new", help="Start a fresh chat instead of resuming the last one.")
@@ -344,12 +348,21 @@ def chat(
     ] = None,
 ) -> None:
     """Chat with a character in the terminal, resuming your last chat with it; replies
-    stream as they are written. /help in the chat lists its commands."""
+    stream as they are written. With --room, join a group room (by id or invite).
+    /help in the chat lists its commands."""
     from personae.terminal import Credentials, run_chat
+    from personae.terminal_room import run_room
 
+    if (character is None) == (room is None):
+        typer.echo("personae: give a character, or --room ROOM (not both)", err=True)
+        raise typer.Exit(code=2)
     given = Credentials(username=username, password=password, token=token)
     try:
-        code = asyncio.run(run_chat(url, character, given, new=new))
+        if room is not None:
+            code = asyncio.run(run_room(url, room, given))
+        else:
+            assert character is not None
+            code = asyncio.run(run_chat(url, character, given, new=new))
     except KeyboardInterrupt:
         code = 130
     raise typer.Exit(code=code)

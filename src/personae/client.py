@@ -166,12 +166,43 @@ class PersonaeClient:
         return list(page["items"])
 
     async def send(
-        self, chat_id: str, content: str, client_id: str | None = None
+        self,
+        chat_id: str,
+        content: str,
+        client_id: str | None = None,
+        *,
+        respond_with: str | None = None,
     ) -> dict[str, Any]:
-        """Send a message; retrying with the same client_id never sends it twice."""
+        """Send a message; retrying with the same client_id never sends it twice. In a
+        room, `respond_with` names the character who answers."""
         client_id = client_id or uuid.uuid4().hex
         path = f"/api/v1/chats/{segment(chat_id)}/messages/{client_id}"
-        return dict(await self._call("PUT", path, json={"content": content}))
+        body: dict[str, Any] = {"content": content}
+        if respond_with:
+            body["respond_with"] = respond_with
+        return dict(await self._call("PUT", path, json=body))
+
+    async def me(self) -> dict[str, Any]:
+        return dict(await self._call("GET", "/api/v1/me"))
+
+    async def room(self, room_id: str) -> dict[str, Any] | None:
+        """The room with this id, or None when there is none the viewer is in."""
+        try:
+            return dict(await self._call("GET", f"/api/v1/rooms/{segment(room_id)}"))
+        except ApiError as error:
+            if error.code not in ("not_found", "not_a_room"):
+                raise
+            return None
+
+    async def accept_invite(self, token: str) -> dict[str, Any]:
+        """Join a room by an invite's token; answers the room."""
+        return dict(await self._call("POST", f"/api/v1/invites/{segment(token)}/accept"))
+
+    async def start_auto(self, room_id: str, turns: int) -> None:
+        await self._call("POST", f"/api/v1/rooms/{segment(room_id)}/auto", json={"turns": turns})
+
+    async def stop_auto(self, room_id: str) -> None:
+        await self._call("DELETE", f"/api/v1/rooms/{segment(room_id)}/auto")
 
     async def swipe(self, message_id: str) -> dict[str, Any]:
         """Ask for another reply beside this one; answers the new reply (queued)."""

@@ -1,13 +1,13 @@
 // The service worker: keeps the app shell for offline starts, shows the offline
 // page when the network is gone, and never touches the API or the server's pages.
-const VERSION = "personae-shell-v8";
+const VERSION = "personae-shell-v9";
 const SHELL = [
   "/", "/offline.html", "/app.css", "/manifest.webmanifest",
   "/js/app.js", "/js/api.js", "/js/dom.js", "/js/errors.js", "/js/pending.js",
   "/js/characters.js", "/js/chat.js", "/js/account.js", "/js/users.js", "/js/memory.js",
   "/js/capacity.js", "/js/offline.js", "/js/moderation.js", "/js/reports.js",
   "/js/moderators.js", "/js/markdown.js", "/js/menu.js", "/js/message.js",
-  "/js/settings.js",
+  "/js/settings.js", "/js/chatlist.js", "/js/room.js", "/js/rooms.js",
   "/icons/icon-192.png", "/icons/icon-512.png",
 ];
 const SERVER_PATHS = /^\/(api|status|healthz|readyz|metrics|docs|openapi\.json)(\/|$)/;

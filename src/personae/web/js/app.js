@@ -3,7 +3,9 @@ import { api, ApiError, get, post } from "./api.js";
 import { h, replace, field, formValues } from "./dom.js";
 import { errorBox } from "./errors.js";
 import { discoverPage, characterPage, editorPage } from "./characters.js";
-import { chatsPage, chatPage } from "./chat.js";
+import { chatPage } from "./chat.js";
+import { chatsPage } from "./chatlist.js";
+import { joinPage, newRoomPage } from "./rooms.js";
 import { adminPage } from "./account.js";
 import { settingsPage } from "./settings.js";
 import { flushAllPending } from "./pending.js";
@@ -21,6 +23,8 @@ const ROUTES = [
   [/^\/c\/([^/]+)\/edit$/, editorPage, "Edit character"],
   [/^\/chats$/, chatsPage, "My chats"],
   [/^\/chats\/([^/]+)$/, chatPage, "Chat"],
+  [/^\/rooms\/new$/, newRoomPage, "New room"],
+  [/^\/join\/([^/]+)$/, joinPage, "Join a room"],
   [/^\/settings$/, settingsPage, "Settings"],
   [/^\/account$/, settingsPage, "Settings"],
   [/^\/admin$/, adminPage, "Admin"],

@@ -146,6 +146,7 @@ export async function characterPage(target, [id]) {
           h("p.tags", {}, character.tags.map((t) => h("a.tag", { href: `/${query({ tag: t })}` }, `#${t}`))))),
       h("div.row", {},
         h("button.btn.btn-primary", { type: "button", onclick: start }, session.user ? "Start a chat" : "Log in to chat"),
+        session.user ? h("a.btn", { href: `/rooms/new?character=${encodeURIComponent(character.id)}` }, "New room with this character") : null,
         mine ? h("a.btn", { href: `/c/${character.id}/edit` }, "Edit") : null,
         h("a.btn", { href: `/api/v1/characters/${character.id}/card.png`, download: `${character.name}.png` }, "Export card"),
         staff && (character.featured || character.visibility === "public")

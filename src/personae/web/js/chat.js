@@ -1,7 +1,7 @@
-// My chats, and the chat itself: a live stream first, then the history.
+// The chat itself (a 1:1 chat or a room): a live stream first, then the history.
 import { ApiError, del, get, patch, post } from "./api.js";
 import { appealButton, crisisNotice } from "./moderation.js";
-import { avatar, h, replace, shortTime } from "./dom.js";
+import { avatar, h, replace } from "./dom.js";
 import { errorBox } from "./errors.js";
 import { loginPath, session } from "./app.js";
 import { ratingBadge } from "./characters.js";
@@ -9,34 +9,10 @@ import { renderMarkdown } from "./markdown.js";
 import { MemoryPanel } from "./memory.js";
 import { FINAL, categoryWords, drawMessage } from "./message.js";
 import { addPending, deliver, loadDraft, newClientId, pendingSends, removePending, saveDraft } from "./pending.js";
+import { ROOM_EVENTS, RoomPanel } from "./room.js";
 
 const WELLBEING_CHECK_MS = 60_000;
 const AI_NOTICE = "This is an AI character, not a real person. Treat everything it says as fiction.";
-
-export async function chatsPage(target) {
-  const chats = await get("/api/v1/chats?limit=100");
-  replace(target,
-    h("h1", {}, "My chats"),
-    chats.items.length
-      ? h("ul.chat-list", {}, chats.items.map((chat) => h("li", {}, chatItem(chat))))
-      : h("p.empty", {}, "No chats yet. ", h("a", { href: "/" }, "Find a character"), " and start one."));
-}
-
-// One chat in the list: the character's avatar, the chat's title, the last message
-// on one line, and when it was written.
-function chatItem(chat) {
-  const when = chat.last_message_at || chat.updated_at;
-  const last = chat.last_message
-    ? `${chat.last_message_role === "user" ? "You: " : ""}${chat.last_message}` : "No messages yet";
-  return h("a.chat-item", { href: `/chats/${chat.id}` },
-    avatar({ name: chat.character_name, avatar: chat.character_avatar, avatar_urls: chat.character_avatar_urls }, "sm"),
-    h("span.chat-item-text", {},
-      h("span.chat-item-head", {},
-        h("span.chat-title", {}, chat.title || chat.character_name),
-        h("time.chat-time", { datetime: when, title: new Date(when).toLocaleString() }, shortTime(when))),
-      h("span.chat-character", {}, chat.character_name),
-      h("span.chat-last", {}, renderMarkdown(last))));
-}
 
 // Replies are written by code point (the server counts characters, not UTF-16 units).
 const chars = (text) => Array.from(text);
@@ -75,7 +51,9 @@ class ChatView {
 
   async open() {
     this.chat = await get(`/api/v1/chats/${encodeURIComponent(this.chatId)}`);
-    this.character = await get(`/api/v1/characters/${this.chat.character_id}`).catch(() => null);
+    // A room (kind "room") has members and characters; its panel draws them.
+    if (this.chat.kind === "room") this.room = new RoomPanel(this, await get(`/api/v1/rooms/${encodeURIComponent(this.chatId)}`));
+    else this.character = await get(`/api/v1/characters/${this.chat.character_id}`).catch(() => null);
     this.memory = new MemoryPanel(this.chatId);
     this.buildShell();
     this.memory.refresh();
@@ -117,12 +95,14 @@ class ChatView {
 
   openStream() {
     this.source = new EventSource(`/api/v1/chats/${encodeURIComponent(this.chatId)}/events`);
-    for (const name of ["token", "reply_state", "queue", "message", "error"]) {
+    for (const name of ["token", "reply_state", "queue", "message", "error", ...(this.room ? ROOM_EVENTS : [])]) {
       this.source.addEventListener(name, (event) => {
         // The source's own "error" (the connection failed) has no data: onerror sees it.
         if (typeof event.data !== "string") return;
         const data = JSON.parse(event.data);
-        if (this.historyLoaded) this.apply(name, data);
+        // Who is here, typing, the room's settings: they do not wait for the history.
+        if (ROOM_EVENTS.includes(name)) this.room.apply(name, data);
+        else if (this.historyLoaded) this.apply(name, data);
         else this.buffer.push([name, data]);
       });
     }
@@ -131,9 +111,11 @@ class ChatView {
       // EventSource reconnects by itself and resumes with Last-Event-ID.
       this.setLive(false);
       if (this.source.readyState === EventSource.CLOSED && !this.closed) {
-        // Closed for good (e.g. the session ended): check why, then try again.
-        get("/api/v1/me").then(() => setTimeout(() => !this.closed && this.openStream(), 2000), (error) => {
+        // Closed for good (e.g. the session ended, or we left the room): check why, then try again.
+        (this.room ? this.room.reload().then(() => get("/api/v1/me")) : get("/api/v1/me")).then(() => setTimeout(() => !this.closed && this.openStream(), 2000), (error) => {
           if (error instanceof ApiError && error.status === 401) this.showError(error);
+          else if (this.room && error instanceof ApiError && error.status === 404) this.revoke("You are no longer in this room.");
+          else setTimeout(() => !this.closed && this.openStream(), 5000);
         });
       }
     };
@@ -145,7 +127,11 @@ class ChatView {
 
   apply(name, data) {
     if (name === "token") this.applyToken(data);
-    else if (name === "reply_state" || name === "message") this.applyMessage(data);
+    else if (name === "reply_state" || name === "message") {
+      this.applyMessage(data);
+      if (this.room && data.role === "assistant" && FINAL.has(data.status)) this.room.replyEnded();
+      if (this.room && data.role === "user") this.room.notTyping(data.author_id);
+    }
     else if (name === "queue") {
       this.queue.set(data.message_id, data);
       this.redrawById(data.message_id);
@@ -219,14 +205,14 @@ class ChatView {
   // --- drawing --------------------------------------------------------------------
 
   buildShell() {
-    const name = this.chat.character_name;
-    this.listEl = h("ol.messages", { "aria-label": `Messages with ${name}` });
+    const name = this.room ? this.chat.title : this.chat.character_name;
+    this.listEl = h("ol.messages", { "aria-label": `Messages ${this.room ? "in" : "with"} ${name}` });
     this.liveEl = h("p.live-status", { role: "status" });
     this.statusEl = h("div.send-status", { "aria-live": "polite" });
     this.noticeEl = h("div.chat-notices", {});
     this.input = h("textarea#composer", {
       rows: 2, placeholder: `Message ${name}`, "aria-label": `Message ${name}`,
-      oninput: () => saveDraft(this.chatId, this.input.value),
+      oninput: () => { saveDraft(this.chatId, this.input.value); if (this.room) this.room.typed(); },
       onkeydown: (event) => {
         if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); this.send(); }
       },
@@ -238,28 +224,35 @@ class ChatView {
     // Always on screen, whatever the character says about itself.
     this.aiNoticeEl = h("p.ai-notice", { role: "note" }, this.chat.ai_notice || AI_NOTICE);
     this.wellbeingEl = h("div.wellbeing", { role: "status", hidden: true });
-    replace(this.target,
-      h("div.chat", {},
-        h("header.chat-head", {},
-          h("a.back", { href: "/chats", "aria-label": "Back to my chats" }, "‹"),
-          h("h1", {}, h("a", { href: `/c/${this.chat.character_id}` }, name)),
-          ratingBadge(this.chat.character_rating),
-          this.chat.persona_name ? h("span.char-meta", {}, `as ${this.chat.persona_name}`) : null),
-        this.titleEl,
-        this.memory.el,
-        this.liveEl,
-        this.listEl,
-        this.noticeEl,
-        this.statusEl,
-        // Kept on screen with the composer (it sticks to the bottom while the chat scrolls).
-        h("div.chat-foot", {}, this.wellbeingEl, this.aiNoticeEl, form)));
+    const room = this.room;
+    const chat = h("div.chat", {},
+      h("header.chat-head", {},
+        h("a.back", { href: "/chats", "aria-label": "Back to my chats" }, "‹"),
+        room ? h("h1.room-title", {}, name) : h("h1", {}, h("a", { href: `/c/${this.chat.character_id}` }, name)),
+        ratingBadge(this.chat.character_rating),
+        this.personaName() ? h("span.char-meta.persona-line", {}, `as ${this.personaName()}`) : null),
+      this.titleEl,
+      this.memory.el,
+      this.liveEl,
+      this.listEl,
+      this.noticeEl,
+      this.statusEl,
+      // Kept on screen with the composer (it sticks to the bottom while the chat scrolls).
+      h("div.chat-foot", {}, this.wellbeingEl,
+        room ? [room.turnEl, room.typingEl, room.noteEl, h("div.room-controls", {}, room.pickerEl, room.autoEl)] : null,
+        this.aiNoticeEl, form));
+    // A room's panel comes first (folded, on a phone); on a desktop it stands beside the chat.
+    replace(this.target, room ? h("div.room-layout", {}, room.el, chat) : chat);
+    if (room) room.draw();
     this.drawTitle();
   }
 
   drawTitle() {
     replace(this.titleEl,
-      h("span.chat-title", {}, this.chat.title),
-      h("button.btn.btn-small.btn-quiet", { type: "button", "aria-label": "Rename this chat", onclick: () => this.rename() }, "Rename"));
+      // A room's title is its heading already.
+      this.room ? null : h("span.chat-title", {}, this.chat.title),
+      !this.room || this.room.isOwner
+        ? h("button.btn.btn-small.btn-quiet", { type: "button", "aria-label": `Rename this ${this.room ? "room" : "chat"}`, onclick: () => this.rename() }, "Rename") : null);
   }
 
   rename() {
@@ -271,11 +264,14 @@ class ChatView {
         const title = input.value.trim();
         if (!title) return;
         this.act(async () => {
-          this.chat = await patch(`/api/v1/chats/${encodeURIComponent(this.chatId)}`, { title });
+          if (this.room) {
+            this.room.room = { ...this.room.room, ...(await patch(`/api/v1/rooms/${encodeURIComponent(this.chatId)}`, { title })) };
+            this.onRoomChanged();
+          } else this.chat = await patch(`/api/v1/chats/${encodeURIComponent(this.chatId)}`, { title });
           this.drawTitle();
         });
       },
-    }, h("div.field", {}, h("label", { for: "chat-title-input" }, "Chat title"), input),
+    }, h("div.field", {}, h("label", { for: "chat-title-input" }, this.room ? "Room title" : "Chat title"), input),
     h("button.btn.btn-small.btn-primary", { type: "submit" }, "Save title"),
     h("button.btn.btn-small", { type: "button", onclick: () => this.drawTitle() }, "Cancel"));
     replace(this.titleEl, form);
@@ -313,9 +309,58 @@ class ChatView {
     return el;
   }
 
+  // The room's title or settings changed (a `room` event, a rename).
+  onRoomChanged() {
+    this.chat.title = this.room.room.title;
+    const heading = this.target.querySelector(".room-title");
+    if (heading) heading.textContent = this.chat.title;
+    const persona = this.target.querySelector(".persona-line");
+    if (persona && this.personaName()) persona.textContent = `as ${this.personaName()}`;
+    this.drawTitle();
+    this.avatars = null;
+  }
+
+  // A room we are no longer in: say so, stop the stream for good, keep what is shown.
+  revoke(words) {
+    this.closed = true;
+    if (this.source) this.source.close();
+    this.setCanSend(false);
+    this.liveEl.textContent = "";
+    replace(this.statusEl, h("div.error-box.room-revoked", { role: "alert" },
+      h("p.error-what", {}, words), h("p", {}, "You are no longer in this room, so nothing new shows here."),
+      h("p", {}, h("a", { href: "/chats" }, "Back to my chats"))));
+    if (this.room) this.room.el.hidden = true;
+  }
+
+  setCanSend(can) {
+    const changed = this.input.disabled === can;
+    this.input.disabled = !can;
+    this.sendButton.disabled = !can;
+    // A viewer's (or a muted member's) messages offer only what reading allows.
+    if (changed && this.historyLoaded) this.redrawAll();
+  }
+
+  // Who I am here: the chat's persona, or in a room my own member's (not the owner's).
+  personaName() {
+    return this.room ? this.room.mine()?.persona_name : this.chat.persona_name;
+  }
+
+  // Who wrote a message, as its bubble says.
+  speaker(message) {
+    if (this.room) return this.room.speaker(message);
+    return message.role === "assistant" ? this.chat.character_name : this.chat.persona_name || "You";
+  }
+
   // The avatar beside a message: the character's for its replies, the persona's (or
   // the account's) initial for the user's. Built once, copied for each message.
-  avatarFor(isReply) {
+  avatarFor(message) {
+    const isReply = message.role === "assistant";
+    if (this.room) {
+      const key = isReply ? `c:${message.character_id}` : `u:${message.author_id || "me"}`;
+      this.avatars ||= {};
+      this.avatars[key] ||= this.room.avatarOf(message);
+      return this.avatars[key].cloneNode(true);
+    }
     if (!this.avatars) {
       const me = this.chat.persona_name || session.user?.display_name || session.user?.username || "You";
       this.avatars = {
@@ -386,7 +431,7 @@ class ChatView {
     this.listEl.querySelectorAll(".pending").forEach((el) => el.remove());
     for (const send of pendingSends(this.chatId)) {
       this.listEl.append(h("li.msg.msg-user.pending", { dataset: { clientId: send.client_id } },
-        this.avatarFor(false),
+        this.avatarFor({ role: "user" }),
         h("div.msg-body", {},
           h("div.msg-who", {}, "You"),
           h("div.msg-text", {}, renderMarkdown(send.content)),
@@ -403,6 +448,15 @@ class ChatView {
     // The same text as a send still waiting keeps that send's client_id: never twice.
     const waiting = pendingSends(this.chatId).find((send) => send.content === content);
     const send = waiting || { chat_id: this.chatId, client_id: newClientId(), content, created_at: new Date().toISOString() };
+    // In a room: the character picked to answer (manual mode needs one).
+    if (this.room && !waiting) {
+      send.respond_with = this.room.respondWith();
+      if (this.room.room.turn_mode === "manual" && !send.respond_with) {
+        this.showError(new ApiError(422, { code: "respond_with_required" }));
+        this.room.picker.focus();
+        return;
+      }
+    }
     saveDraft(this.chatId, this.input.value);
     addPending(send);
     await this.deliver(send);
@@ -415,9 +469,10 @@ class ChatView {
       if (this.input.value.trim() === send.content) { this.input.value = ""; saveDraft(this.chatId, ""); }
       replace(this.statusEl);
       this.showModeration(accepted);
-      if (accepted.reply.queue) this.queue.set(accepted.reply.id, accepted.reply.queue);
+      if (accepted.reply?.queue) this.queue.set(accepted.reply.id, accepted.reply.queue);
       this.applyMessage(accepted.message);
-      this.applyMessage(accepted.reply);
+      // A room's reply may wait for its turn (no reply yet): the stream brings it.
+      if (accepted.reply) this.applyMessage(accepted.reply);
       this.checkWellbeing();
     } catch (error) {
       const problem = error instanceof ApiError ? error : new ApiError(0, { detail: String(error) });
@@ -427,7 +482,7 @@ class ChatView {
       else this.showError(problem, problem.status === 401 ? null : () => this.deliver(send));
       if (typeof problem.problem.message === "object" && problem.problem.message) this.applyMessage(problem.problem.message);
     } finally {
-      this.sendButton.disabled = false;
+      this.sendButton.disabled = Boolean(this.room && !this.room.canSend);
       this.drawPending();
     }
   }

@@ -25,7 +25,8 @@ export const categoryWords = (code) => CATEGORY_WORDS[code] || code;
 
 // The actions of a message's "⋯" menu, in this order. `when` says whether the message
 // offers it now; `run` does it. Adding an action is adding an entry here.
-// The context: {view, message, el, isReply, latest, running}.
+// The context: {view, message, el, isReply, latest, running}. In a room, someone who may
+// not write there (a viewer, a muted member) gets only the actions marked `reader`.
 export const MESSAGE_ACTIONS = [
   {
     label: "Regenerate",
@@ -39,6 +40,7 @@ export const MESSAGE_ACTIONS = [
   },
   {
     label: "Copy text",
+    reader: true,
     when: ({ message }) => message.content.trim() && navigator.clipboard,
     run: ({ view, message }) => view.act(() => navigator.clipboard.writeText(message.content)),
   },
@@ -49,7 +51,8 @@ export const MESSAGE_ACTIONS = [
   },
   {
     label: "What went into this reply",
-    when: ({ message, isReply, running }) => isReply && message.parent_id && !running && message.status !== "queued",
+    // In a room the prompt is the owner's to see (docs/rooms.md).
+    when: ({ view, message, isReply, running }) => isReply && message.parent_id && !running && message.status !== "queued" && (!view.room || view.room.isOwner),
     run: ({ view, message }) => showPrompt(message.id, (error) => view.showError(error)),
   },
   {
@@ -59,6 +62,7 @@ export const MESSAGE_ACTIONS = [
   },
   {
     label: "Report",
+    reader: true,
     when: ({ message, isReply }) => isReply && FINAL.has(message.status),
     run: ({ message, el }) => openReport(el.querySelector(".report-holder"), "message", message.id),
   },
@@ -75,12 +79,15 @@ export function drawMessage(view, message) {
   const isReply = message.role === "assistant";
   const latest = message.position === view.latestPosition();
   const running = !FINAL.has(message.status) && message.status !== "waiting";
-  const who = isReply ? view.chat.character_name : view.chat.persona_name || "You";
-  const el = h(`li.msg.msg-${isReply ? "reply" : "user"}.status-${message.status}`, {
+  const who = view.speaker(message);
+  // In a room, other people's messages stand on the left, apart from mine.
+  const other = !isReply && view.room && who !== "You" ? ".msg-other" : "";
+  const el = h(`li.msg.msg-${isReply ? "reply" : "user"}${other}.status-${message.status}`, {
     dataset: { id: message.id, position: String(message.position) },
   });
   const context = { view, message, el, isReply, latest, running };
-  const actions = MESSAGE_ACTIONS.filter((action) => action.when(context))
+  const reader = Boolean(view.room && !view.room.canSend);
+  const actions = MESSAGE_ACTIONS.filter((action) => (!reader || action.reader) && action.when(context))
     .map((action) => ({ label: action.label, danger: action.danger, run: () => action.run(context) }));
   const body = h("div.msg-body", {},
     h("div.msg-who", {}, who,
@@ -90,7 +97,7 @@ export function drawMessage(view, message) {
       actionMenu(`More actions for this message from ${who}`, actions, el)),
     h("div.msg-text", {}, renderMarkdown(message.content)),
     drawState(view, message),
-    h("div.msg-actions", {},
+    reader ? null : h("div.msg-actions", {},
       isReply ? drawSwipes(view, message, latest, running) : null,
       // A cut reply's Continue is in sight; any other last reply has it in the menu.
       message.cut_short && continues(context)
@@ -98,7 +105,7 @@ export function drawMessage(view, message) {
       isReply && showsStars(message, latest) ? drawStars(view, message) : null,
       running && isReply ? h("button.btn.btn-small", { type: "button", onclick: () => view.act(() => post(`/api/v1/messages/${message.id}/stop`)) }, "Stop") : null),
     h("div.report-holder", {}));
-  el.append(view.avatarFor(isReply), body);
+  el.append(view.avatarFor(message), body);
   return el;
 }
 

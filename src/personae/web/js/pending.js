@@ -55,7 +55,8 @@ export async function deliver(send) {
   try {
     const accepted = await put(
       `/api/v1/chats/${encodeURIComponent(send.chat_id)}/messages/${encodeURIComponent(send.client_id)}`,
-      { content: send.content });
+      // In a room, the character picked to answer goes with it.
+      send.respond_with ? { content: send.content, respond_with: send.respond_with } : { content: send.content });
     removePending(send.client_id);
     // The typed text was this send: it has arrived, so the box can be emptied.
     if (loadDraft(send.chat_id) === send.content) saveDraft(send.chat_id, "");
@@ -63,7 +64,8 @@ export async function deliver(send) {
   } catch (error) {
     // Already stored with other text, or the chat is gone, or the content rules refused
     // it (the text stays in the draft to edit): keeping it would retry forever.
-    const final = ["client_id_reused", "validation_error", "content_refused"];
+    // In a room: no one picked to answer in manual mode, a viewer's or a muted member's send.
+    const final = ["client_id_reused", "validation_error", "content_refused", "respond_with_required", "room_role_forbidden", "member_muted"];
     if (error instanceof ApiError && (final.includes(error.code) || error.status === 404)) {
       removePending(send.client_id);
     }
