@@ -246,8 +246,8 @@ async def cache_shares(url: str, database: Path, turns: int, label: str) -> None
         print(f"  {number:>5} {name:<8} {prompt or 0:>13} {cached or 0:>7} {share:>6}")
     later = [(p, c) for _, p, c in rows[1:] if p and c is not None]
     if later:
-        share = sum(c for _, c in later) / sum(p for p, _ in later)
-        print(f"  cached share of the prompts of replies 2..{len(rows)}: {share:.0%}")
+        overall = sum(c for _, c in later) / sum(p for p, _ in later)
+        print(f"  cached share of the prompts of replies 2..{len(rows)}: {overall:.0%}")
 
 
 async def _settled(client: httpx.AsyncClient, room_id: str, token: str, replies: int) -> None:
@@ -270,15 +270,8 @@ def _generations(database: Path, room_id: str) -> list[tuple[str, int | None, in
             "SELECT c.name, m.generation FROM messages m JOIN characters c "
             "ON c.id = m.character_id WHERE m.chat_id = ? AND m.role = 'assistant' "
             "ORDER BY m.position",
-            (room_id.replace("-", ""),),
+            (room_id,),
         ).fetchall()
-        if not rows:  # ids stored with their dashes
-            rows = connection.execute(
-                "SELECT c.name, m.generation FROM messages m JOIN characters c "
-                "ON c.id = m.character_id WHERE m.chat_id = ? AND m.role = 'assistant' "
-                "ORDER BY m.position",
-                (room_id,),
-            ).fetchall()
     finally:
         connection.close()
     result = []
