@@ -463,6 +463,13 @@ class MemberMuted(Forbidden):
     title = "You are muted in this room for now"
 
 
+class RemovedFromRoom(Forbidden):
+    """Someone the room's owner removed follows an invite link again."""
+
+    code = "removed_from_room"
+    title = "The room's owner removed you from this room"
+
+
 class InviteGone(AppError):
     status = 410
 

@@ -119,13 +119,19 @@ class MemoryService:
         async with self._db.read() as tx:
             return await room_access.check_read(tx, await chat_repo.get_chat(tx, chat_id), user)
 
-    async def _own_memory(self, user: UserRecord, memory_id: str) -> MemoryRecord:
+    async def _writable_chat(self, user: UserRecord, chat_id: str) -> None:
+        """Changing a chat's memory changes every later prompt, so it takes the right to
+        write in the chat: a room's viewer or muted member reads the memory only."""
+        async with self._db.read() as tx:
+            await room_access.check_send(tx, await chat_repo.get_chat(tx, chat_id), user)
+
+    async def _writable_memory(self, user: UserRecord, memory_id: str) -> MemoryRecord:
         async with self._db.read() as tx:
             memory = await memory_repo.get_memory(tx, memory_id)
             chat = await chat_repo.get_chat(tx, memory.chat_id) if memory else None
-            readable = await room_access.may_read(tx, chat, user)
-        if memory is None or not readable:
-            raise NotFound("No memory with this id.")
+            if memory is None or not await room_access.may_read(tx, chat, user):
+                raise NotFound("No memory with this id.")
+            await room_access.check_send(tx, chat, user)
         return memory
 
     async def list_memories(self, user: UserRecord, chat_id: str) -> list[MemoryRecord]:
@@ -144,7 +150,7 @@ class MemoryService:
         limit = self._settings.memory_max_chars
         if not content or len(content) > limit:
             raise ValidationFailed(f"A memory has 1 to {limit} characters ({len(content)} sent).")
-        await self._own_chat(user, chat_id)
+        await self._writable_chat(user, chat_id)
         async with self._db.write() as tx:
             pinned = await memory_repo.count_pinned(tx, chat_id)
             if pinned >= self._settings.memory_max_pinned:
@@ -169,13 +175,13 @@ class MemoryService:
             message = await chat_repo.get_message(tx, message_id)
         if message is None:
             raise NotFound("No message with this id.")
-        await self._own_chat(user, message.chat_id)
+        await self._writable_chat(user, message.chat_id)
         text = message.content.strip()[: self._settings.memory_max_chars]
         return await self.pin(user, message.chat_id, text, source_message_id=message.id)
 
     async def edit(self, user: UserRecord, memory_id: str, content: str) -> MemoryRecord:
         """Change a pinned memory's or a summary's text."""
-        memory = await self._own_memory(user, memory_id)
+        memory = await self._writable_memory(user, memory_id)
         limit = self._settings.memory_max_chars * (4 if memory.kind == SUMMARY else 1)
         if not content.strip() or len(content) > limit:
             raise ValidationFailed(f"A memory has 1 to {limit} characters ({len(content)} sent).")
@@ -188,7 +194,7 @@ class MemoryService:
 
     async def delete(self, user: UserRecord, memory_id: str) -> None:
         """Unpin; for a summary, undo it: the version before it is used again."""
-        memory = await self._own_memory(user, memory_id)
+        memory = await self._writable_memory(user, memory_id)
         async with self._db.write() as tx:
             await memory_repo.soft_delete_memory(tx, memory_id)
             await chat_repo.prompt_changed(tx, memory.chat_id)

@@ -239,8 +239,9 @@ class MessageService:
                 raise NotFound("No message with this id.")
             message = await self._owned(tx, user, message_id)
             await repo.update_message(tx, message.id, rating=stars)
+            # In a room the reply is its own character's, not the room's first one's.
             await characters_repo.change_rating(
-                tx, chat.character_id, old=message.rating, new=stars
+                tx, message.character_id or chat.character_id, old=message.rating, new=stars
             )
             rated = await repo.get_message(tx, message.id)
         assert rated is not None

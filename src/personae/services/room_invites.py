@@ -7,16 +7,24 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
-from personae.errors import InviteExpired, InviteRevoked, InviteUsedUp, NotFound, RoomFull
+from personae.errors import (
+    InviteExpired,
+    InviteRevoked,
+    InviteUsedUp,
+    NotFound,
+    RemovedFromRoom,
+    RoomFull,
+)
 from personae.services import room_access
+from personae.services.room_access import MEMBER, VIEWER
 from personae.services.rooms import RoomService, RoomView
 from personae.settings import Settings
-from personae.storage.db import Database
+from personae.storage.db import Database, Transaction
 from personae.storage.repos import chats as chat_repo
 from personae.storage.repos import personas as persona_repo
 from personae.storage.repos import rooms as repo
 from personae.storage.repos.accounts import UserRecord
-from personae.storage.repos.rooms import InviteRecord
+from personae.storage.repos.rooms import InviteRecord, MemberRecord
 from personae.storage.types import utcnow
 
 
@@ -78,22 +86,7 @@ class RoomInvites:
                 raise NotFound("No invite with this link.")
             member = await repo.get_member(tx, chat.id, user.id)
             if member is None:
-                _check_usable(invite, utcnow())
-                if await repo.count_members(tx, chat.id) >= self._settings.room_max_members:
-                    raise RoomFull(f"A room has at most {self._settings.room_max_members} people.")
-                if not await repo.use_invite(tx, invite.id):
-                    raise InviteUsedUp("This invite link has been used as often as it may.")
-                persona = await persona_repo.default_persona(tx, user.id)
-                await repo.upsert_member(
-                    tx,
-                    chat_id=chat.id,
-                    user_id=user.id,
-                    role=invite.role,
-                    persona_name=persona.name if persona else user.display_name,
-                    persona_description=persona.description if persona else "",
-                )
-                member = await repo.get_member(tx, chat.id, user.id)
-                assert member is not None
+                member = await self._join(tx, chat.id, user, invite)
                 joined = True
             else:
                 joined = False
@@ -101,6 +94,39 @@ class RoomInvites:
         if joined:
             await self._rooms.publish_member(chat.id, member, "joined")
         return view
+
+    async def _join(
+        self, tx: Transaction, chat_id: str, user: UserRecord, invite: InviteRecord
+    ) -> MemberRecord:
+        before = await repo.get_member(tx, chat_id, user.id, include_removed=True)
+        if before is not None and before.removed_by is not None:
+            raise RemovedFromRoom("The room's owner removed you from this room.")
+        _check_usable(invite, utcnow())
+        if await repo.count_members(tx, chat_id) >= self._settings.room_max_members:
+            raise RoomFull(f"A room has at most {self._settings.room_max_members} people.")
+        if not await repo.use_invite(tx, invite.id):
+            raise InviteUsedUp("This invite link has been used as often as it may.")
+        persona = await persona_repo.default_persona(tx, user.id)
+        await repo.upsert_member(
+            tx,
+            chat_id=chat_id,
+            user_id=user.id,
+            role=_rejoin_role(before, invite.role),
+            persona_name=persona.name if persona else user.display_name,
+            persona_description=persona.description if persona else "",
+        )
+        member = await repo.get_member(tx, chat_id, user.id)
+        assert member is not None
+        return member
+
+
+def _rejoin_role(before: MemberRecord | None, link_role: str) -> str:
+    """Someone who left comes back with the lower of their old role and the link's: a
+    viewer does not become a member by leaving and following a member's link, nor
+    does a member the owner made a viewer."""
+    if before is None or before.role == MEMBER or link_role == VIEWER:
+        return link_role
+    return VIEWER
 
 
 def _check_usable(invite: InviteRecord, now: datetime) -> None:

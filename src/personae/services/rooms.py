@@ -72,7 +72,9 @@ def character_data(member: CastMember, viewer: UserRecord | None) -> dict[str, A
     shows its name and picture only (no definition anywhere)."""
     character = member.character
     image_id = character.avatar_image_id
-    open_to = viewer is None or can_read(character, viewer)
+    # The `room` event (viewer None) goes to every member alike: there only a
+    # character anybody may read shows its description.
+    open_to = can_read(character, viewer)
     short = (character.tagline or character.description)[:_DESCRIPTION_SHORT] if open_to else ""
     return {
         "character_id": character.id,
@@ -378,7 +380,9 @@ class RoomService:
                 raise NotFound("No member with this id in this room.")
             if member.role == OWNER:
                 raise InvalidState("The owner cannot be removed; delete the room instead.")
-            await repo.update_member(tx, chat.id, member_id, removed_at=utcnow())
+            await repo.update_member(
+                tx, chat.id, member_id, removed_at=utcnow(), removed_by=user.id
+            )
         await self.publish_member(chat.id, member, "removed")
 
     async def leave(self, user: UserRecord, room_id: str) -> None:

@@ -305,6 +305,9 @@ room_members = Table(
     Column("joined_at", UTCDateTime, nullable=False),
     # Set when the member left or was removed; joining again clears it.
     Column("removed_at", UTCDateTime, nullable=True),
+    # Who removed them: the owner (an invite link then lets them in no more); NULL
+    # when they left by themselves. No foreign key: the owner's account may go first.
+    Column("removed_by", ID, nullable=True),
     Index("ix_room_members_user_id", "user_id"),
 )
 

@@ -35,6 +35,7 @@ class MemberRecord:
     muted_until: datetime | None
     joined_at: datetime
     removed_at: datetime | None
+    removed_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,8 @@ async def upsert_member(
     persona_name: str,
     persona_description: str = "",
 ) -> None:
-    """Add a member, or bring back one who left or was removed (with this role)."""
+    """Add a member, or bring back one who left or was removed (with this role; a mute
+    still running stays: leaving and joining again does not end it)."""
     now = utcnow()
     existing = await get_member(tx, chat_id, user_id, include_removed=True)
     if existing is None:
@@ -111,7 +113,7 @@ async def upsert_member(
         )
         return
     await update_member(
-        tx, chat_id, user_id, role=role, removed_at=None, muted_until=None, joined_at=now
+        tx, chat_id, user_id, role=role, removed_at=None, removed_by=None, joined_at=now
     )
 
 

@@ -56,6 +56,7 @@ const WORDS = {
   unsupported_card_file: () => ["This kind of file is not a character card.", "Nothing was imported.", "Pick a card PNG, JSON or CHARX file."],
   invite_expired: () => ["This invite link has expired.", "Nothing was changed: you did not join the room.", "Ask the room's owner for a new link."],
   invite_revoked: () => ["The room's owner took this invite link back.", "Nothing was changed: you did not join the room.", "Ask the room's owner for a new link."],
+  removed_from_room: () => ["The room's owner removed you from this room.", "Nothing was changed: you did not join the room.", "Only the room's owner can let you back in."],
   invite_used_up: () => ["This invite link was used as many times as it may be.", "Nothing was changed: you did not join the room.", "Ask the room's owner for a new link."],
   room_full: (e) => ["This room is full.", "Nothing was changed.", e.detail || "Someone has to leave first, or ask the owner to make room."],
   room_role_forbidden: (e) => ["Your role in this room does not allow this.", "Nothing was changed; anything you typed is kept.", e.detail || "Only the room's owner can do this (viewers only read)."],

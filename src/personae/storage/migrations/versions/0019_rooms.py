@@ -42,6 +42,7 @@ def upgrade() -> None:
         _when("muted_until", True),
         _when("joined_at"),
         _when("removed_at", True),
+        sa.Column("removed_by", _ID, nullable=True),
         sa.PrimaryKeyConstraint("chat_id", "user_id", name="pk_room_members"),
     )
     op.create_index("ix_room_members_user_id", "room_members", ["user_id"])
