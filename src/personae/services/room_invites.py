@@ -99,7 +99,9 @@ class RoomInvites:
         self, tx: Transaction, chat_id: str, user: UserRecord, invite: InviteRecord
     ) -> MemberRecord:
         before = await repo.get_member(tx, chat_id, user.id, include_removed=True)
-        if before is not None and before.removed_by is not None:
+        # A member the owner removed may come back only by a link made after that.
+        removed_at = before.removed_at if before is not None and before.removed_by else None
+        if removed_at is not None and invite.created_at <= removed_at:
             raise RemovedFromRoom("The room's owner removed you from this room.")
         _check_usable(invite, utcnow())
         if await repo.count_members(tx, chat_id) >= self._settings.room_max_members:
