@@ -214,7 +214,9 @@ async def change_rating(
         .where(characters.c.id == character_id)
         .values(
             rating_sum=characters.c.rating_sum + (new or 0) - (old or 0),
-            rating_count=characters.c.rating_count + (new is not None) - (old is not None),
+            # A plain integer: a Python bool would be bound as a boolean (PostgreSQL
+            # has no integer + boolean).
+            rating_count=characters.c.rating_count + (int(new is not None) - int(old is not None)),
         )
     )
 
