@@ -268,6 +268,10 @@ class MessageService:
         notes: Notes | None = None
         async with self._db.write() as tx:
             message = await self._owned(tx, user, message_id)
+            if message.character_id is not None and self._turns is not None:
+                # A room: its chat row before the job and the message, the order in
+                # which sends and finished replies take them (no lock cycle).
+                await repo.lock_chat(tx, message.chat_id)
             job = await job_repo.get_open_job_for_message(tx, message.id)
             if job is None:
                 if message.role != "assistant" and not missing_ok:
@@ -286,13 +290,17 @@ class MessageService:
                 assert stopped is not None
                 if self._turns is not None and stopped.character_id is not None:
                     notes = await self._turns.settle(tx, stopped.chat_id)
+                    # Told before the commit, the chat row locked (room_turns.tell).
+                    await chat_events.publish_reply_state(self._events, stopped)
+                    await self._turns.tell(notes)
             else:
                 await job_repo.request_cancel(tx, job.id)
                 stopped = None
         if stopped is None:
             self._signals.cancel(job.id)
             return message, False
-        await chat_events.publish_reply_state(self._events, stopped)
-        if notes is not None and self._turns is not None:
-            await self._turns.announce(notes)
+        if notes is None:
+            await chat_events.publish_reply_state(self._events, stopped)
+        elif self._turns is not None:
+            self._turns.wake(notes)
         return stopped, True
