@@ -19,7 +19,6 @@ from personae.services.chats import (
     priority_of,
     queue_place,
 )
-from personae.services.content_ratings import check_may_chat
 from personae.services.job_state import CONTINUE_FROM
 from personae.services.moderation import ModerationService
 from personae.services.room_turns import SPEAKER, Notes, RoomTurns
@@ -88,7 +87,7 @@ class MessageService:
                 raise InvalidState("Only a character's reply can be swiped.")
             chat = await repo.lock_chat(tx, message.chat_id)
             assert chat is not None
-            check_may_chat(chat.character_rating, user)
+            await room_access.check_may_chat_in(tx, chat, user)
             if await repo.latest_position(tx, chat.id) != message.position:
                 raise InvalidState("Only the latest reply can be swiped.")
             swipes = await repo.list_swipes(tx, chat.id, message.position)
@@ -128,7 +127,7 @@ class MessageService:
                 raise NotAReply("Only a character's reply can be continued; send a message.")
             chat = await repo.lock_chat(tx, message.chat_id)
             assert chat is not None
-            check_may_chat(chat.character_rating, user)
+            await room_access.check_may_chat_in(tx, chat, user)
             if await repo.latest_position(tx, chat.id) != message.position:
                 raise NotLatestReply("Only the chat's last reply can be continued.")
             swipes = await repo.list_swipes(tx, chat.id, message.position)

@@ -21,7 +21,6 @@ from personae.services.chats import (
     digest,
     queue_place,
 )
-from personae.services.content_ratings import check_may_chat
 from personae.services.room_turns import SPEAKER, Notes, RoomTurns
 from personae.settings import Settings
 from personae.storage.db import Database, Transaction
@@ -67,7 +66,7 @@ class RoomSends:
                 chat = await repo.lock_chat(tx, chat_id)
                 await room_access.check_send(tx, chat, user)
                 assert chat is not None
-                check_may_chat(chat.character_rating, user)
+                await room_access.check_may_chat_in(tx, chat, user)
                 existing = await repo.get_by_client_id(tx, chat_id, user.id, client_id)
                 if existing is not None and existing.status != WAITING:
                     message = None

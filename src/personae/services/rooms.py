@@ -438,6 +438,7 @@ class RoomService:
         """A person picks who speaks next (any turn order)."""
         async with self._db.write() as tx:
             chat = await self._locked_sender(tx, user, room_id)
+            await room_access.check_may_chat_in(tx, chat, user)
             refusal = await admission_refusal(tx, user, self._settings, self._signals)
             if refusal is not None:
                 raise refusal
@@ -455,6 +456,7 @@ class RoomService:
             )
         async with self._db.write() as tx:
             chat = await self._locked_sender(tx, user, room_id)
+            await room_access.check_may_chat_in(tx, chat, user)
             refusal = await admission_refusal(tx, user, self._settings, self._signals)
             if refusal is not None:
                 raise refusal
