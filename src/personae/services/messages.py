@@ -19,7 +19,6 @@ from personae.services.chats import (
     priority_of,
     queue_place,
 )
-from personae.services.content_ratings import check_may_chat
 from personae.services.job_state import CONTINUE_FROM
 from personae.services.moderation import ModerationService
 from personae.services.room_turns import SPEAKER, Notes, RoomTurns
@@ -88,7 +87,7 @@ class MessageService:
                 raise InvalidState("Only a character's reply can be swiped.")
             chat = await repo.lock_chat(tx, message.chat_id)
             assert chat is not None
-            check_may_chat(chat.character_rating, user)
+            await room_access.check_may_chat_in(tx, chat, user)
             if await repo.latest_position(tx, chat.id) != message.position:
                 raise InvalidState("Only the latest reply can be swiped.")
             swipes = await repo.list_swipes(tx, chat.id, message.position)
@@ -128,7 +127,7 @@ class MessageService:
                 raise NotAReply("Only a character's reply can be continued; send a message.")
             chat = await repo.lock_chat(tx, message.chat_id)
             assert chat is not None
-            check_may_chat(chat.character_rating, user)
+            await room_access.check_may_chat_in(tx, chat, user)
             if await repo.latest_position(tx, chat.id) != message.position:
                 raise NotLatestReply("Only the chat's last reply can be continued.")
             swipes = await repo.list_swipes(tx, chat.id, message.position)
@@ -269,6 +268,10 @@ class MessageService:
         notes: Notes | None = None
         async with self._db.write() as tx:
             message = await self._owned(tx, user, message_id)
+            if message.character_id is not None and self._turns is not None:
+                # A room: its chat row before the job and the message, the order in
+                # which sends and finished replies take them (no lock cycle).
+                await repo.lock_chat(tx, message.chat_id)
             job = await job_repo.get_open_job_for_message(tx, message.id)
             if job is None:
                 if message.role != "assistant" and not missing_ok:
@@ -287,13 +290,17 @@ class MessageService:
                 assert stopped is not None
                 if self._turns is not None and stopped.character_id is not None:
                     notes = await self._turns.settle(tx, stopped.chat_id)
+                    # Told before the commit, the chat row locked (room_turns.tell).
+                    await chat_events.publish_reply_state(self._events, stopped)
+                    await self._turns.tell(notes)
             else:
                 await job_repo.request_cancel(tx, job.id)
                 stopped = None
         if stopped is None:
             self._signals.cancel(job.id)
             return message, False
-        await chat_events.publish_reply_state(self._events, stopped)
-        if notes is not None and self._turns is not None:
-            await self._turns.announce(notes)
+        if notes is None:
+            await chat_events.publish_reply_state(self._events, stopped)
+        elif self._turns is not None:
+            self._turns.wake(notes)
         return stopped, True

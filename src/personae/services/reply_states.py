@@ -211,14 +211,19 @@ class ReplyStates:
             if chat_backend and not draft.labels.get("fallback"):
                 await repo.set_chat_backend(tx, reply.chat_id, chat_backend)
             updated = await repo.get_message(tx, reply.id)
+            assert updated is not None
             if self._turns is not None and reply.character_id is not None:
-                # The room's next turn starts in the transaction that ends this reply.
+                # The room's next turn starts in the transaction that ends this reply,
+                # and both are told before the commit (the chat row still locked), so
+                # nobody can see the next reply start before this one ended.
                 notes = await self._turns.settle(tx, reply.chat_id)
-        assert updated is not None
+                await chat_events.publish_reply_state(self._events, updated)
+                await self._turns.tell(notes)
         draft.final = updated
-        await chat_events.publish_reply_state(self._events, updated)
-        if notes is not None and self._turns is not None:
-            await self._turns.announce(notes)
+        if notes is None:
+            await chat_events.publish_reply_state(self._events, updated)
+        elif self._turns is not None:
+            self._turns.wake(notes)
         if self._recorder is not None:
             self._recorder.reply_finished(status, draft.generation)
 
@@ -226,8 +231,15 @@ class ReplyStates:
         """End a job without its reply (gone, or already final); a room goes on."""
         notes: Notes | None = None
         async with self._db.write(urgent=True) as tx:
-            await job_repo.finish(tx, job.id, status, note)
-            if self._turns is not None and job.chat_id is not None:
-                notes = await self._turns.settle(tx, job.chat_id)
+            # A one-on-one chat's jobs (summaries, recall too) have no turns: its chat
+            # row is not locked for them.
+            chat = await repo.get_chat(tx, job.chat_id) if job.chat_id is not None else None
+            if self._turns is not None and chat is not None and chat.is_room:
+                await repo.lock_chat(tx, chat.id)  # chat row first, as everywhere
+                await job_repo.finish(tx, job.id, status, note)
+                notes = await self._turns.settle(tx, chat.id)
+                await self._turns.tell(notes)
+            else:
+                await job_repo.finish(tx, job.id, status, note)
         if notes is not None and self._turns is not None:
-            await self._turns.announce(notes)
+            self._turns.wake(notes)

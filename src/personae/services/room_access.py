@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from personae.errors import MemberMuted, NotARoom, NotFound, RoomRoleForbidden
+from personae.services.content_ratings import RATINGS, check_may_chat
 from personae.storage.db import Transaction
 from personae.storage.repos import rooms as rooms_repo
 from personae.storage.repos.accounts import UserRecord
@@ -68,6 +69,21 @@ async def check_owner(tx: Transaction, chat: ChatRecord | None, user: UserRecord
     if chat.owner_id != user.id:
         raise RoomRoleForbidden("Only the room's owner may do this.")
     return chat
+
+
+async def rating_of(tx: Transaction, chat: ChatRecord) -> str:
+    """The rating a chat is gated by: a one-on-one chat's character's; a room's highest
+    among its characters (the owner may add a mature one: the room is mature then)."""
+    if not chat.is_room:
+        return chat.character_rating
+    ratings = await rooms_repo.character_ratings(tx, chat.id) or [chat.character_rating]
+    return max(ratings, key=lambda r: RATINGS.index(r) if r in RATINGS else 0)
+
+
+async def check_may_chat_in(tx: Transaction, chat: ChatRecord, user: UserRecord) -> None:
+    """Refuse writing in a chat whose (highest) rating is mature to anybody who is not
+    a confirmed adult (content_ratings.check_may_chat)."""
+    check_may_chat(await rating_of(tx, chat), user)
 
 
 def check_room(chat: ChatRecord) -> None:

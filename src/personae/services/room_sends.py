@@ -21,7 +21,6 @@ from personae.services.chats import (
     digest,
     queue_place,
 )
-from personae.services.content_ratings import check_may_chat
 from personae.services.room_turns import SPEAKER, Notes, RoomTurns
 from personae.settings import Settings
 from personae.storage.db import Database, Transaction
@@ -61,12 +60,13 @@ class RoomSends:
         refusal: AppError | None = None
         notes: Notes | None = None
         message: MessageRecord | None = None
+        queue: QueuePlace | None = None
         try:
             async with self._db.write() as tx:
                 chat = await repo.lock_chat(tx, chat_id)
                 await room_access.check_send(tx, chat, user)
                 assert chat is not None
-                check_may_chat(chat.character_rating, user)
+                await room_access.check_may_chat_in(tx, chat, user)
                 existing = await repo.get_by_client_id(tx, chat_id, user.id, client_id)
                 if existing is not None and existing.status != WAITING:
                     message = None
@@ -80,6 +80,10 @@ class RoomSends:
                     )
                     if refusal is None:
                         notes = await self._plan(tx, chat, message, respond_with, respond)
+                    # Told while the chat row is locked: in the order of the commits.
+                    await chat_events.publish_message(self._events, message)
+                    if notes is not None:
+                        queue = await self._tell(tx, message, notes)
         except repo.DuplicateMessage:
             message, notes, existing = None, None, None
             async with self._db.read() as tx:
@@ -89,12 +93,12 @@ class RoomSends:
         if message is None:
             assert existing is not None
             return await self._existing(existing, content_hash)
-        await chat_events.publish_message(self._events, message)
         if refusal is not None:
             refusal.extra["message"] = chat_events.message_data(message)
             raise refusal
         assert notes is not None
-        return await self._accepted(message, notes)
+        self._turns.wake(notes)
+        return self._accepted(message, notes, queue)
 
     async def _plan(
         self,
@@ -114,18 +118,24 @@ class RoomSends:
         notes.started = settled.started
         return notes
 
-    async def _accepted(self, message: MessageRecord, notes: Notes) -> SendResult:
-        reply = notes.started if notes.started and notes.started.parent_id == message.id else None
-        queue: QueuePlace | None = None
-        if reply is not None:
-            async with self._db.read() as tx:
-                queue = await queue_place(tx, reply.id, self._signals)
+    async def _tell(
+        self, tx: Transaction, message: MessageRecord, notes: Notes
+    ) -> QueuePlace | None:
+        """Publish the turns (and the message's first reply with its place in line)."""
+        reply = _first_reply(message, notes)
+        queue = await queue_place(tx, reply.id, self._signals) if reply is not None else None
+        await self._turns.tell(notes, queue)
+        return queue
+
+    def _accepted(
+        self, message: MessageRecord, notes: Notes, queue: QueuePlace | None
+    ) -> SendResult:
+        reply = _first_reply(message, notes)
         turns = [
             {"character_id": data["character_id"], "name": data["name"], "reason": data["reason"]}
             for name, data in notes.events
             if name == "turn" and data.get("status") == rooms_repo.PLANNED
         ]
-        await self._turns.announce(notes, queue)
         return SendResult(message=message, reply=reply, queue=queue, turns=turns)
 
     async def _existing(self, message: MessageRecord, content_hash: str) -> SendResult:
@@ -176,3 +186,8 @@ class RoomSends:
             content_hash=content_hash,
             labels={SPEAKER: name},
         )
+
+
+def _first_reply(message: MessageRecord, notes: Notes) -> MessageRecord | None:
+    started = notes.started
+    return started if started is not None and started.parent_id == message.id else None

@@ -346,9 +346,16 @@ class RoomTurns:
         return True
 
     async def announce(self, notes: Notes, queue: QueuePlace | None = None) -> None:
-        """Tell the room what changed, after the transaction committed; a started
-        reply goes to the scheduler last (its stream shows it queued first, with its
-        place in line when the caller knows it)."""
+        """Tell the room what changed, then wake the scheduler (after the commit)."""
+        await self.tell(notes, queue)
+        self.wake(notes)
+
+    async def tell(self, notes: Notes, queue: QueuePlace | None = None) -> None:
+        """Publish what changed. Called inside the transaction, right before its
+        commit, while the chat row is still locked: two transactions of one room then
+        publish in the order they commit, and no runner can claim a started reply (and
+        say it is generating) before the reply that ended before it is told ended.
+        The price: a commit failing after this (rare) leaves events of nothing stored."""
         stream = chat_events.chat_stream(notes.chat_id)
         for name, data in notes.events:
             await self._events.publish(stream, name, data)
@@ -363,4 +370,8 @@ class RoomTurns:
                     queue.estimated_start_s,
                     reason=queue.reason,
                 )
+
+    def wake(self, notes: Notes) -> None:
+        """Hand a started reply to the scheduler, once its job is committed."""
+        if notes.started is not None:
             self._signals.job_queued(notes.started.id)

@@ -442,14 +442,17 @@ class RoomService:
         """A person picks who speaks next (any turn order)."""
         async with self._db.write() as tx:
             chat = await self._locked_sender(tx, user, room_id)
+            await room_access.check_may_chat_in(tx, chat, user)
             refusal = await admission_refusal(tx, user, self._settings, self._signals)
             if refusal is not None:
                 raise refusal
             notes = Notes(chat.id)
             turn = await self._turns.speak_now(tx, chat, character_id, user.id, notes)
             settled = await self._turns.settle(tx, chat.id)
-        await self._turns.announce(notes)
-        await self._turns.announce(settled)
+            # Told before the commit, the chat row locked (RoomTurns.tell).
+            await self._turns.tell(notes)
+            await self._turns.tell(settled)
+        self._turns.wake(settled)
         return turn
 
     async def start_auto(self, user: UserRecord, room_id: str, turns: int) -> int:
@@ -459,14 +462,17 @@ class RoomService:
             )
         async with self._db.write() as tx:
             chat = await self._locked_sender(tx, user, room_id)
+            await room_access.check_may_chat_in(tx, chat, user)
             refusal = await admission_refusal(tx, user, self._settings, self._signals)
             if refusal is not None:
                 raise refusal
             notes = Notes(chat.id)
             await self._turns.start_auto(tx, chat, turns, user.id, notes)
             settled = await self._turns.settle(tx, chat.id)
-        await self._turns.announce(notes)
-        await self._turns.announce(settled)
+            # Told before the commit, the chat row locked (RoomTurns.tell).
+            await self._turns.tell(notes)
+            await self._turns.tell(settled)
+        self._turns.wake(settled)
         return turns
 
     async def stop_auto(self, user: UserRecord, room_id: str) -> None:
@@ -474,7 +480,7 @@ class RoomService:
             chat = await self._locked_sender(tx, user, room_id)
             notes = Notes(chat.id)
             await self._turns.stop_auto(tx, chat, user.id, notes)
-        await self._turns.announce(notes)
+            await self._turns.tell(notes)
 
     async def typing(self, user: UserRecord, room_id: str) -> None:
         """Tell the room this member is typing (ephemeral: live streams only)."""

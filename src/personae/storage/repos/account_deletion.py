@@ -90,6 +90,7 @@ async def delete_chats_of(tx: AsyncSession, user_id: str) -> int:
     await tx.execute(delete(message_vectors).where(message_vectors.c.chat_id.in_(owned)))
     await tx.execute(delete(memories).where(memories.c.chat_id.in_(owned)))
     await tx.execute(delete(messages).where(messages.c.chat_id.in_(owned)))
+    await _recharge_to_room_owners(tx, user_id)
     mine = (jobs.c.chat_id.in_(owned)) | (jobs.c.user_id == user_id)
     await tx.execute(
         update(jobs).where(mine, jobs.c.status == RUNNING).values(cancel_requested=True)
@@ -106,6 +107,34 @@ async def delete_chats_of(tx: AsyncSession, user_id: str) -> int:
     )
     result = await tx.execute(delete(chats).where(chats.c.owner_id == user_id))
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def _recharge_to_room_owners(tx: AsyncSession, user_id: str) -> None:
+    """The user's replies and planned turns in others' rooms are the room's: they
+    are charged to its owner from now on, not deleted (a reply left `queued` with no
+    job would keep the room from ever starting another)."""
+    room_owner = (
+        select(chats.c.owner_id)
+        .where(chats.c.id == jobs.c.chat_id, chats.c.kind == "room")
+        .scalar_subquery()
+    )
+    in_others_room = exists().where(
+        chats.c.id == jobs.c.chat_id, chats.c.kind == "room", chats.c.owner_id != user_id
+    )
+    await tx.execute(
+        update(jobs).where(jobs.c.user_id == user_id, in_others_room).values(user_id=room_owner)
+    )
+    turn_owner = (
+        select(chats.c.owner_id).where(chats.c.id == room_turns.c.chat_id).scalar_subquery()
+    )
+    turn_in_others_room = exists().where(
+        chats.c.id == room_turns.c.chat_id, chats.c.owner_id != user_id
+    )
+    await tx.execute(
+        update(room_turns)
+        .where(room_turns.c.requested_by == user_id, turn_in_others_room)
+        .values(requested_by=turn_owner)
+    )
 
 
 async def delete_characters(tx: AsyncSession, character_ids: list[str]) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from personae.storage.tables import (
+    characters,
     chats,
     room_characters,
     room_invites,
@@ -213,6 +214,16 @@ async def list_room_characters(tx: AsyncSession, chat_id: str) -> list[RoomChara
         )
     )
     return [_of(RoomCharacterRecord, row) for row in (await tx.execute(query)).mappings()]
+
+
+async def character_ratings(tx: AsyncSession, chat_id: str) -> list[str]:
+    """The content ratings of a room's characters (deleted ones keep their seat)."""
+    query = (
+        select(characters.c.rating)
+        .join(room_characters, room_characters.c.character_id == characters.c.id)
+        .where(room_characters.c.chat_id == chat_id, room_characters.c.removed_at.is_(None))
+    )
+    return [str(rating) for rating in (await tx.execute(query)).scalars()]
 
 
 async def update_room_character(
