@@ -66,3 +66,30 @@ async def test_adding_a_mature_character_gates_the_room_for_members_not_adult(
     again = await owner.put(f"/api/v1/chats/{room_id}/messages/o1", json={"content": "Nyx?"})
     assert again.status_code == 202, again.text
     await wait_quiet(owner, room_id, 3)
+
+
+async def test_a_link_to_a_room_with_a_mature_character_asks_for_an_adult(
+    rated_api: Api,
+) -> None:
+    api = rated_api
+    owner, newcomer = await api.user(), await api.user()
+    thirty = date.today().replace(year=date.today().year - 30, day=1).isoformat()
+    assert (await owner.post("/api/v1/me/age", json={"birth_date": thirty})).status_code == 200
+    nyx = await owner.post(
+        "/api/v1/characters", json={"name": "Nyx", "first_message": "Hm.", "rating": "mature"}
+    )
+    assert nyx.status_code == 201, nyx.text
+    created = await owner.post(
+        "/api/v1/rooms", json={"title": "Late", "character_ids": [nyx.json()["id"]]}
+    )
+    assert created.status_code == 201, created.text
+    room_id = created.json()["id"]
+    link = await owner.post(f"/api/v1/rooms/{room_id}/invites", json={"role": "member"})
+    assert link.status_code == 201, link.text
+    token = link.json()["token"]
+    assert_problem(await newcomer.post(f"/api/v1/invites/{token}/accept"), 403, GATE)
+    assert (await newcomer.get(f"/api/v1/rooms/{room_id}")).status_code == 404
+    # Once confirmed as an adult, the same link lets them in.
+    assert (await newcomer.post("/api/v1/me/age", json={"birth_date": thirty})).status_code == 200
+    joined = await newcomer.post(f"/api/v1/invites/{token}/accept")
+    assert joined.status_code == 200, joined.text

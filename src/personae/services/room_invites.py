@@ -84,6 +84,8 @@ class RoomInvites:
             chat = await chat_repo.lock_chat(tx, invite.chat_id) if invite else None
             if invite is None or chat is None:
                 raise NotFound("No invite with this link.")
+            # A room with a mature character is for confirmed adults, as such a chat is.
+            await room_access.check_may_chat_in(tx, chat, user)
             member = await repo.get_member(tx, chat.id, user.id)
             if member is None:
                 member = await self._join(tx, chat.id, user, invite)
