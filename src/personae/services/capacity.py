@@ -18,9 +18,9 @@ from datetime import datetime, timedelta
 
 from personae.errors import ValidationFailed
 from personae.llm.router import Router
-from personae.services.chats import REPLY_JOB
 from personae.services.erlang import servers_needed, wait_quantile_s
 from personae.services.memory import SUMMARY_JOB
+from personae.services.send_path import REPLY_JOB
 from personae.settings import Settings
 from personae.storage.db import Database
 from personae.storage.repos import capacity as repo

@@ -9,7 +9,10 @@ from personae.errors import InvalidState, NotAReply, NotFound, NotLatestReply, R
 from personae.events.base import EventLog
 from personae.services import chat_events, room_access
 from personae.services.chat_events import FINAL_STATES, FINISH_OF_STATE, QUEUED, STOPPED
-from personae.services.chats import (
+from personae.services.job_state import CONTINUE_FROM
+from personae.services.moderation import ModerationService
+from personae.services.room_turns import SPEAKER, Notes, RoomTurns
+from personae.services.send_path import (
     REPLY_JOB,
     JobSignals,
     QueuePlace,
@@ -19,9 +22,6 @@ from personae.services.chats import (
     priority_of,
     queue_place,
 )
-from personae.services.job_state import CONTINUE_FROM
-from personae.services.moderation import ModerationService
-from personae.services.room_turns import SPEAKER, Notes, RoomTurns
 from personae.settings import Settings
 from personae.storage.db import Database, Transaction
 from personae.storage.repos import characters as characters_repo

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 from personae.llm.router import Router
 from personae.services.accounts import STAFF_ROLES
-from personae.services.chats import PRIORITY_BY_ROLE, JobSignals
 from personae.services.fleet_view import FleetView
 from personae.services.metrics import Metrics
+from personae.services.send_path import PRIORITY_BY_ROLE, JobSignals
 from personae.storage.db import Database
 from personae.storage.repos import jobs as job_repo
 from personae.storage.repos.accounts import UserRecord

@@ -6,12 +6,11 @@ the event log (published after the commit, in that order) shows it to everybody.
 
 from __future__ import annotations
 
-import dataclasses
-
 from personae.errors import AppError, InvalidState
 from personae.events.base import EventLog
 from personae.services import chat_events, room_access
-from personae.services.chats import (
+from personae.services.room_turns import SPEAKER, Notes, RoomTurns
+from personae.services.send_path import (
     WAITING,
     JobSignals,
     QueuePlace,
@@ -20,15 +19,14 @@ from personae.services.chats import (
     check_same_content,
     digest,
     queue_place,
+    store_user_message,
 )
-from personae.services.room_turns import SPEAKER, Notes, RoomTurns
 from personae.settings import Settings
 from personae.storage.db import Database, Transaction
 from personae.storage.repos import chats as repo
 from personae.storage.repos import rooms as rooms_repo
 from personae.storage.repos.accounts import UserRecord
 from personae.storage.repos.chats import ChatRecord, MessageRecord
-from personae.storage.types import utcnow
 
 
 class RoomSends:
@@ -164,26 +162,18 @@ class RoomSends:
     ) -> MessageRecord:
         """The message at the room's next place (its replies take their places when
         they start), named with the sender's persona in this room."""
-        status = WAITING if refusal is not None else "complete"
-        if existing is not None:
-            if status != existing.status:
-                now = utcnow()
-                await repo.update_message(tx, existing.id, status=status, updated_at=now)
-                return dataclasses.replace(existing, status=status, updated_at=now)
-            return existing
         member = await rooms_repo.get_member(tx, chat.id, user.id)
         name = member.persona_name if member is not None else user.display_name
-        position = await repo.reserve_positions(tx, chat, 1)
-        return await repo.insert_message(
+        return await store_user_message(
             tx,
-            chat_id=chat.id,
-            role="user",
-            author_id=user.id,
-            position=position,
-            content=content,
-            status=status,
+            chat,
+            user,
+            existing,
+            status=WAITING if refusal is not None else "complete",
             client_id=client_id,
+            content=content,
             content_hash=content_hash,
+            positions=1,
             labels={SPEAKER: name},
         )
 

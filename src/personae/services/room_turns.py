@@ -21,7 +21,7 @@ from personae.errors import CharacterNotInRoom, RespondWithRequired
 from personae.events.base import EventLog
 from personae.services import chat_events
 from personae.services.chat_events import FINAL_STATES
-from personae.services.chats import JobSignals, QueuePlace, insert_reply, priority_of
+from personae.services.send_path import JobSignals, QueuePlace, insert_reply, priority_of
 from personae.settings import Settings
 from personae.storage.db import Transaction
 from personae.storage.repos import accounts as accounts_repo

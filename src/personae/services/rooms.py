@@ -25,7 +25,6 @@ from personae.events.presence import Presence
 from personae.services import chat_events, room_access
 from personae.services.avatars import image_url, image_urls, shown_avatar
 from personae.services.characters import can_read
-from personae.services.chats import JobSignals, admission_refusal
 from personae.services.content_ratings import check_may_chat
 from personae.services.macros import substitute
 from personae.services.ratelimit import RateLimiter
@@ -38,6 +37,7 @@ from personae.services.room_turns import (
     RoomTurns,
     load_cast,
 )
+from personae.services.send_path import JobSignals, admission_refusal
 from personae.settings import Settings
 from personae.storage.db import Database, Transaction
 from personae.storage.repos import characters as character_repo

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from personae.llm.base import Provider
-from personae.services.chats import REPLY_JOB
 from personae.services.incidents import OPEN_INCIDENT_STATES, IncidentService, IncidentView
 from personae.services.metrics import Metrics
+from personae.services.send_path import REPLY_JOB
 from personae.settings import Settings
 from personae.storage.db import Database
 from personae.storage.repos import jobs as job_repo

@@ -25,8 +25,8 @@ from personae.api.schemas.chats import (
     SendRequest,
 )
 from personae.api.sse import event_stream_response
-from personae.services.chats import SendResult
 from personae.services.crisis import accepted_languages
+from personae.services.send_path import SendResult
 
 router = APIRouter(prefix="/api/v1/chats", tags=["chats"])
 
