@@ -513,3 +513,72 @@ class RespondWithRequired(AppError):
     code = "respond_with_required"
     status = 422
     title = "Say which character answers (manual turn order)"
+
+
+# --- voice (docs/voice.md) ---------------------------------------------------
+
+
+class VoiceNotInstalled(AppError):
+    """The server runs without the `[voice]` extra (or voice is turned off)."""
+
+    code = "voice_not_installed"
+    status = 501
+    title = "Voice is not installed on this server"
+
+
+class VoiceFilesMissing(AppError):
+    """The extra is installed but an engine's model files were not pulled."""
+
+    code = "voice_files_missing"
+    status = 503
+    title = "This voice's files are not on the server yet"
+
+
+class UnknownVoice(AppError):
+    code = "unknown_voice"
+    status = 422
+    title = "There is no such voice"
+
+
+class AudioTooLarge(AppError):
+    code = "audio_too_large"
+    status = 413
+    title = "The recording is too large"
+
+
+class AudioTooLong(AppError):
+    code = "audio_too_long"
+    status = 413
+    title = "The recording is too long"
+
+
+class AudioUnreadable(AppError):
+    code = "audio_unreadable"
+    status = 422
+    title = "The recording cannot be read as audio"
+
+
+class NothingToSay(AppError):
+    """Read-aloud of a message with no text to speak (empty, removed, failed)."""
+
+    code = "nothing_to_say"
+    status = 409
+    title = "This message has nothing to read aloud"
+
+
+class VoiceBusy(AppError):
+    """Every synthesis or transcription slot is taken and the line for them is full."""
+
+    code = "voice_busy"
+    status = 503
+    title = "Voice is busy right now"
+    retryable = True
+
+
+class SpeechEngineFailed(AppError):
+    """An engine (or an operator's speech server) failed on a request."""
+
+    code = "speech_engine_failed"
+    status = 502
+    title = "The speech engine failed"
+    retryable = True

@@ -190,6 +190,40 @@ class Settings(BaseSettings):
     room_presence_ttl_s: float = Field(default=30.0, ge=3.0, le=600.0)
     rate_limit_memory_keys: int = Field(default=100_000, ge=100)
 
+    # --- voice (docs/voice.md; needs the [voice] extra) ---
+    # auto: on when the extra is installed; off: never (the API says voice_not_installed).
+    voice: Literal["auto", "off"] = "auto"
+    # Where pulled voice files live (default: <data_dir>/models).
+    voice_dir: Path | None = None
+    # The engine a character without a chosen voice speaks with, and its voice.
+    speech_default_engine: Literal["piper", "kokoro", "openai"] = "piper"
+    speech_default_voice: str = "en_US-joe-medium"
+    # An operator's OpenAI-compatible speech server (/v1/audio/speech): the engine "openai".
+    speech_url: str | None = None
+    speech_api_key: str | None = None
+    speech_model: str = "tts-1"
+    # Which voices that server offers (comma-separated), as it has no list endpoint.
+    speech_voices: str = "alloy,echo,fable,onyx,nova,shimmer"
+    # Transcription: the shipped faster-whisper tiny.en, or an OpenAI-compatible server
+    # (/v1/audio/transcriptions) when transcription_url is set.
+    transcription_url: str | None = None
+    transcription_api_key: str | None = None
+    transcription_model: str = "whisper-1"
+    # How many syntheses and transcriptions run at once (each one uses a core), and
+    # how many may wait in line for them before voice_busy.
+    voice_synthesis_slots: int = Field(default=1, ge=1, le=64)
+    voice_transcription_slots: int = Field(default=1, ge=1, le=64)
+    voice_queue_max: int = Field(default=16, ge=0, le=10_000)
+    # Recordings sent to be transcribed, and a call's turn.
+    audio_max_bytes: int = Field(default=4 * 1_048_576, ge=1024)
+    audio_max_seconds: float = Field(default=60.0, gt=0.0, le=600.0)
+    transcription_rate_per_user: str = "30/minute"
+    speech_rate_per_user: str = "60/minute"
+    # The most characters of a message read aloud (its first part if longer).
+    speech_max_chars: int = Field(default=4000, ge=100, le=100_000)
+    # Synthesised audio kept per message and voice (bytes in the database in all).
+    speech_cache_max_bytes: int = Field(default=256 * 1_048_576, ge=0)
+
     # --- moderation (docs/moderation.md) ---
     moderation_enabled: bool = True
     moderation_rules_file: Path | None = None

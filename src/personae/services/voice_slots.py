@@ -1,0 +1,121 @@
+"""The waiting room for voice: a line per kind of work (synthesis, transcription)
+with its own slots, like replies have backend slots.
+
+Each process runs its own engines, so each has its own slots (a cluster's api
+processes each synthesise and transcribe). A request takes a slot or waits in
+line, first come first served, and is told its place as it moves; past
+`voice_queue_max` waiting it is refused at once with `voice_busy` and a
+Retry-After from the measured time of one piece of work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+from personae.errors import VoiceBusy
+
+SYNTHESIS, TRANSCRIPTION = "synthesis", "transcription"
+# What the estimates start from before anything was measured, in seconds.
+_FIRST_GUESS_S = 1.0
+_SMOOTHING = 0.2
+
+PlaceListener = Callable[[int, float], Awaitable[None]]
+
+
+@dataclass
+class _Line:
+    slots: int
+    busy: int = 0
+    waiting: collections.deque[asyncio.Future[None]] = field(default_factory=collections.deque)
+    service_s: float = _FIRST_GUESS_S
+    served: int = 0
+
+
+@dataclass(frozen=True)
+class LineState:
+    kind: str
+    slots: int
+    busy: int
+    waiting: int
+    service_s: float
+    served: int
+
+
+class VoiceSlots:
+    """Slots and lines for `synthesis` and `transcription` in this process."""
+
+    def __init__(self, *, synthesis: int, transcription: int, queue_max: int) -> None:
+        self._lines = {SYNTHESIS: _Line(synthesis), TRANSCRIPTION: _Line(transcription)}
+        self._queue_max = queue_max
+
+    def state(self) -> list[LineState]:
+        return [
+            LineState(kind, line.slots, line.busy, len(line.waiting), line.service_s, line.served)
+            for kind, line in self._lines.items()
+        ]
+
+    def estimate_s(self, kind: str, position: int) -> float:
+        """When the request at `position` in line (1 = next) should start."""
+        line = self._lines[kind]
+        return round(line.service_s * position / line.slots, 1)
+
+    @contextlib.asynccontextmanager
+    async def take(self, kind: str, on_place: PlaceListener | None = None) -> AsyncIterator[None]:
+        """Hold one slot of `kind` for the block, waiting in line for it if needed.
+        `on_place(position, estimated_start_s)` is awaited while waiting, each time
+        the place changes. Raises `VoiceBusy` when the line is full."""
+        line = self._lines[kind]
+        if line.busy >= line.slots or line.waiting:
+            await self._wait(kind, line, on_place)
+        else:
+            line.busy += 1
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            elapsed = time.monotonic() - started
+            line.service_s += _SMOOTHING * (elapsed - line.service_s)
+            line.served += 1
+            self._hand_on(line)
+
+    async def _wait(self, kind: str, line: _Line, on_place: PlaceListener | None) -> None:
+        if len(line.waiting) >= self._queue_max:
+            wait = self.estimate_s(kind, len(line.waiting) + 1)
+            raise VoiceBusy(
+                f"{len(line.waiting)} {kind} requests are waiting already; try again shortly",
+                retry_after=max(1.0, wait),
+                extra={"kind": kind},
+            )
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        line.waiting.append(turn)
+        try:
+            told = 0
+            while not turn.done():
+                position = line.waiting.index(turn) + 1
+                if on_place is not None and position != told:
+                    told = position
+                    await on_place(position, self.estimate_s(kind, position))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(turn), timeout=0.5)
+        except BaseException:
+            if turn.done() and not turn.cancelled():
+                self._hand_on(line)  # the slot was handed to us as we left: pass it on
+            else:
+                turn.cancel()
+                line.waiting.remove(turn)
+            raise
+
+    @staticmethod
+    def _hand_on(line: _Line) -> None:
+        """A slot is free: give it to the first one still waiting, or free it."""
+        while line.waiting:
+            turn = line.waiting.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                return
+        line.busy -= 1
