@@ -582,3 +582,19 @@ class SpeechEngineFailed(AppError):
     status = 502
     title = "The speech engine failed"
     retryable = True
+
+
+class NoSpeechHeard(AppError):
+    """A recording sent to be transcribed held no words."""
+
+    code = "no_speech_heard"
+    status = 422
+    title = "No speech was heard in the recording"
+
+
+class SpeechNotReady(AppError):
+    """One sentence's audio was asked for before it was synthesised."""
+
+    code = "speech_not_ready"
+    status = 404
+    title = "This part of the speech is not ready"
