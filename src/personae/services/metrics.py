@@ -248,14 +248,17 @@ class Metrics:
 
     def watch_voice_lines(self, lines: Callable[[], Sequence[LineState]]) -> None:
         """Read the voice lines' slots and waiting requests when the metrics are read."""
-        for kind in (SYNTHESIS, TRANSCRIPTION):
 
-            def read(field: str, kind: str = kind) -> float:
+        def reader(kind: str, field: str) -> Callable[[], float]:
+            def read() -> float:
                 line = next((line for line in lines() if line.kind == kind), None)
                 return float(getattr(line, field)) if line is not None else 0.0
 
-            self.voice_busy.labels(kind).set_function(lambda read=read: read("busy"))
-            self.voice_waiting.labels(kind).set_function(lambda read=read: read("waiting"))
+            return read
+
+        for kind in (SYNTHESIS, TRANSCRIPTION):
+            self.voice_busy.labels(kind).set_function(reader(kind, "busy"))
+            self.voice_waiting.labels(kind).set_function(reader(kind, "waiting"))
 
     def leading(self, leads: bool) -> None:
         self.leader.set(1 if leads else 0)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from personae.storage.tables import speech_clips
 from personae.storage.types import utcnow
@@ -47,7 +48,7 @@ def _clip(row: dict[str, object], pcm: bytes | None) -> ClipRecord:
     )
 
 
-def _of(message_id: str, voice_key: str) -> object:
+def _of(message_id: str, voice_key: str) -> ColumnElement[bool]:
     return and_(speech_clips.c.message_id == message_id, speech_clips.c.voice_key == voice_key)
 
 
