@@ -178,6 +178,15 @@ ROUTES: dict[str, Row] = {
     "DELETE /api/v1/messages/{message_id}": Row(OWNER, fresh=True),
     "PUT /api/v1/messages/{message_id}/rating": Row(OWNER, json={"stars": 3}),
     "POST /api/v1/messages/{message_id}/stop": Row(OWNER),
+    # Read-aloud of the owner's message (not a reply: 409 not_a_reply, no synthesis).
+    "POST /api/v1/messages/{message_id}/speech": Row(OWNER),
+    "GET /api/v1/messages/{message_id}/speech": Row(OWNER),
+    "GET /api/v1/messages/{message_id}/speech/{index}": Row(OWNER, params={"index": "zero"}),
+    # voices: the list, and a sample refused for its text (nothing synthesised)
+    "GET /api/v1/voices": Row(SIGNED_IN),
+    "POST /api/v1/voices/sample": Row(
+        SIGNED_IN, json={"voice": {"engine": "piper", "voice": "x"}, "text": "a" * 301}
+    ),
     "POST /api/v1/messages/{message_id}/pin": Row(OWNER),
     "GET /api/v1/messages/{message_id}/prompt": Row(OWNER, params={"message_id": "reply_id"}),
     "GET /api/v1/queue": Row(PUBLIC),  # staff see more of it
@@ -277,6 +286,7 @@ class Things:
     invite_id: str
     revoked_token: str
     member_id: str
+    zero: str = "0"  # the first clip of a read-aloud
 
 
 def _api_routes(app: Any) -> Iterator[tuple[str, str]]:
