@@ -21,9 +21,10 @@ from speaking import (
     until,
 )
 
-from conftest import Api, assert_problem, wait_for_reply
+from conftest import PASSWORD, Api, assert_problem, wait_for_reply
 from personae.services.voice_slots import SYNTHESIS
 from personae.settings import Settings
+from personae.storage.repos import speech as speech_repo
 from personae.voice.simulated import SimulatedSpeechEngine, SimulationOptions
 
 
@@ -140,3 +141,34 @@ async def test_an_engine_that_fails_ends_the_speech_with_speech_failed(
         state = await user.post(f"/api/v1/messages/{reply}/speech")
         assert state.status_code == 202
         await events_until(api, chat_id, lambda seen: bool(named(seen, "speech_done", reply)))
+
+
+async def _total_bytes(api: Api) -> int:
+    async with api.container.database.read() as tx:
+        return await speech_repo.total_bytes(tx)
+
+
+async def test_the_cache_keeps_its_bound_and_a_deleted_account_leaves_no_audio(
+    make_settings: Callable[..., Settings], voice_models_dir: Path
+) -> None:
+    # Each reply below speaks 9 words: 9 x 150 ms of 16 kHz PCM = 43,200 bytes.
+    async with speaking_app(make_settings, voice_models_dir, speech_cache_max_bytes=60_000) as (
+        api,
+        sim,
+    ):
+        _simulate(api, SimulationOptions())
+        chat_id, (first, second), user = await _replies(api, sim, 2)
+        for reply in (first, second):
+            assert (await user.post(f"/api/v1/messages/{reply}/speech")).status_code == 202
+            await events_until(
+                api, chat_id, lambda seen, r=reply: bool(named(seen, "speech_done", r))
+            )
+        # The second one's clips pushed the first one's out.
+        assert await _total_bytes(api) == 43_200
+        assert_problem(
+            await user.get(f"/api/v1/messages/{first}/speech/0"), 404, "speech_not_ready"
+        )
+        assert (await user.get(f"/api/v1/messages/{second}/speech/0")).status_code == 200
+        deleted = await user.request("DELETE", "/api/v1/me", json={"password": PASSWORD})
+        assert deleted.status_code == 200, deleted.text
+        assert await _total_bytes(api) == 0

@@ -352,12 +352,12 @@ class SpeechService:
                 raise MessageChanged("the message changed before it was spoken to its end")
             if count:
                 await repo.mark_complete(tx, message.id, target.voice_key, count)
+        await self._evict(keep=(message.id, target.voice_key))
         await self._events.publish(
             chat_stream(message.chat_id),
             "speech_done",
             {"message_id": message.id, "voice_key": target.voice_key, "clips": count},
         )
-        await self._evict(keep=(message.id, target.voice_key))
 
     async def _evict(self, keep: tuple[str, str]) -> None:
         """Drop the voices of the messages spoken longest ago while the clips take more
