@@ -53,6 +53,7 @@ from personae.services.rooms import RoomService
 from personae.services.status import StatusService
 from personae.services.streams import StreamService
 from personae.services.summaries import SummaryJobs
+from personae.services.voice_slots import VoiceSlots
 from personae.services.warmup import PrefixWarmer
 from personae.services.webhooks import WebhookService
 from personae.services.wellbeing import WellbeingService
@@ -60,6 +61,7 @@ from personae.settings import Settings, ensure_secret_key
 from personae.storage import migrate
 from personae.storage.db import Database
 from personae.storage.leader_lock import LeaderLock
+from personae.voice.factory import VoiceEngines
 
 log = logging.getLogger("personae.container")
 
@@ -103,6 +105,9 @@ class Container:
     moderation_desk: ModerationDesk
     wellbeing: WellbeingService
     warmer: PrefixWarmer
+    # Speech engines (docs/voice.md) and the slots and line their work waits in.
+    voice_engines: VoiceEngines
+    voice_slots: VoiceSlots
     # Set when the server begins to stop: open streams end so clients reconnect elsewhere.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
@@ -194,6 +199,7 @@ class Container:
         await self.fleet.stop()
         await self.router.aclose()
         await self.moderation.aclose()
+        await self.voice_engines.close()
         await self.events.aclose()
         await self.presence.aclose()
         await self.limiter.aclose()
@@ -353,5 +359,11 @@ def build_container(settings: Settings) -> Container:
         moderation_desk=ModerationDesk(database),
         wellbeing=WellbeingService(database, settings),
         warmer=warmer,
+        voice_engines=VoiceEngines(settings),
+        voice_slots=VoiceSlots(
+            synthesis=settings.voice_synthesis_slots,
+            transcription=settings.voice_transcription_slots,
+            queue_max=settings.voice_queue_max,
+        ),
     )
     return container
