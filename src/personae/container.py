@@ -364,6 +364,7 @@ def build_container(settings: Settings) -> Container:
             synthesis=settings.voice_synthesis_slots,
             transcription=settings.voice_transcription_slots,
             queue_max=settings.voice_queue_max,
+            observer=metrics.voice_line,
         ),
     )
     return container

@@ -17,6 +17,7 @@ from personae.services.backend_replies import BackendReplies
 
 if TYPE_CHECKING:  # (queue.py exports its figures here)
     from personae.services.queue import QueueView
+    from personae.services.voice_slots import LineState
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -163,6 +164,31 @@ class Metrics:
             ["classifier"],
             registry=registry,
         )
+        self.voice_slots = Gauge(
+            "personae_voice_slots",
+            "Voice slots of this process by kind (synthesis, transcription).",
+            ["kind"],
+            registry=registry,
+        )
+        self.voice_slots_busy = Gauge(
+            "personae_voice_slots_busy",
+            "Voice slots at work now, by kind.",
+            ["kind"],
+            registry=registry,
+        )
+        self.voice_waiting = Gauge(
+            "personae_voice_waiting",
+            "Voice requests waiting in line for a slot, by kind.",
+            ["kind"],
+            registry=registry,
+        )
+        self.voice_work_seconds = Histogram(
+            "personae_voice_work_seconds",
+            "How long a slot was held for one piece of voice work, by kind.",
+            ["kind"],
+            buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32),
+            registry=registry,
+        )
         self.leader = Gauge(
             "personae_leader",
             "1 in the process that leads the cluster now (it runs the probes and "
@@ -232,6 +258,14 @@ class Metrics:
         for backend in view.backends:
             self.cluster_slots.labels(backend.name).set(backend.slots)
             self.cluster_slots_busy.labels(backend.name).set(backend.in_flight)
+
+    def voice_line(self, line: LineState, work_s: float | None) -> None:
+        """A voice line changed; `work_s` is the length of a piece of work just done."""
+        self.voice_slots.labels(line.kind).set(line.slots)
+        self.voice_slots_busy.labels(line.kind).set(line.busy)
+        self.voice_waiting.labels(line.kind).set(line.waiting)
+        if work_s is not None:
+            self.voice_work_seconds.labels(line.kind).observe(work_s)
 
     def leading(self, leads: bool) -> None:
         self.leader.set(1 if leads else 0)
