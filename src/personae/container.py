@@ -294,6 +294,12 @@ def build_container(settings: Settings) -> Container:
         database, cpu_budget_s=settings.cpu_budget_s, max_pixels=settings.image_max_pixels
     )
     accounts = AccountService(database, settings, limiter, secret_key)
+    voice_slots = VoiceSlots(
+        synthesis=settings.voice_synthesis_slots,
+        transcription=settings.voice_transcription_slots,
+        queue_max=settings.voice_queue_max,
+        observer=metrics.voice_line,
+    )
     container = Container(
         settings=settings,
         database=database,
@@ -328,7 +334,13 @@ def build_container(settings: Settings) -> Container:
         turns=turns,
         presence=presence,
         queue=QueueService(
-            database, scheduler, router, fleet_view, metrics=metrics, leads=leadership.is_leader
+            database,
+            scheduler,
+            router,
+            fleet_view,
+            metrics=metrics,
+            leads=leadership.is_leader,
+            voice_slots=voice_slots,
         ),
         health=HealthService(database),
         router=router,
@@ -360,11 +372,6 @@ def build_container(settings: Settings) -> Container:
         wellbeing=WellbeingService(database, settings),
         warmer=warmer,
         voice_engines=VoiceEngines(settings),
-        voice_slots=VoiceSlots(
-            synthesis=settings.voice_synthesis_slots,
-            transcription=settings.voice_transcription_slots,
-            queue_max=settings.voice_queue_max,
-            observer=metrics.voice_line,
-        ),
+        voice_slots=voice_slots,
     )
     return container

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
+from conftest import Api
 from personae.errors import VoiceBusy
 from personae.services.metrics import Metrics
 from personae.services.voice_slots import SYNTHESIS, TRANSCRIPTION, VoiceSlots
@@ -102,3 +103,22 @@ async def test_the_lines_show_in_the_metrics() -> None:
     text = metrics.render().decode()
     assert 'personae_voice_slots_busy{kind="synthesis"} 0.0' in text
     assert 'personae_voice_work_seconds_count{kind="synthesis"} 1.0' in text
+
+
+async def test_the_waiting_room_view_shows_the_voice_lines(api: Api) -> None:
+    slots = api.container.voice_slots
+    release = asyncio.Event()
+    log: list[str] = []
+    holder = asyncio.create_task(_hold(slots, SYNTHESIS, release, log, "holder"))
+    waiter = asyncio.create_task(_hold(slots, SYNTHESIS, release, log, "waiter"))
+    await _until(lambda: slots.state()[0].waiting == 1)
+    view = (await api.client().get("/api/v1/queue")).json()
+    lines = {line["kind"]: line for line in view["voice"]}
+    assert lines["synthesis"] == {
+        "kind": "synthesis", "slots": 1, "busy": 1, "waiting": 1,
+        "estimated_wait_s": lines["synthesis"]["estimated_wait_s"],
+    }  # fmt: skip
+    assert lines["synthesis"]["estimated_wait_s"] > 0
+    assert lines["transcription"]["busy"] == 0 and lines["transcription"]["estimated_wait_s"] == 0
+    release.set()
+    await asyncio.gather(holder, waiter)
