@@ -27,7 +27,8 @@ def _personae(
     clean = {k: v for k, v in os.environ.items() if not k.startswith("PERSONAE_")}
     return subprocess.run(
         [sys.executable, "-m", "personae.cli", *args],
-        env={**clean, "PERSONAE_ENVIRONMENT": "development", **(env or {})},
+        # Voice off: `serve` would fetch the voice files (tests/voice tests voice).
+        env={**clean, "PERSONAE_ENVIRONMENT": "development", "PERSONAE_VOICE": "off", **(env or {})},
         capture_output=True,
         text=True,
         timeout=300,
