@@ -25,9 +25,11 @@ def _personae(
     *args: str, env: dict[str, str] | None = None, **kwargs: object
 ) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("PERSONAE_")}
+    # Voice off: `serve` would fetch the voice files (tests/voice tests voice).
+    clean.update(PERSONAE_ENVIRONMENT="development", PERSONAE_VOICE="off")
     return subprocess.run(
         [sys.executable, "-m", "personae.cli", *args],
-        env={**clean, "PERSONAE_ENVIRONMENT": "development", **(env or {})},
+        env={**clean, **(env or {})},
         capture_output=True,
         text=True,
         timeout=300,

@@ -107,7 +107,11 @@ class Container:
     moderation_desk: ModerationDesk
     wellbeing: WellbeingService
     warmer: PrefixWarmer
-    # Voice (docs/voice.md): the engines and synthesis line, and read-aloud of replies.
+    # Speech engines (docs/voice.md) and the slots and line their work waits in.
+    voice_engines: VoiceEngines
+    voice_slots: VoiceSlots
+    # The voices list, a character's voice and synthesis (over the two above), and
+    # read-aloud of replies.
     voices: VoiceService
     speech: SpeechService
     # Set when the server begins to stop: open streams end so clients reconnect elsewhere.
@@ -202,7 +206,7 @@ class Container:
         await self.router.aclose()
         await self.moderation.aclose()
         await self.speech.aclose()
-        await self.voices.close()
+        await self.voice_engines.close()
         await self.events.aclose()
         await self.presence.aclose()
         await self.limiter.aclose()
@@ -301,9 +305,10 @@ def build_container(settings: Settings) -> Container:
         synthesis=settings.voice_synthesis_slots,
         transcription=settings.voice_transcription_slots,
         queue_max=settings.voice_queue_max,
+        observer=metrics.voice_line,
     )
-    metrics.watch_voice_lines(voice_slots.state)
-    voices = VoiceService(VoiceEngines(settings), voice_slots, limiter, settings)
+    voice_engines = VoiceEngines(settings)
+    voices = VoiceService(voice_engines, voice_slots, limiter, settings)
     container = Container(
         settings=settings,
         database=database,
@@ -339,7 +344,13 @@ def build_container(settings: Settings) -> Container:
         turns=turns,
         presence=presence,
         queue=QueueService(
-            database, scheduler, router, fleet_view, metrics=metrics, leads=leadership.is_leader
+            database,
+            scheduler,
+            router,
+            fleet_view,
+            metrics=metrics,
+            leads=leadership.is_leader,
+            voice_slots=voice_slots,
         ),
         health=HealthService(database),
         router=router,
@@ -370,6 +381,8 @@ def build_container(settings: Settings) -> Container:
         moderation_desk=ModerationDesk(database),
         wellbeing=WellbeingService(database, settings),
         warmer=warmer,
+        voice_engines=voice_engines,
+        voice_slots=voice_slots,
         voices=voices,
         speech=SpeechService(database, events, voices, settings),
     )

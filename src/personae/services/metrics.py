@@ -8,16 +8,16 @@ the probes the health gauges.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from personae.services.backend_replies import BackendReplies
-from personae.services.voice_slots import SYNTHESIS, TRANSCRIPTION, LineState
 
 if TYPE_CHECKING:  # (queue.py exports its figures here)
     from personae.services.queue import QueueView
+    from personae.services.voice_slots import LineState
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -164,16 +164,29 @@ class Metrics:
             ["classifier"],
             registry=registry,
         )
-        self.voice_busy = Gauge(
+        self.voice_slots = Gauge(
+            "personae_voice_slots",
+            "Voice slots of this process by kind (synthesis, transcription).",
+            ["kind"],
+            registry=registry,
+        )
+        self.voice_slots_busy = Gauge(
             "personae_voice_slots_busy",
-            "Voice slots in use in this process, by kind (synthesis, transcription).",
+            "Voice slots at work now, by kind.",
             ["kind"],
             registry=registry,
         )
         self.voice_waiting = Gauge(
             "personae_voice_waiting",
-            "Voice requests waiting in line for a slot in this process, by kind.",
+            "Voice requests waiting in line for a slot, by kind.",
             ["kind"],
+            registry=registry,
+        )
+        self.voice_work_seconds = Histogram(
+            "personae_voice_work_seconds",
+            "How long a slot was held for one piece of voice work, by kind.",
+            ["kind"],
+            buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32),
             registry=registry,
         )
         self.leader = Gauge(
@@ -246,19 +259,13 @@ class Metrics:
             self.cluster_slots.labels(backend.name).set(backend.slots)
             self.cluster_slots_busy.labels(backend.name).set(backend.in_flight)
 
-    def watch_voice_lines(self, lines: Callable[[], Sequence[LineState]]) -> None:
-        """Read the voice lines' slots and waiting requests when the metrics are read."""
-
-        def reader(kind: str, field: str) -> Callable[[], float]:
-            def read() -> float:
-                line = next((line for line in lines() if line.kind == kind), None)
-                return float(getattr(line, field)) if line is not None else 0.0
-
-            return read
-
-        for kind in (SYNTHESIS, TRANSCRIPTION):
-            self.voice_busy.labels(kind).set_function(reader(kind, "busy"))
-            self.voice_waiting.labels(kind).set_function(reader(kind, "waiting"))
+    def voice_line(self, line: LineState, work_s: float | None) -> None:
+        """A voice line changed; `work_s` is the length of a piece of work just done."""
+        self.voice_slots.labels(line.kind).set(line.slots)
+        self.voice_slots_busy.labels(line.kind).set(line.busy)
+        self.voice_waiting.labels(line.kind).set(line.waiting)
+        if work_s is not None:
+            self.voice_work_seconds.labels(line.kind).observe(work_s)
 
     def leading(self, leads: bool) -> None:
         self.leader.set(1 if leads else 0)

@@ -10,6 +10,7 @@ from personae.services.accounts import STAFF_ROLES
 from personae.services.fleet_view import FleetView
 from personae.services.metrics import Metrics
 from personae.services.send_path import PRIORITY_BY_ROLE, JobSignals
+from personae.services.voice_slots import VoiceSlots
 from personae.storage.db import Database
 from personae.storage.repos import jobs as job_repo
 from personae.storage.repos.accounts import UserRecord
@@ -43,6 +44,17 @@ class QueueView:
     running: int
     tiers: list[TierView]
     backends: list[BackendView] = field(default_factory=list)
+    # This process's voice lines (synthesis, transcription): their own slots.
+    voice: list[VoiceLineView] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class VoiceLineView:
+    kind: str
+    slots: int
+    busy: int
+    waiting: int
+    estimated_wait_s: float
 
 
 class QueueService:
@@ -55,7 +67,9 @@ class QueueService:
         *,
         metrics: Metrics | None = None,
         leads: Callable[[], bool] = lambda: True,
+        voice_slots: VoiceSlots | None = None,
     ) -> None:
+        self._voice_slots = voice_slots
         self._db = database
         self._signals = signals
         self._router = router
@@ -97,7 +111,24 @@ class QueueService:
             running=running,
             tiers=tiers,
             backends=backends if staff else [],
+            voice=self._voice_lines(),
         )
+
+    def _voice_lines(self) -> list[VoiceLineView]:
+        if self._voice_slots is None:
+            return []
+        return [
+            VoiceLineView(
+                line.kind,
+                line.slots,
+                line.busy,
+                line.waiting,
+                self._voice_slots.estimate_s(line.kind, line.waiting + 1)
+                if line.busy >= line.slots
+                else 0.0,
+            )
+            for line in self._voice_slots.state()
+        ]
 
     def _backends(self) -> tuple[list[BackendView], int]:
         """Each backend as the cluster sees it (this process's router when it is the

@@ -25,6 +25,7 @@ _FIRST_GUESS_S = 1.0
 _SMOOTHING = 0.2
 
 PlaceListener = Callable[[int, float], Awaitable[None]]
+LineObserver = Callable[["LineState", float | None], None]
 
 
 @dataclass
@@ -47,17 +48,36 @@ class LineState:
 
 
 class VoiceSlots:
-    """Slots and lines for `synthesis` and `transcription` in this process."""
+    """Slots and lines for `synthesis` and `transcription` in this process.
+    `observer(line, work_s)` hears of every change (metrics), with the length of a
+    piece of work when one ends."""
 
-    def __init__(self, *, synthesis: int, transcription: int, queue_max: int) -> None:
+    def __init__(
+        self,
+        *,
+        synthesis: int,
+        transcription: int,
+        queue_max: int,
+        observer: LineObserver | None = None,
+    ) -> None:
         self._lines = {SYNTHESIS: _Line(synthesis), TRANSCRIPTION: _Line(transcription)}
         self._queue_max = queue_max
+        self._observer = observer
+        for kind in self._lines:
+            self._changed(kind)
 
     def state(self) -> list[LineState]:
-        return [
-            LineState(kind, line.slots, line.busy, len(line.waiting), line.service_s, line.served)
-            for kind, line in self._lines.items()
-        ]
+        return [self._state(kind) for kind in self._lines]
+
+    def _state(self, kind: str) -> LineState:
+        line = self._lines[kind]
+        return LineState(
+            kind, line.slots, line.busy, len(line.waiting), line.service_s, line.served
+        )
+
+    def _changed(self, kind: str, work_s: float | None = None) -> None:
+        if self._observer is not None:
+            self._observer(self._state(kind), work_s)
 
     def estimate_s(self, kind: str, position: int) -> float:
         """When the request at `position` in line (1 = next) should start."""
@@ -74,6 +94,7 @@ class VoiceSlots:
             await self._wait(kind, line, on_place)
         else:
             line.busy += 1
+            self._changed(kind)
         started = time.monotonic()
         try:
             yield
@@ -82,6 +103,7 @@ class VoiceSlots:
             line.service_s += _SMOOTHING * (elapsed - line.service_s)
             line.served += 1
             self._hand_on(line)
+            self._changed(kind, elapsed)
 
     async def _wait(self, kind: str, line: _Line, on_place: PlaceListener | None) -> None:
         if len(line.waiting) >= self._queue_max:
@@ -93,6 +115,7 @@ class VoiceSlots:
             )
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         line.waiting.append(turn)
+        self._changed(kind)
         try:
             told = 0
             while not turn.done():
@@ -108,6 +131,7 @@ class VoiceSlots:
             else:
                 turn.cancel()
                 line.waiting.remove(turn)
+            self._changed(kind)
             raise
 
     @staticmethod

@@ -234,6 +234,3 @@ class VoiceService:
         return await bounded(
             to_wav, audio, budget_s=self._settings.cpu_budget_s, what="writing the sample"
         )
-
-    async def close(self) -> None:
-        await self.engines.close()

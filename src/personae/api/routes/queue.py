@@ -27,12 +27,22 @@ class BackendPublic(Output):
     service_s: float | None = None
 
 
+class VoiceLinePublic(Output):
+    kind: str
+    slots: int
+    busy: int
+    waiting: int
+    estimated_wait_s: float
+
+
 class QueuePublic(Output):
     length: int
     capacity: int
     running: int
     tiers: list[TierPublic]
     backends: list[BackendPublic]
+    # Synthesis and transcription wait in lines of their own (docs/voice.md).
+    voice: list[VoiceLinePublic]
 
 
 @router.get("/queue")
