@@ -181,3 +181,29 @@ async def test_with_voice_off_the_list_is_empty_and_every_voice_route_is_501(
         # A character without a voice is made as ever.
         assert (await user.post("/api/v1/characters", json={"name": "V"})).status_code == 201
         await api.aclose()
+
+
+async def test_without_the_voice_files_speech_says_which_files_are_missing(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    app = create_app(make_settings(voice_dir=tmp_path / "no-voices"))
+    async with app.router.lifespan_context(app):
+        api = Api(app)
+        user = await api.user()
+        body = (await user.get("/api/v1/voices")).json()
+        assert body["installed"] is True and body["voices"] == []
+        assert {engine["ready"] for engine in body["engines"]} == {False}
+        missing = await user.post("/api/v1/voices/sample", json={"voice": PIPER})
+        assert_problem(missing, 422, "unknown_voice")  # no engine with files to choose
+        made = await user.post(
+            "/api/v1/characters", json={"name": "Q", "first_message": "Hello there."}
+        )
+        chat = await user.post("/api/v1/chats", json={"character_id": made.json()["id"]})
+        messages = await user.get(f"/api/v1/chats/{chat.json()['id']}/messages")
+        greeting = messages.json()["items"][0]
+        assert greeting["role"] == "assistant"
+        for method in ("POST", "GET"):
+            answer = await user.request(method, f"/api/v1/messages/{greeting['id']}/speech")
+            problem = assert_problem(answer, 503, "voice_files_missing")
+            assert "models pull piper-joe" in problem["detail"]
+        await api.aclose()

@@ -156,6 +156,7 @@ class SpeechService:
                 tx, message.character_id or chat.character_id, include_deleted=True
             )
         choice = self._voices.voice_of(character.extensions if character else None)
+        self._voices.check_ready(choice)
         return _Target(message, choice)
 
     def _check_something_to_say(self, message: MessageRecord) -> None:

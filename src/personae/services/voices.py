@@ -175,6 +175,11 @@ class VoiceService:
                 log.info("a character's voice is not available here; the default speaks")
         return self.engines.default_choice()
 
+    def check_ready(self, choice: VoiceChoice) -> None:
+        """Refuse at once (`voice_files_missing`) a voice whose engine has no files here,
+        before work that would fail later is started."""
+        self.engines.engine(choice.engine)
+
     def check_room(self) -> None:
         """Refuse at once (`voice_busy`) when the synthesis line is full, before work
         that would wait in it is started."""
