@@ -192,6 +192,7 @@ async def _server(work: Path, models_dir: Path) -> AsyncIterator[tuple[str, str]
     env = personae_env(
         environment="development",
         data_dir=str(work),
+        voice="auto",
         voice_dir=str(models_dir),
         seed_demo="false",
         log_level="warning",
@@ -281,26 +282,31 @@ async def _first_audio_s(client: httpx.AsyncClient, reply_id: str, started: floa
     return first
 
 
+async def _keeper(client: httpx.AsyncClient) -> str:
+    """Sign up; a character with no voice chosen (the default: Piper's en_US joe)."""
+    opened = await client.post(
+        "/api/v1/auth/register", json={"username": "bench", "password": PASSWORD}
+    )
+    opened.raise_for_status()
+    client.headers["X-CSRF-Token"] = opened.json()["csrf_token"]
+    character = await client.post("/api/v1/characters", json={"name": "Keeper"})
+    character.raise_for_status()
+    return str(character.json()["id"])
+
+
 async def first_audio(models_dir: Path, replies: int) -> list[Heard]:
     """(c): the lag from a reply's first sentence to its first audio byte, with Piper."""
+    results = []
     with tempfile.TemporaryDirectory() as work:
-        async with _server(Path(work), models_dir) as (url, backend):
-            async with httpx.AsyncClient(base_url=url, timeout=120) as client:
-                opened = await client.post(
-                    "/api/v1/auth/register", json={"username": "bench", "password": PASSWORD}
-                )
-                opened.raise_for_status()
-                client.headers["X-CSRF-Token"] = opened.json()["csrf_token"]
-                # No voice chosen: the default, Piper's en_US joe.
-                character = await client.post("/api/v1/characters", json={"name": "Keeper"})
-                character.raise_for_status()
-                results = []
-                for number in range(replies + 1):  # the first loads the voice
-                    chat = await client.post(
-                        "/api/v1/chats", json={"character_id": character.json()["id"]}
-                    )
-                    chat.raise_for_status()
-                    results.append(await _heard(client, backend, chat.json()["id"], number))
+        async with (
+            _server(Path(work), models_dir) as (url, backend),
+            httpx.AsyncClient(base_url=url, timeout=120) as client,
+        ):
+            character_id = await _keeper(client)
+            for number in range(replies + 1):  # the first loads the voice
+                chat = await client.post("/api/v1/chats", json={"character_id": character_id})
+                chat.raise_for_status()
+                results.append(await _heard(client, backend, chat.json()["id"], number))
     measured = results[1:]
     lag = statistics.median(heard.lag_s for heard in measured)
     print(

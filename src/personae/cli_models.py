@@ -147,8 +147,9 @@ def _print_table(rows: list[tuple[str, ...]]) -> None:
 def _list_voice_files(settings: Settings) -> None:
     from personae.voice import files
     from personae.voice.base import voice_installed
+    from personae.voice.factory import models_dir_of
 
-    models_dir = voice_models_dir(settings)
+    models_dir = models_dir_of(settings)
     rows = [("VOICE FILES", "FOR", "SIZE", "LICENSE", "PULLED", "WHAT")]
     for entry in files.CATALOGUE.values():
         pulled = "yes" if files.is_pulled(entry.name, models_dir) else "no"
@@ -162,13 +163,6 @@ def _list_voice_files(settings: Settings) -> None:
         f"\nvoice files live in {models_dir}; `personae models pull --voice` fetches all of "
         f"them; the [voice] extra that uses them: {extra}"
     )
-
-
-def voice_models_dir(settings: Settings) -> Path:
-    """Where the voice files are (PERSONAE_VOICE_DIR, else the data directory's models)."""
-    from personae.voice.factory import VoiceEngines
-
-    return VoiceEngines(settings).models_dir
 
 
 @models_app.command("pull")
@@ -225,8 +219,9 @@ def pull_voice_files(
     """Fetch one set of voice files (all of them for None) into the voice directory,
     each after checking the disk has room for it; their folders."""
     from personae.voice import files
+    from personae.voice.factory import models_dir_of
 
-    models_dir = voice_models_dir(settings)
+    models_dir = models_dir_of(settings)
     names = list(files.CATALOGUE) if name is None else [name.strip().lower()]
     folders = []
     for each in names:

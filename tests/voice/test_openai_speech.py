@@ -4,7 +4,8 @@ that answers like such servers do (tests/fake_audio_server.py)."""
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,9 @@ import pytest
 
 from fake_audio_server import SECONDS_PER_CHAR, SPEECH_RATE, FakeAudioServer, serve_audio, tone
 from personae.errors import ConfigurationError, SpeechEngineFailed, UnknownVoice
+from personae.settings import Settings
 from personae.voice.base import Audio, VoiceChoice
+from personae.voice.factory import VoiceEngines
 from personae.voice.openai_speech import (
     OpenAISpeechEngine,
     OpenAITranscriber,
@@ -296,3 +299,74 @@ async def test_a_wrong_transcription_key_names_its_setting(audio_server: FakeAud
             await transcriber.transcribe(Audio(tone(0.2, 16_000), 16_000))
     finally:
         await transcriber.close()
+
+
+# The OpenAI-compatible clients behind VoiceEngines.
+
+
+async def test_a_speech_url_adds_the_openai_engine_beside_the_embedded_ones(
+    make_settings: Callable[..., Settings], audio_server: FakeAudioServer, tmp_path: Path
+) -> None:
+    engines = VoiceEngines(
+        make_settings(
+            voice_dir=tmp_path / "no-files",
+            speech_url=audio_server.url,
+            speech_api_key="sk-right",
+            speech_model="kokoro",
+            speech_voices="alloy, nova",
+        ),
+        installed=True,
+    )
+    try:
+        assert engines.engine_names() == ["piper", "kokoro", "openai"]
+        # No files pulled: the embedded engines are not ready, the server is.
+        assert [engines.engine_ready(name) for name in engines.engine_names()] == [
+            False, False, True,
+        ]  # fmt: skip
+        assert [(v.engine, v.id) for v in engines.voices()] == [
+            ("openai", "alloy"),
+            ("openai", "nova"),
+        ]
+        engines.check_choice(VoiceChoice("openai", "nova", speed=1.5))
+        with pytest.raises(UnknownVoice, match="cannot be blended"):
+            engines.check_choice(VoiceChoice("openai", "nova", blend=(("alloy", 0.2),)))
+        with pytest.raises(UnknownVoice, match="no voice 'echo'"):
+            engines.check_choice(VoiceChoice("openai", "echo"))
+        _assert_spoken(await engines.engine("openai").synthesize(TEXT, ALLOY), TEXT)
+        assert audio_server.seen[0].json is not None
+        assert audio_server.seen[0].json["model"] == "kokoro"
+    finally:
+        await engines.close()
+
+
+async def test_a_transcription_url_replaces_whisper(
+    make_settings: Callable[..., Settings], audio_server: FakeAudioServer, tmp_path: Path
+) -> None:
+    settings = make_settings(
+        voice_dir=tmp_path / "no-files",
+        transcription_url=audio_server.url + "/v1",
+        transcription_api_key="sk-right",
+    )
+    engines = VoiceEngines(settings, installed=True)
+    try:
+        assert engines.engine_names() == ["piper", "kokoro"]  # no speech server set
+        assert engines.transcription_ready()
+        transcriber = engines.transcriber()
+        assert isinstance(transcriber, OpenAITranscriber)
+        heard = await transcriber.transcribe(Audio(tone(0.2, 16_000), 16_000), language="en")
+        assert heard.text == "hello there"
+        assert audio_server.seen[0].fields["model"] == "whisper-1"
+    finally:
+        await engines.close()
+    # Without the URL and without Whisper's files: nothing to hear with.
+    assert not VoiceEngines(
+        make_settings(voice_dir=tmp_path / "none"), installed=True
+    ).transcription_ready()
+
+
+@pytest.mark.parametrize("setting", ["speech_url", "transcription_url"])
+def test_a_server_url_that_is_not_one_stops_the_start(
+    make_settings: Callable[..., Settings], setting: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=f"PERSONAE_{setting.upper()}"):
+        VoiceEngines(make_settings(**{setting: "localhost:8880"}), installed=True)
