@@ -31,6 +31,7 @@ from personae.api.routes import (
     queue,
     reports,
     rooms,
+    voices,
     web,
 )
 from personae.api.routes import status as status_routes
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         memory.router,
         queue.router,
         rooms.router,
+        voices.router,
     ):
         app.include_router(router)
     app.include_router(docs.router)

@@ -50,9 +50,12 @@ from personae.services.room_invites import RoomInvites
 from personae.services.room_sends import RoomSends
 from personae.services.room_turns import RoomTurns
 from personae.services.rooms import RoomService
+from personae.services.speech import SpeechService
 from personae.services.status import StatusService
 from personae.services.streams import StreamService
 from personae.services.summaries import SummaryJobs
+from personae.services.voice_slots import VoiceSlots
+from personae.services.voices import VoiceService
 from personae.services.warmup import PrefixWarmer
 from personae.services.webhooks import WebhookService
 from personae.services.wellbeing import WellbeingService
@@ -60,6 +63,7 @@ from personae.settings import Settings, ensure_secret_key
 from personae.storage import migrate
 from personae.storage.db import Database
 from personae.storage.leader_lock import LeaderLock
+from personae.voice.factory import VoiceEngines
 
 log = logging.getLogger("personae.container")
 
@@ -103,6 +107,9 @@ class Container:
     moderation_desk: ModerationDesk
     wellbeing: WellbeingService
     warmer: PrefixWarmer
+    # Voice (docs/voice.md): the engines and synthesis line, and read-aloud of replies.
+    voices: VoiceService
+    speech: SpeechService
     # Set when the server begins to stop: open streams end so clients reconnect elsewhere.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
@@ -194,6 +201,8 @@ class Container:
         await self.fleet.stop()
         await self.router.aclose()
         await self.moderation.aclose()
+        await self.speech.aclose()
+        await self.voices.close()
         await self.events.aclose()
         await self.presence.aclose()
         await self.limiter.aclose()
@@ -288,6 +297,13 @@ def build_container(settings: Settings) -> Container:
         database, cpu_budget_s=settings.cpu_budget_s, max_pixels=settings.image_max_pixels
     )
     accounts = AccountService(database, settings, limiter, secret_key)
+    voice_slots = VoiceSlots(
+        synthesis=settings.voice_synthesis_slots,
+        transcription=settings.voice_transcription_slots,
+        queue_max=settings.voice_queue_max,
+    )
+    metrics.watch_voice_lines(voice_slots.state)
+    voices = VoiceService(VoiceEngines(settings), voice_slots, limiter, settings)
     container = Container(
         settings=settings,
         database=database,
@@ -302,6 +318,7 @@ def build_container(settings: Settings) -> Container:
             images=images,
             trending_window_days=settings.trending_window_days,
             warmer=warmer,
+            voices=voices,
         ),
         cards=CardService(
             database,
@@ -353,5 +370,7 @@ def build_container(settings: Settings) -> Container:
         moderation_desk=ModerationDesk(database),
         wellbeing=WellbeingService(database, settings),
         warmer=warmer,
+        voices=voices,
+        speech=SpeechService(database, events, voices, settings),
     )
     return container
