@@ -20,6 +20,7 @@ from personae.llm.router import Router
 from personae.llm.slots import SharedSlots
 from personae.services.account_deletion import AccountDeletion
 from personae.services.accounts import AccountService
+from personae.services.calls import CallService
 from personae.services.cards import CardService
 from personae.services.characters import CharacterService
 from personae.services.chats import ChatService
@@ -45,6 +46,7 @@ from personae.services.quotas import Quotas
 from personae.services.ratelimit import RateLimiter, build_storage
 from personae.services.recall import Recall, load_embedder
 from personae.services.recall_jobs import RecallIndexJobs
+from personae.services.reply_follow import ReplyFollower
 from personae.services.reports import ReportService
 from personae.services.room_invites import RoomInvites
 from personae.services.room_sends import RoomSends
@@ -53,6 +55,8 @@ from personae.services.rooms import RoomService
 from personae.services.status import StatusService
 from personae.services.streams import StreamService
 from personae.services.summaries import SummaryJobs
+from personae.services.transcription import TranscriptionService
+from personae.services.voice_slots import VoiceSlots
 from personae.services.warmup import PrefixWarmer
 from personae.services.webhooks import WebhookService
 from personae.services.wellbeing import WellbeingService
@@ -60,6 +64,7 @@ from personae.settings import Settings, ensure_secret_key
 from personae.storage import migrate
 from personae.storage.db import Database
 from personae.storage.leader_lock import LeaderLock
+from personae.voice.factory import VoiceEngines
 
 log = logging.getLogger("personae.container")
 
@@ -103,6 +108,10 @@ class Container:
     moderation_desk: ModerationDesk
     wellbeing: WellbeingService
     warmer: PrefixWarmer
+    voice: VoiceEngines
+    voice_slots: VoiceSlots
+    transcription: TranscriptionService
+    calls: CallService
     # Set when the server begins to stop: open streams end so clients reconnect elsewhere.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
@@ -187,6 +196,7 @@ class Container:
         await self.leadership.aclose()
         await self.webhooks.aclose()
         self.router.cancel_warmups()
+        await self.calls.aclose()
         await self.scheduler.shutdown(self._grace_left())
         await self.warmer.settled()
         if self.fleet_view is not None:
@@ -194,6 +204,7 @@ class Container:
         await self.fleet.stop()
         await self.router.aclose()
         await self.moderation.aclose()
+        await self.voice.close()
         await self.events.aclose()
         await self.presence.aclose()
         await self.limiter.aclose()
@@ -288,6 +299,24 @@ def build_container(settings: Settings) -> Container:
         database, cpu_budget_s=settings.cpu_budget_s, max_pixels=settings.image_max_pixels
     )
     accounts = AccountService(database, settings, limiter, secret_key)
+    messages = MessageService(database, events, scheduler, settings, moderation, turns)
+    voice = VoiceEngines(settings)
+    voice_slots = VoiceSlots(
+        synthesis=settings.voice_synthesis_slots,
+        transcription=settings.voice_transcription_slots,
+        queue_max=settings.voice_queue_max,
+    )
+    transcription = TranscriptionService(voice, voice_slots, limiter, settings)
+    calls = CallService(
+        database,
+        chats,
+        messages,
+        ReplyFollower(database, events),
+        voice,
+        voice_slots,
+        transcription,
+        settings,
+    )
     container = Container(
         settings=settings,
         database=database,
@@ -313,7 +342,7 @@ def build_container(settings: Settings) -> Container:
         ),
         images=images,
         chats=chats,
-        messages=MessageService(database, events, scheduler, settings, moderation, turns),
+        messages=messages,
         streams=StreamService(
             database, events, chats, presence, presence_ttl_s=settings.room_presence_ttl_s
         ),
@@ -353,5 +382,9 @@ def build_container(settings: Settings) -> Container:
         moderation_desk=ModerationDesk(database),
         wellbeing=WellbeingService(database, settings),
         warmer=warmer,
+        voice=voice,
+        voice_slots=voice_slots,
+        transcription=transcription,
+        calls=calls,
     )
     return container

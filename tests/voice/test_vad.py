@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from recordings import espeak, joined, silence
 
 from personae.voice.base import Audio
 from personae.voice.vad import (
@@ -13,7 +14,6 @@ from personae.voice.vad import (
     TurnEnded,
     VadConfig,
 )
-from voice.samples import espeak, joined, silence
 
 FRAME_BYTES = SAMPLE_RATE * 20 // 1000 * 2  # 20 ms
 

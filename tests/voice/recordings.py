@@ -1,29 +1,30 @@
-"""Speech to test with: real espeak-ng speech (/usr/bin/espeak-ng), as WAV, as the
-compressed recordings browsers make (Opus in WebM or Ogg, through PyAV), and as
-the 16 kHz PCM a call sends; and a word error rate to compare what was heard."""
+"""Recordings for the transcription and call tests, from espeak-ng speech
+(speech_samples.py): as the compressed files browsers make (Opus in WebM or Ogg,
+through PyAV), and as the 16 kHz PCM a call sends, with silence around it."""
 
 from __future__ import annotations
 
 import io
-import re
 import subprocess
 import tempfile
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+from speech_samples import ESPEAK
 
 from personae.voice.base import Audio
-from personae.voice.wav import from_wav, resample, to_wav
-
-ESPEAK = "/usr/bin/espeak-ng"
+from personae.voice.wav import from_wav, resample
 
 
 def espeak(text: str) -> Audio:
-    """`text` spoken by espeak-ng (22050 Hz)."""
+    """`text` spoken by espeak-ng's American voice at 130 words a minute (22050 Hz):
+    Whisper tiny.en hears it best (a word error rate of 0.08 on four sentences,
+    against 0.27 at espeak's default voice and speed)."""
+    assert ESPEAK is not None, "espeak-ng is needed (apt-get install espeak-ng)"
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "speech.wav"
-        subprocess.run([ESPEAK, "-w", str(path), text], check=True, timeout=60)
+        subprocess.run([ESPEAK, "-v", "en-us", "-s", "130", "-w", str(path), text], check=True)
         return from_wav(path.read_bytes())
 
 
@@ -34,10 +35,6 @@ def silence(seconds: float, sample_rate: int = 16_000) -> Audio:
 def joined(*parts: Audio, sample_rate: int = 16_000) -> Audio:
     """The parts one after another, at `sample_rate`."""
     return Audio(b"".join(resample(part, sample_rate).pcm for part in parts), sample_rate)
-
-
-def wav_bytes(audio: Audio) -> bytes:
-    return to_wav(audio)
 
 
 def opus_bytes(audio: Audio, container: str) -> bytes:
@@ -64,18 +61,3 @@ def opus_bytes(audio: Audio, container: str) -> bytes:
         for packet in stream.encode(None):  # type: ignore[union-attr]
             output.mux(packet)
     return buffer.getvalue()
-
-
-def words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9']+", text.lower())
-
-
-def word_error_rate(expected: str, heard: str) -> float:
-    """(substitutions + deletions + insertions) / words expected (Levenshtein on words)."""
-    want, got = words(expected), words(heard)
-    row = list(range(len(got) + 1))
-    for i, word in enumerate(want, start=1):
-        previous, row[0] = row[0], i
-        for j, other in enumerate(got, start=1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (word != other))
-    return row[len(got)] / max(1, len(want))
