@@ -33,6 +33,7 @@ from personae.api.routes import (
     reports,
     rooms,
     transcriptions,
+    voices,
     web,
 )
 from personae.api.routes import status as status_routes
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rooms.router,
         transcriptions.router,
         calls.router,
+        voices.router,
     ):
         app.include_router(router)
     app.include_router(docs.router)

@@ -46,17 +46,18 @@ from personae.services.quotas import Quotas
 from personae.services.ratelimit import RateLimiter, build_storage
 from personae.services.recall import Recall, load_embedder
 from personae.services.recall_jobs import RecallIndexJobs
-from personae.services.reply_follow import ReplyFollower
 from personae.services.reports import ReportService
 from personae.services.room_invites import RoomInvites
 from personae.services.room_sends import RoomSends
 from personae.services.room_turns import RoomTurns
 from personae.services.rooms import RoomService
+from personae.services.speech import SpeechService
 from personae.services.status import StatusService
 from personae.services.streams import StreamService
 from personae.services.summaries import SummaryJobs
 from personae.services.transcription import TranscriptionService
 from personae.services.voice_slots import VoiceSlots
+from personae.services.voices import VoiceService
 from personae.services.warmup import PrefixWarmer
 from personae.services.webhooks import WebhookService
 from personae.services.wellbeing import WellbeingService
@@ -108,8 +109,10 @@ class Container:
     moderation_desk: ModerationDesk
     wellbeing: WellbeingService
     warmer: PrefixWarmer
-    voice: VoiceEngines
-    voice_slots: VoiceSlots
+    # Voice (docs/voice.md): the engines and voice lines, read-aloud of replies,
+    # push-to-talk transcription and calls.
+    voices: VoiceService
+    speech: SpeechService
     transcription: TranscriptionService
     calls: CallService
     # Set when the server begins to stop: open streams end so clients reconnect elsewhere.
@@ -204,7 +207,8 @@ class Container:
         await self.fleet.stop()
         await self.router.aclose()
         await self.moderation.aclose()
-        await self.voice.close()
+        await self.speech.aclose()
+        await self.voices.close()
         await self.events.aclose()
         await self.presence.aclose()
         await self.limiter.aclose()
@@ -300,23 +304,15 @@ def build_container(settings: Settings) -> Container:
     )
     accounts = AccountService(database, settings, limiter, secret_key)
     messages = MessageService(database, events, scheduler, settings, moderation, turns)
-    voice = VoiceEngines(settings)
     voice_slots = VoiceSlots(
         synthesis=settings.voice_synthesis_slots,
         transcription=settings.voice_transcription_slots,
         queue_max=settings.voice_queue_max,
     )
-    transcription = TranscriptionService(voice, voice_slots, limiter, settings)
-    calls = CallService(
-        database,
-        chats,
-        messages,
-        ReplyFollower(database, events),
-        voice,
-        voice_slots,
-        transcription,
-        settings,
-    )
+    metrics.watch_voice_lines(voice_slots.state)
+    voices = VoiceService(VoiceEngines(settings), voice_slots, limiter, settings)
+    transcription = TranscriptionService(voices.engines, voices.slots, limiter, settings)
+    calls = CallService(database, chats, messages, events, voices, transcription, settings)
     container = Container(
         settings=settings,
         database=database,
@@ -331,6 +327,7 @@ def build_container(settings: Settings) -> Container:
             images=images,
             trending_window_days=settings.trending_window_days,
             warmer=warmer,
+            voices=voices,
         ),
         cards=CardService(
             database,
@@ -382,8 +379,8 @@ def build_container(settings: Settings) -> Container:
         moderation_desk=ModerationDesk(database),
         wellbeing=WellbeingService(database, settings),
         warmer=warmer,
-        voice=voice,
-        voice_slots=voice_slots,
+        voices=voices,
+        speech=SpeechService(database, events, voices, settings),
         transcription=transcription,
         calls=calls,
     )

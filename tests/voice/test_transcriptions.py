@@ -149,7 +149,7 @@ async def test_a_full_line_for_transcription_answers_voice_busy(
 ) -> None:
     async for api in _api(voice_settings(voice_queue_max=0)):
         client = await api.user()
-        async with api.container.voice_slots.take(TRANSCRIPTION):  # the one slot, taken
+        async with api.container.voices.slots.take(TRANSCRIPTION):  # the one slot, taken
             busy = await client.post(URL, files=_file(to_wav(espeak("Hello")), "audio/wav"))
         body = assert_problem(busy, 503, "voice_busy")
         assert body["retryable"] is True and int(busy.headers["Retry-After"]) >= 1

@@ -5,10 +5,12 @@ but what it says is the chat's: each turn the user speaks is heard to its end by
 voice activity detection (voice/vad.py), transcribed (TRANSCRIPTION slots), and sent
 through `ChatService.send` like typed text (the same moderation, waiting room and
 durability; `client_id` "call-<call>-<turn>"). The reply is followed as it streams
-(reply_follow.py) and each sentence is spoken in the character's voice as soon as it
-is complete (SYNTHESIS slots). Speech heard while the character speaks, or while its
-reply is on its way, is a barge-in: the speaking stops, the reply is stopped through
-the stop path (it keeps what was written, "stopped"), and the new turn is heard.
+(speech_follow.py, as read-aloud follows it) and each sentence is spoken in the
+character's voice as soon as it is complete (voices.py, SYNTHESIS slots); what is
+said of a sentence is what read-aloud says of it (voice/sentences.py). Speech heard
+while the character speaks, or while its reply is on its way, is a barge-in: the
+speaking stops, the reply is stopped through the stop path (it keeps what was
+written, "stopped"), and the new turn is heard.
 
 A reply belongs to the server: a call that drops leaves the message it sent and its
 reply in the chat, written to the end; a turn still being transcribed when the call
@@ -32,16 +34,18 @@ from personae.errors import (
     ContentRefused,
     InvalidState,
     NotFound,
-    UnknownVoice,
     ValidationFailed,
 )
+from personae.events.base import EventLog
 from personae.services import room_access
+from personae.services.chat_events import FAILED, chat_stream
 from personae.services.chats import ChatService
 from personae.services.messages import MessageService
-from personae.services.reply_follow import Ended, ReplyFollower, Sentence, Waiting
 from personae.services.send_path import SendResult
+from personae.services.speech_follow import MessageChanged, ReplyFollower
 from personae.services.transcription import TranscriptionService
-from personae.services.voice_slots import SYNTHESIS, VoiceSlots
+from personae.services.voice_slots import SYNTHESIS
+from personae.services.voices import VoiceService, choice_to_json
 from personae.settings import Settings
 from personae.storage.db import Database
 from personae.storage.repos import characters as character_repo
@@ -49,7 +53,7 @@ from personae.storage.repos import chats as chats_repo
 from personae.storage.repos.accounts import UserRecord
 from personae.storage.repos.chats import ChatRecord
 from personae.voice.base import Audio, VoiceChoice
-from personae.voice.factory import VoiceEngines
+from personae.voice.sentences import Speakable, pieces
 from personae.voice.vad import (
     SAMPLE_RATE,
     SileroVad,
@@ -125,46 +129,24 @@ class CallTarget:
     voice: VoiceChoice
 
 
-def voice_wire(choice: VoiceChoice) -> dict[str, Any]:
-    blend = [{"voice": voice, "weight": weight} for voice, weight in choice.blend]
-    return {"engine": choice.engine, "voice": choice.voice, "speed": choice.speed, "blend": blend}
-
-
-def stored_voice(extensions: dict[str, Any]) -> VoiceChoice | None:
-    """The voice a character's card keeps in `extensions["personae"]["voice"]`."""
-    personae = extensions.get("personae")
-    stored = personae.get("voice") if isinstance(personae, dict) else None
-    if not isinstance(stored, dict):
-        return None
-    try:
-        blend = tuple(
-            (str(part["voice"]), float(part["weight"])) for part in stored.get("blend") or ()
-        )
-        speed = float(stored.get("speed", 1.0))
-        return VoiceChoice(str(stored["engine"]), str(stored["voice"]), speed, blend)
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
 class CallService:
     def __init__(
         self,
         database: Database,
         chats: ChatService,
         messages: MessageService,
-        follower: ReplyFollower,
-        engines: VoiceEngines,
-        slots: VoiceSlots,
+        events: EventLog,
+        voices: VoiceService,
         transcription: TranscriptionService,
         settings: Settings,
     ) -> None:
-        self._db = database
+        self.database = database
         self.chats = chats
         self.messages = messages
-        self.follower = follower
-        self.engines = engines
-        self.slots = slots
+        self.events = events
+        self.voices = voices
         self.transcription = transcription
+        self.settings = settings
         self.vad_config = VadConfig(
             threshold=settings.call_vad_threshold,
             neg_threshold=max(0.01, settings.call_vad_threshold - 0.15),
@@ -180,8 +162,8 @@ class CallService:
     async def open(self, user: UserRecord, chat_id: str) -> CallTarget:
         """Check everything a call needs before it starts: voice installed, a chat the
         user may write in (1:1 only), its character's voice, the VAD model loaded."""
-        self.engines.require()
-        async with self._db.read() as tx:
+        self.voices.require()
+        async with self.database.read() as tx:
             chat = await chats_repo.get_chat(tx, chat_id)
             await room_access.check_send(tx, chat, user)
             assert chat is not None
@@ -192,21 +174,11 @@ class CallService:
             )
         if character is None:
             raise NotFound("No chat with this id.")
-        voice = self._voice_for(character.extensions)
-        self.engines.engine(voice.engine)  # VoiceFilesMissing before the call, not in it
-        self.engines.transcriber()
+        voice = self.voices.voice_of(character.extensions)
+        self.voices.engines.engine(voice.engine)  # VoiceFilesMissing now, not in the call
+        self.transcription.check_ready()
         await self._load_vad()
         return CallTarget(chat, voice)
-
-    def _voice_for(self, extensions: dict[str, Any]) -> VoiceChoice:
-        choice = stored_voice(extensions)
-        if choice is not None:
-            try:
-                self.engines.check_choice(choice)
-                return choice
-            except (UnknownVoice, ValidationFailed):
-                log.info("a character's stored voice is not offered here: the default speaks")
-        return self.engines.default_choice()
 
     async def _load_vad(self) -> SileroVad:
         async with self._vad_loading:
@@ -280,7 +252,7 @@ class Call:
             {
                 "type": "ready",
                 "sample_rate_out": self.start.sample_rate_out,
-                "voice": voice_wire(self.target.voice),
+                "voice": choice_to_json(self.target.voice),
             }
         )
         await self.link.send({"type": "listening"})
@@ -390,18 +362,15 @@ class Call:
             return
         turn.phase = SENDING
         chat_id = self.target.chat.id
-        cursor = await self.service.follower.cursor(chat_id)
+        cursor = await self.service.events.last_id(chat_stream(chat_id))
         turn.send = asyncio.create_task(
             self.service.chats.send(self.user, chat_id, f"call-{self.id}-{number}", text)
         )
         try:
             result = await asyncio.shield(turn.send)
-        except ContentRefused as refusal:
-            await self.link.send_problem("refused", refusal, text=text)
-            await self.link.send({"type": "listening"})
-            return
         except AppError as error:
-            await self.link.send_problem("error", error, text=text)
+            kind = "refused" if isinstance(error, ContentRefused) else "error"
+            await self.link.send_problem(kind, error, text=text)
             await self.link.send({"type": "listening"})
             return
         if self._closed or result.reply is None:
@@ -410,8 +379,13 @@ class Call:
         await self.link.send({"type": "transcript", "text": text, "message_id": result.message.id})
         await self.link.send({"type": "reply", "message_id": result.reply.id})
         if result.queue is not None:
-            await self._tell_place(result.queue.position, result.queue.estimated_start_s)
-        status = await self._answer(result.reply.id, cursor)
+            await self._tell_place(None, result.queue.position, result.queue.estimated_start_s)
+        watching = asyncio.create_task(self._watch_place(result.reply.id, cursor))
+        try:
+            await self._answer(result.reply.id, watching)
+        finally:
+            watching.cancel()
+        status = await self._status_of(result.reply.id)
         await self.link.send(
             {"type": "reply_done", "message_id": result.reply.id, "status": status}
         )
@@ -433,49 +407,57 @@ class Call:
             return None
         return transcript.text.strip()
 
-    async def _answer(self, reply_id: str, cursor: str | None) -> str:
-        """Follow the reply and speak each sentence as it completes; its final status."""
-        sentences: asyncio.Queue[Sentence | None] = asyncio.Queue()
-        status = "failed"
+    async def _answer(self, reply_id: str, watching: asyncio.Task[None]) -> None:
+        """Follow the reply and speak each sentence as it completes (while one is
+        synthesised, the reply goes on streaming and the next sentences wait)."""
+        said: asyncio.Queue[str | None] = asyncio.Queue()
+        follower = ReplyFollower(
+            self.service.database,
+            self.service.events,
+            message_id=reply_id,
+            chat_id=self.target.chat.id,
+            limit=self.service.settings.speech_max_chars,
+        )
 
         async def follow() -> None:
-            nonlocal status
+            speakable = Speakable()
             try:
-                async for news in self.service.follower.follow(
-                    self.target.chat.id, reply_id, cursor
-                ):
-                    if isinstance(news, Sentence):
-                        sentences.put_nowait(news)
-                    elif isinstance(news, Waiting):
-                        await self._tell_place(news.position, news.estimated_start_s)
-                    elif isinstance(news, Ended):
-                        status = news.status
+                async for sentence in follower.sentences():
+                    watching.cancel()  # it is written: no more places in line
+                    for text in pieces(speakable.say(sentence.text)):
+                        said.put_nowait(text)
+            except MessageChanged:
+                pass  # edited or deleted meanwhile: what is left is not said
             finally:
-                sentences.put_nowait(None)
+                said.put_nowait(None)
 
         async def speak() -> None:
-            while (sentence := await sentences.get()) is not None:
-                await self._speak(sentence)
+            await self.service.voices.rate_limit(self.user)
+            index = 0
+            while (text := await said.get()) is not None:
+                await self._speak(index, text)
+                index += 1
 
-        async with asyncio.TaskGroup() as group:
-            group.create_task(follow())
-            group.create_task(speak())
-        return status
-
-    async def _speak(self, sentence: Sentence) -> None:
-        voice = self.target.voice
         try:
-            engine = self.service.engines.engine(voice.engine)
-            async with self.service.slots.take(SYNTHESIS, self._place_teller(SYNTHESIS)):
-                audio = await engine.synthesize(sentence.text, voice)
-        except AppError as error:  # one sentence unsaid; the reply's text is in the chat
-            await self.link.send_problem("error", error, index=sentence.index)
+            async with asyncio.TaskGroup() as group:
+                group.create_task(follow())
+                group.create_task(speak())
+        except* AppError as errors:  # rate_limited: the reply is in the chat, unspoken
+            await self.link.send_problem("error", errors.exceptions[0])  # type: ignore[arg-type]
+
+    async def _speak(self, index: int, text: str) -> None:
+        try:
+            audio = await self.service.voices.synthesize(
+                text, self.target.voice, self._place_teller(SYNTHESIS)
+            )
+        except AppError as error:  # one piece unsaid; the reply's text is in the chat
+            await self.link.send_problem("error", error, index=index)
             return
         audio = await asyncio.to_thread(resample, audio, self.start.sample_rate_out)
         frame = {
             "type": "audio",
-            "index": sentence.index,
-            "text": sentence.text,
+            "index": index,
+            "text": text,
             "sample_rate": audio.sample_rate,
             "bytes": len(audio.pcm),
         }
@@ -483,22 +465,38 @@ class Call:
         now = asyncio.get_running_loop().time()
         self._playing_until = max(self._playing_until, now) + audio.duration_s
 
-    async def _tell_place(self, position: int, estimated_start_s: float | None) -> None:
-        await self.link.send(
-            {"type": "queue", "position": position, "estimated_start_s": estimated_start_s}
-        )
+    async def _watch_place(self, reply_id: str, cursor: str | None) -> None:
+        """The reply's places in line (`queue` events of the chat's stream) until it
+        starts being written."""
+        stream = chat_stream(self.target.chat.id)
+        while True:
+            for event in await self.service.events.read(stream, cursor, wait_s=5.0):
+                cursor = event.id
+                if event.name == "queue" and event.data.get("message_id") == reply_id:
+                    position = int(event.data.get("position", 0))
+                    await self._tell_place(None, position, event.data.get("estimated_start_s"))
+
+    async def _status_of(self, reply_id: str) -> str:
+        async with self.service.database.read() as tx:
+            reply = await chats_repo.get_message(tx, reply_id)
+        return reply.status if reply is not None else FAILED
+
+    async def _tell_place(
+        self, kind: str | None, position: int, estimated_start_s: float | None
+    ) -> None:
+        """A `queue` frame: the reply's place in line, or with `kind` (transcription,
+        synthesis) a place in a voice line."""
+        frame: dict[str, Any] = {
+            "type": "queue",
+            "position": position,
+            "estimated_start_s": estimated_start_s,
+        }
+        if kind is not None:
+            frame["kind"] = kind
+        await self.link.send(frame)
 
     def _place_teller(self, kind: str) -> Callable[[int, float], Awaitable[None]]:
-        """Places in a voice line (transcription, synthesis), as `queue` frames with `kind`."""
-
         async def tell(position: int, estimated_start_s: float) -> None:
-            await self.link.send(
-                {
-                    "type": "queue",
-                    "kind": kind,
-                    "position": position,
-                    "estimated_start_s": estimated_start_s,
-                }
-            )
+            await self._tell_place(kind, position, estimated_start_s)
 
         return tell

@@ -61,6 +61,10 @@ class TranscriptionService:
         )
         return await self.transcribe(audio, language=language)
 
+    def check_ready(self) -> None:
+        """VoiceNotInstalled / VoiceFilesMissing unless transcription can run here."""
+        self._engines.transcriber()
+
     async def count(self, user: UserRecord) -> None:
         """One transcription against the user's rate limit (RateLimited past it)."""
         await self._limiter.hit(
