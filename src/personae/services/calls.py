@@ -246,6 +246,7 @@ class Call:
     _carry: Audio | None = None  # a turn cut off before it was sent: it opens the next
     _playing_until: float = 0.0  # when the client's playback of what was sent ends
     _closed: bool = False
+    _last_place: dict[str, Any] | None = None
 
     async def begin(self) -> None:
         await self.link.send(
@@ -493,7 +494,9 @@ class Call:
         }
         if kind is not None:
             frame["kind"] = kind
-        await self.link.send(frame)
+        if frame != self._last_place:  # the send and the stream may tell the same place
+            self._last_place = frame
+            await self.link.send(frame)
 
     def _place_teller(self, kind: str) -> Callable[[int, float], Awaitable[None]]:
         async def tell(position: int, estimated_start_s: float) -> None:
