@@ -20,6 +20,7 @@ from personae.llm.router import Router
 from personae.llm.slots import SharedSlots
 from personae.services.account_deletion import AccountDeletion
 from personae.services.accounts import AccountService
+from personae.services.calls import CallService
 from personae.services.cards import CardService
 from personae.services.characters import CharacterService
 from personae.services.chats import ChatService
@@ -54,6 +55,7 @@ from personae.services.speech import SpeechService
 from personae.services.status import StatusService
 from personae.services.streams import StreamService
 from personae.services.summaries import SummaryJobs
+from personae.services.transcription import TranscriptionService
 from personae.services.voice_slots import VoiceSlots
 from personae.services.voices import VoiceService
 from personae.services.warmup import PrefixWarmer
@@ -107,13 +109,15 @@ class Container:
     moderation_desk: ModerationDesk
     wellbeing: WellbeingService
     warmer: PrefixWarmer
-    # Speech engines (docs/voice.md) and the slots and line their work waits in.
+    # Voice (docs/voice.md): the engines and the slots and line their work waits in;
+    # the voices list, a character's voice and synthesis; read-aloud of replies,
+    # push-to-talk transcription and calls.
     voice_engines: VoiceEngines
     voice_slots: VoiceSlots
-    # The voices list, a character's voice and synthesis (over the two above), and
-    # read-aloud of replies.
     voices: VoiceService
     speech: SpeechService
+    transcription: TranscriptionService
+    calls: CallService
     # Set when the server begins to stop: open streams end so clients reconnect elsewhere.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
@@ -198,6 +202,7 @@ class Container:
         await self.leadership.aclose()
         await self.webhooks.aclose()
         self.router.cancel_warmups()
+        await self.calls.aclose()
         await self.scheduler.shutdown(self._grace_left())
         await self.warmer.settled()
         if self.fleet_view is not None:
@@ -301,6 +306,7 @@ def build_container(settings: Settings) -> Container:
         database, cpu_budget_s=settings.cpu_budget_s, max_pixels=settings.image_max_pixels
     )
     accounts = AccountService(database, settings, limiter, secret_key)
+    messages = MessageService(database, events, scheduler, settings, moderation, turns)
     voice_slots = VoiceSlots(
         synthesis=settings.voice_synthesis_slots,
         transcription=settings.voice_transcription_slots,
@@ -309,6 +315,8 @@ def build_container(settings: Settings) -> Container:
     )
     voice_engines = VoiceEngines(settings)
     voices = VoiceService(voice_engines, voice_slots, limiter, settings)
+    transcription = TranscriptionService(voice_engines, voice_slots, limiter, settings)
+    calls = CallService(database, chats, messages, events, voices, transcription, settings)
     container = Container(
         settings=settings,
         database=database,
@@ -335,7 +343,7 @@ def build_container(settings: Settings) -> Container:
         ),
         images=images,
         chats=chats,
-        messages=MessageService(database, events, scheduler, settings, moderation, turns),
+        messages=messages,
         streams=StreamService(
             database, events, chats, presence, presence_ttl_s=settings.room_presence_ttl_s
         ),
@@ -385,5 +393,7 @@ def build_container(settings: Settings) -> Container:
         voice_slots=voice_slots,
         voices=voices,
         speech=SpeechService(database, events, voices, settings),
+        transcription=transcription,
+        calls=calls,
     )
     return container

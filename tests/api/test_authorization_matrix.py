@@ -190,6 +190,10 @@ ROUTES: dict[str, Row] = {
     "POST /api/v1/messages/{message_id}/pin": Row(OWNER),
     "GET /api/v1/messages/{message_id}/prompt": Row(OWNER, params={"message_id": "reply_id"}),
     "GET /api/v1/queue": Row(PUBLIC),  # staff see more of it
+    # voice: a recording's words (not stored; a file that is no audio is a 422 "ok")
+    "POST /api/v1/speech/transcriptions": Row(
+        SIGNED_IN, files={"file": ("r.webm", b"not audio", "audio/webm")}
+    ),
     # group rooms: the owner's room of their private character (docs/rooms.md)
     "POST /api/v1/rooms": Row(OWNER, json={"title": "R", "character_ids": ["{character_id}"]}),
     "GET /api/v1/rooms/{room_id}": Row(OWNER),
