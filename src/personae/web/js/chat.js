@@ -278,7 +278,7 @@ class ChatView {
   voiceTools(name) {
     if (!this.readAloud) return null;
     this.callButton = this.room || !this.voice.transcription ? null
-      : h("button.btn.btn-small.call-button", { type: "button", "aria-label": `Call ${name}`, title: `Call ${name}: talk instead of typing` }, "📞 Call");
+      : h("button.btn.btn-small.call-button", { type: "button", "aria-label": `Call ${name}`, title: `Call ${name}: talk instead of typing` }, "Call");
     this.callButton?.addEventListener("click", () => this.startCall());
     return h("div.voice-tools", {}, this.readAloud.toggle, this.callButton);
   }

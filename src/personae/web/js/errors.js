@@ -75,6 +75,7 @@ const WORDS = {
   audio_too_large: (e) => ["This recording is too large.", "Nothing was sent.", e.detail || "Record a shorter message."],
   audio_too_long: (e) => ["This recording is too long.", "Nothing was sent.", e.detail || "Record a shorter message, or send it in parts."],
   audio_unreadable: () => ["This recording could not be read as sound.", "Nothing was sent.", "Record it again."],
+  audio_unplayable: () => ["This browser could not play the voice.", "Nothing was lost.", "Try again, or try another browser."],
   no_speech_heard: () => ["No words were heard in the recording.", "Nothing was sent.", "Hold the microphone button while you speak, close to the microphone, and try again."],
   microphone_denied: () => ["Personae may not use your microphone.", "Nothing was recorded or sent.", "Allow the microphone for this site (the icon by the address, or the browser's site settings), then try again."],
   microphone_missing: () => ["No microphone was found.", "Nothing was recorded or sent.", "Connect a microphone (or a headset) and try again, or type instead."],

@@ -40,6 +40,7 @@ export class PushToTalk {
   draw(seconds = 0) {
     const { button, state } = this;
     button.dataset.state = state;
+    button.dataset.seconds = String(seconds);
     button.classList.toggle("recording", state === "recording");
     button.disabled = state === "sending";
     const label = {
@@ -50,7 +51,7 @@ export class PushToTalk {
     }[state];
     button.setAttribute("aria-label", label);
     button.title = label;
-    button.textContent = state === "recording" ? `● ${seconds} s` : state === "sending" ? "…" : "🎤";
+    button.textContent = state === "recording" ? `● ${seconds} s` : state === "sending" ? "…" : "Talk";
   }
 
   pressed(event) {

@@ -43,7 +43,7 @@ export class ReadAloud {
       "aria-label": state ? "Stop reading aloud" : "Read aloud",
       title: state ? "Stop reading aloud" : "Read aloud",
       onclick: () => (state ? this.stop() : this.speak(message)),
-    }, state ? "■ Stop" : "🔊");
+    }, state ? "■ Stop" : "▶\uFE0E Read aloud");
   }
 
   stateLine(message) {
@@ -72,7 +72,7 @@ export class ReadAloud {
 
   drawToggle() {
     this.toggle.setAttribute("aria-pressed", this.auto ? "true" : "false");
-    this.toggle.textContent = this.auto ? "🔊 Reading replies aloud" : "Read replies aloud";
+    this.toggle.textContent = this.auto ? "✓ Reading replies aloud" : "Read replies aloud";
     this.toggle.title = this.auto ? "New replies are read aloud as they are written: press to stop" : "Read each new reply aloud as it is written";
   }
 
@@ -155,7 +155,7 @@ export class ReadAloud {
     } catch (error) {
       if (this.current !== current) return;
       this.stop();
-      this.view.showError(error instanceof ApiError ? error : new ApiError(0, { code: "audio_unreadable", detail: String(error) }));
+      this.view.showError(error instanceof ApiError ? error : new ApiError(0, { code: "audio_unplayable", detail: String(error) }));
     }
   }
 

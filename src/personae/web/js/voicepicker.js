@@ -20,7 +20,7 @@ export function voicePicker(info, current, nameOf) {
     h("option", { value: "" }, `The server's default voice${info.default ? ` (${info.default.voice})` : ""}`),
     info.engines.map((engine) => h("optgroup", { label: engine.ready ? engine.name : `${engine.name} (not downloaded on this server)` },
       voices.map((voice, i) => [voice, i]).filter(([voice]) => voice.engine === engine.name)
-        .map(([voice, i]) => h("option", { value: String(i) }, `${voice.name} (${voice.language})${voice.description ? `: ${voice.description}` : ""}`))));
+        .map(([voice, i]) => h("option", { value: String(i) }, `${voice.name} (${voice.language})${voice.description ? `: ${voice.description}` : ""}`)))));
   select.value = String(indexOf(current) >= 0 ? indexOf(current) : "");
   const speed = field("Speed", { name: "voice_speed", kind: "range", min: 0.5, max: 2, step: 0.05, value: String(current?.speed ?? 1) });
   const speedInput = speed.querySelector("input");
@@ -101,7 +101,7 @@ export function voicePicker(info, current, nameOf) {
       player.play(await decodeAudio(bytes));
       replace(status);
     } catch (error) {
-      replace(status, errorBox(error instanceof ApiError ? error : new ApiError(0, { code: "audio_unreadable", detail: String(error) })));
+      replace(status, errorBox(error instanceof ApiError ? error : new ApiError(0, { code: "audio_unplayable", detail: String(error) })));
     } finally {
       hear.disabled = false;
     }
