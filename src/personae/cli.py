@@ -141,6 +141,8 @@ def _serve_role(
         except AppError as error:
             _fail(error.detail)
     _fetch_embedding_model(settings)
+    if role != "worker":
+        _fetch_voice_files(settings)
     try:
         application = create_app(settings)
     except AppError as error:
@@ -214,6 +216,26 @@ def _fetch_embedding_model(settings: Settings) -> None:
         logging.getLogger("personae.cli").warning(
             "recall by meaning is off (lexical recall is used): %s", error.detail
         )
+
+
+def _fetch_voice_files(settings: Settings) -> None:
+    """With the `[voice]` extra, fetch the voice files on first start (about 240 MB).
+    Failing only costs voice: its routes then say which `models pull` would fix it."""
+    from personae.voice import files
+    from personae.voice.base import voice_installed
+
+    if settings.voice == "off" or not voice_installed():
+        return
+    models_dir = settings.voice_dir or settings.data_dir / "models"
+    for name in files.CATALOGUE:
+        try:
+            files.pull(
+                name, models_dir, progress=lambda line: typer.echo(f"personae: {line}", err=True)
+            )
+        except AppError as error:
+            logging.getLogger("personae.cli").warning(
+                "voice files %s are missing: %s", name, error.detail
+            )
 
 
 @app.command()

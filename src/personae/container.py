@@ -20,6 +20,7 @@ from personae.llm.router import Router
 from personae.llm.slots import SharedSlots
 from personae.services.account_deletion import AccountDeletion
 from personae.services.accounts import AccountService
+from personae.services.calls import CallService
 from personae.services.cards import CardService
 from personae.services.characters import CharacterService
 from personae.services.chats import ChatService
@@ -50,9 +51,13 @@ from personae.services.room_invites import RoomInvites
 from personae.services.room_sends import RoomSends
 from personae.services.room_turns import RoomTurns
 from personae.services.rooms import RoomService
+from personae.services.speech import SpeechService
 from personae.services.status import StatusService
 from personae.services.streams import StreamService
 from personae.services.summaries import SummaryJobs
+from personae.services.transcription import TranscriptionService
+from personae.services.voice_slots import VoiceSlots
+from personae.services.voices import VoiceService
 from personae.services.warmup import PrefixWarmer
 from personae.services.webhooks import WebhookService
 from personae.services.wellbeing import WellbeingService
@@ -60,6 +65,7 @@ from personae.settings import Settings, ensure_secret_key
 from personae.storage import migrate
 from personae.storage.db import Database
 from personae.storage.leader_lock import LeaderLock
+from personae.voice.factory import VoiceEngines
 
 log = logging.getLogger("personae.container")
 
@@ -103,6 +109,12 @@ class Container:
     moderation_desk: ModerationDesk
     wellbeing: WellbeingService
     warmer: PrefixWarmer
+    # Voice (docs/voice.md): the engines and voice lines, read-aloud of replies,
+    # push-to-talk transcription and calls.
+    voices: VoiceService
+    speech: SpeechService
+    transcription: TranscriptionService
+    calls: CallService
     # Set when the server begins to stop: open streams end so clients reconnect elsewhere.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
@@ -187,6 +199,7 @@ class Container:
         await self.leadership.aclose()
         await self.webhooks.aclose()
         self.router.cancel_warmups()
+        await self.calls.aclose()
         await self.scheduler.shutdown(self._grace_left())
         await self.warmer.settled()
         if self.fleet_view is not None:
@@ -194,6 +207,8 @@ class Container:
         await self.fleet.stop()
         await self.router.aclose()
         await self.moderation.aclose()
+        await self.speech.aclose()
+        await self.voices.close()
         await self.events.aclose()
         await self.presence.aclose()
         await self.limiter.aclose()
@@ -288,6 +303,16 @@ def build_container(settings: Settings) -> Container:
         database, cpu_budget_s=settings.cpu_budget_s, max_pixels=settings.image_max_pixels
     )
     accounts = AccountService(database, settings, limiter, secret_key)
+    messages = MessageService(database, events, scheduler, settings, moderation, turns)
+    voice_slots = VoiceSlots(
+        synthesis=settings.voice_synthesis_slots,
+        transcription=settings.voice_transcription_slots,
+        queue_max=settings.voice_queue_max,
+    )
+    metrics.watch_voice_lines(voice_slots.state)
+    voices = VoiceService(VoiceEngines(settings), voice_slots, limiter, settings)
+    transcription = TranscriptionService(voices.engines, voices.slots, limiter, settings)
+    calls = CallService(database, chats, messages, events, voices, transcription, settings)
     container = Container(
         settings=settings,
         database=database,
@@ -302,6 +327,7 @@ def build_container(settings: Settings) -> Container:
             images=images,
             trending_window_days=settings.trending_window_days,
             warmer=warmer,
+            voices=voices,
         ),
         cards=CardService(
             database,
@@ -313,7 +339,7 @@ def build_container(settings: Settings) -> Container:
         ),
         images=images,
         chats=chats,
-        messages=MessageService(database, events, scheduler, settings, moderation, turns),
+        messages=messages,
         streams=StreamService(
             database, events, chats, presence, presence_ttl_s=settings.room_presence_ttl_s
         ),
@@ -353,5 +379,9 @@ def build_container(settings: Settings) -> Container:
         moderation_desk=ModerationDesk(database),
         wellbeing=WellbeingService(database, settings),
         warmer=warmer,
+        voices=voices,
+        speech=SpeechService(database, events, voices, settings),
+        transcription=transcription,
+        calls=calls,
     )
     return container

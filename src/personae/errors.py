@@ -592,6 +592,13 @@ class NoSpeechHeard(AppError):
     title = "No speech was heard in the recording"
 
 
+class CallReplaced(Conflict):
+    """A call ended because the same user called the same chat from elsewhere."""
+
+    code = "call_replaced"
+    title = "This call was picked up somewhere else"
+
+
 class SpeechNotReady(AppError):
     """One sentence's audio was asked for before it was synthesised."""
 

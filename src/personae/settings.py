@@ -223,6 +223,10 @@ class Settings(BaseSettings):
     speech_max_chars: int = Field(default=4000, ge=100, le=100_000)
     # Synthesised audio kept per message and voice (bytes in the database in all).
     speech_cache_max_bytes: int = Field(default=256 * 1_048_576, ge=0)
+    # Calls: how long a pause ends the user's turn, and how sure the voice activity
+    # detector must be that a 32 ms window is speech (0..1; higher hears less noise).
+    call_turn_silence_ms: int = Field(default=700, ge=200, le=5000)
+    call_vad_threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
 
     # --- moderation (docs/moderation.md) ---
     moderation_enabled: bool = True

@@ -84,7 +84,7 @@ def _set_role(env: dict[str, str], username: str, role: str) -> None:
 
 @pytest.fixture
 def server(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, voice_models_dir: Path
 ) -> Iterator[tuple[str, dict[str, str], dict[str, str]]]:
     """The server's URL, the signed-in admin's headers, and the ids of its things."""
     port = _free_port()
@@ -97,6 +97,7 @@ def server(
         PERSONAE_SEED_DEMO="true",
         PERSONAE_LOG_JSON="false",
         PERSONAE_EMBEDDING_MODEL="lexical",
+        PERSONAE_VOICE_DIR=str(voice_models_dir),  # the voice routes are fuzzed working
         PERSONAE_GRACEFUL_SHUTDOWN_S="1",
         PERSONAE_REGISTER_RATE_PER_IP="10000/hour",
         PERSONAE_LOGIN_RATE_PER_IP="10000/minute",

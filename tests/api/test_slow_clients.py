@@ -58,6 +58,7 @@ async def server(tmp_path: Path) -> AsyncIterator[tuple[str, int]]:
         PERSONAE_SEED_DEMO="false",
         PERSONAE_LOG_JSON="false",
         PERSONAE_EMBEDDING_MODEL="lexical",
+        PERSONAE_VOICE="off",  # voice is tested in tests/voice
         PERSONAE_REQUEST_HEAD_TIMEOUT_S=str(HEAD_TIMEOUT_S),
         PERSONAE_REQUEST_BODY_TIMEOUT_S=str(BODY_TIMEOUT_S),
         PERSONAE_SSE_HEARTBEAT_S="0.5",

@@ -47,6 +47,7 @@ def _env(database_url: str, tmp_path: Path, backend_url: str) -> dict[str, str]:
         PERSONAE_SEED_DEMO="false",
         PERSONAE_LOG_JSON="false",
         PERSONAE_EMBEDDING_MODEL="lexical",
+        PERSONAE_VOICE="off",  # voice is tested in tests/voice
     )
     if REDIS_URL:
         env["PERSONAE_REDIS_URL"] = REDIS_URL

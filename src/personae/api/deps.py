@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hmac
 from typing import Annotated
+from urllib.parse import urlsplit
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Request, Response, WebSocket
+from starlette.requests import HTTPConnection
 
 from personae.container import Container
 from personae.errors import AccountSuspended, CsrfFailed, NotAuthenticated, SessionExpired
@@ -55,7 +57,7 @@ def clear_session_cookies(response: Response) -> None:
     response.delete_cookie(CSRF_COOKIE, path="/")
 
 
-def _bearer_token(request: Request) -> str | None:
+def _bearer_token(request: HTTPConnection) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
@@ -117,3 +119,20 @@ async def _optional_user(
 CurrentPrincipal = Annotated[Principal, Depends(_require_principal)]
 CurrentUser = Annotated[UserRecord, Depends(_require_user)]
 OptionalUser = Annotated[UserRecord | None, Depends(_optional_user)]
+
+
+async def websocket_user(websocket: WebSocket, container: Container) -> UserRecord:
+    """The caller of a WebSocket: an API token, or the session cookie of a page of this
+    site. Browsers send cookies with a WebSocket from any page and CSRF headers cannot
+    be set on one, so a cookie counts only when the Origin header names this host (as
+    the CSRF token does for writes)."""
+    bearer = _bearer_token(websocket)
+    if bearer is not None:
+        return (await container.accounts.authenticate_token(bearer)).user
+    cookie = websocket.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        raise NotAuthenticated("Log in, or send an API token as 'Authorization: Bearer ...'.")
+    origin = urlsplit(websocket.headers.get("origin", "")).netloc.lower()
+    if not origin or origin != websocket.headers.get("host", "").lower():
+        raise CsrfFailed("A call with the session cookie must come from a page of this site.")
+    return (await container.accounts.authenticate_session(cookie)).user

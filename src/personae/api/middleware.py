@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -16,6 +18,16 @@ from personae.logs import request_id_var
 
 log = logging.getLogger("personae.http")
 _INCOMING_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+@dataclass(frozen=True)
+class BodyLimit:
+    """A body limit of its own for the paths matching `paths` (uploads), and the
+    error a body past it gets."""
+
+    paths: re.Pattern[str]
+    max_bytes: int
+    refusal: type[AppError] = PayloadTooLarge
 
 
 def _incoming_request_id(scope: Scope) -> str | None:
@@ -92,27 +104,26 @@ class RequestContextMiddleware:
         app: ASGIApp,
         *,
         max_body_bytes: int,
-        max_upload_bytes: int | None = None,
-        upload_paths: re.Pattern[str] | None = None,
+        body_limits: Sequence[BodyLimit] = (),
         body_timeout_s: float = 30.0,
     ) -> None:
         self.app = app
         self.body_timeout_s = body_timeout_s
         self.max_body_bytes = max_body_bytes
-        self.max_upload_bytes = max_upload_bytes or max_body_bytes
-        self.upload_paths = upload_paths
+        self.body_limits = tuple(body_limits)
 
-    def _limit(self, scope: Scope) -> int:
-        """File uploads (paths matching `upload_paths`) get their own, larger limit."""
-        if self.upload_paths is not None and self.upload_paths.fullmatch(scope["path"]):
-            return self.max_upload_bytes
-        return self.max_body_bytes
+    def _limit(self, scope: Scope) -> tuple[int, type[AppError]]:
+        """File uploads (paths of a `BodyLimit`) get their own, larger limit."""
+        for limit in self.body_limits:
+            if limit.paths.fullmatch(scope["path"]):
+                return limit.max_bytes, limit.refusal
+        return self.max_body_bytes, PayloadTooLarge
 
     async def _admit(self, scope: Scope, receive: Receive) -> tuple[AppError | None, Receive]:
         """Refuse what must not reach the app: a body over the limit or too slow to
         arrive, NUL in the address."""
-        limit = self._limit(scope)
-        too_large = PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+        limit, refusal = self._limit(scope)
+        too_large = refusal(f"The request body is larger than {limit} bytes.")
         length = _content_length(scope)
         if length is not None and length > limit:
             return too_large, receive

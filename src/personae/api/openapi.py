@@ -11,6 +11,7 @@ address, rate limits, the generic 500).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,8 @@ from fastapi.openapi.utils import get_openapi
 from personae.api.problems import PROBLEM_JSON
 
 _WRITES = frozenset({"post", "put", "patch", "delete"})
+_VOICE_PATHS = re.compile(r"^/api/v1/(voices|speech)\b|/speech(/|$)|/call$")
+_CHARACTER_PATHS = re.compile(r"^/api/v1/characters(/\{character_id\})?$")
 _REASONS = {
     400: "The request could not be understood",
     401: "Not signed in, or the session or token is no longer valid",
@@ -31,6 +34,8 @@ _REASONS = {
     422: "Some fields are not valid",
     429: "Too many requests: wait Retry-After seconds",
     500: "An unexpected error on our side (quote the request id)",
+    501: "Voice is not installed on this server (voice_not_installed)",
+    502: "The speech engine failed (speech_engine_failed): retry",
     503: "Unavailable for now (maintenance, a full queue, no backend): retry",
 }
 
@@ -71,6 +76,12 @@ def _statuses(path: str, method: str, operation: dict[str, Any]) -> set[int]:
         statuses |= {401, 403, 429}
     if method in _WRITES:
         statuses |= {409}
+    if _VOICE_PATHS.search(path):
+        # Without the [voice] extra every voice operation is 501; a message that is not
+        # a reply is 409 (reading too); an engine's failure is 502.
+        statuses |= {409, 501, 502}
+    elif method in {"post", "patch"} and _CHARACTER_PATHS.match(path):
+        statuses |= {501}  # a character's voice, sent to a server without voice
     return statuses
 
 

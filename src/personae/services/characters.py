@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 from personae import strict_json
 from personae.cards.lorebook import parse_book
-from personae.errors import Forbidden, InvalidState, NotFound
+from personae.errors import Forbidden, InvalidState, NotFound, VoiceNotInstalled
 from personae.images import ProcessedImage
 from personae.offload import bounded
 from personae.services.accounts import STAFF_ROLES
 from personae.services.avatars import check_avatar, checked_own_image, data_url_bytes
 from personae.services.content_ratings import check_may_open, lists_mature
 from personae.services.quotas import Quotas
+from personae.services.voices import choice_from_json, stored_voice, with_voice
 from personae.services.warmup import PrefixWarmer
 from personae.storage.db import Database, Transaction
 from personae.storage.repos import character_assets as assets_repo
@@ -26,6 +27,7 @@ from personae.storage.types import utcnow
 
 if TYPE_CHECKING:
     from personae.services.images import ImageService
+    from personae.services.voices import VoiceService
 
 
 class NotPublic(InvalidState):
@@ -115,7 +117,9 @@ class CharacterService:
         images: ImageService | None = None,
         trending_window_days: float = 7.0,
         warmer: PrefixWarmer | None = None,
+        voices: VoiceService | None = None,
     ) -> None:
+        self._voices = voices
         self._db = database
         self._cpu_budget_s = cpu_budget_s
         self._quotas = quotas or Quotas()
@@ -169,8 +173,37 @@ class CharacterService:
         if image_id is not None or character.avatar_image_id is not None:
             await repo.set_avatar_image(tx, character.id, image_id)
 
+    def _with_voice(
+        self, values: dict[str, Any], current: CharacterRecord | None = None
+    ) -> dict[str, Any]:
+        """The values with the `voice` field checked and moved into the extensions
+        (`extensions["personae"]["voice"]`, so a card keeps it). An update that sends
+        new extensions but no voice keeps the character's voice."""
+        values = dict(values)
+        sent = "voice" in values
+        wire = values.pop("voice", None)
+        if sent and wire is not None:
+            if self._voices is None:
+                raise VoiceNotInstalled("voice is not available on this server")
+            choice = choice_from_json(wire)
+            assert choice is not None, "the schema checked the voice"
+            self._voices.check_choice(choice)
+        elif sent:
+            choice = None
+        elif current is not None and "extensions" in values:
+            choice = stored_voice(current.extensions)
+            if choice is None:
+                return values
+        else:
+            return values
+        base = values.get("extensions", current.extensions if current is not None else {})
+        values["extensions"] = with_voice(base, choice)
+        return values
+
     async def create(self, owner: UserRecord, values: dict[str, Any]) -> CharacterRecord:
-        values, avatar = await self._checked(values)
+        if values.get("voice") is None:
+            values = {name: value for name, value in values.items() if name != "voice"}
+        values, avatar = await self._checked(self._with_voice(values))
         async with self._db.write() as tx:
             await self._quotas.check_new_character(tx, owner.id)
             character_id = await repo.insert_character(tx, owner.id, values)
@@ -208,6 +241,10 @@ class CharacterService:
         async with self._db.read() as tx:
             current = await repo.get_character(tx, character_id)
         current_image = current.avatar_image_id if current is not None else None
+        if current is not None and can_read(current, user) and user.id == current.owner_id:
+            values = self._with_voice(values, current)
+        else:
+            values = {name: value for name, value in values.items() if name != "voice"}
         values, avatar = await self._checked(values, current_image)
         async with self._db.write() as tx:
             character = await repo.get_character(tx, character_id)

@@ -28,6 +28,7 @@ from personae.storage.repos import characters as characters_repo
 from personae.storage.repos import chats as repo
 from personae.storage.repos import jobs as job_repo
 from personae.storage.repos import memories as memory_repo
+from personae.storage.repos import speech as speech_repo
 from personae.storage.repos.accounts import UserRecord
 from personae.storage.repos.chats import ChatRecord, MessageRecord
 from personae.storage.types import utcnow
@@ -151,6 +152,8 @@ class MessageService:
                 max_attempts=self._settings.job_max_attempts,
                 priority=priority_of(user),
             )
+            # The reply's read-aloud ended with its old end: it is spoken again in full.
+            await speech_repo.delete_for_messages(tx, [message.id])
             await repo.update_message(
                 tx,
                 message.id,
@@ -188,8 +191,10 @@ class MessageService:
             if message.role == "assistant" and message.status not in FINAL_STATES:
                 raise InvalidState("This reply is still being written; stop it first.")
             await repo.update_message(tx, message.id, content=content)
-            # Its vector (for recall) was made of the old text: recall must not use it.
+            # Its vector (for recall) and its read-aloud audio were made of the old
+            # text: neither may be used any more.
             await memory_repo.delete_vectors(tx, [message.id])
+            await speech_repo.delete_for_messages(tx, [message.id])
             await repo.prompt_changed(tx, message.chat_id)
             updated = await repo.get_message(tx, message.id)
         assert updated is not None
@@ -217,6 +222,7 @@ class MessageService:
         async with self._db.write() as tx:
             message = await self._owned(tx, user, message_id)
             await repo.update_message(tx, message.id, deleted_at=utcnow(), selected=False)
+            await speech_repo.delete_for_messages(tx, [message.id])
             if message.selected:
                 others = await repo.list_swipes(tx, message.chat_id, message.position)
                 if others:

@@ -8,12 +8,13 @@ the probes the health gauges.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from personae.services.backend_replies import BackendReplies
+from personae.services.voice_slots import SYNTHESIS, TRANSCRIPTION, LineState
 
 if TYPE_CHECKING:  # (queue.py exports its figures here)
     from personae.services.queue import QueueView
@@ -163,6 +164,18 @@ class Metrics:
             ["classifier"],
             registry=registry,
         )
+        self.voice_busy = Gauge(
+            "personae_voice_slots_busy",
+            "Voice slots in use in this process, by kind (synthesis, transcription).",
+            ["kind"],
+            registry=registry,
+        )
+        self.voice_waiting = Gauge(
+            "personae_voice_waiting",
+            "Voice requests waiting in line for a slot in this process, by kind.",
+            ["kind"],
+            registry=registry,
+        )
         self.leader = Gauge(
             "personae_leader",
             "1 in the process that leads the cluster now (it runs the probes and "
@@ -232,6 +245,17 @@ class Metrics:
         for backend in view.backends:
             self.cluster_slots.labels(backend.name).set(backend.slots)
             self.cluster_slots_busy.labels(backend.name).set(backend.in_flight)
+
+    def watch_voice_lines(self, lines: Callable[[], Sequence[LineState]]) -> None:
+        """Read the voice lines' slots and waiting requests when the metrics are read."""
+        for kind in (SYNTHESIS, TRANSCRIPTION):
+
+            def read(field: str, kind: str = kind) -> float:
+                line = next((line for line in lines() if line.kind == kind), None)
+                return float(getattr(line, field)) if line is not None else 0.0
+
+            self.voice_busy.labels(kind).set_function(lambda read=read: read("busy"))
+            self.voice_waiting.labels(kind).set_function(lambda read=read: read("waiting"))
 
     def leading(self, leads: bool) -> None:
         self.leader.set(1 if leads else 0)

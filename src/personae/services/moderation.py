@@ -19,7 +19,6 @@ open): the failure is logged and counted (personae_moderation_classifier_failure
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -34,6 +33,7 @@ from personae.services.moderation_classifier import (
 )
 from personae.services.moderation_rules import CATEGORIES, Action, RuleSet, RulesFile
 from personae.settings import Settings
+from personae.voice.sentences import SENTENCE_END
 
 log = logging.getLogger("personae.moderation")
 
@@ -232,11 +232,6 @@ class ModerationService:
             self._recorder.moderation_action(direction, category, action)
 
 
-# A sentence ends at . ! ? or … (with closing quotes or brackets) before a space, or
-# at a line break.
-_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]*_]*(?=\s)|\n")
-
-
 class SentenceGate:
     """Checks a reply's sentences as each one is completed.
 
@@ -255,7 +250,7 @@ class SentenceGate:
         self.checked = min(self.checked, length)
 
     async def feed(self, text: str) -> tuple[int, str] | None:
-        ends = [m.end() for m in _SENTENCE_END.finditer(text, self.checked)]
+        ends = [m.end() for m in SENTENCE_END.finditer(text, self.checked)]
         for end in ends:
             hit = await self._check(text, end)
             if hit is not None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from personae.services.job_state import Draft
+from personae.voice.sentences import is_abbreviation
 
 # What ends a sentence; the CJK full stops need no space after them.
 _ENDS = frozenset(".!?…。！？‼⁇⁈⁉")
@@ -26,10 +27,6 @@ _PAIRS = {"“": "”", "「": "」", "『": "』", "«": "»", "(": ")", "[": "
 _CLOSERS = {closer: opener for opener, closer in _PAIRS.items()}
 # Closing single quotes after a sentence's end belong to it ('...he said.').
 _TRAILING = frozenset("'’")
-# A full stop after one of these is not a sentence's end ("Mr. Holmes").
-_ABBREVIATIONS = frozenset(
-    {"mr", "mrs", "ms", "dr", "st", "jr", "sr", "prof", "vs", "etc", "e.g", "i.e", "mt"}
-)
 # Open markers remembered at once (deeper nesting is not role-play prose).
 _MAX_OPEN = 16
 
@@ -95,18 +92,6 @@ def _run_at(text: str, index: int) -> str:
     return text[index:end]
 
 
-def _is_abbreviation(text: str, dot: int) -> bool:
-    """Whether the full stop at `dot` ends an abbreviation or an initial ("J.")."""
-    start = dot
-    # Bounded: the longest abbreviation is short, and a long word is none.
-    while start > max(0, dot - 6) and (text[start - 1].isalpha() or text[start - 1] == "."):
-        start -= 1
-    word = text[start:dot]
-    if len(word) == 1 and word.isupper():
-        return True
-    return word.lower() in _ABBREVIATIONS
-
-
 def trim_to_sentence(text: str, floor: int = 0) -> Trimmed:
     """Cut `text` after its last whole sentence ending after `floor` (text before it
     was shown finished before, and is never cut), closing the markers left open.
@@ -156,7 +141,7 @@ def trim_to_sentence(text: str, floor: int = 0) -> Trimmed:
                 continue
             break
         boundary = end == length or text[end].isspace() or cjk
-        if boundary and end > floor and not (single_dot and _is_abbreviation(text, index)):
+        if boundary and end > floor and not (single_dot and is_abbreviation(text, index)):
             best = (end, markers.closing())
         spoken = spoken or end > floor
         index = end

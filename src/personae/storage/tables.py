@@ -661,3 +661,22 @@ user_warnings = Table(
     Column("created_by", ID, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
 )
+
+# Read-aloud audio (migration 0020): one row per spoken piece of a reply in one voice
+# (`voice_key`, VoiceChoice.key()), 16-bit mono PCM; `is_last` marks the piece that
+# completes the message. Dropped with the message's text changes (services/speech.py).
+speech_clips = Table(
+    "speech_clips",
+    metadata,
+    Column("message_id", ID, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
+    Column("voice_key", String(512), primary_key=True),
+    Column("idx", Integer, primary_key=True, autoincrement=False),
+    Column("text", Text, nullable=False),
+    Column("sample_rate", Integer, nullable=False),
+    Column("pcm", LargeBinary, nullable=False),
+    Column("byte_count", Integer, nullable=False),
+    Column("duration_ms", Integer, nullable=False),
+    Column("is_last", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_speech_clips_created_at", "created_at"),
+)

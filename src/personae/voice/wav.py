@@ -42,7 +42,8 @@ def from_wav(data: bytes) -> Audio:
     Raises `AudioUnreadable` for anything that is not a readable PCM WAV."""
     try:
         with wave.open(io.BytesIO(data), "rb") as reader:
-            channels, width, rate = reader.getnchannels(), reader.getsampwidth(), reader.getframerate()
+            channels, width = reader.getnchannels(), reader.getsampwidth()
+            rate = reader.getframerate()
             frames = reader.readframes(reader.getnframes())
     except (wave.Error, EOFError, ValueError) as error:
         raise AudioUnreadable(f"the audio is not a readable WAV file ({error})") from error
@@ -50,7 +51,8 @@ def from_wav(data: bytes) -> Audio:
         raise AudioUnreadable("the WAV file names no sample rate or channels")
     samples = _as_float(frames, width)
     if channels > 1:
-        samples = samples[: len(samples) - len(samples) % channels].reshape(-1, channels).mean(axis=1)
+        whole = len(samples) - len(samples) % channels
+        samples = samples[:whole].reshape(-1, channels).mean(axis=1)
     return from_float(samples, rate)
 
 

@@ -9,8 +9,10 @@ from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from personae import strict_json
 from personae.api.schemas.common import Input, Output
+from personae.api.schemas.voices import VoiceChoiceIn, VoiceChoicePublic
 from personae.images import SIZES
 from personae.services import avatars
+from personae.services.voices import choice_to_json, stored_voice
 
 Visibility = Literal["public", "unlisted", "private"]
 Rating = Literal["general", "teen", "mature"]
@@ -50,13 +52,18 @@ class CharacterFields(Input):
         description="The content rating: general (everyone), teen, or mature (confirmed "
         "adults only).",
     )
+    voice: VoiceChoiceIn | None = Field(
+        default=None,
+        description="The voice its replies are read aloud in (GET /api/v1/voices); kept "
+        'in extensions["personae"]["voice"]. null: the server\'s default voice.',
+    )
 
 
 class CharacterCreate(CharacterFields):
     name: str = Field(min_length=1, max_length=128)
 
 
-_NULLABLE = frozenset({"avatar", "character_book"})
+_NULLABLE = frozenset({"avatar", "character_book", "voice"})
 _NOT_NULLABLE = tuple(name for name in CharacterCreate.model_fields if name not in _NULLABLE)
 
 
@@ -85,6 +92,9 @@ class CharacterUpdate(Input):
     character_book: dict[str, Any] | None = None
     definition_visible: bool | None = None
     rating: Rating | None = None
+    voice: VoiceChoiceIn | None = Field(
+        default=None, description="A voice, or null for the server's default voice."
+    )
 
     # Runs only on fields that were sent, so a missing field keeps its value but an
     # explicit null is refused under the field's own name.
@@ -142,6 +152,11 @@ class CharacterPublic(Output):
         description="Others see the definition when they inspect a reply's prompt."
     )
     rating: Rating = Field(description="The content rating: general, teen or mature.")
+    voice: VoiceChoicePublic | None = Field(
+        default=None,
+        description='The voice it speaks with (from extensions["personae"]["voice"]); '
+        "null: the server's default voice.",
+    )
     hidden: bool = Field(
         default=False,
         description="A moderator hid it: only its owner (and moderators) still see it.",
@@ -168,6 +183,8 @@ class CharacterPublic(Output):
         values["avatar"], values["avatar_urls"] = avatars.shown(
             getattr(record, "avatar_image_id", None), values.get("avatar")
         )
+        voice = stored_voice(getattr(record, "extensions", None))
+        values["voice"] = choice_to_json(voice) if voice is not None else None
         return values
 
 

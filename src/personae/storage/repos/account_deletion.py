@@ -27,6 +27,7 @@ from personae.storage.tables import (
     room_members,
     room_turns,
     sessions,
+    speech_clips,
     user_warnings,
     users,
 )
@@ -89,6 +90,8 @@ async def delete_chats_of(tx: AsyncSession, user_id: str) -> int:
         )
     await tx.execute(delete(message_vectors).where(message_vectors.c.chat_id.in_(owned)))
     await tx.execute(delete(memories).where(memories.c.chat_id.in_(owned)))
+    chat_messages = select(messages.c.id).where(messages.c.chat_id.in_(owned))
+    await tx.execute(delete(speech_clips).where(speech_clips.c.message_id.in_(chat_messages)))
     await tx.execute(delete(messages).where(messages.c.chat_id.in_(owned)))
     await _recharge_to_room_owners(tx, user_id)
     mine = (jobs.c.chat_id.in_(owned)) | (jobs.c.user_id == user_id)

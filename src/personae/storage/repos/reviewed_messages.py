@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from personae.storage.tables import characters, chats, messages
+from personae.storage.tables import characters, chats, messages, speech_clips
 
 
 @dataclass(frozen=True)
@@ -104,3 +104,5 @@ async def mark_removed(tx: AsyncSession, message_id: str, when: datetime) -> Non
         .where(messages.c.id == message_id, messages.c.deleted_at.is_(None))
         .values(deleted_at=when)
     )
+    # Its read-aloud audio goes with it (the text stays, for the record).
+    await tx.execute(delete(speech_clips).where(speech_clips.c.message_id == message_id))

@@ -1,0 +1,502 @@
+"""Voice calls with a character: the user speaks, the character answers aloud.
+
+A call is a conversation carried over one connection (a WebSocket, api/routes/calls.py),
+but what it says is the chat's: each turn the user speaks is heard to its end by
+voice activity detection (voice/vad.py), transcribed (TRANSCRIPTION slots), and sent
+through `ChatService.send` like typed text (the same moderation, waiting room and
+durability; `client_id` "call-<call>-<turn>"). The reply is followed as it streams
+(speech_follow.py, as read-aloud follows it) and each sentence is spoken in the
+character's voice as soon as it is complete (voices.py, SYNTHESIS slots); what is
+said of a sentence is what read-aloud says of it (voice/sentences.py). Speech heard
+while the character speaks, or while its reply is on its way, is a barge-in: the
+speaking stops, the reply is stopped through the stop path (it keeps what was
+written, "stopped"), and the new turn is heard.
+
+A reply belongs to the server: a call that drops leaves the message it sent and its
+reply in the chat, written to the end; a turn still being transcribed when the call
+ends is transcribed and sent all the same. One call per user and chat in a process:
+a second one takes over and the first is ended with `call_replaced`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from personae.errors import (
+    AppError,
+    CallReplaced,
+    ContentRefused,
+    InvalidState,
+    NotFound,
+    ValidationFailed,
+)
+from personae.events.base import EventLog
+from personae.services import room_access
+from personae.services.chat_events import FAILED, chat_stream
+from personae.services.chats import ChatService
+from personae.services.messages import MessageService
+from personae.services.send_path import SendResult
+from personae.services.speech_follow import MessageChanged, ReplyFollower
+from personae.services.transcription import TranscriptionService
+from personae.services.voice_slots import SYNTHESIS
+from personae.services.voices import VoiceService, choice_to_json
+from personae.settings import Settings
+from personae.storage.db import Database
+from personae.storage.repos import characters as character_repo
+from personae.storage.repos import chats as chats_repo
+from personae.storage.repos.accounts import UserRecord
+from personae.storage.repos.chats import ChatRecord
+from personae.voice.base import Audio, VoiceChoice
+from personae.voice.sentences import Speakable, pieces
+from personae.voice.vad import (
+    SAMPLE_RATE,
+    SileroVad,
+    SpeechStarted,
+    TurnDetector,
+    TurnEnded,
+    VadConfig,
+)
+from personae.voice.wav import resample
+
+log = logging.getLogger("personae.calls")
+
+MIN_RATE, MAX_RATE = 8_000, 48_000
+DEFAULT_RATE_OUT = 24_000
+# The longest binary frame taken: 100 ms of audio at the call's rate.
+FRAME_MAX_S = 0.1
+# Frames heard but not yet judged by the VAD (20 ms each: 10 s); a client that sends
+# faster than that waits (the socket is not read meanwhile).
+_INBOX_FRAMES = 500
+HEARING, SENDING, REPLYING = "hearing", "sending", "replying"
+
+
+class CallLink(Protocol):
+    """How a call talks to its client (the WebSocket, in api/routes/calls.py)."""
+
+    async def send(self, frame: dict[str, Any], pcm: bytes | None = None) -> None:
+        """A text frame, and for `audio` its PCM as the binary frame right after it."""
+        ...
+
+    async def send_problem(self, kind: str, error: AppError, **fields: Any) -> None:
+        """A `refused` or `error` frame: the error's problem+json body as `problem`, and
+        `fields` beside it."""
+        ...
+
+    async def close(self, error: AppError) -> None:
+        """End the call from the server's side, saying why."""
+        ...
+
+
+@dataclass(frozen=True)
+class CallStart:
+    """What the client's `start` frame asks for."""
+
+    sample_rate: int = SAMPLE_RATE
+    sample_rate_out: int = DEFAULT_RATE_OUT
+
+    @classmethod
+    def parse(cls, frame: Any) -> CallStart:
+        if not isinstance(frame, dict) or frame.get("type") != "start":
+            raise ValidationFailed('The first frame must be {"type": "start", "sample_rate": N}.')
+        rates = {}
+        for name, default in (("sample_rate", SAMPLE_RATE), ("sample_rate_out", DEFAULT_RATE_OUT)):
+            rate = frame.get(name, default)
+            if (
+                not isinstance(rate, int)
+                or isinstance(rate, bool)
+                or not MIN_RATE <= rate <= MAX_RATE
+            ):
+                raise ValidationFailed(
+                    f"{name}: a whole number of Hz from {MIN_RATE} to {MAX_RATE}."
+                )
+            rates[name] = rate
+        return cls(**rates)
+
+    @property
+    def frame_max_bytes(self) -> int:
+        return int(self.sample_rate * FRAME_MAX_S) * 2
+
+
+@dataclass(frozen=True)
+class CallTarget:
+    chat: ChatRecord
+    voice: VoiceChoice
+
+
+class CallService:
+    def __init__(
+        self,
+        database: Database,
+        chats: ChatService,
+        messages: MessageService,
+        events: EventLog,
+        voices: VoiceService,
+        transcription: TranscriptionService,
+        settings: Settings,
+    ) -> None:
+        self.database = database
+        self.chats = chats
+        self.messages = messages
+        self.events = events
+        self.voices = voices
+        self.transcription = transcription
+        self.settings = settings
+        self.vad_config = VadConfig(
+            threshold=settings.call_vad_threshold,
+            neg_threshold=max(0.01, settings.call_vad_threshold - 0.15),
+            end_silence_ms=settings.call_turn_silence_ms,
+            max_turn_s=settings.audio_max_seconds,
+        )
+        self._vad: SileroVad | None = None
+        self._vad_loading = asyncio.Lock()
+        self._calls: dict[tuple[str, str], Call] = {}
+        # Turns that outlive their call: sends finishing after the client left.
+        self._leftovers: set[asyncio.Task[None]] = set()
+
+    async def open(self, user: UserRecord, chat_id: str) -> CallTarget:
+        """Check everything a call needs before it starts: voice installed, a chat the
+        user may write in (1:1 only), its character's voice, the VAD model loaded."""
+        self.voices.require()
+        async with self.database.read() as tx:
+            chat = await chats_repo.get_chat(tx, chat_id)
+            await room_access.check_send(tx, chat, user)
+            assert chat is not None
+            if chat.is_room:
+                raise InvalidState("Calls are for one-on-one chats; a room cannot be called.")
+            character = await character_repo.get_character(
+                tx, chat.character_id, include_deleted=True
+            )
+        if character is None:
+            raise NotFound("No chat with this id.")
+        voice = self.voices.voice_of(character.extensions)
+        self.voices.engines.engine(voice.engine)  # VoiceFilesMissing now, not in the call
+        self.transcription.check_ready()
+        await self._load_vad()
+        return CallTarget(chat, voice)
+
+    async def _load_vad(self) -> SileroVad:
+        async with self._vad_loading:
+            if self._vad is None:
+                self._vad = await asyncio.to_thread(SileroVad.load)
+            return self._vad
+
+    async def start(
+        self, user: UserRecord, target: CallTarget, start: CallStart, link: CallLink
+    ) -> Call:
+        """Begin the call (`ready`, `listening`); a call of this user in this chat that
+        is still open is ended with `call_replaced`."""
+        assert self._vad is not None
+        call = Call(self, user, target, start, link, TurnDetector(self._vad, self.vad_config))
+        key = (user.id, target.chat.id)
+        earlier = self._calls.get(key)
+        self._calls[key] = call
+        if earlier is not None:
+            await earlier.replaced()
+        await call.begin()
+        return call
+
+    def ended(self, call: Call) -> None:
+        key = (call.user.id, call.target.chat.id)
+        if self._calls.get(key) is call:
+            del self._calls[key]
+
+    def keep(self, task: asyncio.Task[None]) -> None:
+        """Let a turn finish after its call ended (cancelled when the server stops)."""
+        self._leftovers.add(task)
+        task.add_done_callback(self._leftovers.discard)
+
+    async def aclose(self) -> None:
+        for call in list(self._calls.values()):
+            await call.hang_up()
+        for task in list(self._leftovers):
+            task.cancel()
+        await asyncio.gather(*self._leftovers, return_exceptions=True)
+
+
+@dataclass
+class _Turn:
+    """What the call is doing with one turn of the user's."""
+
+    audio: Audio
+    task: asyncio.Task[None] | None = None
+    phase: str = HEARING
+    reply_id: str | None = None
+    send: asyncio.Task[SendResult] | None = None
+
+
+@dataclass
+class Call:
+    service: CallService
+    user: UserRecord
+    target: CallTarget
+    start: CallStart
+    link: CallLink
+    detector: TurnDetector
+    id: str = field(default_factory=lambda: secrets.token_hex(6))
+    _inbox: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(_INBOX_FRAMES))
+    _listener: asyncio.Task[None] | None = None
+    _turn: _Turn | None = None
+    _turns: int = 0
+    _carry: Audio | None = None  # a turn cut off before it was sent: it opens the next
+    _playing_until: float = 0.0  # when the client's playback of what was sent ends
+    _closed: bool = False
+
+    async def begin(self) -> None:
+        await self.link.send(
+            {
+                "type": "ready",
+                "sample_rate_out": self.start.sample_rate_out,
+                "voice": choice_to_json(self.target.voice),
+            }
+        )
+        await self.link.send({"type": "listening"})
+        self._listener = asyncio.create_task(self._listen())
+
+    async def hear(self, pcm: bytes) -> None:
+        """A binary frame of the user's audio at the call's rate."""
+        if len(pcm) > self.start.frame_max_bytes:
+            raise ValidationFailed(
+                f"An audio frame holds at most {FRAME_MAX_S * 1000:g} ms "
+                f"({self.start.frame_max_bytes} bytes at {self.start.sample_rate} Hz)."
+            )
+        if len(pcm) % 2:
+            raise ValidationFailed("Audio frames are 16-bit samples: an even number of bytes.")
+        await self._inbox.put(pcm)
+
+    async def interrupt(self) -> None:
+        """The client's own barge-in (a button): as if speech had been heard."""
+        await self._barge_in()
+
+    async def hang_up(self) -> None:
+        """The call ends (the client left or said `end`): the listening stops; a turn
+        being heard or sent is finished and sent; a reply goes on being written."""
+        if self._closed:
+            return
+        self._closed = True
+        self.service.ended(self)
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
+        turn = self._turn
+        if turn is not None and turn.task is not None and not turn.task.done():
+            if turn.phase == REPLYING:
+                turn.task.cancel()
+                await asyncio.gather(turn.task, return_exceptions=True)
+            else:
+                self.service.keep(turn.task)
+
+    async def replaced(self) -> None:
+        await self.link.close(CallReplaced("This chat's call was picked up somewhere else."))
+        await self.hang_up()
+
+    # --- hearing -------------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        while True:
+            frames = [await self._inbox.get()]
+            while not self._inbox.empty() and len(frames) < 50:
+                frames.append(self._inbox.get_nowait())
+            events = await asyncio.to_thread(self._detect, b"".join(frames))
+            for event in events:
+                if isinstance(event, SpeechStarted):
+                    await self.link.send({"type": "speech_started"})
+                    if self._busy():
+                        await self._barge_in()
+                else:
+                    self._take_turn(event)
+
+    def _detect(self, pcm: bytes) -> list[SpeechStarted | TurnEnded]:
+        if self.start.sample_rate != SAMPLE_RATE:
+            pcm = resample(Audio(pcm, self.start.sample_rate), SAMPLE_RATE).pcm
+        return self.detector.feed(pcm)
+
+    def _busy(self) -> bool:
+        loop = asyncio.get_running_loop()
+        turn = self._turn
+        running = turn is not None and turn.task is not None and not turn.task.done()
+        return running or loop.time() < self._playing_until
+
+    def _take_turn(self, ended: TurnEnded) -> None:
+        audio = ended.audio
+        if self._carry is not None:
+            audio = Audio(self._carry.pcm + audio.pcm, audio.sample_rate)
+            self._carry = None
+        self._turns += 1
+        turn = self._turn = _Turn(audio)
+        turn.task = asyncio.create_task(self._run_turn(turn, self._turns))
+
+    async def _barge_in(self) -> None:
+        """Stop speaking and stop the reply; a turn not yet sent is kept to open the
+        next one (the user paused, then went on)."""
+        turn, self._turn = self._turn, None
+        self._playing_until = 0.0
+        reply_id = turn.reply_id if turn is not None else None
+        if turn is not None and turn.task is not None and not turn.task.done():
+            if turn.phase == HEARING:
+                self._carry = turn.audio
+            turn.task.cancel()
+            await asyncio.gather(turn.task, return_exceptions=True)
+            if turn.phase == HEARING:
+                return
+            if turn.phase == SENDING and turn.send is not None:
+                with contextlib.suppress(AppError):
+                    sent = await asyncio.shield(turn.send)
+                    reply_id = sent.reply.id if sent.reply is not None else None
+        await self.link.send({"type": "interrupted", "message_id": reply_id})
+        if reply_id is not None:
+            with contextlib.suppress(AppError):
+                await self.service.messages.stop(self.user, reply_id, wait=False)
+
+    # --- one turn: heard, sent, answered aloud -------------------------------------
+
+    async def _run_turn(self, turn: _Turn, number: int) -> None:
+        text = await self._transcribe(turn.audio)
+        if text is None:
+            await self.link.send({"type": "listening"})
+            return
+        turn.phase = SENDING
+        chat_id = self.target.chat.id
+        cursor = await self.service.events.last_id(chat_stream(chat_id))
+        turn.send = asyncio.create_task(
+            self.service.chats.send(self.user, chat_id, f"call-{self.id}-{number}", text)
+        )
+        try:
+            result = await asyncio.shield(turn.send)
+        except AppError as error:
+            kind = "refused" if isinstance(error, ContentRefused) else "error"
+            await self.link.send_problem(kind, error, text=text)
+            await self.link.send({"type": "listening"})
+            return
+        if self._closed or result.reply is None:
+            return  # the client left: the reply is written all the same
+        turn.phase, turn.reply_id = REPLYING, result.reply.id
+        await self.link.send({"type": "transcript", "text": text, "message_id": result.message.id})
+        await self.link.send({"type": "reply", "message_id": result.reply.id})
+        if result.queue is not None:
+            await self._tell_place(None, result.queue.position, result.queue.estimated_start_s)
+        watching = asyncio.create_task(self._watch_place(result.reply.id, cursor))
+        try:
+            await self._answer(result.reply.id, watching)
+        finally:
+            watching.cancel()
+        status = await self._status_of(result.reply.id)
+        await self.link.send(
+            {"type": "reply_done", "message_id": result.reply.id, "status": status}
+        )
+        # The turn lasts while the client plays what it was sent: speech then barges in.
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(max(0.0, self._playing_until - loop.time()))
+        await self.link.send({"type": "listening"})
+
+    async def _transcribe(self, audio: Audio) -> str | None:
+        """The turn's words, or None (the client was told why) when there are none."""
+        transcription = self.service.transcription
+        try:
+            await transcription.count(self.user)
+            transcript = await transcription.transcribe(
+                audio, language=None, on_place=self._place_teller("transcription")
+            )
+        except AppError as error:  # no_speech_heard, rate_limited, voice_busy, ...
+            await self.link.send_problem("error", error)
+            return None
+        return transcript.text.strip()
+
+    async def _answer(self, reply_id: str, watching: asyncio.Task[None]) -> None:
+        """Follow the reply and speak each sentence as it completes (while one is
+        synthesised, the reply goes on streaming and the next sentences wait)."""
+        said: asyncio.Queue[str | None] = asyncio.Queue()
+        follower = ReplyFollower(
+            self.service.database,
+            self.service.events,
+            message_id=reply_id,
+            chat_id=self.target.chat.id,
+            limit=self.service.settings.speech_max_chars,
+        )
+
+        async def follow() -> None:
+            speakable = Speakable()
+            try:
+                async for sentence in follower.sentences():
+                    watching.cancel()  # it is written: no more places in line
+                    for text in pieces(speakable.say(sentence.text)):
+                        said.put_nowait(text)
+            except MessageChanged:
+                pass  # edited or deleted meanwhile: what is left is not said
+            finally:
+                said.put_nowait(None)
+
+        async def speak() -> None:
+            await self.service.voices.rate_limit(self.user)
+            index = 0
+            while (text := await said.get()) is not None:
+                await self._speak(index, text)
+                index += 1
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(follow())
+                group.create_task(speak())
+        except* AppError as errors:  # rate_limited: the reply is in the chat, unspoken
+            await self.link.send_problem("error", errors.exceptions[0])  # type: ignore[arg-type]
+
+    async def _speak(self, index: int, text: str) -> None:
+        try:
+            audio = await self.service.voices.synthesize(
+                text, self.target.voice, self._place_teller(SYNTHESIS)
+            )
+        except AppError as error:  # one piece unsaid; the reply's text is in the chat
+            await self.link.send_problem("error", error, index=index)
+            return
+        audio = await asyncio.to_thread(resample, audio, self.start.sample_rate_out)
+        frame = {
+            "type": "audio",
+            "index": index,
+            "text": text,
+            "sample_rate": audio.sample_rate,
+            "bytes": len(audio.pcm),
+        }
+        await self.link.send(frame, audio.pcm)
+        now = asyncio.get_running_loop().time()
+        self._playing_until = max(self._playing_until, now) + audio.duration_s
+
+    async def _watch_place(self, reply_id: str, cursor: str | None) -> None:
+        """The reply's places in line (`queue` events of the chat's stream) until it
+        starts being written."""
+        stream = chat_stream(self.target.chat.id)
+        while True:
+            for event in await self.service.events.read(stream, cursor, wait_s=5.0):
+                cursor = event.id
+                if event.name == "queue" and event.data.get("message_id") == reply_id:
+                    position = int(event.data.get("position", 0))
+                    await self._tell_place(None, position, event.data.get("estimated_start_s"))
+
+    async def _status_of(self, reply_id: str) -> str:
+        async with self.service.database.read() as tx:
+            reply = await chats_repo.get_message(tx, reply_id)
+        return reply.status if reply is not None else FAILED
+
+    async def _tell_place(
+        self, kind: str | None, position: int, estimated_start_s: float | None
+    ) -> None:
+        """A `queue` frame: the reply's place in line, or with `kind` (transcription,
+        synthesis) a place in a voice line."""
+        frame: dict[str, Any] = {
+            "type": "queue",
+            "position": position,
+            "estimated_start_s": estimated_start_s,
+        }
+        if kind is not None:
+            frame["kind"] = kind
+        await self.link.send(frame)
+
+    def _place_teller(self, kind: str) -> Callable[[int, float], Awaitable[None]]:
+        async def tell(position: int, estimated_start_s: float) -> None:
+            await self._tell_place(kind, position, estimated_start_s)
+
+        return tell
