@@ -193,3 +193,47 @@ async def test_no_voice_controls_when_voice_is_off(browser: Any, start_web: Any)
         # and no error shown for it
         assert await page.locator(".error-box").count() == 0
         assert page.js_errors == []
+
+
+@needs_voice
+async def test_the_editor_picks_blends_and_plays_a_voice(
+    browser: Any, start_web: Any, voice_models_dir: Path
+) -> None:
+    async with start_web(voice_dir=voice_models_dir) as web:
+        page = await new_page(browser, web, DESKTOP)
+        await register(page, "voicer")
+        voices = await page.evaluate("fetch('/api/v1/voices').then((r) => r.json())")
+        kokoro = [i for i, v in enumerate(voices["voices"]) if v["engine"] == "kokoro"]
+        assert len(kokoro) >= 2, voices
+        await page.goto("/create")
+        await page.get_by_label("Name", exact=True).fill("Kumo")
+        await page.get_by_label("Voice", exact=True).select_option(str(kokoro[0]))
+        await page.get_by_label("Speed").fill("1.2")
+        await page.get_by_role("button", name="Mix in another voice").click()
+        await page.get_by_label("Share").fill("0.25")
+        await page.get_by_role("button", name="Hear it").click()
+        await wait_until(page, "document.querySelector('.voice-hear').dataset.state === 'playing'")
+        await page.get_by_role("button", name="Create", exact=True).click()
+        await page.get_by_role("heading", name="Kumo").wait_for()
+        saved = await page.evaluate(
+            "fetch(location.pathname.replace('/c/', '/api/v1/characters/'))"
+            ".then((r) => r.json()).then((c) => c.voice)"
+        )
+        first = voices["voices"][kokoro[0]]
+        assert saved["engine"] == "kokoro" and saved["voice"] == first["id"], saved
+        assert saved["speed"] == 1.2 and len(saved["blend"]) == 1, saved
+        assert saved["blend"][0]["weight"] == 0.25, saved
+        # The editor shows it again; the server's default is a choice too.
+        await page.get_by_role("link", name="Edit").click()
+        picked = page.get_by_label("Voice", exact=True)
+        assert await picked.input_value() == str(kokoro[0])
+        assert await page.locator(".voice-blend-row").count() == 1
+        await picked.select_option("")
+        await page.get_by_role("button", name="Save").click()
+        await page.get_by_role("heading", name="Kumo").wait_for()
+        cleared = await page.evaluate(
+            "fetch(location.pathname.replace('/c/', '/api/v1/characters/'))"
+            ".then((r) => r.json()).then((c) => c.voice)"
+        )
+        assert cleared is None
+        assert page.js_errors == []
