@@ -32,6 +32,7 @@ from browser.helpers import (
 from personae.voice.base import voice_installed
 
 SPOKEN = "Please tell me a story about the sea and the lighthouse."
+PAUSE_S = 1.5
 needs_voice = pytest.mark.skipif(
     not voice_installed(), reason="the voice extra is missing: pip install -e '.[voice]'"
 )
@@ -46,6 +47,13 @@ def spoken_wav(tmp_path: Path) -> Path:
     subprocess.run(["espeak-ng", "-w", str(path), SPOKEN], check=True)
     with wave.open(str(path)) as audio:
         assert audio.getsampwidth() == 2 and audio.getnchannels() == 1
+        rate, speech = audio.getframerate(), audio.readframes(audio.getnframes())
+    # The microphone plays the file in a loop: a pause after it ends a turn (calls).
+    with wave.open(str(path), "wb") as audio:
+        audio.setnchannels(1)
+        audio.setsampwidth(2)
+        audio.setframerate(rate)
+        audio.writeframes(speech + bytes(2 * int(PAUSE_S * rate)))
     return path
 
 
