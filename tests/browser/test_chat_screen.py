@@ -101,7 +101,8 @@ async def test_actions_in_italics_and_hostile_markdown_stays_text(
 async def test_the_message_menu_by_click_keyboard_and_long_press(
     browser: Any, start_web: Any
 ) -> None:
-    async with start_web(tokens_per_second=200) as web:
+    # Voice off: read-aloud adds its button and menu item (test_voice_web.py).
+    async with start_web(tokens_per_second=200, voice="off") as web:
         character = await public_character(web)
         page = await new_page(browser, web, DESKTOP)
         await register(page, "jules")

@@ -1,6 +1,6 @@
 // The service worker: keeps the app shell for offline starts, shows the offline
 // page when the network is gone, and never touches the API or the server's pages.
-const VERSION = "personae-shell-v9";
+const VERSION = "personae-shell-v10";
 const SHELL = [
   "/", "/offline.html", "/app.css", "/manifest.webmanifest",
   "/js/app.js", "/js/api.js", "/js/dom.js", "/js/errors.js", "/js/pending.js",
@@ -8,6 +8,8 @@ const SHELL = [
   "/js/capacity.js", "/js/offline.js", "/js/moderation.js", "/js/reports.js",
   "/js/moderators.js", "/js/markdown.js", "/js/menu.js", "/js/message.js",
   "/js/settings.js", "/js/chatlist.js", "/js/room.js", "/js/rooms.js",
+  "/js/voice.js", "/js/readaloud.js", "/js/mic.js", "/js/call.js", "/js/call-capture.js",
+  "/js/pcm.js", "/js/voicepicker.js",
   "/icons/icon-192.png", "/icons/icon-512.png",
 ];
 const SERVER_PATHS = /^\/(api|status|healthz|readyz|metrics|docs|openapi\.json)(\/|$)/;

@@ -5,6 +5,8 @@ import { errorBox } from "./errors.js";
 import { renderMarkdown } from "./markdown.js";
 import { loginPath, navigate, session } from "./app.js";
 import { reportButton } from "./reports.js";
+import { voiceInfo } from "./voice.js";
+import { voicePicker } from "./voicepicker.js";
 
 const AVATAR_MAX_CHARS = 400_000; // the API takes 512,000; the body limit is 1 MiB
 const GREETING_SEPARATOR = /\n-{3,}\n/;
@@ -210,7 +212,9 @@ const SHORT_FIELDS = [["nickname", "Nickname"], ["creator", "Creator (card autho
 
 export async function editorPage(target, [id]) {
   if (!session.user) { navigate(loginPath(), { replace: true }); return; }
-  const character = id ? await get(`/api/v1/characters/${encodeURIComponent(id)}`) : null;
+  const [character, voices] = await Promise.all([id ? get(`/api/v1/characters/${encodeURIComponent(id)}`) : null, voiceInfo()]);
+  // Without voice on the server there is no voice to pick (and none is sent: a saved one stays).
+  const voice = voices.installed ? voicePicker(voices, character ? character.voice ?? null : null, () => formName()) : null;
   const value = (name) => (character ? character[name] : "");
   const listValue = (name) => (character ? character[name].join("\n---\n") : "");
   let avatarValue = character ? character.avatar : null;
@@ -239,6 +243,7 @@ export async function editorPage(target, [id]) {
     field("Visibility", { name: "visibility", kind: "select", value: value("visibility") || "public", options: [["public", "Public: listed for everyone"], ["unlisted", "Unlisted: anyone with the link"], ["private", "Private: only me"]] }),
     field("Content rating", { name: "rating", kind: "select", value: value("rating") || "general", options: RATINGS, hint: "Mature characters are hidden from discovery except for adults who turned them on, and only accounts confirmed as 18 or older can chat with them." }),
     field("Show the definition to others", { name: "definition_visible", kind: "checkbox", checked: Boolean(character && character.definition_visible), hint: "When on, people who chat with this character see its system prompt, description and lorebook when they look at a reply's prompt. Off: hidden." }),
+    voice ? voice.el : null,
     h("details", {},
       h("summary", {}, "More: system prompt, card details, lorebook"),
       TEXT_FIELDS.filter(([name]) => ADVANCED.has(name)).map(textField),
@@ -268,6 +273,11 @@ export async function editorPage(target, [id]) {
     for (const [name] of SHORT_FIELDS) body[name] = values[name];
     body.definition_visible = form.querySelector("[name=definition_visible]").checked;
     body.tags = values.tags.split(",").map((t) => t.trim()).filter(Boolean);
+    if (voice) {
+      body.voice = voice.choice();
+      if (body.voice instanceof Error) { replace(status, h("p.error-box", { role: "alert" }, `${body.voice.message} Nothing was saved.`)); return; }
+      voice.stop();
+    }
     try {
       body.extensions = values.extensions.trim() ? JSON.parse(values.extensions) : {};
       body.character_book = values.character_book.trim() ? JSON.parse(values.character_book) : null;

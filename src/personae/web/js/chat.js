@@ -10,6 +10,10 @@ import { MemoryPanel } from "./memory.js";
 import { FINAL, categoryWords, drawMessage } from "./message.js";
 import { addPending, deliver, loadDraft, newClientId, pendingSends, removePending, saveDraft } from "./pending.js";
 import { ROOM_EVENTS, RoomPanel } from "./room.js";
+import { CallPanel } from "./call.js";
+import { PushToTalk } from "./mic.js";
+import { ReadAloud, SPEECH_EVENTS } from "./readaloud.js";
+import { voiceInfo } from "./voice.js";
 
 const WELLBEING_CHECK_MS = 60_000;
 const AI_NOTICE = "This is an AI character, not a real person. Treat everything it says as fiction.";
@@ -55,11 +59,15 @@ class ChatView {
     if (this.chat.kind === "room") this.room = new RoomPanel(this, await get(`/api/v1/rooms/${encodeURIComponent(this.chatId)}`));
     else this.character = await get(`/api/v1/characters/${this.chat.character_id}`).catch(() => null);
     this.memory = new MemoryPanel(this.chatId);
+    // Voice controls only where the server has voice (GET /voices says installed).
+    this.voice = await voiceInfo();
+    if (this.voice.installed) this.readAloud = new ReadAloud(this);
     this.buildShell();
     this.memory.refresh();
     // The stream opens BEFORE the history is read, so no event falls between the two.
     this.openStream();
     await this.loadHistory();
+    this.readAloud?.remember();
     await this.resendPending();
     this.checkWellbeing();
     // The server measures the session from what is sent, in every tab alike.
@@ -71,6 +79,9 @@ class ChatView {
     if (this.source) this.source.close();
     clearTimeout(this.refreshTimer);
     clearInterval(this.wellbeingTimer);
+    this.readAloud?.stop();
+    this.mic?.close();
+    this.call?.hangUp();
   }
 
   // --- well-being ---------------------------------------------------------------------
@@ -95,13 +106,15 @@ class ChatView {
 
   openStream() {
     this.source = new EventSource(`/api/v1/chats/${encodeURIComponent(this.chatId)}/events`);
-    for (const name of ["token", "reply_state", "queue", "message", "error", ...(this.room ? ROOM_EVENTS : [])]) {
+    const voice = this.readAloud ? SPEECH_EVENTS : [];
+    for (const name of ["token", "reply_state", "queue", "message", "error", ...(this.room ? ROOM_EVENTS : []), ...voice]) {
       this.source.addEventListener(name, (event) => {
         // The source's own "error" (the connection failed) has no data: onerror sees it.
         if (typeof event.data !== "string") return;
         const data = JSON.parse(event.data);
         // Who is here, typing, the room's settings: they do not wait for the history.
         if (ROOM_EVENTS.includes(name)) this.room.apply(name, data);
+        else if (voice.includes(name)) this.readAloud.apply(name, data);
         else if (this.historyLoaded) this.apply(name, data);
         else this.buffer.push([name, data]);
       });
@@ -138,6 +151,8 @@ class ChatView {
     } else if (name === "error") {
       this.redrawById(data.message_id);
     }
+    // "Read replies aloud" starts on a new reply's first words.
+    if (this.readAloud && ["token", "reply_state", "message"].includes(name)) this.readAloud.noticed(this.findById(data.message_id || data.id));
   }
 
   findById(id) {
@@ -219,7 +234,10 @@ class ChatView {
     });
     this.input.value = loadDraft(this.chatId);
     this.sendButton = h("button.btn.btn-primary.send", { type: "submit" }, "Send");
-    const form = h("form.composer", { onsubmit: (event) => { event.preventDefault(); this.send(); } }, this.input, this.sendButton);
+    this.mic = this.voice.installed && this.voice.transcription ? new PushToTalk({
+      onText: (text) => this.heard(text), onError: (error) => this.showError(error), maxSeconds: this.voice.limits.audio_max_seconds,
+    }) : null;
+    const form = h("form.composer", { onsubmit: (event) => { event.preventDefault(); this.send(); } }, this.input, this.mic?.button, this.sendButton);
     this.titleEl = h("div.chat-title-line", {});
     // Always on screen, whatever the character says about itself.
     this.aiNoticeEl = h("p.ai-notice", { role: "note" }, this.chat.ai_notice || AI_NOTICE);
@@ -230,7 +248,8 @@ class ChatView {
         h("a.back", { href: "/chats", "aria-label": "Back to my chats" }, "‹"),
         room ? h("h1.room-title", {}, name) : h("h1", {}, h("a", { href: `/c/${this.chat.character_id}` }, name)),
         ratingBadge(this.chat.character_rating),
-        this.personaName() ? h("span.char-meta.persona-line", {}, `as ${this.personaName()}`) : null),
+        this.personaName() ? h("span.char-meta.persona-line", {}, `as ${this.personaName()}`) : null,
+        this.voiceTools(name)),
       this.titleEl,
       this.memory.el,
       this.liveEl,
@@ -253,6 +272,31 @@ class ChatView {
       this.room ? null : h("span.chat-title", {}, this.chat.title),
       !this.room || this.room.isOwner
         ? h("button.btn.btn-small.btn-quiet", { type: "button", "aria-label": `Rename this ${this.room ? "room" : "chat"}`, onclick: () => this.rename() }, "Rename") : null);
+  }
+
+  // The head's voice controls: "Read replies aloud" and, in a one-to-one chat, a call.
+  voiceTools(name) {
+    if (!this.readAloud) return null;
+    this.callButton = this.room || !this.voice.transcription ? null
+      : h("button.btn.btn-small.call-button", { type: "button", "aria-label": `Call ${name}`, title: `Call ${name}: talk instead of typing` }, "Call");
+    this.callButton?.addEventListener("click", () => this.startCall());
+    return h("div.voice-tools", {}, this.readAloud.toggle, this.callButton);
+  }
+
+  startCall() {
+    if (this.call) return;
+    this.readAloud.stop();
+    this.call = new CallPanel(this, () => { this.call = null; this.callButton.focus(); });
+    this.call.open();
+  }
+
+  // Words heard by push-to-talk: into the text box, to be read and fixed before sending.
+  heard(text) {
+    const typed = this.input.value.trim();
+    this.input.value = typed ? `${typed} ${text.trim()}` : text.trim();
+    saveDraft(this.chatId, this.input.value);
+    replace(this.statusEl);
+    this.input.focus();
   }
 
   rename() {
@@ -336,6 +380,7 @@ class ChatView {
     const changed = this.input.disabled === can;
     this.input.disabled = !can;
     this.sendButton.disabled = !can;
+    if (this.mic) this.mic.button.hidden = !can;
     // A viewer's (or a muted member's) messages offer only what reading allows.
     if (changed && this.historyLoaded) this.redrawAll();
   }

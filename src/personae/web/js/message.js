@@ -39,6 +39,18 @@ export const MESSAGE_ACTIONS = [
     run: ({ view, message }) => view.continueReply(message),
   },
   {
+    label: "Read aloud",
+    reader: true,
+    when: ({ view, message, isReply }) => isReply && view.readAloud && message.content.trim() && !view.readAloud.stateOf(message.id),
+    run: ({ view, message }) => view.readAloud.speak(message),
+  },
+  {
+    label: "Stop reading aloud",
+    reader: true,
+    when: ({ view, message }) => view.readAloud && view.readAloud.stateOf(message.id),
+    run: ({ view }) => view.readAloud.stop(),
+  },
+  {
     label: "Copy text",
     reader: true,
     when: ({ message }) => message.content.trim() && navigator.clipboard,
@@ -97,7 +109,9 @@ export function drawMessage(view, message) {
       actionMenu(`More actions for this message from ${who}`, actions, el)),
     h("div.msg-text", {}, renderMarkdown(message.content)),
     drawState(view, message),
+    isReply && view.readAloud ? view.readAloud.stateLine(message) : null,
     reader ? null : h("div.msg-actions", {},
+      isReply && view.readAloud ? view.readAloud.button(message) : null,
       isReply ? drawSwipes(view, message, latest, running) : null,
       // A cut reply's Continue is in sight; any other last reply has it in the menu.
       message.cut_short && continues(context)
