@@ -162,6 +162,18 @@ def voice_models_dir() -> Path:
 
 
 @pytest.fixture
+def voice_settings(
+    make_settings: Callable[..., Settings], voice_models_dir: Path
+) -> Callable[..., Settings]:
+    """Settings whose voice engines read the real voice files."""
+
+    def _make(**overrides: Any) -> Settings:
+        return make_settings(voice_dir=voice_models_dir, **overrides)
+
+    return _make
+
+
+@pytest.fixture
 def model_settings(
     make_settings: Callable[..., Settings], model_server: ModelServer
 ) -> Callable[..., Settings]:

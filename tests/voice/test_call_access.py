@@ -5,23 +5,12 @@ routes only: the WebSocket is checked here). An error before the call starts is 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 from calling import CallClient, Site, site, speech
 
 from personae.settings import Settings
-
-
-@pytest.fixture
-def voice_settings(
-    make_settings: Callable[..., Settings], voice_models_dir: Path
-) -> Callable[..., Settings]:
-    def _make(**overrides: Any) -> Settings:
-        return make_settings(voice_dir=voice_models_dir, **overrides)
-
-    return _make
 
 
 async def _refused(call: CallClient, code: str, close_code: int) -> None:

@@ -9,10 +9,7 @@ Transcripts pass at a word error rate of at most 0.25 (see test_transcriptions.p
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
-import pytest
 from calling import Frame, site, speech
 from speech_samples import word_error_rate
 
@@ -26,16 +23,6 @@ STORY = [
     "Then he sat down with a cup of tea.",
 ]
 TOLERANCE = 0.25
-
-
-@pytest.fixture
-def voice_settings(
-    make_settings: Callable[..., Settings], voice_models_dir: Path
-) -> Callable[..., Settings]:
-    def _make(**overrides: Any) -> Settings:
-        return make_settings(voice_dir=voice_models_dir, **overrides)
-
-    return _make
 
 
 def _seconds(frame: Frame) -> float:

@@ -9,7 +9,6 @@ are heard with 0 to 0.09.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,16 +29,6 @@ SENTENCES = [
     "Hello, can you tell me about the river and the old mill",
 ]
 TOLERANCE = 0.25
-
-
-@pytest.fixture
-def voice_settings(
-    make_settings: Callable[..., Settings], voice_models_dir: Path
-) -> Callable[..., Settings]:
-    def _make(**overrides: Any) -> Settings:
-        return make_settings(voice_dir=voice_models_dir, **overrides)
-
-    return _make
 
 
 async def _api(settings: Settings) -> AsyncIterator[Api]:
