@@ -44,3 +44,48 @@ def test_a_voice_dir_that_cannot_keep_hashes_is_not_hashed_at_every_request(
     for _ in range(3):
         one_voices_request()
     assert len(hashed) == first, f"hashed {len(hashed) - first} more files"
+
+
+async def test_a_read_aloud_ended_by_an_edit_tells_its_listeners(
+    make_settings: Callable[..., Settings], voice_models_dir: Path
+) -> None:
+    """A reply edited while it is spoken: the read-aloud ends (MessageChanged), and the
+    chat stream must say so (`speech_failed` or `speech_done`); without either the web
+    app's reader stays on "Getting the voice ready…" / "Reading aloud…" for good."""
+    import asyncio
+    import threading
+
+    from speaking import SimulatedVoiceEngines, chat_with, events_until, named, script, send
+    from speaking import speaking_app, until
+
+    from conftest import wait_for_reply
+    from personae.services.chat_events import chat_stream
+    from personae.voice.simulated import SimulatedSpeechEngine, SimulationOptions
+
+    async with speaking_app(make_settings, voice_models_dir) as (api, sim):
+        hold = threading.Event()
+        options = SimulationOptions(hold=hold)
+        api.container.voices.engines = SimulatedVoiceEngines(
+            api.container.settings, SimulatedSpeechEngine(options)
+        )
+        user = await api.user()
+        chat_id = await chat_with(user)
+        await script(sim, "The first sentence is here. And a second one.")
+        sent = await send(user, chat_id, "m1", "Hi")
+        reply = sent["reply"]["id"]
+        await wait_for_reply(user, chat_id, reply)
+        assert (await user.post(f"/api/v1/messages/{reply}/speech")).status_code == 202
+        await until(lambda: options.started == 1)  # the first sentence is being spoken
+        edited = await user.patch(f"/api/v1/messages/{reply}", json={"content": "Other words."})
+        assert edited.status_code == 200, edited.text
+        hold.set()
+        await until(lambda: api.container.speech.running() == 0)
+        await asyncio.sleep(0.2)
+        events = await events_until(
+            api, chat_id, lambda seen: bool(named(seen, "message", reply)), timeout_s=5
+        )
+        stream = chat_stream(chat_id)
+        while batch := await api.container.events.read(stream, events[-1].id, wait_s=0.5):
+            events += batch
+        ended = named(events, "speech_failed", reply) + named(events, "speech_done", reply)
+        assert ended, [(e.name, e.data) for e in events if e.name.startswith("speech")]
