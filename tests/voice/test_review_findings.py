@@ -89,3 +89,34 @@ async def test_a_read_aloud_ended_by_an_edit_tells_its_listeners(
             events += batch
         ended = named(events, "speech_failed", reply) + named(events, "speech_done", reply)
         assert ended, [(e.name, e.data) for e in events if e.name.startswith("speech")]
+
+
+async def test_the_wav_stream_of_a_reply_ends_when_the_server_begins_to_stop(
+    make_settings: Callable[..., Settings], voice_models_dir: Path
+) -> None:
+    """SIGTERM: open SSE streams end at once (container.stopping) so uvicorn's wait for
+    open connections does not eat the grace running replies need. GET .../speech is a
+    stream too; it followed its reply (up to 10 minutes of no progress) regardless."""
+    import asyncio
+
+    from speaking import SimulatedVoiceEngines, chat_with, script, send, speaking_app, until
+
+    from personae.voice.simulated import SimulatedSpeechEngine
+
+    async with speaking_app(make_settings, voice_models_dir, tokens_per_second=1.0) as (api, sim):
+        api.container.voices.engines = SimulatedVoiceEngines(
+            api.container.settings, SimulatedSpeechEngine()
+        )
+        user = await api.user()
+        chat_id = await chat_with(user)
+        await script(sim, "One. " + "word " * 20)
+        reply = (await send(user, chat_id, "m1", "Hi"))["reply"]["id"]
+        listening = asyncio.create_task(user.get(f"/api/v1/messages/{reply}/speech"))
+        await until(lambda: api.container.speech.running() == 1)
+        await asyncio.sleep(0.5)
+        api.container.stopping.set()  # what begin_shutdown does at SIGTERM
+        try:
+            answer = await asyncio.wait_for(listening, timeout=5.0)
+        finally:
+            listening.cancel()
+        assert answer.status_code == 200
