@@ -247,6 +247,10 @@ class SpeechService:
             await self._speak_all(run)
         except MessageChanged as changed:
             log.info("read-aloud ended: %s", changed, extra={"message_id": target.message.id})
+            # Its listeners would otherwise wait for `speech_done` for good.
+            await self._publish_failure(
+                target, "message_changed", f"Reading aloud stopped: {changed}."
+            )
         except AppError as error:
             await self._publish_failure(target, error.code, error.detail)
         except asyncio.CancelledError:

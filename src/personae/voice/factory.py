@@ -40,6 +40,9 @@ class VoiceEngines:
         )
         self._engines: dict[str, SpeechEngine] = {}
         self._transcriber: Transcriber | None = None
+        # The sets of files found whole once: `files.is_pulled` runs on the event loop,
+        # and hashes every file again when its folder cannot keep the hashes it checked.
+        self._pulled: set[str] = set()
         # A server URL that is not one stops the start, naming its setting.
         for url, setting in (
             (settings.speech_url, "PERSONAE_SPEECH_URL"),
@@ -80,7 +83,12 @@ class VoiceEngines:
         if not self._installed or name not in self.engine_names():
             return False
         files_name = EMBEDDED_FILES.get(name)
-        return files_name is None or files.is_pulled(files_name, self._models_dir)
+        return files_name is None or self._is_pulled(files_name)
+
+    def _is_pulled(self, files_name: str) -> bool:
+        if files_name not in self._pulled and files.is_pulled(files_name, self._models_dir):
+            self._pulled.add(files_name)
+        return files_name in self._pulled
 
     def blendable(self, name: str) -> bool:
         return name == "kokoro"
@@ -96,7 +104,7 @@ class VoiceEngines:
             self._engines[name] = self._openai_engine()
             return self._engines[name]
         files_name = EMBEDDED_FILES[name]
-        if not files.is_pulled(files_name, self._models_dir):
+        if not self._is_pulled(files_name):
             raise VoiceFilesMissing(
                 f"the {name} voice files are not on this server; its operator can fetch "
                 f"them with `personae models pull {files_name}`"
@@ -169,7 +177,7 @@ class VoiceEngines:
         Whisper's files are pulled."""
         return self._installed and (
             bool(self._settings.transcription_url)
-            or files.is_pulled(TRANSCRIPTION_FILES, self._models_dir)
+            or self._is_pulled(TRANSCRIPTION_FILES)
         )
 
     def transcriber(self) -> Transcriber:
@@ -184,7 +192,7 @@ class VoiceEngines:
                 api_key=self._settings.transcription_api_key,
             )
         if self._transcriber is None:
-            if not files.is_pulled(TRANSCRIPTION_FILES, self._models_dir):
+            if not self._is_pulled(TRANSCRIPTION_FILES):
                 raise VoiceFilesMissing(
                     "the transcription model is not on this server; its operator can fetch "
                     f"it with `personae models pull {TRANSCRIPTION_FILES}`"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, status
@@ -93,7 +96,30 @@ async def stream_speech(
     """The reply spoken as one WAV stream (its length unknown in the header): each
     sentence's audio as soon as it is synthesised."""
     chunks = await container.speech.stream(user, message_id)
-    return StreamingResponse(chunks, media_type="audio/wav", headers=_NO_STORE)
+    return StreamingResponse(
+        _until(chunks, container.stopping), media_type="audio/wav", headers=_NO_STORE
+    )
+
+
+async def _until(chunks: AsyncIterator[bytes], stop: asyncio.Event) -> AsyncIterator[bytes]:
+    """The chunks, ended early when the server begins to stop (as the chat's event
+    stream is): an open stream must not keep a stopping server waiting."""
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        while not stop.is_set():
+            following = asyncio.ensure_future(anext(chunks))
+            await asyncio.wait({following, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not following.done():
+                following.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await following
+                return
+            try:
+                yield following.result()
+            except StopAsyncIteration:
+                return
+    finally:
+        stopped.cancel()
 
 
 @router.get("/messages/{message_id}/speech/{index}", response_class=Response, responses=_WAV)

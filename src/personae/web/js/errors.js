@@ -71,6 +71,7 @@ const WORDS = {
   voice_busy: (e) => ["Every voice is busy right now.", "Nothing was lost.", `Try again ${wait(e, 10)}.`],
   speech_engine_failed: (e) => ["The voice could not speak this.", "Nothing was lost.", `Try again ${wait(e, 5)}.`],
   nothing_to_say: () => ["This reply has nothing to read aloud.", "Nothing was changed.", "Read another reply."],
+  message_changed: () => ["The reply changed while it was read aloud.", "Nothing was lost.", "Press Read aloud again to hear it as it is now."],
   speech_not_ready: () => ["This part of the speech is not ready yet.", "Nothing was lost.", "Press Read aloud again."],
   audio_too_large: (e) => ["This recording is too large.", "Nothing was sent.", e.detail || "Record a shorter message."],
   audio_too_long: (e) => ["This recording is too long.", "Nothing was sent.", e.detail || "Record a shorter message, or send it in parts."],
