@@ -55,8 +55,16 @@ async def test_a_read_aloud_ended_by_an_edit_tells_its_listeners(
     import asyncio
     import threading
 
-    from speaking import SimulatedVoiceEngines, chat_with, events_until, named, script, send
-    from speaking import speaking_app, until
+    from speaking import (
+        SimulatedVoiceEngines,
+        chat_with,
+        events_until,
+        named,
+        script,
+        send,
+        speaking_app,
+        until,
+    )
 
     from conftest import wait_for_reply
     from personae.services.chat_events import chat_stream
