@@ -122,3 +122,52 @@ async def test_the_waiting_room_view_shows_the_voice_lines(api: Api) -> None:
     assert lines["transcription"]["busy"] == 0 and lines["transcription"]["estimated_wait_s"] == 0
     release.set()
     await asyncio.gather(holder, waiter)
+
+
+async def test_work_a_caller_stops_waiting_for_keeps_its_slot_until_it_ends() -> None:
+    """An engine runs in a thread nothing can stop: a barge-in or a timeout frees the
+    caller at once, but the slot stays taken until the thread is done, so the next
+    request does not pile a second engine run onto a busy core."""
+    import threading
+    import time
+
+    slots = VoiceSlots(synthesis=1, transcription=1, queue_max=5)
+    release = threading.Event()
+    ran: list[str] = []
+
+    def engine(name: str) -> str:
+        release.wait(10)
+        ran.append(name)
+        return name
+
+    first = asyncio.create_task(slots.run(SYNTHESIS, lambda: asyncio.to_thread(engine, "first")))
+    await _until(lambda: slots.state()[0].busy == 1)
+    never = asyncio.create_task(slots.run(SYNTHESIS, lambda: asyncio.to_thread(engine, "never")))
+    second = asyncio.create_task(slots.run(SYNTHESIS, lambda: asyncio.to_thread(engine, "second")))
+    await _until(lambda: slots.state()[0].waiting == 2)
+    first.cancel()  # the caller leaves while its work runs
+    never.cancel()  # this one leaves while still in line
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    with pytest.raises(asyncio.CancelledError):
+        await never
+    await _until(lambda: slots.state()[0].waiting == 1)  # "never" left the line
+    assert slots.state()[0].busy == 1  # "first" still runs in its thread
+    started = time.monotonic()
+    release.set()
+    assert await second == "second"
+    assert ran == ["first", "second"]  # "never" was never started
+    assert time.monotonic() - started < 5
+    assert slots.state()[0].busy == 0
+
+
+async def test_a_budget_frees_the_caller_not_the_slot() -> None:
+    import threading
+
+    slots = VoiceSlots(synthesis=1, transcription=1, queue_max=5)
+    release = threading.Event()
+    with pytest.raises(TimeoutError):
+        await slots.run(SYNTHESIS, lambda: asyncio.to_thread(release.wait, 10), budget_s=0.2)
+    assert slots.state()[0].busy == 1
+    release.set()
+    await _until(lambda: slots.state()[0].busy == 0)

@@ -77,8 +77,11 @@ class TranscriptionService:
         """The words of `audio`, once a transcription slot is free (`on_place` is told
         the place in line while it waits; VoiceBusy when the line is full)."""
         transcriber = self._engines.transcriber()
-        async with self._slots.take(TRANSCRIPTION, on_place):
-            transcript = await transcriber.transcribe(audio, language=language)
+        transcript = await self._slots.run(
+            TRANSCRIPTION,
+            lambda: transcriber.transcribe(audio, language=language),
+            on_place=on_place,
+        )
         if not transcript.text.strip():
             raise NoSpeechHeard("No words were heard in the recording; speak closer or louder.")
         return transcript

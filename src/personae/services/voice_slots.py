@@ -16,6 +16,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from personae.errors import VoiceBusy
 
@@ -24,6 +25,7 @@ SYNTHESIS, TRANSCRIPTION = "synthesis", "transcription"
 _FIRST_GUESS_S = 1.0
 _SMOOTHING = 0.2
 
+T = TypeVar("T")
 PlaceListener = Callable[[int, float], Awaitable[None]]
 LineObserver = Callable[["LineState", float | None], None]
 
@@ -84,6 +86,42 @@ class VoiceSlots:
         line = self._lines[kind]
         return round(line.service_s * position / line.slots, 1)
 
+    async def run(
+        self,
+        kind: str,
+        work: Callable[[], Awaitable[T]],
+        *,
+        on_place: PlaceListener | None = None,
+        budget_s: float | None = None,
+    ) -> T:
+        """`work()` in a slot of `kind`, waiting in line for it as `take` does.
+
+        The work is an engine in a thread, which nothing can stop: so the slot is
+        held until the work itself ends, even when the caller stops waiting for it
+        (a call's barge-in, a cancelled request, `budget_s` run out: TimeoutError),
+        and the slots go on counting the cores really busy. Work whose turn has not
+        come when the caller leaves is taken out of the line and never started."""
+        started = asyncio.Event()
+
+        async def owned() -> T:
+            async with self.take(kind, on_place):
+                started.set()
+                return await work()
+
+        task = asyncio.create_task(owned())
+        task.add_done_callback(_retrieve)
+        starting = asyncio.create_task(started.wait())
+        try:
+            await asyncio.wait({task, starting}, return_when=asyncio.FIRST_COMPLETED)
+            async with asyncio.timeout(budget_s):
+                return await asyncio.shield(task)
+        except BaseException:
+            if not started.is_set():
+                task.cancel()
+            raise
+        finally:
+            starting.cancel()
+
     @contextlib.asynccontextmanager
     async def take(self, kind: str, on_place: PlaceListener | None = None) -> AsyncIterator[None]:
         """Hold one slot of `kind` for the block, waiting in line for it if needed.
@@ -143,3 +181,10 @@ class VoiceSlots:
                 turn.set_result(None)
                 return
         line.busy -= 1
+
+
+def _retrieve(task: asyncio.Task[object]) -> None:
+    """Read the outcome of work its caller stopped waiting for, so that its failure
+    is not reported as a task exception never retrieved (the caller saw its own)."""
+    if not task.cancelled():
+        task.exception()

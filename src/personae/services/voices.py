@@ -10,7 +10,6 @@ in its card's `extensions["personae"]["voice"]`, so an exported card carries it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -202,22 +201,25 @@ class VoiceService:
         """`text` spoken in `choice`'s voice, through a synthesis slot (waiting in line
         for one, told by `on_place`). An engine's own failure is `speech_engine_failed`."""
         engine = self.engines.engine(choice.engine)
-        async with self.slots.take(SYNTHESIS, on_place):
-            started = time.monotonic()
-            try:
-                async with asyncio.timeout(_PIECE_BUDGET_S):
-                    audio = await engine.synthesize(text, choice)
-            except AppError:
-                raise
-            except TimeoutError as error:
-                raise SpeechEngineFailed(
-                    f"the {choice.engine} engine took over {_PIECE_BUDGET_S:.0f} s on one piece"
-                ) from error
-            except Exception as error:
-                log.exception("speech synthesis failed", extra={"engine": choice.engine})
-                raise SpeechEngineFailed(
-                    f"the {choice.engine} engine failed to speak this text"
-                ) from error
+        started = time.monotonic()
+        try:
+            audio = await self.slots.run(
+                SYNTHESIS,
+                lambda: engine.synthesize(text, choice),
+                on_place=on_place,
+                budget_s=_PIECE_BUDGET_S,
+            )
+        except AppError:
+            raise
+        except TimeoutError as error:
+            raise SpeechEngineFailed(
+                f"the {choice.engine} engine took over {_PIECE_BUDGET_S:.0f} s on one piece"
+            ) from error
+        except Exception as error:
+            log.exception("speech synthesis failed", extra={"engine": choice.engine})
+            raise SpeechEngineFailed(
+                f"the {choice.engine} engine failed to speak this text"
+            ) from error
         log.debug(
             "synthesised",
             extra={
