@@ -202,7 +202,7 @@ class Container:
         await self.leadership.aclose()
         await self.webhooks.aclose()
         self.router.cancel_warmups()
-        await self.calls.aclose()
+        await self.calls.aclose(self._grace_left())
         await self.scheduler.shutdown(self._grace_left())
         await self.warmer.settled()
         if self.fleet_view is not None:
@@ -316,7 +316,10 @@ def build_container(settings: Settings) -> Container:
     voice_engines = VoiceEngines(settings)
     voices = VoiceService(voice_engines, voice_slots, limiter, settings)
     transcription = TranscriptionService(voice_engines, voice_slots, limiter, settings)
-    calls = CallService(database, chats, messages, events, voices, transcription, settings)
+    stopping = asyncio.Event()
+    calls = CallService(
+        database, chats, messages, events, voices, transcription, settings, stopping=stopping
+    )
     container = Container(
         settings=settings,
         database=database,
@@ -395,5 +398,6 @@ def build_container(settings: Settings) -> Container:
         speech=SpeechService(database, events, voices, settings),
         transcription=transcription,
         calls=calls,
+        stopping=stopping,
     )
     return container

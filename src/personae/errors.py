@@ -338,6 +338,14 @@ class NotEnoughDiskSpace(ModelFileError):
     title = "Not enough free disk space for the model"
 
 
+class ShuttingDown(ServiceUnavailable):
+    """The server began to stop while a call was open: call again (another process, or
+    this one once it is back)."""
+
+    code = "shutting_down"
+    title = "The server is restarting"
+
+
 class InternalError(AppError):
     code = "internal_error"
     status = 500
@@ -597,6 +605,24 @@ class CallReplaced(Conflict):
 
     code = "call_replaced"
     title = "This call was picked up somewhere else"
+
+
+class TooManyCalls(AppError):
+    """A user with PERSONAE_CALL_MAX_PER_USER calls open (in this process) called
+    another chat."""
+
+    code = "too_many_calls"
+    status = 429
+    title = "You have too many calls open"
+
+
+class CallTimedOut(AppError):
+    """A call ended by its limits: `limit` is `idle` (nothing said for
+    PERSONAE_CALL_IDLE_TIMEOUT_S) or `length` (PERSONAE_CALL_MAX_DURATION_S)."""
+
+    code = "call_timed_out"
+    status = 408
+    title = "The call ended"
 
 
 class SpeechNotReady(AppError):

@@ -227,6 +227,11 @@ class Settings(BaseSettings):
     # detector must be that a 32 ms window is speech (0..1; higher hears less noise).
     call_turn_silence_ms: int = Field(default=700, ge=200, le=5000)
     call_vad_threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
+    # Calls: how many one user may have open at once (in a process), the longest a call
+    # lasts, and how long one stays open with nothing said or answered.
+    call_max_per_user: int = Field(default=2, ge=1, le=100)
+    call_max_duration_s: float = Field(default=3600.0, ge=1.0, le=86_400.0)
+    call_idle_timeout_s: float = Field(default=300.0, ge=1.0, le=86_400.0)
 
     # --- moderation (docs/moderation.md) ---
     moderation_enabled: bool = True

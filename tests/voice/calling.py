@@ -119,6 +119,7 @@ class Site:
 
     url: str
     backend_url: str
+    app: Any
 
     @property
     def ws_url(self) -> str:
@@ -192,5 +193,6 @@ async def site(settings: Callable[..., Settings], **options: Any) -> AsyncIterat
             backend_probe_interval_s=0,
             max_reply_tokens=200,
         )
-        async with serve_app(create_app(app_settings)) as url:
-            yield Site(url, backend_url)
+        app = create_app(app_settings)
+        async with serve_app(app) as url:
+            yield Site(url, backend_url, app)

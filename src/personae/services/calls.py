@@ -14,8 +14,12 @@ written, "stopped"), and the new turn is heard.
 
 A reply belongs to the server: a call that drops leaves the message it sent and its
 reply in the chat, written to the end; a turn still being transcribed when the call
-ends is transcribed and sent all the same. One call per user and chat in a process:
-a second one takes over and the first is ended with `call_replaced`.
+ends is transcribed and sent all the same (at the server's stop, if it can be within
+the grace). One call per user and chat in a process: a second one takes over and the
+first is ended with `call_replaced`; at most `call_max_per_user` chats at once. A call
+ends itself past `call_max_duration_s`, after `call_idle_timeout_s` with nothing said,
+when the server begins to stop, when its caller is no longer signed in (checked at each
+turn), and when its listening fails.
 """
 
 from __future__ import annotations
@@ -26,18 +30,24 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from personae.errors import (
     AppError,
     CallReplaced,
+    CallTimedOut,
     ContentRefused,
+    InternalError,
     InvalidState,
     NotFound,
+    ShuttingDown,
+    SpeechEngineFailed,
+    TooManyCalls,
     ValidationFailed,
 )
 from personae.events.base import EventLog
 from personae.services import room_access
+from personae.services.call_io import FRAME_MAX_S, AudioInbox, CallLink, CallStart
 from personae.services.chat_events import FAILED, chat_stream
 from personae.services.chats import ChatService
 from personae.services.messages import MessageService
@@ -66,61 +76,7 @@ from personae.voice.wav import resample
 
 log = logging.getLogger("personae.calls")
 
-MIN_RATE, MAX_RATE = 8_000, 48_000
-DEFAULT_RATE_OUT = 24_000
-# The longest binary frame taken: 100 ms of audio at the call's rate.
-FRAME_MAX_S = 0.1
-# Frames heard but not yet judged by the VAD (20 ms each: 10 s); a client that sends
-# faster than that waits (the socket is not read meanwhile).
-_INBOX_FRAMES = 500
 HEARING, SENDING, REPLYING = "hearing", "sending", "replying"
-
-
-class CallLink(Protocol):
-    """How a call talks to its client (the WebSocket, in api/routes/calls.py)."""
-
-    async def send(self, frame: dict[str, Any], pcm: bytes | None = None) -> None:
-        """A text frame, and for `audio` its PCM as the binary frame right after it."""
-        ...
-
-    async def send_problem(self, kind: str, error: AppError, **fields: Any) -> None:
-        """A `refused` or `error` frame: the error's problem+json body as `problem`, and
-        `fields` beside it."""
-        ...
-
-    async def close(self, error: AppError) -> None:
-        """End the call from the server's side, saying why."""
-        ...
-
-
-@dataclass(frozen=True)
-class CallStart:
-    """What the client's `start` frame asks for."""
-
-    sample_rate: int = SAMPLE_RATE
-    sample_rate_out: int = DEFAULT_RATE_OUT
-
-    @classmethod
-    def parse(cls, frame: Any) -> CallStart:
-        if not isinstance(frame, dict) or frame.get("type") != "start":
-            raise ValidationFailed('The first frame must be {"type": "start", "sample_rate": N}.')
-        rates = {}
-        for name, default in (("sample_rate", SAMPLE_RATE), ("sample_rate_out", DEFAULT_RATE_OUT)):
-            rate = frame.get(name, default)
-            if (
-                not isinstance(rate, int)
-                or isinstance(rate, bool)
-                or not MIN_RATE <= rate <= MAX_RATE
-            ):
-                raise ValidationFailed(
-                    f"{name}: a whole number of Hz from {MIN_RATE} to {MAX_RATE}."
-                )
-            rates[name] = rate
-        return cls(**rates)
-
-    @property
-    def frame_max_bytes(self) -> int:
-        return int(self.sample_rate * FRAME_MAX_S) * 2
 
 
 @dataclass(frozen=True)
@@ -139,6 +95,8 @@ class CallService:
         voices: VoiceService,
         transcription: TranscriptionService,
         settings: Settings,
+        *,
+        stopping: asyncio.Event,
     ) -> None:
         self.database = database
         self.chats = chats
@@ -147,6 +105,7 @@ class CallService:
         self.voices = voices
         self.transcription = transcription
         self.settings = settings
+        self.stopping = stopping  # set when the server begins to stop: calls end
         self.vad_config = VadConfig(
             threshold=settings.call_vad_threshold,
             neg_threshold=max(0.01, settings.call_vad_threshold - 0.15),
@@ -183,17 +142,29 @@ class CallService:
     async def _load_vad(self) -> SileroVad:
         async with self._vad_loading:
             if self._vad is None:
-                self._vad = await asyncio.to_thread(SileroVad.load)
+                try:
+                    self._vad = await asyncio.to_thread(SileroVad.load)
+                except Exception as error:
+                    log.exception("loading the voice activity detector failed")
+                    raise SpeechEngineFailed(
+                        "The voice activity detector could not be loaded; calls cannot start."
+                    ) from error
             return self._vad
 
     async def start(
         self, user: UserRecord, target: CallTarget, start: CallStart, link: CallLink
     ) -> Call:
         """Begin the call (`ready`, `listening`); a call of this user in this chat that
-        is still open is ended with `call_replaced`."""
+        is still open is ended with `call_replaced`. TooManyCalls when the user has
+        `call_max_per_user` calls open in other chats."""
         assert self._vad is not None
-        call = Call(self, user, target, start, link, TurnDetector(self._vad, self.vad_config))
         key = (user.id, target.chat.id)
+        elsewhere = [k for k in self._calls if k[0] == user.id and k != key]
+        if len(elsewhere) >= self.settings.call_max_per_user:
+            raise TooManyCalls(
+                f"You have {len(elsewhere)} calls open; end one to call another chat."
+            )
+        call = Call(self, user, target, start, link, TurnDetector(self._vad, self.vad_config))
         earlier = self._calls.get(key)
         self._calls[key] = call
         if earlier is not None:
@@ -211,9 +182,13 @@ class CallService:
         self._leftovers.add(task)
         task.add_done_callback(self._leftovers.discard)
 
-    async def aclose(self) -> None:
+    async def aclose(self, grace_s: float) -> None:
+        """End the calls still open (`shutting_down`); a turn already heard is sent if
+        that takes at most `grace_s`, else cancelled (its words are lost)."""
         for call in list(self._calls.values()):
-            await call.hang_up()
+            await call.end(ShuttingDown("The server is restarting; call again."))
+        if self._leftovers:
+            await asyncio.wait(list(self._leftovers), timeout=grace_s)
         for task in list(self._leftovers):
             task.cancel()
         await asyncio.gather(*self._leftovers, return_exceptions=True)
@@ -239,14 +214,19 @@ class Call:
     link: CallLink
     detector: TurnDetector
     id: str = field(default_factory=lambda: secrets.token_hex(6))
-    _inbox: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(_INBOX_FRAMES))
+    _inbox: AudioInbox = field(init=False)
     _listener: asyncio.Task[None] | None = None
+    _watcher: asyncio.Task[None] | None = None
     _turn: _Turn | None = None
     _turns: int = 0
     _carry: Audio | None = None  # a turn cut off before it was sent: it opens the next
     _playing_until: float = 0.0  # when the client's playback of what was sent ends
     _closed: bool = False
     _last_place: dict[str, Any] | None = None
+    _active_at: float = 0.0  # when speech was last heard or a turn last ended
+
+    def __post_init__(self) -> None:
+        self._inbox = AudioInbox(self.start.inbox_bytes)
 
     async def begin(self) -> None:
         await self.link.send(
@@ -257,7 +237,9 @@ class Call:
             }
         )
         await self.link.send({"type": "listening"})
+        self._active_at = asyncio.get_running_loop().time()
         self._listener = asyncio.create_task(self._listen())
+        self._watcher = asyncio.create_task(self._watch())
 
     async def hear(self, pcm: bytes) -> None:
         """A binary frame of the user's audio at the call's rate."""
@@ -281,36 +263,91 @@ class Call:
             return
         self._closed = True
         self.service.ended(self)
-        if self._listener is not None:
-            self._listener.cancel()
-            await asyncio.gather(self._listener, return_exceptions=True)
+        await self._inbox.close()  # a frame waiting for room is dropped
+        current = asyncio.current_task()  # the call may be ended from one of its own
+        for task in (self._listener, self._watcher):
+            if task is not None and task is not current:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         turn = self._turn
-        if turn is not None and turn.task is not None and not turn.task.done():
+        if (
+            turn is not None
+            and turn.task is not None
+            and turn.task is not current
+            and not turn.task.done()
+        ):
             if turn.phase == REPLYING:
                 turn.task.cancel()
                 await asyncio.gather(turn.task, return_exceptions=True)
             else:
                 self.service.keep(turn.task)
 
-    async def replaced(self) -> None:
-        await self.link.close(CallReplaced("This chat's call was picked up somewhere else."))
+    async def end(self, error: AppError) -> None:
+        """End the call from the server's side: an `error` frame with the close code
+        4000 + its status, then as when the client hangs up."""
+        if self._closed:
+            return
+        self.service.ended(self)  # over before the client hears it is (it may call again)
+        await self.link.close(error)
         await self.hang_up()
+
+    async def replaced(self) -> None:
+        await self.end(CallReplaced("This chat's call was picked up somewhere else."))
+
+    async def _watch(self) -> None:
+        """End the call when the server begins to stop, once it has lasted
+        `call_max_duration_s`, or after `call_idle_timeout_s` with nothing said."""
+        settings = self.service.settings
+        loop = asyncio.get_running_loop()
+        ends_at = loop.time() + settings.call_max_duration_s
+        error: AppError
+        while True:
+            now = loop.time()
+            if self._busy():  # a turn answered or played is not idle
+                self._active_at = now
+            idle_at = self._active_at + settings.call_idle_timeout_s
+            if now >= ends_at:
+                error = CallTimedOut(
+                    f"A call lasts at most {settings.call_max_duration_s:g} s; call again.",
+                    extra={"limit": "length"},
+                )
+                break
+            if now >= idle_at:
+                error = CallTimedOut(
+                    f"Nothing was said for {settings.call_idle_timeout_s:g} s.",
+                    extra={"limit": "idle"},
+                )
+                break
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(ends_at, idle_at) - now):
+                    await self.service.stopping.wait()
+            if self.service.stopping.is_set():
+                error = ShuttingDown("The server is restarting; call again.")
+                break
+        await self.end(error)
 
     # --- hearing -------------------------------------------------------------------
 
     async def _listen(self) -> None:
-        while True:
-            frames = [await self._inbox.get()]
-            while not self._inbox.empty() and len(frames) < 50:
-                frames.append(self._inbox.get_nowait())
-            events = await asyncio.to_thread(self._detect, b"".join(frames))
-            for event in events:
-                if isinstance(event, SpeechStarted):
-                    await self.link.send({"type": "speech_started"})
-                    if self._busy():
-                        await self._barge_in()
-                else:
-                    self._take_turn(event)
+        """Judge the audio heard (a second of it at most at a time); when that fails,
+        the call ends with `internal_error` (the client is not left talking to no one)."""
+        try:
+            while pcm := await self._inbox.take(self.start.sample_rate * 2):
+                await self._judge(pcm)
+        except Exception:
+            log.exception("call %s: listening failed", self.id)
+            await self.end(InternalError("The call stopped hearing you; call again."))
+
+    async def _judge(self, pcm: bytes) -> None:
+        events = await asyncio.to_thread(self._detect, pcm)
+        for event in events:
+            if isinstance(event, SpeechStarted):
+                self._active_at = asyncio.get_running_loop().time()
+                await self.link.send({"type": "speech_started"})
+                if self._busy():
+                    await self._barge_in()
+            else:
+                self._take_turn(event)
 
     def _detect(self, pcm: bytes) -> list[SpeechStarted | TurnEnded]:
         if self.start.sample_rate != SAMPLE_RATE:
@@ -346,8 +383,13 @@ class Call:
             if turn.phase == HEARING:
                 return
             if turn.phase == SENDING and turn.send is not None:
-                with contextlib.suppress(AppError):
+                try:
                     sent = await asyncio.shield(turn.send)
+                except AppError:
+                    pass
+                except Exception:
+                    log.exception("call %s: sending an interrupted turn failed", self.id)
+                else:
                     reply_id = sent.reply.id if sent.reply is not None else None
         await self.link.send({"type": "interrupted", "message_id": reply_id})
         if reply_id is not None:
@@ -357,6 +399,23 @@ class Call:
     # --- one turn: heard, sent, answered aloud -------------------------------------
 
     async def _run_turn(self, turn: _Turn, number: int) -> None:
+        """One turn, checked, heard, sent and answered; whatever fails on the way, the
+        client is told (`error`) and the call goes on (`listening`)."""
+        try:
+            self.user = await self.link.caller()
+        except AppError as error:  # signed out, the session ran out, suspended, deleted
+            await self.end(error)
+            return
+        try:
+            await self._take_part(turn, number)
+        except Exception:
+            log.exception("call %s: turn %d failed", self.id, number)
+            await self.link.send_problem("error", InternalError("This turn failed; say it again."))
+            await self.link.send({"type": "listening"})
+        finally:
+            self._active_at = asyncio.get_running_loop().time()
+
+    async def _take_part(self, turn: _Turn, number: int) -> None:
         text = await self._transcribe(turn.audio)
         if text is None:
             await self.link.send({"type": "listening"})

@@ -9,9 +9,16 @@ transcription waits for a TRANSCRIPTION slot (voice_slots.py) and counts against
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
-from personae.errors import AudioTooLarge, AudioUnreadable, NoSpeechHeard
+from personae.errors import (
+    AppError,
+    AudioTooLarge,
+    AudioUnreadable,
+    NoSpeechHeard,
+    SpeechEngineFailed,
+)
 from personae.offload import bounded
 from personae.services.ratelimit import RateLimiter
 from personae.services.voice_slots import TRANSCRIPTION, PlaceListener, VoiceSlots
@@ -20,6 +27,8 @@ from personae.storage.repos.accounts import UserRecord
 from personae.voice.base import Audio, Transcript
 from personae.voice.decode import decode_recording
 from personae.voice.factory import VoiceEngines
+
+log = logging.getLogger("personae.transcription")
 
 _READ_CHUNK = 64 * 1024
 # Decoding a few minutes of compressed audio takes well under a second; this bounds
@@ -75,13 +84,20 @@ class TranscriptionService:
         self, audio: Audio, *, language: str | None, on_place: PlaceListener | None = None
     ) -> Transcript:
         """The words of `audio`, once a transcription slot is free (`on_place` is told
-        the place in line while it waits; VoiceBusy when the line is full)."""
+        the place in line while it waits; VoiceBusy when the line is full). An engine's
+        own failure is `speech_engine_failed`."""
         transcriber = self._engines.transcriber()
-        transcript = await self._slots.run(
-            TRANSCRIPTION,
-            lambda: transcriber.transcribe(audio, language=language),
-            on_place=on_place,
-        )
+        try:
+            transcript = await self._slots.run(
+                TRANSCRIPTION,
+                lambda: transcriber.transcribe(audio, language=language),
+                on_place=on_place,
+            )
+        except AppError:
+            raise
+        except Exception as error:
+            log.exception("transcription failed")
+            raise SpeechEngineFailed("the transcription engine failed on this audio") from error
         if not transcript.text.strip():
             raise NoSpeechHeard("No words were heard in the recording; speak closer or louder.")
         return transcript

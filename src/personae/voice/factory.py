@@ -176,8 +176,7 @@ class VoiceEngines:
         """Whether speech can be heard: an operator's transcription server is set, or
         Whisper's files are pulled."""
         return self._installed and (
-            bool(self._settings.transcription_url)
-            or self._is_pulled(TRANSCRIPTION_FILES)
+            bool(self._settings.transcription_url) or self._is_pulled(TRANSCRIPTION_FILES)
         )
 
     def transcriber(self) -> Transcriber:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -14,10 +15,13 @@ from personae import strict_json
 from personae.api.deps import websocket_user
 from personae.api.problems import problem_body
 from personae.container import Container
-from personae.errors import AppError, RequestTimedOut, ValidationFailed
-from personae.services.calls import Call, CallStart
+from personae.errors import AppError, InternalError, RequestTimedOut, ValidationFailed
+from personae.services.call_io import CallStart
+from personae.services.calls import Call
+from personae.storage.repos.accounts import UserRecord
 
 router = APIRouter(tags=["voice"])
+log = logging.getLogger("personae.calls")
 
 # The wait for the `start` frame, and the largest text frame taken.
 START_TIMEOUT_S = 10.0
@@ -28,8 +32,9 @@ _GONE = (WebSocketDisconnect, RuntimeError, OSError)  # the client left mid-send
 class _SocketLink:
     """services.calls.CallLink on a WebSocket: one frame (or audio pair) at a time."""
 
-    def __init__(self, websocket: WebSocket) -> None:
+    def __init__(self, websocket: WebSocket, container: Container) -> None:
         self._websocket = websocket
+        self._container = container
         self._lock = asyncio.Lock()
         self._open = True
 
@@ -51,6 +56,9 @@ class _SocketLink:
         """An `error` frame, then the close code 4000 + the error's HTTP status."""
         await self.send_problem("error", error)
         await self.end(4000 + error.status)
+
+    async def caller(self) -> UserRecord:
+        return await websocket_user(self._websocket, self._container)
 
     async def end(self, code: int = 1000) -> None:
         async with self._lock:
@@ -110,18 +118,22 @@ async def _converse(websocket: WebSocket, call: Call, link: _SocketLink) -> None
 async def call_chat(websocket: WebSocket, chat_id: str) -> None:
     """Audio both ways: PCM16LE mono in, the character's speech out (docs/voice.md)."""
     container: Container = websocket.app.state.container
-    link = _SocketLink(websocket)
+    link = _SocketLink(websocket, container)
     await websocket.accept()
     try:
-        user = await websocket_user(websocket, container)
+        user = await link.caller()
         target = await container.calls.open(user, chat_id)
         start = await _start_frame(websocket)
+        call = await container.calls.start(user, target, start, link)
     except AppError as error:
         await link.close(error)
         return
     except WebSocketDisconnect:
         return
-    call = await container.calls.start(user, target, start, link)
+    except Exception:
+        log.exception("a call could not start")
+        await link.close(InternalError("The call could not start; try again."))
+        return
     try:
         await _converse(websocket, call, link)
     except WebSocketDisconnect:
