@@ -11,8 +11,12 @@ when it cannot go on). A stored clip is checked against the message's text in th
 same transaction, so an edit, a continuation or a deletion (which drop the
 message's clips, messages.py) never leaves stale audio behind.
 
+The check locks the message's row until the clip is stored (every change of the
+text locks it too), and a clip another process stored meanwhile is left as it is.
+
 The clips are a cache: `PERSONAE_SPEECH_CACHE_MAX_BYTES` in all, the voices of the
-messages spoken longest ago dropped first.
+messages spoken longest ago dropped first, except those this process is speaking
+(another process's eviction does not know them: see docs/voice.md).
 """
 
 from __future__ import annotations
@@ -189,7 +193,7 @@ class SpeechService:
         await self._voices.rate_limit(user)
         stored = await self._stored(target)
         if _complete(stored):
-            return self._wav(self._stored_clips(target, len(stored)))
+            return self._wav(self._stored_clips(target, [record.text for record in stored]))
         return self._wav(self._running(target).follow())
 
     async def clip_wav(self, user: UserRecord, message_id: str, index: int) -> bytes:
@@ -206,13 +210,27 @@ class SpeechService:
             what="writing the audio",
         )
 
-    async def _stored_clips(self, target: _Target, count: int) -> AsyncIterator[Clip]:
-        for index in range(count):
+    async def _stored_clips(self, target: _Target, texts: list[str]) -> AsyncIterator[Clip]:
+        """The clips of a reply spoken in full (their `texts`), read one by one. When
+        one is gone meanwhile: after an edit the stream ends (what follows would be
+        another text; the chat stream says `message`); after the cache's bound dropped
+        it (another process's eviction does not know this stream) the rest is spoken
+        again, so the audio is whole."""
+        for index, text in enumerate(texts):
             async with self._db.read() as tx:
                 record = await repo.get_clip(tx, target.message.id, target.voice_key, index)
-            if record is None:
-                return  # dropped meanwhile (an edit, the cache's bound)
-            yield _clip(record)
+            if record is not None and record.text == text:
+                yield _clip(record)
+                continue
+            async with self._db.read() as tx:
+                current = await chats_repo.get_message(tx, target.message.id)
+            if current is None or current.content != target.message.content:
+                return
+            log.info("a clip was dropped while it was streamed", extra={"message_id": current.id})
+            async for clip in self._running(target).follow():
+                if clip.index >= index:
+                    yield clip
+            return
 
     @staticmethod
     async def _wav(clips: AsyncIterator[Clip]) -> AsyncIterator[bytes]:
@@ -281,7 +299,8 @@ class SpeechService:
                     run.add(_clip(stored[index]))  # spoken before (another run, a restart)
                     continue
                 if index < len(stored):
-                    stored = await self._drop_stale(target)
+                    await self._drop_stale(target, index)
+                    stored = stored[:index]
                 clip = await self._speak_one(run, sentence, index, text)
                 run.add(clip)
         await self._finish(run, follower.final_text or "")
@@ -304,7 +323,8 @@ class SpeechService:
         audio = await self._voices.synthesize(text, target.choice, on_place)
         clip = Clip(index, text, audio.sample_rate, round(audio.duration_s * 1000), audio.pcm)
         async with self._db.write() as tx:
-            current = await chats_repo.get_message(tx, message.id)
+            # Held until the clip is stored: an edit waits, then drops it (messages.py).
+            current = await chats_repo.lock_message(tx, message.id)
             if current is None or not matches(current.content, sentence):
                 raise MessageChanged("the message's text changed while it was spoken")
             await repo.insert_clip(
@@ -332,11 +352,12 @@ class SpeechService:
         )
         return clip
 
-    async def _drop_stale(self, target: _Target) -> list[ClipRecord]:
-        """Clips stored before that no longer match the text: gone, spoken again."""
+    async def _drop_stale(self, target: _Target, index: int) -> None:
+        """Clips stored before from `index` on, which no longer match the text: gone,
+        spoken again (the ones before it matched and were used: they stay)."""
         async with self._db.write() as tx:
-            await repo.delete_voice(tx, target.message.id, target.voice_key)
-        return []
+            await chats_repo.lock_message(tx, target.message.id)
+            await repo.delete_from(tx, target.message.id, target.voice_key, index)
 
     async def _finish(self, run: SpeechRun, final_text: str) -> None:
         """Mark the message spoken in full (if its clips are all there, unchanged), tell
@@ -345,7 +366,7 @@ class SpeechService:
         message = target.message
         count = len(run.clips)
         async with self._db.write() as tx:
-            current = await chats_repo.get_message(tx, message.id)
+            current = await chats_repo.lock_message(tx, message.id)
             limit = self._settings.speech_max_chars
             unchanged = (
                 current is not None

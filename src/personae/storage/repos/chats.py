@@ -295,6 +295,19 @@ async def get_message(tx: AsyncSession, message_id: str) -> MessageRecord | None
     return _message(row, int(row["swipe_count"])) if row else None
 
 
+async def lock_message(tx: AsyncSession, message_id: str) -> MessageRecord | None:
+    """Read a message and hold its row until the transaction ends (PostgreSQL row lock;
+    SQLite's single writer already serialises): what is checked against its text stays
+    true until commit, since every change of the text locks the row first."""
+    query = (
+        select(messages, _SWIPE_COUNT)
+        .where(messages.c.id == message_id, messages.c.deleted_at.is_(None))
+        .with_for_update(of=messages)
+    )
+    row = (await tx.execute(query)).mappings().first()
+    return _message(row, int(row["swipe_count"])) if row else None
+
+
 async def get_by_client_id(
     tx: AsyncSession, chat_id: str, author_id: str, client_id: str
 ) -> MessageRecord | None:

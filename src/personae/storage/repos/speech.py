@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from personae.storage.tables import speech_clips
+from personae.storage.tables import messages, speech_clips
 from personae.storage.types import utcnow
 
 
@@ -86,13 +88,12 @@ async def insert_clip(
     duration_ms: int,
 ) -> bool:
     """Store one clip; False when it is there already (another process spoke it)."""
-    there = select(speech_clips.c.idx).where(
-        _of(message_id, voice_key), speech_clips.c.idx == index
+    dialect_insert = (
+        postgresql_insert if tx.get_bind().dialect.name == "postgresql" else sqlite_insert
     )
-    if (await tx.execute(there)).first() is not None:
-        return False
-    await tx.execute(
-        insert(speech_clips).values(
+    statement = (
+        dialect_insert(speech_clips)
+        .values(
             message_id=message_id,
             voice_key=voice_key,
             idx=index,
@@ -104,8 +105,12 @@ async def insert_clip(
             is_last=False,
             created_at=utcnow(),
         )
+        .on_conflict_do_nothing(
+            index_elements=[speech_clips.c.message_id, speech_clips.c.voice_key, speech_clips.c.idx]
+        )
+        .returning(speech_clips.c.idx)
     )
-    return True
+    return (await tx.execute(statement)).first() is not None
 
 
 async def mark_complete(tx: AsyncSession, message_id: str, voice_key: str, clips: int) -> None:
@@ -121,9 +126,27 @@ async def delete_voice(tx: AsyncSession, message_id: str, voice_key: str) -> Non
     await tx.execute(delete(speech_clips).where(_of(message_id, voice_key)))
 
 
+async def delete_from(tx: AsyncSession, message_id: str, voice_key: str, index: int) -> None:
+    """Drop the message's clips in this voice from `index` on."""
+    await tx.execute(
+        delete(speech_clips).where(_of(message_id, voice_key), speech_clips.c.idx >= index)
+    )
+
+
 async def delete_for_messages(tx: AsyncSession, message_ids: list[str]) -> None:
-    """Drop every clip of these messages (their text changed, or they are gone)."""
+    """Drop every clip of these messages (their text changed, or they are gone).
+
+    The messages' rows are locked first (PostgreSQL; SQLite has one writer), the
+    order in which read-aloud checks a message and stores its clip: a clip checked
+    against the old text is either stored before and dropped here, or stored after,
+    checked against the new text."""
     if message_ids:
+        await tx.execute(
+            select(messages.c.id)
+            .where(messages.c.id.in_(message_ids))
+            .order_by(messages.c.id)
+            .with_for_update()
+        )
         await tx.execute(delete(speech_clips).where(speech_clips.c.message_id.in_(message_ids)))
 
 
