@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import struct
 import tempfile
 import zlib
@@ -35,6 +36,7 @@ DESKTOP = {"width": 1280, "height": 800}
 class WebApp:
     url: str
     api: Api
+    backend_url: str  # the SIMULATED backend's, to arm a scripted reply
     # Closed before the server stops: uvicorn waits for open event streams.
     contexts: list[Any] = field(default_factory=list)
 
@@ -62,13 +64,44 @@ async def web_app(
         values.update(settings)
         app = create_app(make_settings(**values))
         async with serve_app(app) as url:
-            web = WebApp(url, Api(app))
+            web = WebApp(url, Api(app), backend)
             try:
                 yield web
             finally:
                 for context in web.contexts:
                     await context.close()
                 await web.api.aclose()
+
+
+def chromium_executable() -> str | None:
+    return str(CHROMIUM) if CHROMIUM.exists() else shutil.which("chromium")
+
+
+@asynccontextmanager
+async def microphone_browser(wav: Path) -> AsyncIterator[Any]:
+    """Chromium that grants the microphone, hears `wav` in it (in a loop), and plays
+    sound without a gesture (a headless page's clicks count, but the first sound must
+    not wait)."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=chromium_executable(),
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={wav}",
+                "--autoplay-policy=no-user-gesture-required",
+            ],
+        )
+        try:
+            yield launched
+        finally:
+            await launched.close()
 
 
 async def new_page(browser: Any, web: WebApp, viewport: dict[str, int] = DESKTOP) -> Any:

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from browser.helpers import (
-    CHROMIUM,
     DESKTOP,
+    microphone_browser,
     new_page,
     open_chat,
     public_character,
@@ -64,26 +64,8 @@ def seconds_of(path: Path) -> float:
 
 @pytest.fixture
 async def voice_browser(spoken_wav: Path) -> AsyncIterator[Any]:
-    """Chromium that grants the microphone, hears `spoken_wav` in it, and plays sound
-    without a gesture (a headless page's clicks count, but the first sound must not wait)."""
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM) if CHROMIUM.exists() else shutil.which("chromium"),
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-audio-capture={spoken_wav}",
-                "--autoplay-policy=no-user-gesture-required",
-            ],
-        )
+    async with microphone_browser(spoken_wav) as launched:
         yield launched
-        await launched.close()
 
 
 def words(text: str) -> list[str]:

@@ -9,12 +9,16 @@ Transcripts pass at a word error rate of at most 0.25 (see test_transcriptions.p
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+import pytest
 from calling import Frame, site, speech
 from speech_samples import word_error_rate
 
 from conftest import wait_for_reply
+from personae.services.transcription import TranscriptionService
 from personae.settings import Settings
+from personae.voice.base import Audio
 
 ASKED = "Please tell me a story about the old lighthouse keeper"
 STORY = [
@@ -67,6 +71,38 @@ async def test_a_spoken_turn_is_sent_and_the_reply_is_spoken_back(
         assert said["client_id"].startswith("call-")
         reply = await wait_for_reply(client, chat_id, reply_id)
         assert reply["content"] == " ".join(STORY) and reply["status"] == "complete"
+        await client.aclose()
+
+
+async def test_going_on_after_a_pause_joins_the_sayings_each_transcribed_once(
+    voice_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Speech that starts while the turn before it is being transcribed joins it. What was
+    already being transcribed is kept, not started again on the joined audio: a user who
+    goes on pausing briefly while the machine is slow was never answered before (each
+    turn cut short, transcribed again longer, and cut short again)."""
+    heard: list[float] = []
+    transcribe = TranscriptionService.transcribe
+
+    async def counted(self: TranscriptionService, audio: Audio, **options: Any) -> Any:
+        heard.append(audio.duration_s)
+        return await transcribe(self, audio, **options)
+
+    monkeypatch.setattr(TranscriptionService, "transcribe", counted)
+    first, then = ASKED, "The keeper climbed the stairs to light the lamp"
+    sayings = [speech(first, after_s=0.9), speech(then)]
+    async with site(voice_settings, tokens_per_second=40) as server:
+        client = await server.user()
+        chat_id = await server.chat(client)
+        async with server.call(chat_id, client=client) as call:
+            await call.say(sayings[0])  # a turn, heard to its end...
+            await call.say(sayings[1])  # ...gone on from while it is transcribed
+            transcript = await call.wait_for("transcript")
+            assert word_error_rate(f"{first} {then}", transcript.data["text"]) <= TOLERANCE
+            assert len(call.of_type("speech_started")) == 2 and not call.of_type("error")
+        # Each saying transcribed once: no second of it twice.
+        assert len(heard) == 2, heard
+        assert sum(heard) <= sum(saying.duration_s for saying in sayings), heard
         await client.aclose()
 
 

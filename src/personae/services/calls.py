@@ -196,10 +196,13 @@ class CallService:
 
 @dataclass
 class _Turn:
-    """What the call is doing with one turn of the user's."""
+    """What the call is doing with one turn of the user's. `parts`: the words of each
+    saying in it, being transcribed (a saying the user went on from while it was being
+    transcribed opens the next turn, its transcription kept, not started again)."""
 
-    audio: Audio
+    parts: list[asyncio.Task[str]]
     task: asyncio.Task[None] | None = None
+    carried: bool = False
     phase: str = HEARING
     reply_id: str | None = None
     send: asyncio.Task[SendResult] | None = None
@@ -219,7 +222,7 @@ class Call:
     _watcher: asyncio.Task[None] | None = None
     _turn: _Turn | None = None
     _turns: int = 0
-    _carry: Audio | None = None  # a turn cut off before it was sent: it opens the next
+    _carry: list[asyncio.Task[str]] = field(default_factory=list)  # opens the next turn
     _playing_until: float = 0.0  # when the client's playback of what was sent ends
     _closed: bool = False
     _last_place: dict[str, Any] | None = None
@@ -269,6 +272,8 @@ class Call:
             if task is not None and task is not current:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+        for part in self._carry:  # a saying gone on from, and the rest never heard
+            part.cancel()
         turn = self._turn
         if (
             turn is not None
@@ -361,12 +366,10 @@ class Call:
         return running or loop.time() < self._playing_until
 
     def _take_turn(self, ended: TurnEnded) -> None:
-        audio = ended.audio
-        if self._carry is not None:
-            audio = Audio(self._carry.pcm + audio.pcm, audio.sample_rate)
-            self._carry = None
+        parts, self._carry = self._carry, []
+        parts.append(asyncio.create_task(self._words(ended.audio)))
         self._turns += 1
-        turn = self._turn = _Turn(audio)
+        turn = self._turn = _Turn(parts)
         turn.task = asyncio.create_task(self._run_turn(turn, self._turns))
 
     async def _barge_in(self) -> None:
@@ -377,7 +380,8 @@ class Call:
         reply_id = turn.reply_id if turn is not None else None
         if turn is not None and turn.task is not None and not turn.task.done():
             if turn.phase == HEARING:
-                self._carry = turn.audio
+                turn.carried = True
+                self._carry = turn.parts
             turn.task.cancel()
             await asyncio.gather(turn.task, return_exceptions=True)
             if turn.phase == HEARING:
@@ -416,7 +420,13 @@ class Call:
             self._active_at = asyncio.get_running_loop().time()
 
     async def _take_part(self, turn: _Turn, number: int) -> None:
-        text = await self._transcribe(turn.audio)
+        try:
+            text = await self._transcribe(turn.parts)
+        except asyncio.CancelledError:
+            if not turn.carried:  # not going on in the next turn: nobody waits for it
+                for part in turn.parts:
+                    part.cancel()
+            raise
         if text is None:
             await self.link.send({"type": "listening"})
             return
@@ -454,17 +464,32 @@ class Call:
         await asyncio.sleep(max(0.0, self._playing_until - loop.time()))
         await self.link.send({"type": "listening"})
 
-    async def _transcribe(self, audio: Audio) -> str | None:
-        """The turn's words, or None (the client was told why) when there are none."""
-        transcription = self.service.transcription
-        try:
-            await transcription.count(self.user)
-            transcript = await transcription.transcribe(
-                audio, language=None, on_place=self._place_teller("transcription")
-            )
-        except AppError as error:  # no_speech_heard, rate_limited, voice_busy, ...
-            await self.link.send_problem("error", error)
+    async def _transcribe(self, parts: list[asyncio.Task[str]]) -> str | None:
+        """The turn's words (its parts' joined), or None (the client was told why) when
+        there are none. The parts are shielded: a barge-in carries them to the next turn."""
+        said: list[str] = []
+        failure: AppError | None = None
+        for part in parts:
+            try:
+                words = await asyncio.shield(part)
+            except AppError as error:  # no_speech_heard, rate_limited, voice_busy, ...
+                failure = error
+                continue
+            if words:
+                said.append(words)
+        if not said:
+            if failure is not None:
+                await self.link.send_problem("error", failure)
             return None
+        return " ".join(said)
+
+    async def _words(self, audio: Audio) -> str:
+        """What was said in `audio` (one saying), counted against the user's rate."""
+        transcription = self.service.transcription
+        await transcription.count(self.user)
+        transcript = await transcription.transcribe(
+            audio, language=None, on_place=self._place_teller("transcription")
+        )
         return transcript.text.strip()
 
     async def _answer(self, reply_id: str, watching: asyncio.Task[None]) -> None:
