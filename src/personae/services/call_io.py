@@ -1,15 +1,19 @@
 """A call's input and output (calls.py has its conversation): the link to its client
 (CallLink), what the client's `start` frame asks for (CallStart), and the audio
-heard but not yet judged by voice activity detection (AudioInbox)."""
+heard but not yet judged by voice activity detection (AudioInbox), and the places in
+line it is told (PlaceTeller)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from personae.errors import AppError, ValidationFailed
+from personae.events.base import EventLog
+from personae.services.chat_events import chat_stream
 from personae.storage.repos.accounts import UserRecord
 from personae.voice.vad import SAMPLE_RATE
 
@@ -126,3 +130,43 @@ class AudioInbox:
             self._frames.clear()
             self._size = 0
             self._changed.notify_all()
+
+
+class PlaceTeller:
+    """`queue` frames: a reply's place in line (from the chat's stream), or a place in
+    a voice line (with its `kind`), each place told once."""
+
+    def __init__(self, link: CallLink, events: EventLog, chat_id: str) -> None:
+        self._link, self._events, self._chat_id = link, events, chat_id
+        self._last: dict[str, Any] | None = None
+
+    async def tell(self, kind: str | None, position: int, estimated_start_s: float | None) -> None:
+        frame: dict[str, Any] = {
+            "type": "queue",
+            "position": position,
+            "estimated_start_s": estimated_start_s,
+        }
+        if kind is not None:
+            frame["kind"] = kind
+        if frame != self._last:  # the send and the stream may tell the same place
+            self._last = frame
+            await self._link.send(frame)
+
+    def teller(self, kind: str) -> Callable[[int, float], Awaitable[None]]:
+        async def tell(position: int, estimated_start_s: float) -> None:
+            await self.tell(kind, position, estimated_start_s)
+
+        return tell
+
+    async def watch(
+        self, reply_id: str, cursor: str | None, answered: asyncio.Event, *, wait_s: float
+    ) -> None:
+        """The reply's places in line (`queue` events of the chat's stream) until it
+        is `answered` (it starts being written)."""
+        stream = chat_stream(self._chat_id)
+        while not answered.is_set():
+            for event in await self._events.read(stream, cursor, wait_s=wait_s):
+                cursor = event.id
+                if event.name == "queue" and event.data.get("message_id") == reply_id:
+                    position = int(event.data.get("position", 0))
+                    await self.tell(None, position, event.data.get("estimated_start_s"))

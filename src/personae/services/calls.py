@@ -28,9 +28,8 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from personae.errors import (
     AppError,
@@ -47,7 +46,7 @@ from personae.errors import (
 )
 from personae.events.base import EventLog
 from personae.services import room_access
-from personae.services.call_io import FRAME_MAX_S, AudioInbox, CallLink, CallStart
+from personae.services.call_io import FRAME_MAX_S, AudioInbox, CallLink, CallStart, PlaceTeller
 from personae.services.chat_events import FAILED, chat_stream
 from personae.services.chats import ChatService
 from personae.services.messages import MessageService
@@ -77,6 +76,9 @@ from personae.voice.wav import resample
 log = logging.getLogger("personae.calls")
 
 HEARING, SENDING, REPLYING = "hearing", "sending", "replying"
+# How long one read of the chat's stream for places in line waits (and so how soon a
+# watch ends after its reply starts, should a blocking read miss its cancel).
+_WATCH_WAIT_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -225,11 +227,11 @@ class Call:
     _carry: list[asyncio.Task[str]] = field(default_factory=list)  # opens the next turn
     _playing_until: float = 0.0  # when the client's playback of what was sent ends
     _closed: bool = False
-    _last_place: dict[str, Any] | None = None
     _active_at: float = 0.0  # when speech was last heard or a turn last ended
 
     def __post_init__(self) -> None:
         self._inbox = AudioInbox(self.start.inbox_bytes)
+        self._places = PlaceTeller(self.link, self.service.events, self.target.chat.id)
 
     async def begin(self) -> None:
         await self.link.send(
@@ -449,12 +451,25 @@ class Call:
         await self.link.send({"type": "transcript", "text": text, "message_id": result.message.id})
         await self.link.send({"type": "reply", "message_id": result.reply.id})
         if result.queue is not None:
-            await self._tell_place(None, result.queue.position, result.queue.estimated_start_s)
-        watching = asyncio.create_task(self._watch_place(result.reply.id, cursor))
-        try:
-            await self._answer(result.reply.id, watching)
-        finally:
+            await self._places.tell(None, result.queue.position, result.queue.estimated_start_s)
+        answered = asyncio.Event()
+        watching = asyncio.create_task(
+            self._places.watch(result.reply.id, cursor, answered, wait_s=_WATCH_WAIT_S)
+        )
+
+        def stop_watching() -> None:
+            # A blocking XREAD may not see the cancel: the flag ends the loop after it.
+            answered.set()
             watching.cancel()
+
+        try:
+            await self._answer(result.reply.id, stop_watching)
+        finally:
+            stop_watching()
+            await asyncio.wait({watching}, timeout=_WATCH_WAIT_S)
+            if watching.done() and not watching.cancelled() and watching.exception():
+                log.warning("call %s: places in line not followed", self.id,
+                            exc_info=watching.exception())  # fmt: skip
         status = await self._status_of(result.reply.id)
         await self.link.send(
             {"type": "reply_done", "message_id": result.reply.id, "status": status}
@@ -488,11 +503,11 @@ class Call:
         transcription = self.service.transcription
         await transcription.count(self.user)
         transcript = await transcription.transcribe(
-            audio, language=None, on_place=self._place_teller("transcription")
+            audio, language=None, on_place=self._places.teller("transcription")
         )
         return transcript.text.strip()
 
-    async def _answer(self, reply_id: str, watching: asyncio.Task[None]) -> None:
+    async def _answer(self, reply_id: str, stop_watching: Callable[[], None]) -> None:
         """Follow the reply and speak each sentence as it completes (while one is
         synthesised, the reply goes on streaming and the next sentences wait)."""
         said: asyncio.Queue[str | None] = asyncio.Queue()
@@ -508,7 +523,7 @@ class Call:
             speakable = Speakable()
             try:
                 async for sentence in follower.sentences():
-                    watching.cancel()  # it is written: no more places in line
+                    stop_watching()  # it is written: no more places in line
                     for text in pieces(speakable.say(sentence.text)):
                         said.put_nowait(text)
             except MessageChanged:
@@ -533,7 +548,7 @@ class Call:
     async def _speak(self, index: int, text: str) -> None:
         try:
             audio = await self.service.voices.synthesize(
-                text, self.target.voice, self._place_teller(SYNTHESIS)
+                text, self.target.voice, self._places.teller(SYNTHESIS)
             )
         except AppError as error:  # one piece unsaid; the reply's text is in the chat
             await self.link.send_problem("error", error, index=index)
@@ -550,40 +565,7 @@ class Call:
         now = asyncio.get_running_loop().time()
         self._playing_until = max(self._playing_until, now) + audio.duration_s
 
-    async def _watch_place(self, reply_id: str, cursor: str | None) -> None:
-        """The reply's places in line (`queue` events of the chat's stream) until it
-        starts being written."""
-        stream = chat_stream(self.target.chat.id)
-        while True:
-            for event in await self.service.events.read(stream, cursor, wait_s=5.0):
-                cursor = event.id
-                if event.name == "queue" and event.data.get("message_id") == reply_id:
-                    position = int(event.data.get("position", 0))
-                    await self._tell_place(None, position, event.data.get("estimated_start_s"))
-
     async def _status_of(self, reply_id: str) -> str:
         async with self.service.database.read() as tx:
             reply = await chats_repo.get_message(tx, reply_id)
         return reply.status if reply is not None else FAILED
-
-    async def _tell_place(
-        self, kind: str | None, position: int, estimated_start_s: float | None
-    ) -> None:
-        """A `queue` frame: the reply's place in line, or with `kind` (transcription,
-        synthesis) a place in a voice line."""
-        frame: dict[str, Any] = {
-            "type": "queue",
-            "position": position,
-            "estimated_start_s": estimated_start_s,
-        }
-        if kind is not None:
-            frame["kind"] = kind
-        if frame != self._last_place:  # the send and the stream may tell the same place
-            self._last_place = frame
-            await self.link.send(frame)
-
-    def _place_teller(self, kind: str) -> Callable[[int, float], Awaitable[None]]:
-        async def tell(position: int, estimated_start_s: float) -> None:
-            await self._tell_place(kind, position, estimated_start_s)
-
-        return tell
