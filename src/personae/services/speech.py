@@ -325,7 +325,7 @@ class SpeechService:
         async with self._db.write() as tx:
             # Held until the clip is stored: an edit waits, then drops it (messages.py).
             current = await chats_repo.lock_message(tx, message.id)
-            if current is None or not matches(current.content, sentence):
+            if current is None or not matches(current, sentence):
                 raise MessageChanged("the message's text changed while it was spoken")
             await repo.insert_clip(
                 tx,

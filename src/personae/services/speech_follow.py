@@ -57,9 +57,20 @@ class _Text:
         return True
 
 
-def matches(content: str, sentence: Sentence) -> bool:
-    """Whether a message's text still holds `sentence` where it was read."""
-    return content[sentence.start : sentence.end] == sentence.text
+def matches(message: MessageRecord, sentence: Sentence) -> bool:
+    """Whether a message's text still holds `sentence` where it was read. While the
+    reply is being written, its stored text lags the stream by up to a checkpoint: a
+    stored text that stops before the sentence's end, agreeing with it so far, holds
+    it (the reply cannot be edited meanwhile; `_finish` checks the final text)."""
+    stored = message.content[sentence.start : sentence.end]
+    if stored == sentence.text:
+        return True
+    writing = message.status not in FINAL_STATES
+    return (
+        writing
+        and len(message.content) < sentence.end
+        and sentence.text.startswith(stored)
+    )
 
 
 class ReplyFollower:
