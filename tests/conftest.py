@@ -11,6 +11,8 @@ import asyncio
 import os
 import secrets
 import shutil
+import subprocess
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -290,6 +292,21 @@ async def serve_app(app: Any, **config: Any) -> AsyncIterator[str]:
 
 
 FINAL = {"complete", "stopped", "failed"}
+
+
+def wait_until_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    """Wait for a server process started by a test to answer /readyz; its log's tail
+    says why when it dies or never gets ready."""
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for _ in range(600):
+            assert process.poll() is None, log.read_text()[-3000:]
+            try:
+                if client.get("/readyz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+    raise AssertionError("not ready: " + log.read_text()[-3000:])
 
 
 async def wait_for_reply(

@@ -37,7 +37,7 @@ from schemathesis.checks import (
 )
 from schemathesis.core.failures import FailureGroup
 
-from conftest import NO_BACKEND, PASSWORD, REDIS_URL
+from conftest import NO_BACKEND, PASSWORD, REDIS_URL, wait_until_ready
 from personae.app import create_app
 from personae.settings import Settings
 
@@ -118,17 +118,8 @@ def server(
         )
     url = f"http://127.0.0.1:{port}"
     try:
+        wait_until_ready(process, url, log)
         with httpx.Client(base_url=url, timeout=30) as client:
-            for _ in range(600):
-                assert process.poll() is None, log.read_text()[-3000:]
-                try:
-                    if client.get("/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.1)
-            else:
-                raise AssertionError("not ready: " + log.read_text()[-3000:])
             registered = client.post(
                 "/api/v1/auth/register", json={"username": "fuzzer", "password": PASSWORD}
             )

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import NO_BACKEND, PASSWORD, REDIS_URL, assert_problem
+from conftest import NO_BACKEND, PASSWORD, REDIS_URL, assert_problem, wait_until_ready
 
 # Runs `personae serve` with the voice packages made unimportable: a None entry in
 # sys.modules is how Python marks a module that must not import (`import` raises
@@ -74,17 +74,7 @@ def server(database_url: str, tmp_path: Path) -> Iterator[str]:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        with httpx.Client(base_url=url, timeout=30) as client:
-            for _ in range(600):
-                assert process.poll() is None, log.read_text()[-3000:]
-                try:
-                    if client.get("/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.1)
-            else:
-                raise AssertionError("not ready: " + log.read_text()[-3000:])
+        wait_until_ready(process, url, log)
         yield url
     finally:
         process.terminate()
