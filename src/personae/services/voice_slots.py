@@ -143,14 +143,20 @@ class VoiceSlots:
             self._hand_on(line)
             self._changed(kind, elapsed)
 
-    async def _wait(self, kind: str, line: _Line, on_place: PlaceListener | None) -> None:
-        if len(line.waiting) >= self._queue_max:
-            wait = self.estimate_s(kind, len(line.waiting) + 1)
+    def check_room(self, kind: str) -> None:
+        """Raise `VoiceBusy` (with a Retry-After) when a request of `kind` would find
+        every slot taken and the line full: before work that would wait is started."""
+        line = self._lines[kind]
+        full = (line.busy >= line.slots or line.waiting) and len(line.waiting) >= self._queue_max
+        if full:
             raise VoiceBusy(
                 f"{len(line.waiting)} {kind} requests are waiting already; try again shortly",
-                retry_after=max(1.0, wait),
+                retry_after=max(1.0, self.estimate_s(kind, len(line.waiting) + 1)),
                 extra={"kind": kind},
             )
+
+    async def _wait(self, kind: str, line: _Line, on_place: PlaceListener | None) -> None:
+        self.check_room(kind)
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         line.waiting.append(turn)
         self._changed(kind)

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from personae.errors import AppError, SpeechEngineFailed, VoiceBusy, VoiceNotInstalled
+from personae.errors import AppError, SpeechEngineFailed, VoiceNotInstalled
 from personae.offload import bounded
 from personae.services.ratelimit import RateLimiter
 from personae.services.voice_slots import SYNTHESIS, PlaceListener, VoiceSlots
@@ -182,14 +182,7 @@ class VoiceService:
     def check_room(self) -> None:
         """Refuse at once (`voice_busy`) when the synthesis line is full, before work
         that would wait in it is started."""
-        line = next(state for state in self.slots.state() if state.kind == SYNTHESIS)
-        if line.busy >= line.slots and line.waiting >= self._settings.voice_queue_max:
-            wait = self.slots.estimate_s(SYNTHESIS, line.waiting + 1)
-            raise VoiceBusy(
-                f"{line.waiting} synthesis requests are waiting already; try again shortly",
-                retry_after=max(1.0, wait),
-                extra={"kind": SYNTHESIS},
-            )
+        self.slots.check_room(SYNTHESIS)
 
     async def rate_limit(self, user: UserRecord) -> None:
         """One more synthesis asked by `user` (PERSONAE_SPEECH_RATE_PER_USER)."""
