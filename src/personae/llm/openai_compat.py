@@ -82,7 +82,7 @@ class OpenAICompatProvider:
         trust_env: bool = True,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.base_url = _normalize_base_url(base_url)
+        self.base_url = normalize_base_url(base_url)
         self.name = name or f"openai-compat@{urlsplit(self.base_url).netloc}"
         self.model = model
         self.slots = slots
@@ -284,14 +284,16 @@ def _record_usage(stats: StreamStats, event: dict[str, Any]) -> None:
         stats.prompt_tokens = cached + fresh
 
 
-def _normalize_base_url(base_url: str) -> str:
+def normalize_base_url(
+    base_url: str, what: str = "backend URL", example: str = "http://127.0.0.1:8080"
+) -> str:
+    """An OpenAI-compatible server's root: a trailing `/` or `/v1` dropped. Raises
+    `ConfigurationError` naming `what` (the setting) when it is not an http(s) URL."""
     url = base_url.strip().rstrip("/")
     url = url.removesuffix("/v1")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigurationError(
-            f"backend URL {base_url!r} is not an http(s) URL; give e.g. http://127.0.0.1:8080"
-        )
+        raise ConfigurationError(f"{what} {base_url!r} is not an http(s) URL; give e.g. {example}")
     return url
 
 

@@ -15,7 +15,7 @@ from personae.errors import UnknownVoice, VoiceFilesMissing, VoiceNotInstalled
 from personae.settings import Settings
 from personae.voice import files
 from personae.voice.base import SpeechEngine, Transcriber, VoiceChoice, VoiceInfo, voice_installed
-from personae.voice.openai_speech import normalize_base_url
+from personae.voice.openai_speech import server_root
 
 # Each embedded engine and the set of files it reads.
 EMBEDDED_FILES = {"piper": files.PIPER_JOE.name, "kokoro": files.KOKORO.name}
@@ -49,7 +49,7 @@ class VoiceEngines:
             (settings.transcription_url, "PERSONAE_TRANSCRIPTION_URL"),
         ):
             if url:
-                normalize_base_url(url, setting)
+                server_root(url, setting)
 
     @property
     def installed(self) -> bool:

@@ -23,7 +23,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from personae.errors import AppError, ConfigurationError, SpeechEngineFailed, UnknownVoice
+from personae.errors import AppError, SpeechEngineFailed, UnknownVoice
+from personae.llm.openai_compat import normalize_base_url
 from personae.voice.base import Audio, Transcript, VoiceChoice, VoiceInfo
 from personae.voice.wav import from_wav, resample, to_wav
 
@@ -46,16 +47,9 @@ _VOICE_MARKERS = ("voice",)
 _FORMAT_MARKERS = ("response_format", "wav")
 
 
-def normalize_base_url(url: str, setting: str) -> str:
-    """A server's root: a trailing `/` or `/v1` dropped. Raises `ConfigurationError`
-    naming `setting` when it is not an http(s) URL."""
-    root = url.strip().rstrip("/").removesuffix("/v1")
-    parts = urlsplit(root)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigurationError(
-            f"{setting} {url!r} is not an http(s) URL; give e.g. http://127.0.0.1:8880"
-        )
-    return root
+def server_root(url: str, setting: str) -> str:
+    """The root of a speech or transcription server (see `normalize_base_url`)."""
+    return normalize_base_url(url, setting, "http://127.0.0.1:8880")
 
 
 def voice_names(listed: str) -> list[str]:
@@ -82,7 +76,7 @@ class _AudioServer:
         trust_env: bool,
         transport: httpx.AsyncBaseTransport | None,
     ) -> None:
-        self.base_url = normalize_base_url(base_url, setting)
+        self.base_url = server_root(base_url, setting)
         self.label = f"the server at {urlsplit(self.base_url).netloc}"
         self.timeout = timeout
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
