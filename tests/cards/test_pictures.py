@@ -117,6 +117,7 @@ def _truncated_png() -> bytes:
         (data_url(_truncated_png()), "image_unreadable"),
         (data_url(picture(800, 800)), "image_too_many_pixels"),
     ],
+    ids=["text", "bmp", "truncated-png", "too-many-pixels"],  # the same in every worker
 )
 async def test_bad_pictures_are_refused_with_a_stable_code(
     api: Api, avatar: str, code: str
@@ -147,6 +148,7 @@ def _charx(icon_name: str, icon: bytes) -> bytes:
         ("main.png", _truncated_png(), "image_unreadable"),
         ("main.webp", picture(900, 900, "WEBP"), "image_too_many_pixels"),
     ],
+    ids=["bmp-named-png", "truncated-png", "too-many-pixels"],
 )
 async def test_a_card_whose_picture_is_bad_is_refused_whole(
     api: Api, icon_name: str, icon: bytes, code: str
