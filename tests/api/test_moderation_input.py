@@ -188,9 +188,9 @@ async def test_a_catastrophic_operator_pattern_does_not_stall_the_server(
         done.set()
         await poller
         assert [a.status_code for a in answers] == [202, 202, 202], answers[0].text
-        # Without the timeout one search takes minutes: a loaded machine's 0.5 s is
-        # far from that, and far from a stalled loop.
-        assert latencies and max(latencies) < 0.5, sorted(latencies)[-5:]
+        # Without the timeout one search takes minutes: 2 s, room for a machine loaded
+        # by the suite's own workers, is far from that, and far from a stalled loop.
+        assert latencies and max(latencies) < 2.0, sorted(latencies)[-5:]
         await api.aclose()
 
 

@@ -106,15 +106,24 @@ async def test_an_imported_card_keeps_its_picture_and_continue_goes_on(
 
         await reply.get_by_role("button", name="Continue this reply from where it ends").click()
         # The same message grows from its end, and ends again.
-        await wait_until(
-            page,
-            "(async () => { const id = location.pathname.split('/').pop();"
-            " const items = (await (await fetch(`/api/v1/chats/${id}/messages`)).json()).items;"
-            " const reply = items.find((m) => m.position === 2);"
-            f" return reply.content.length > {len(before['content'])}"
-            " && ['complete', 'stopped', 'failed'].includes(reply.status); })()",
-            timeout_s=60,
-        )
+        try:
+            await wait_until(
+                page,
+                "(async () => { const id = location.pathname.split('/').pop();"
+                " const items = (await (await fetch(`/api/v1/chats/${id}/messages`)).json())"
+                ".items;"
+                " const reply = items.find((m) => m.position === 2);"
+                f" return reply.content.length > {len(before['content'])}"
+                " && ['complete', 'stopped', 'failed'].includes(reply.status); })()",
+                timeout_s=60,
+            )
+        except AssertionError as error:
+            # Say where the continuation stood, and what the page told the user.
+            now = [m for m in await server_messages(page) if m["position"] == 2]
+            alerts = await page.get_by_role("alert").all_text_contents()
+            raise AssertionError(
+                f"{error}\nbefore: {before}\nnow: {now}\nalerts: {alerts}"
+            ) from None
         [after] = [m for m in await server_messages(page) if m["position"] == 2]
         assert after["id"] == before["id"] and after["swipe_index"] == before["swipe_index"]
         assert after["content"].startswith(before["content"].rstrip())

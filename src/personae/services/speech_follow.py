@@ -66,11 +66,7 @@ def matches(message: MessageRecord, sentence: Sentence) -> bool:
     if stored == sentence.text:
         return True
     writing = message.status not in FINAL_STATES
-    return (
-        writing
-        and len(message.content) < sentence.end
-        and sentence.text.startswith(stored)
-    )
+    return writing and len(message.content) < sentence.end and sentence.text.startswith(stored)
 
 
 class ReplyFollower:
