@@ -147,9 +147,13 @@ async def public_character(web: WebApp, **fields: Any) -> dict[str, Any]:
 
 
 async def open_chat(page: Any, character_id: str) -> None:
+    """Start a chat with the character and wait until its page has read the history
+    (the list is no longer aria-busy): a request the test makes fail before that would
+    fail the page's own loading instead."""
     await page.goto(f"/c/{character_id}")
     await page.get_by_role("button", name="Start a chat").click()
     await page.locator("#composer").wait_for()
+    await page.locator("ol.messages:not([aria-busy])").wait_for()
 
 
 async def message_action(message: Any, name: str) -> None:

@@ -116,6 +116,7 @@ class CallFrames:
             self.sent_sizes.append(len(payload))
         else:
             self.sent_text.append(json.loads(payload))
+        self._changed.set()
 
     async def wait(self, done: Callable[[], bool], timeout_s: float = 15.0) -> None:
         async with asyncio.timeout(timeout_s):
@@ -172,6 +173,8 @@ async def test_a_call_hears_the_microphone_and_speaks_the_reply(
         frames = CallFrames()
         frames.watch(page)
         panel = await start_call(page, web, character, " ".join(STORY))
+        # Playwright reports frames apart from the page's own drawing: wait for them.
+        await frames.wait(lambda: len(frames.received) >= 2 and bool(frames.sent_text))
         assert frames.types()[:2] == ["ready", "listening"], frames.received
         assert frames.sent_text[0] == {"type": "start", "sample_rate": 16_000}
 
@@ -187,6 +190,12 @@ async def test_a_call_hears_the_microphone_and_speaks_the_reply(
         await panel_reaches(page, "speaking")
         await panel.locator(".call-reply").wait_for()
         await panel_reaches(page, "listening", 40)
+        await frames.wait(
+            lambda: (
+                bool(frames.of_type("reply_done"))
+                and len(frames.pcm_sizes) == len(frames.of_type("audio"))
+            )
+        )
         clips = frames.of_type("audio")
         assert [clip["text"] for clip in clips] == STORY, frames.received
         assert frames.pcm_sizes == [clip["bytes"] for clip in clips]
@@ -241,7 +250,7 @@ async def test_the_call_panel_on_a_phone(
         await on_screen_and_big(hang_up)
         await interrupt.click()
         await panel_reaches(page, "listening")
-        assert {"type": "interrupt"} in frames.sent_text
+        await frames.wait(lambda: {"type": "interrupt"} in frames.sent_text)
         reply_id = frames.of_type("reply")[0]["message_id"]
         await frames.wait(lambda: bool(frames.of_type("interrupted")))
         assert frames.of_type("interrupted")[0]["message_id"] == reply_id

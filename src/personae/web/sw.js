@@ -1,6 +1,6 @@
 // The service worker: keeps the app shell for offline starts, shows the offline
 // page when the network is gone, and never touches the API or the server's pages.
-const VERSION = "personae-shell-v10";
+const VERSION = "personae-shell-v11";
 const SHELL = [
   "/", "/offline.html", "/app.css", "/manifest.webmanifest",
   "/js/app.js", "/js/api.js", "/js/dom.js", "/js/errors.js", "/js/pending.js",

@@ -69,6 +69,7 @@ class ChatView {
     await this.loadHistory();
     this.readAloud?.remember();
     await this.resendPending();
+    this.listEl.removeAttribute("aria-busy");
     this.checkWellbeing();
     // The server measures the session from what is sent, in every tab alike.
     this.wellbeingTimer = setInterval(() => this.checkWellbeing(), WELLBEING_CHECK_MS);
@@ -221,7 +222,8 @@ class ChatView {
 
   buildShell() {
     const name = this.room ? this.chat.title : this.chat.character_name;
-    this.listEl = h("ol.messages", { "aria-label": `Messages ${this.room ? "in" : "with"} ${name}` });
+    // Busy until the history is read and pending sends are out (see open()).
+    this.listEl = h("ol.messages", { "aria-label": `Messages ${this.room ? "in" : "with"} ${name}`, "aria-busy": "true" });
     this.liveEl = h("p.live-status", { role: "status" });
     this.statusEl = h("div.send-status", { "aria-live": "polite" });
     this.noticeEl = h("div.chat-notices", {});
