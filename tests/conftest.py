@@ -2,7 +2,7 @@
 
 `pytest` runs on SQLite. With PERSONAE_TEST_DATABASE_URL=postgresql://... (and
 PERSONAE_TEST_REDIS_URL=redis://...) the same tests run on PostgreSQL and Redis:
-a fresh database is created for the run and dropped after it.
+each worker process (pytest-xdist) creates a fresh database and drops it after.
 """
 
 from __future__ import annotations
