@@ -14,7 +14,7 @@ import secrets
 import shutil
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,11 +137,8 @@ def _model_cache_locked() -> Iterator[None]:
     start at once, and a second pull would replace a folder the first one is reading."""
     MODEL_CACHE.mkdir(parents=True, exist_ok=True)
     with open(MODEL_CACHE / ".pull.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+        fcntl.flock(lock, fcntl.LOCK_EX)  # let go of when the file closes
+        yield
 
 
 @dataclass(frozen=True)
@@ -315,6 +312,21 @@ async def serve_app(app: Any, **config: Any) -> AsyncIterator[str]:
 
 
 FINAL = {"complete", "stopped", "failed"}
+
+
+async def eventually(
+    check: Callable[[], Awaitable[Any]],
+    what: str = "the condition",
+    timeout_s: float = 15.0,
+    interval_s: float = 0.05,
+) -> Any:
+    """Poll `check` until it answers something true, and return that; fails saying
+    `what` did not hold within `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not (found := await check()):
+        assert time.monotonic() < deadline, f"not within {timeout_s} s: {what}"
+        await asyncio.sleep(interval_s)
+    return found
 
 
 def wait_until_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:

@@ -13,10 +13,9 @@ import asyncio
 import re
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -27,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from cluster_processes import Cluster, Process, cluster
-from conftest import PASSWORD, POSTGRES_URL, REDIS_URL, serve_app
+from conftest import PASSWORD, POSTGRES_URL, REDIS_URL, eventually, serve_app
 from personae.services.webhooks import WEBHOOK_ID_HEADER
 from personae.storage.db import Database
 from personae.storage.repos import accounts
@@ -50,15 +49,6 @@ _QUICK = {
     "probe_interval_s": str(PROBE_S),
     "probe_timeout_s": "1",
 }
-
-
-async def _eventually(check: Callable[[], Awaitable[Any]], what: str, timeout_s: float) -> Any:
-    """Poll `check` until it answers something true, and return that."""
-    deadline = time.monotonic() + timeout_s
-    while not (found := await check()):
-        assert time.monotonic() < deadline, f"not within {timeout_s} s: {what}"
-        await asyncio.sleep(_POLL_S)
-    return found
 
 
 # --- who leads ---------------------------------------------------------------------------
@@ -90,7 +80,7 @@ async def _sole_leader(processes: list[Process], timeout_s: float = 10.0) -> Pro
         leading = await _leaders(processes)
         return leading[0] if leading else None
 
-    leader: Process = await _eventually(one, "one process leads", timeout_s)
+    leader: Process = await eventually(one, "one process leads", timeout_s)
     return leader
 
 
@@ -168,16 +158,14 @@ class _IncidentWatch:
             ids = (await self.read()).get(component)
             return ids[0] if ids else None
 
-        incident_id: str = await _eventually(
-            opened, f"an incident opens for {component}", timeout_s
-        )
+        incident_id: str = await eventually(opened, f"an incident opens for {component}", timeout_s)
         return incident_id
 
     async def until_closed(self, component: str, timeout_s: float = 15.0) -> None:
         async def closed() -> bool:
             return component not in await self.read()
 
-        await _eventually(closed, f"the incident for {component} is resolved", timeout_s)
+        await eventually(closed, f"the incident for {component} is resolved", timeout_s)
 
 
 @asynccontextmanager
@@ -240,7 +228,7 @@ async def test_an_outage_opens_one_automatic_incident_kept_across_a_change_of_le
         async def successor_saw_the_outage() -> bool:
             return await _failed_probes(successor, BACKEND) >= 2
 
-        await _eventually(successor_saw_the_outage, "the new leader probes the backend", 10.0)
+        await eventually(successor_saw_the_outage, "the new leader probes the backend", 10.0)
         assert watch.open.get(BACKEND) == [incident_id]
         await _backend_returns(running)
         await watch.until_closed(BACKEND)
@@ -336,7 +324,7 @@ async def test_each_incident_change_reaches_a_webhook_receiver_once(
         async def all_arrived() -> bool:
             return expected <= set(receiver.events)
 
-        await _eventually(all_arrived, "every incident change reaches the receiver", 15.0)
+        await eventually(all_arrived, "every incident change reaches the receiver", 15.0)
         await asyncio.sleep(2.5)  # workers look every second: a repeat would land now
         deliveries = await _delivered(watch.database)
         async with watch.database.read() as tx:

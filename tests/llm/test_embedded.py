@@ -13,6 +13,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from conftest import eventually
 from personae.errors import ModelFileError
 from personae.llm.base import (
     ChatTurn,
@@ -46,22 +47,13 @@ async def test_streams_a_reply_in_pieces(
     assert "".join(pieces).strip()
 
 
-async def _healthy_within(provider: OpenAICompatProvider, seconds: float) -> bool:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not await provider.health():
-        if asyncio.get_running_loop().time() > deadline:
-            return False
-        await asyncio.sleep(0.5)
-    return True
-
-
 async def test_health_and_token_count(
     embedded: tuple[EmbeddedServer, OpenAICompatProvider],
 ) -> None:
     server, provider = embedded
     # A probe gives up after 5 s; on a machine busy with other test workers one may,
     # so the server must answer healthy within a few tries.
-    assert await _healthy_within(provider, 30.0)
+    assert await eventually(provider.health, "the server answers healthy", 30.0, 0.5) is True
     assert (provider.slots, provider.context_length) == (1, 1024)
     assert server.base_url.startswith("http://127.0.0.1:")
     count = await provider.count_tokens("Hello world, how are you?")

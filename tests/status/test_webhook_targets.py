@@ -4,10 +4,8 @@ refused or broken target ends its deliveries without holding up anyone else's.""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
@@ -20,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from status_helpers import staff
 
-from conftest import Api, assert_problem, serve_app
+from conftest import Api, assert_problem, eventually, serve_app
 from personae.app import create_app
 from personae.services.incidents import IncidentService
 from personae.services.webhooks import WEBHOOK_ID_HEADER, WebhookService
@@ -68,13 +66,6 @@ REFUSED = {
 
 def _all_logged(caplog: pytest.LogCaptureFixture) -> str:
     return "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
-
-
-async def _eventually(check: Callable[[], Awaitable[Any]], timeout_s: float = 15) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        assert time.monotonic() < deadline, "not true in time"
-        await asyncio.sleep(0.05)
 
 
 async def test_inner_addresses_credentials_and_other_schemes_are_refused(
@@ -178,7 +169,7 @@ async def test_a_name_that_turns_private_after_registration_is_refused_when_sent
             found = await sender.deliveries(subscription.id)
             return bool(found) and found[0].status == "failed"
 
-        await _eventually(gave_up)
+        await eventually(gave_up)
         (delivery,) = await sender.deliveries(subscription.id)
     assert hits == [], "the sender connected to a loopback address"
     assert delivery.attempts == 3
@@ -213,7 +204,7 @@ async def test_each_try_goes_to_the_address_checked_and_a_refused_one_delays_nob
             found = [*await sender.deliveries(bad.id), *await sender.deliveries(good.id)]
             return len(found) == 2 and all(d.status != "pending" for d in found)
 
-        await _eventually(settled)
+        await eventually(settled)
         (refused,) = await sender.deliveries(bad.id)
         (delivered,) = await sender.deliveries(good.id)
     assert refused.status == "failed" and refused.attempts == 2
@@ -256,7 +247,7 @@ async def test_a_stored_target_no_try_may_reach_fails_at_once_and_keeps_its_secr
             found = [d for s in [*broken, good] for d in await sender.deliveries(s.id)]
             return len(found) == 3 and all(d.status != "pending" for d in found)
 
-        await _eventually(settled)
+        await eventually(settled)
         (delivered,) = await sender.deliveries(good.id)
         failed = [d for s in broken for d in await sender.deliveries(s.id)]
     assert delivered.status == "delivered" and received == [delivered.id]

@@ -11,7 +11,6 @@ only on PostgreSQL; the tests run on both)."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert
 
-from conftest import Api, assert_problem, wait_for_reply
+from conftest import Api, assert_problem, eventually, wait_for_reply
 from personae.services.speech import SpeechService
 from personae.settings import Settings
 from personae.storage.db import Database
@@ -89,13 +88,6 @@ async def _someone_waits_for_a_lock(db: Database) -> bool:
     return bool(waiting)
 
 
-async def _until_true(condition: Callable[[], Awaitable[bool]], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await condition():
-        assert time.monotonic() < deadline, "the condition never held"
-        await asyncio.sleep(0.01)
-
-
 def _pause_first_insert(
     monkeypatch: pytest.MonkeyPatch, meanwhile: Callable[[], Awaitable[None]]
 ) -> list[int]:
@@ -136,7 +128,11 @@ async def test_an_edit_between_the_check_and_the_store_of_a_clip_leaves_no_old_a
                     user.patch(f"/api/v1/messages/{reply}", json={"content": "Other words."})
                 )
             )
-            await _until_true(lambda: _edit_done_or_waiting(editing[0], api.container.database))
+            await eventually(
+                lambda: _edit_done_or_waiting(editing[0], api.container.database),
+                timeout_s=30.0,
+                interval_s=0.01,
+            )
 
         inserted = _pause_first_insert(monkeypatch, edit_meanwhile)
         assert (await user.post(f"/api/v1/messages/{reply}/speech")).status_code == 202
@@ -193,7 +189,7 @@ async def test_two_processes_speaking_one_reply_both_finish_and_store_it_once(
             async def execute(statement: Any, *args: Any, **kwargs: Any) -> Any:
                 if isinstance(statement, Insert):
                     arrived.append(index)
-                    await _until_true(the_other_is_here_or_waits)
+                    await eventually(the_other_is_here_or_waits, timeout_s=30.0, interval_s=0.01)
                 return await original_execute(statement, *args, **kwargs)
 
             monkeypatch.setattr(tx, "execute", execute)  # this transaction's only
